@@ -1,0 +1,36 @@
+"""Errors the labeling services raise; each interface maps `status_code` to its HTTP answer."""
+
+
+class LabelingError(Exception):
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(LabelingError):
+    status_code = 400
+    code = "invalid"
+
+
+class NotFound(LabelingError):
+    status_code = 404
+    code = "not_found"
+
+
+class Forbidden(LabelingError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(LabelingError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(LabelingError):
+    status_code = 413
+    code = "too_large"

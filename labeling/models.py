@@ -1,0 +1,267 @@
+"""The labeling domain: what a contractor is shown and what they answered.
+
+Canonical order vs display order: a Comparison's samples have a fixed canonical order
+(ComparisonSample.position). Each Assignment shuffles them for the screen (display_order);
+a Label stores the chosen sample's canonical index, so labels of different labelers agree
+on what "index 2" means whatever each of them saw on screen.
+"""
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Project(models.Model):
+    class TaskKind(models.TextChoices):
+        CONTINUATION = "continuation", "Continuation"
+        SUMMARIZATION = "summarization", "Summarization"
+
+    K_MIN, K_MAX = 2, 8
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    task_kind = models.CharField(max_length=20, choices=TaskKind.choices, default=TaskKind.CONTINUATION)
+    k = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(K_MIN), MaxValueValidator(K_MAX)],
+        help_text="Samples per comparison (best-of-K).",
+    )
+    labels_per_comparison = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    calibration_share = models.FloatField(
+        default=0.15, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of a labeler's items drawn from the researcher-labeled calibration slice.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("label_comparisons", "Can label comparisons"),
+            ("view_research", "Can see researcher pages, dashboards and calibration answers"),
+            ("manage_projects", "Can create projects, import and export data"),
+            ("administer", "Can administer runs and people"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(k__gte=2) & Q(k__lte=8), name="project_k_between_2_and_8"),
+            models.CheckConstraint(condition=Q(labels_per_comparison__gte=1), name="project_labels_wanted_positive"),
+            models.CheckConstraint(
+                condition=Q(calibration_share__gte=0) & Q(calibration_share__lte=1), name="project_calibration_share_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instructions(models.Model):
+    """One version of a project's labeling instructions (Markdown written by researchers)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="instructions")
+    version = models.PositiveIntegerField()
+    body = models.TextField(help_text="Markdown.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-version"]
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="instructions_unique_version")]
+        verbose_name_plural = "instructions"
+
+    def __str__(self) -> str:
+        return f"{self.project} v{self.version}"
+
+
+class InstructionsAck(models.Model):
+    """A labeler has read this version; they may label under it."""
+
+    instructions = models.ForeignKey(Instructions, on_delete=models.CASCADE, related_name="acks")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="instructions_acks")
+    acknowledged_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["instructions", "user"], name="instructions_ack_unique")]
+
+
+class Query(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        VALID = "valid", "Validation"
+        TEST = "test", "Test"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queries")
+    context = models.TextField()
+    reference = models.TextField(blank=True, help_text="Optional reference continuation or summary.")
+    external_id = models.CharField(max_length=200, blank=True)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "queries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], condition=~Q(external_id=""), name="query_unique_external_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"query {self.pk}"
+
+
+class Sample(models.Model):
+    """One model output (or reference text) for a query. Untrusted text: always rendered escaped."""
+
+    REFERENCE = "reference"
+
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="samples")
+    text = models.TextField()
+    tokens = models.JSONField(null=True, blank=True, help_text="Token ids, when the sample came as tokens.")
+    source = models.CharField(
+        max_length=200, help_text='A policy checkpoint name, "reference", or "baseline:NAME".'
+    )
+    generation_params = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["source"])]
+
+    def __str__(self) -> str:
+        return f"sample {self.pk} ({self.source})"
+
+
+class Comparison(models.Model):
+    """K samples of one query to choose the best from.
+
+    `open_slots` is how many more labelers may lease it now: labels wanted minus submitted
+    labels minus live leases. Serving decrements it under a row lock; expiry and skips give
+    slots back. It is the one number the hot query filters on.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        WITHDRAWN = "withdrawn", "Withdrawn"  # e.g. its run's andon cord was pulled
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="comparisons")
+    samples = models.ManyToManyField(Sample, through="ComparisonSample", related_name="comparisons")
+    labels_wanted = models.PositiveSmallIntegerField(default=1)
+    label_count = models.PositiveIntegerField(default=0)
+    open_slots = models.IntegerField(default=1)
+    is_calibration = models.BooleanField(default=False, help_text="Also labeled by researchers; hidden from labelers.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    batch = models.CharField(max_length=100, blank=True, help_text="Import or sampling batch tag.")
+    external_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["project", "is_calibration", "id"],
+                condition=Q(open_slots__gt=0, status="active"),
+                name="comparison_servable",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(open_slots__gte=0), name="comparison_open_slots_nonnegative"),
+            models.CheckConstraint(condition=Q(label_count__lte=models.F("labels_wanted")), name="comparison_not_overlabeled"),
+        ]
+
+    def __str__(self) -> str:
+        return f"comparison {self.pk}"
+
+
+class ComparisonSample(models.Model):
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="entries")
+    sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField(help_text="Canonical index within the comparison.")
+
+    class Meta:
+        ordering = ["comparison", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "position"], name="comparison_sample_unique_position"),
+            models.UniqueConstraint(fields=["comparison", "sample"], name="comparison_sample_unique_sample"),
+        ]
+
+
+class Assignment(models.Model):
+    """A lease of one comparison to one labeler, with the order its samples are shown in."""
+
+    class State(models.TextChoices):
+        LEASED = "leased", "Leased"
+        SUBMITTED = "submitted", "Submitted"
+        EXPIRED = "expired", "Expired"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    display_order = models.JSONField(help_text="display_order[p] = canonical index of the sample shown at position p.")
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    state = models.CharField(max_length=12, choices=State.choices, default=State.LEASED)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # The last line of defence: nobody labels a comparison twice.
+            models.UniqueConstraint(fields=["comparison", "labeler"], name="assignment_unique_comparison_labeler"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "expires_at"], name="assignment_state_expiry"),
+            models.Index(fields=["labeler", "state"], name="assignment_labeler_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.state})"
+
+
+class Label(models.Model):
+    """A labeler's answer to an assignment: one per assignment, so a double submit stores one row."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="label")
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="labels")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="labels")
+    chosen_index = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Canonical index; null when skipped.")
+    unsure = models.BooleanField(default=False)
+    skipped = models.BooleanField(default=False)
+    skip_reason = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField()
+    instructions = models.ForeignKey(Instructions, null=True, blank=True, on_delete=models.PROTECT, related_name="labels")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(skipped=True, chosen_index__isnull=True) | Q(skipped=False, chosen_index__isnull=False)),
+                name="label_chosen_xor_skipped",
+            ),
+            models.UniqueConstraint(fields=["comparison", "labeler"], name="label_unique_comparison_labeler"),
+        ]
+        indexes = [models.Index(fields=["labeler", "created_at"], name="label_labeler_created")]
+
+    def __str__(self) -> str:
+        return f"label {self.pk}"
+
+    @property
+    def display_position(self) -> int | None:
+        """Where on screen the chosen sample was (0 = A), for position-bias checks."""
+        if self.chosen_index is None:
+            return None
+        return list(self.assignment.display_order).index(self.chosen_index)
+
+
+class SampleFlag(models.Model):
+    """A labeler's note on one sample of a label: a problem, optionally with a corrected text."""
+
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="flags")
+    sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="flags")
+    note = models.TextField()
+    suggested_correction = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]

@@ -1,0 +1,22 @@
+"""Writes of the labeling app. Import from here; the submodules are an implementation detail."""
+from labeling.services.assignments import (
+    FlagInput,
+    LabelInput,
+    assignments_expire,
+    comparison_next_for_labeler,
+    comparisons_withdraw,
+    label_submit,
+)
+from labeling.services.instructions import (
+    instructions_acknowledge,
+    instructions_current,
+    instructions_is_acknowledged,
+    instructions_publish,
+)
+from labeling.services.projects import comparison_create, project_create
+
+__all__ = [
+    "FlagInput", "LabelInput", "assignments_expire", "comparison_create", "comparison_next_for_labeler",
+    "comparisons_withdraw", "instructions_acknowledge", "instructions_current", "instructions_is_acknowledged",
+    "instructions_publish", "label_submit", "project_create",
+]

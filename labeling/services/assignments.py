@@ -1,0 +1,238 @@
+"""Serving comparisons to labelers and storing their answers.
+
+How the next comparison is chosen (see labeling/serving.md for the why):
+1. A labeler who holds a live lease in the project gets it back (a reload shows the same item).
+2. Expired leases in the project give their slots back to the pool.
+3. The pool is the calibration slice with probability `calibration_share` (researchers: always
+   the calibration slice first), otherwise the ordinary slice; if the chosen slice is empty the
+   other one is tried.
+4. The oldest active comparison with an open slot that this labeler has never been assigned is
+   locked with `SELECT … FOR UPDATE SKIP LOCKED`, its slot taken and an Assignment created with
+   a fresh random display order. The unique (comparison, labeler) constraint and the
+   non-negative `open_slots` check are the last line of defence.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
+from labeling.models import Assignment, Comparison, ComparisonSample, Label, Project, SampleFlag
+from labeling.roles import PERM_RESEARCH
+from labeling.services.instructions import instructions_current, instructions_is_acknowledged
+
+_rng = random.SystemRandom()
+
+
+def assignments_expire(*, project: Project | None = None, now: datetime | None = None, limit: int = 1000) -> int:
+    """Mark leases past their expiry as expired and give their slots back. Returns how many."""
+    now = now or timezone.now()
+    qs = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lt=now)
+    if project is not None:
+        qs = qs.filter(comparison__project=project)
+    with transaction.atomic():
+        rows = list(qs.select_for_update(skip_locked=True, of=("self",)).values_list("id", "comparison_id")[:limit])
+        if not rows:
+            return 0
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(state=Assignment.State.EXPIRED)
+        per_comparison: dict[int, int] = {}
+        for _, comparison_id in rows:
+            per_comparison[comparison_id] = per_comparison.get(comparison_id, 0) + 1
+        for comparison_id, n in sorted(per_comparison.items()):
+            Comparison.objects.filter(id=comparison_id).update(open_slots=F("open_slots") + n)
+    return len(rows)
+
+
+def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime) -> Assignment | None:
+    already_assigned = Assignment.objects.filter(comparison=OuterRef("pk"), labeler=labeler)
+    with transaction.atomic():
+        comparison = (
+            Comparison.objects.filter(
+                project=project, status=Comparison.Status.ACTIVE, is_calibration=calibration, open_slots__gt=0
+            )
+            .exclude(Exists(already_assigned))
+            .order_by("id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .only("id", "project_id")
+            .first()
+        )
+        if comparison is None:
+            return None
+        Comparison.objects.filter(id=comparison.id).update(open_slots=F("open_slots") - 1)
+        order = list(range(project.k))
+        _rng.shuffle(order)
+        lease = timedelta(minutes=settings.LABELING_LEASE_MINUTES)
+        return Assignment.objects.create(
+            comparison=comparison, labeler=labeler, display_order=order, leased_at=now, expires_at=now + lease
+        )
+
+
+def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | None = None) -> Assignment | None:
+    """Lease the next comparison for `labeler` in `project`, or None when nothing is left for them.
+
+    Never the same comparison twice to one labeler; a comparison is handed out until it has its
+    wanted number of labels; safe under any number of concurrent callers.
+    """
+    now = now or timezone.now()
+    live = (
+        Assignment.objects.filter(
+            labeler=labeler, comparison__project=project, state=Assignment.State.LEASED, expires_at__gt=now
+        )
+        .order_by("leased_at")
+        .first()
+    )
+    if live is not None:
+        return live
+    assignments_expire(project=project, now=now)
+
+    if labeler.has_perm(PERM_RESEARCH):
+        pools = [True, False]
+    else:
+        first = _rng.random() < project.calibration_share
+        pools = [first, not first]
+    for calibration in pools:
+        for _attempt in range(3):
+            try:
+                assignment = _lease_one(project=project, labeler=labeler, calibration=calibration, now=now)
+            except IntegrityError:
+                # A concurrent request of the same labeler leased the same row first; try the next.
+                continue
+            if assignment is not None:
+                return assignment
+            break
+    return None
+
+
+@dataclass(frozen=True)
+class FlagInput:
+    """A note on the sample shown at display `position` (0 = A)."""
+
+    position: int
+    note: str
+    suggested_correction: str = ""
+
+
+@dataclass(frozen=True)
+class LabelInput:
+    """What a labeler answered, in display terms (what they saw), before mapping to canonical."""
+
+    position: int | None  # display position chosen, None when skipped
+    duration_ms: int
+    unsure: bool = False
+    skipped: bool = False
+    skip_reason: str = ""
+    flags: list[FlagInput] = field(default_factory=list)
+
+
+def _validate(answer: LabelInput, k: int) -> None:
+    if answer.skipped:
+        if answer.position is not None:
+            raise InvalidInput("A skipped comparison cannot also have a choice.", field="choice")
+        if not answer.skip_reason.strip():
+            raise InvalidInput("Say why you skip this comparison.", field="skip_reason")
+    else:
+        if answer.position is None:
+            raise InvalidInput("Choose a sample (or skip with a reason).", field="choice")
+        if isinstance(answer.position, bool) or not isinstance(answer.position, int) or not 0 <= answer.position < k:
+            raise InvalidInput(f"Choice must be a sample index from 0 to {k - 1}.", field="choice")
+    if not isinstance(answer.duration_ms, int) or answer.duration_ms < 0:
+        raise InvalidInput("duration_ms must be a non-negative integer.", field="duration_ms")
+    for flag in answer.flags:
+        if not 0 <= flag.position < k:
+            raise InvalidInput(f"Flagged sample must be an index from 0 to {k - 1}.", field="flags")
+        if not flag.note.strip():
+            raise InvalidInput("A flag needs a note saying what is wrong.", field="flags")
+
+
+def _same_answer(label: Label, assignment: Assignment, answer: LabelInput) -> bool:
+    chosen = None if answer.position is None else assignment.display_order[answer.position]
+    return label.skipped == answer.skipped and label.chosen_index == chosen
+
+
+def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datetime | None = None) -> tuple[Label, bool]:
+    """Store the answer to a lease. Returns (label, created).
+
+    Idempotent: replaying the same answer returns the stored label; a different answer to an
+    already answered assignment is a Conflict (409). Another labeler's assignment is Forbidden
+    (403); an expired or withdrawn one is a Conflict. Nothing is written on any error.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("comparison__project")
+            .filter(id=assignment_id)
+            .first()
+        )
+        if assignment is None:
+            raise NotFound("No such assignment.")
+        if assignment.labeler_id != labeler.id:
+            raise Forbidden("This assignment belongs to another labeler.")
+        comparison = assignment.comparison
+        project = comparison.project
+        _validate(answer, project.k)
+        if assignment.state == Assignment.State.SUBMITTED:
+            label = Label.objects.get(assignment=assignment)
+            if _same_answer(label, assignment, answer):
+                return label, False
+            raise Conflict("This comparison was already answered differently.")
+        if assignment.state == Assignment.State.WITHDRAWN or comparison.status != Comparison.Status.ACTIVE:
+            raise Conflict("This comparison was withdrawn from labeling.")
+        if assignment.state == Assignment.State.EXPIRED or assignment.expires_at <= now:
+            raise Conflict("Your lease on this comparison expired; it went back to the pool.")
+
+        instructions = instructions_current(project)
+        if instructions is not None and not instructions_is_acknowledged(instructions=instructions, user=labeler):
+            raise Conflict(f"Read and acknowledge instructions v{instructions.version} first.")
+
+        # Trust the client's timer only when it is plausible against the server's clock.
+        server_ms = max(0, int((now - assignment.leased_at).total_seconds() * 1000))
+        duration = answer.duration_ms if 0 < answer.duration_ms <= server_ms + 5000 else server_ms
+        label = Label.objects.create(
+            assignment=assignment,
+            comparison=comparison,
+            labeler=labeler,
+            chosen_index=None if answer.skipped else assignment.display_order[answer.position],
+            unsure=answer.unsure,
+            skipped=answer.skipped,
+            skip_reason=answer.skip_reason.strip(),
+            duration_ms=duration,
+            instructions=instructions,
+        )
+        assignment.state = Assignment.State.SUBMITTED
+        assignment.save(update_fields=["state"])
+        if answer.skipped:
+            # A skip is not an answer: the slot goes back to the pool for someone else.
+            Comparison.objects.filter(id=comparison.id).update(open_slots=F("open_slots") + 1)
+        else:
+            Comparison.objects.filter(id=comparison.id).update(label_count=F("label_count") + 1)
+        if answer.flags:
+            samples = dict(ComparisonSample.objects.filter(comparison=comparison).values_list("position", "sample_id"))
+            SampleFlag.objects.bulk_create(
+                SampleFlag(
+                    label=label,
+                    sample_id=samples[assignment.display_order[flag.position]],
+                    note=flag.note.strip(),
+                    suggested_correction=flag.suggested_correction,
+                )
+                for flag in answer.flags
+            )
+    return label, True
+
+
+def comparisons_withdraw(*, comparison_ids: list[int]) -> int:
+    """Take comparisons out of the labeling queue (andon cord); live leases on them end."""
+    with transaction.atomic():
+        n = Comparison.objects.filter(id__in=comparison_ids, status=Comparison.Status.ACTIVE).update(
+            status=Comparison.Status.WITHDRAWN
+        )
+        Assignment.objects.filter(comparison_id__in=comparison_ids, state=Assignment.State.LEASED).update(
+            state=Assignment.State.WITHDRAWN
+        )
+    return n

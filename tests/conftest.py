@@ -1,0 +1,29 @@
+import pytest
+
+from labeling.roles import ADMIN, CONTRACTOR, RESEARCHER
+from tests.factories import ProjectFactory, UserFactory
+
+
+@pytest.fixture
+def contractor(db):
+    return UserFactory(username="contractor1", role=CONTRACTOR)
+
+
+@pytest.fixture
+def other_contractor(db):
+    return UserFactory(username="contractor2", role=CONTRACTOR)
+
+
+@pytest.fixture
+def researcher(db):
+    return UserFactory(username="researcher1", role=RESEARCHER)
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin1", role=ADMIN, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory(k=4)
