@@ -1,0 +1,68 @@
+"""`python3 manage.py demo`: the whole app on the embedded default stack, in one command.
+
+Migrates the SQLite database, seeds demo users and projects, starts a Celery worker (with
+beat) on the local filesystem broker, and serves the site. Ctrl+C stops everything.
+"""
+import os
+import signal
+import subprocess
+import sys
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from labeling.demo import demo_seed
+
+
+class Command(BaseCommand):
+    help = "Run the app with demo data on the embedded default stack (SQLite, filesystem broker)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="address:port to serve on")
+        parser.add_argument("--seed-only", action="store_true", help="migrate and seed, then exit")
+        parser.add_argument("--no-worker", action="store_true", help="do not start the Celery worker")
+
+    def handle(self, *args, **options):
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        settings.ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+            folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get(key)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+        logins = demo_seed()
+        if options["seed_only"]:
+            self.stdout.write(self.style.SUCCESS("Demo data ready."))
+            return
+
+        children = []
+        if not options["no_worker"]:
+            worker = [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "default,training",
+                      "--concurrency", "1", "--loglevel", "WARNING",
+                      "-s", str(settings.VAR_DIR / "celerybeat-schedule")]
+            children.append(subprocess.Popen(worker, env={**os.environ, "RLHF_SKIP_BOOTSTRAP": "1"}))
+        call_command("collectstatic", interactive=False, verbosity=0)
+        url = f"http://{options['addr']}/"
+        lines = ["", "=" * 64, f"  RLHF labeling demo is up: {url}", "", "  Logins (username / password, role):"]
+        lines += [f"    {l.username:<12} / {l.password:<16} {l.role}" for l in logins]
+        lines += ["", f"  Database: {settings.DATABASES['default']['NAME']}",
+                  f"  Celery broker: {settings.CELERY_BROKER_URL} (worker {'running' if children else 'off'})",
+                  "  Stop with Ctrl+C.", "=" * 64, ""]
+        self.stdout.write("\n".join(lines))
+        server = subprocess.Popen([sys.executable, "manage.py", "runserver", options["addr"], "--noreload"],
+                                  env={**os.environ, "RLHF_SKIP_BOOTSTRAP": "1"})
+        children.append(server)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()

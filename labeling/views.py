@@ -1,0 +1,129 @@
+"""HTMX pages of the labeling app. One view renders the full page or, for htmx, the #pair partial."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, retarget, reswap
+
+from labeling import services
+from labeling.errors import InvalidInput, LabelingError
+from labeling.selectors import (
+    LETTERS,
+    assignment_for_display,
+    labeler_labels_today,
+    project_get_for_labeler,
+    projects_for_user,
+)
+
+
+@require_GET
+@login_required
+def labeling_home(request: HttpRequest) -> HttpResponse:
+    return render(request, "labeling/home.html", {"projects": projects_for_user(request.user)})
+
+
+def _pair_context(request: HttpRequest, project) -> dict:
+    assignment = services.comparison_next_for_labeler(project=project, labeler=request.user)
+    return {
+        "project": project,
+        "shown": assignment_for_display(assignment) if assignment else None,
+        "today_count": labeler_labels_today(user=request.user),
+        "letters": LETTERS[: project.k],
+    }
+
+
+@require_GET
+@login_required
+def labeling_compare(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_labeler(slug=slug, user=request.user)
+    instructions = services.instructions_current(project)
+    needs_ack = instructions is not None and not services.instructions_is_acknowledged(
+        instructions=instructions, user=request.user
+    )
+    if needs_ack:
+        return render(request, "labeling/instructions_ack.html", {"project": project, "instructions": instructions})
+    context = {**_pair_context(request, project), "instructions": instructions}
+    template = "labeling/compare.html#pair" if request.htmx else "labeling/compare.html"
+    return render(request, template, context)
+
+
+def _int_or_none(raw: str | None, field: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{field} must be a whole number.", field=field) from None
+
+
+def _choice(raw: str | None, k: int) -> int | None:
+    """A display position from the form: a number 1..K as shown on screen or a letter A..H."""
+    if raw is None or raw == "":
+        return None
+    raw = raw.strip()
+    if len(raw) == 1 and raw.upper() in LETTERS[:k]:
+        return LETTERS.index(raw.upper())
+    if raw.isdigit() and 1 <= int(raw) <= k:
+        return int(raw) - 1
+    raise InvalidInput(f"Unknown choice {raw[:20]!r}: pick 1–{k} or A–{LETTERS[k - 1]}.", field="choice")
+
+
+def _answer_from_form(request: HttpRequest, k: int) -> services.LabelInput:
+    skipped = request.POST.get("skip") == "1"
+    flags = []
+    flag_position = _choice(request.POST.get("flag_position"), k)
+    if flag_position is not None:
+        flags.append(
+            services.FlagInput(
+                position=flag_position,
+                note=request.POST.get("flag_note", "")[:2000],
+                suggested_correction=request.POST.get("flag_correction", "")[:20000],
+            )
+        )
+    return services.LabelInput(
+        position=None if skipped else _choice(request.POST.get("choice"), k),
+        duration_ms=_int_or_none(request.POST.get("duration_ms"), "duration_ms") or 0,
+        unsure=request.POST.get("unsure") == "1",
+        skipped=skipped,
+        skip_reason=request.POST.get("skip_reason", "")[:2000],
+        flags=flags,
+    )
+
+
+@require_POST
+@login_required
+def labeling_submit(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_labeler(slug=slug, user=request.user)
+    try:
+        assignment_id = _int_or_none(request.POST.get("assignment"), "assignment")
+        if assignment_id is None:
+            raise InvalidInput("Missing assignment.", field="assignment")
+        answer = _answer_from_form(request, project.k)
+        services.label_submit(assignment_id=assignment_id, labeler=request.user, answer=answer)
+    except LabelingError as error:
+        response = render(request, "labeling/_notice.html", {"message": error.message, "level": "error"},
+                          status=error.status_code)
+        if request.htmx:
+            # Keep the comparison on screen; show the message in the notice bar instead.
+            response = reswap(retarget(response, "#notice"), "innerHTML")
+        return response
+    if not request.htmx:
+        return redirect("labeling-compare", slug=project.slug)
+    instructions = services.instructions_current(project)
+    context = {**_pair_context(request, project), "instructions": instructions, "oob_count": True}
+    return render(request, "labeling/compare.html#pair", context)
+
+
+@require_POST
+@login_required
+def labeling_instructions_ack(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_labeler(slug=slug, user=request.user)
+    instructions = services.instructions_current(project)
+    version = _int_or_none(request.POST.get("version"), "version")
+    if instructions is not None and version == instructions.version:
+        services.instructions_acknowledge(instructions=instructions, user=request.user)
+    url = reverse("labeling-compare", kwargs={"slug": project.slug})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

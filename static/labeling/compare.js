@@ -1,0 +1,193 @@
+// Keyboard-first labeling: 1–K / A–H choose, Enter submits, U unsure, S skip, F flag, I instructions, ? keys.
+// No inline script anywhere (CSP); htmx swaps #pair after each submit and we re-arm here.
+(function () {
+  "use strict";
+  var LETTERS = "ABCDEFGH";
+  var startedAt = performance.now();
+  var timerHandle = null;
+
+  function form() { return document.getElementById("label-form"); }
+  function pairK() {
+    var pair = document.getElementById("pair");
+    return pair ? parseInt(pair.dataset.k, 10) : 0;
+  }
+  function notice(message) {
+    var box = document.getElementById("notice");
+    if (!box) return;
+    box.textContent = "";
+    var p = document.createElement("p");
+    p.className = "notice notice-error";
+    p.textContent = message;
+    box.appendChild(p);
+  }
+  function clearNotice() {
+    var box = document.getElementById("notice");
+    if (box) box.textContent = "";
+  }
+  function setField(name, value) {
+    var f = form();
+    if (f && f.elements[name]) f.elements[name].value = value;
+  }
+
+  function refreshChosen() {
+    var f = form();
+    if (!f) return;
+    f.querySelectorAll(".card").forEach(function (card) {
+      var input = card.querySelector("input[type=radio]");
+      card.classList.toggle("is-chosen", input.checked);
+      card.setAttribute("aria-checked", input.checked ? "true" : "false");
+    });
+  }
+  function choose(position) {
+    var f = form();
+    if (!f) return;
+    var input = f.querySelector('.card[data-position="' + position + '"] input[type=radio]');
+    if (!input) return;
+    input.checked = true;
+    refreshChosen();
+    clearNotice();
+  }
+  function hasChoice() {
+    var f = form();
+    return !!(f && f.querySelector("input[name=choice]:checked"));
+  }
+  function submit() {
+    var f = form();
+    if (!f || f.dataset.busy === "1") return;
+    if (!hasChoice() && f.elements.skip.value !== "1") {
+      notice("Choose a sample first: 1–" + pairK() + " or A–" + LETTERS[pairK() - 1] + ".");
+      return;
+    }
+    f.requestSubmit();
+  }
+  function toggleInstructions() {
+    var panel = document.getElementById("instructions");
+    var button = document.querySelector("[data-toggle-instructions]");
+    if (!panel) return;
+    panel.hidden = !panel.hidden;
+    if (button) button.setAttribute("aria-expanded", panel.hidden ? "false" : "true");
+  }
+  function openDialog(id) {
+    var d = document.getElementById(id);
+    if (!d || d.open) return;
+    if (id === "flag-dialog") {
+      var chosen = form() && form().querySelector("input[name=choice]:checked");
+      if (chosen) d.querySelector("select[name=position]").value = chosen.value;
+    }
+    d.showModal();
+    var first = d.querySelector("textarea, select, button");
+    if (first) first.focus();
+  }
+
+  function tick() {
+    var el = document.getElementById("timer");
+    if (!el) return;
+    var s = Math.floor((performance.now() - startedAt) / 1000);
+    var mm = String(Math.floor(s / 60)).padStart(2, "0");
+    var ss = String(s % 60).padStart(2, "0");
+    el.textContent = mm + ":" + ss;
+  }
+  function arm() {
+    startedAt = performance.now();
+    tick();
+    if (timerHandle === null) timerHandle = setInterval(tick, 1000);
+    var f = form();
+    if (f) {
+      f.setAttribute("tabindex", "-1");
+      f.focus({ preventScroll: true });
+    }
+    refreshChosen();
+  }
+
+  document.addEventListener("keydown", function (e) {
+    if (document.querySelector("dialog[open]")) {
+      var open = document.querySelector("dialog[open]");
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        var ok = open.querySelector('button[value="ok"]');
+        if (ok) { e.preventDefault(); ok.click(); }
+      }
+      return; // Esc closes natively; typing goes to the dialog's fields
+    }
+    var t = e.target;
+    var typing = t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
+      (t.tagName === "INPUT" && t.type !== "radio" && t.type !== "checkbox"));
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    var k = pairK();
+    var key = e.key;
+    if (key === "?") { e.preventDefault(); openDialog("help-dialog"); return; }
+    if (key === "Enter") { e.preventDefault(); submit(); return; }
+    if (!k || !form()) {
+      if (key === "i" || key === "I") toggleInstructions();
+      return;
+    }
+    if (/^[1-8]$/.test(key) && parseInt(key, 10) <= k) { e.preventDefault(); choose(parseInt(key, 10) - 1); return; }
+    var upper = key.length === 1 ? key.toUpperCase() : "";
+    var flagKey = upper === "F" && (k < 6 || e.shiftKey);
+    if (flagKey) { e.preventDefault(); openDialog("flag-dialog"); return; }
+    var index = upper ? LETTERS.indexOf(upper) : -1;
+    if (index >= 0 && index < k) { e.preventDefault(); choose(index); return; }
+    if (upper === "U") {
+      e.preventDefault();
+      var box = form().querySelector("input[name=unsure]");
+      box.checked = !box.checked;
+      return;
+    }
+    if (upper === "S") { e.preventDefault(); openDialog("skip-dialog"); return; }
+    if (upper === "I") { e.preventDefault(); toggleInstructions(); return; }
+  });
+
+  document.addEventListener("change", function (e) {
+    if (e.target && e.target.name === "choice") { refreshChosen(); clearNotice(); }
+  });
+
+  document.addEventListener("click", function (e) {
+    var opener = e.target.closest && e.target.closest("[data-open]");
+    if (opener) { e.preventDefault(); openDialog(opener.dataset.open); return; }
+    if (e.target.closest && e.target.closest("[data-toggle-instructions]")) { toggleInstructions(); }
+  });
+
+  document.addEventListener("close", function (e) {
+    var d = e.target;
+    if (!(d instanceof HTMLDialogElement) || d.returnValue !== "ok") return;
+    if (d.id === "skip-dialog") {
+      var reason = d.querySelector("textarea[name=reason]").value.trim();
+      if (!reason) { notice("A skip needs a reason."); return; }
+      setField("skip", "1");
+      setField("skip_reason", reason);
+      form().requestSubmit();
+    } else if (d.id === "flag-dialog") {
+      var position = d.querySelector("select[name=position]").value;
+      var note = d.querySelector("textarea[name=note]").value.trim();
+      if (!note) { notice("A flag needs a note."); return; }
+      setField("flag_position", position);
+      setField("flag_note", note);
+      setField("flag_correction", d.querySelector("textarea[name=correction]").value);
+      form().querySelectorAll(".flag-mark").forEach(function (m) { m.hidden = true; });
+      var card = form().querySelector('.card[data-position="' + LETTERS.indexOf(position) + '"] .flag-mark');
+      if (card) card.hidden = false;
+    }
+  }, true);
+
+  document.body.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "label-form") {
+      e.detail.parameters.duration_ms = String(Math.round(performance.now() - startedAt));
+      e.detail.elt.dataset.busy = "1";
+    }
+  });
+  document.body.addEventListener("htmx:afterRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "label-form") {
+      e.detail.elt.dataset.busy = "";
+      if (e.detail.successful) clearNotice();
+      else setField("skip", "0");
+    }
+  });
+  document.body.addEventListener("htmx:afterSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "pair") arm();
+  });
+  document.body.addEventListener("htmx:sendError", function () {
+    notice("Could not reach the server. Your answer was not sent; try Enter again.");
+  });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", arm);
+  else arm();
+})();

@@ -1,0 +1,68 @@
+"""Deployment settings and the embedded demo."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from labeling.demo import DEMO_LOGINS, demo_seed
+from labeling.models import Comparison, Project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_production_settings_pass_check_deploy():
+    """`check --deploy --fail-level WARNING` passes with production settings and env secrets."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "x" * 64 + "-a-real-looking-random-secret-0123456789",
+        "ALLOWED_HOSTS": "labels.example.org",
+        "DATABASE_URL": "sqlite:////tmp/never-opened.sqlite3",
+        "RLHF_SKIP_BOOTSTRAP": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_secret_key():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings.production", "ALLOWED_HOSTS": "x", "RLHF_SKIP_BOOTSTRAP": "1"})
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+@pytest.mark.django_db
+def test_responses_carry_a_strict_csp(client):
+    response = client.get(reverse("login"))
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+
+
+@pytest.mark.django_db
+def test_login_is_locked_after_repeated_failures(client, contractor):
+    """django-axes locks a (username, address) pair after 5 failures; the right password then fails too."""
+    url = reverse("login")
+    for _ in range(5):
+        client.post(url, {"username": "contractor1", "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
+    locked = client.post(url, {"username": "contractor1", "password": "pw-for-tests-123"}, REMOTE_ADDR="10.0.0.9")
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    elsewhere = client.post(url, {"username": "contractor1", "password": "pw-for-tests-123"}, REMOTE_ADDR="10.0.0.10")
+    assert elsewhere.status_code == 302  # other address: not locked
+
+
+@pytest.mark.django_db
+def test_demo_seed_is_idempotent_and_big_enough(django_user_model):
+    demo_seed()
+    demo_seed()
+    assert Project.objects.count() == 2
+    assert Comparison.objects.filter(project__slug="positive-continuations").count() >= 50
+    for login in DEMO_LOGINS:
+        assert django_user_model.objects.get(username=login.username).check_password(login.password)
