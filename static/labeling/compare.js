@@ -146,19 +146,22 @@
     if (e.target.closest && e.target.closest("[data-toggle-instructions]")) { toggleInstructions(); }
   });
 
-  document.addEventListener("close", function (e) {
-    var d = e.target;
-    if (!(d instanceof HTMLDialogElement) || d.returnValue !== "ok") return;
+  // Dialog forms (method=dialog): act on their submit, which fires before the dialog closes,
+  // so a keystroke right after Ctrl+Enter already sees the skip or flag fields set.
+  document.addEventListener("submit", function (e) {
+    var dialogForm = e.target;
+    var d = dialogForm.closest && dialogForm.closest("dialog");
+    if (!d || !e.submitter || e.submitter.value !== "ok") return;
     if (d.id === "skip-dialog") {
       var reason = d.querySelector("textarea[name=reason]").value.trim();
-      if (!reason) { notice("A skip needs a reason."); return; }
+      if (!reason) { e.preventDefault(); return; }
       setField("skip", "1");
       setField("skip_reason", reason);
-      form().requestSubmit();
+      setTimeout(function () { form().requestSubmit(); }, 0);
     } else if (d.id === "flag-dialog") {
       var position = d.querySelector("select[name=position]").value;
       var note = d.querySelector("textarea[name=note]").value.trim();
-      if (!note) { notice("A flag needs a note."); return; }
+      if (!note) { e.preventDefault(); return; }
       setField("flag_position", position);
       setField("flag_note", note);
       setField("flag_correction", d.querySelector("textarea[name=correction]").value);
