@@ -5,9 +5,6 @@ import pytest
 
 from config.devservices import chromium_path
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls in test bodies are
-# still plain synchronous code, so Django's async-safety guard must be told so.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,6 +21,9 @@ def browser():
         pytest.skip("Debian's chromium is not installed; `python3 manage.py test` installs it")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls of test bodies and
+    # of pytest-django's set-up are still plain synchronous code, so Django's guard is told so.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield browser
@@ -34,7 +34,7 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
-    page.set_default_timeout(15000)
+    page.set_default_timeout(30000)
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.dialogs = dialogs
