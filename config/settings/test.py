@@ -33,7 +33,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-ARTIFACTS_DIR = Path(env("ARTIFACTS_DIR", default=tempfile.mkdtemp(prefix="rlhf-artifacts-")))
+ARTIFACTS_DIR = Path(env("ARTIFACTS_DIR", default=os.path.join(tempfile.gettempdir(), "rlhf-test-artifacts")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
