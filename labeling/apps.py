@@ -13,4 +13,5 @@ class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        post_migrate.connect(_ensure_roles, sender=self)
+        # Every app's post_migrate, not only ours: training's permissions are created after ours.
+        post_migrate.connect(_ensure_roles, dispatch_uid="labeling.roles_ensure")

@@ -154,6 +154,10 @@ class Comparison(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     batch = models.CharField(max_length=100, blank=True, help_text="Import or sampling batch tag.")
     external_id = models.CharField(max_length=200, blank=True)
+    source_run = models.ForeignKey(
+        "training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons",
+        help_text="The sampling run that published it; the andon cord on that run withdraws it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

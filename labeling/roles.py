@@ -16,8 +16,8 @@ PERM_MANAGE = "labeling.manage_projects"
 
 _ROLE_PERMS: dict[str, list[str]] = {
     CONTRACTOR: [PERM_LABEL],
-    RESEARCHER: [PERM_LABEL, PERM_RESEARCH, PERM_MANAGE],
-    ADMIN: [PERM_LABEL, PERM_RESEARCH, PERM_MANAGE, "labeling.administer"],
+    RESEARCHER: [PERM_LABEL, PERM_RESEARCH, PERM_MANAGE, "training.start_runs"],
+    ADMIN: [PERM_LABEL, PERM_RESEARCH, PERM_MANAGE, "labeling.administer", "training.start_runs", "training.manage_runs"],
 }
 
 

@@ -1,1 +1,171 @@
-"""Django side of training (runs, checkpoints, metrics, andon): built in the loop issue."""
+"""Django side of training: runs, rounds, checkpoints, metrics and andon pulls.
+
+The run row, not the broker, owns a run's fate (RELIABILITY.md): it holds the status, the
+lease (owner and expiry) that a worker claims with one conditional UPDATE and renews every
+step, the attempt count, the trainer's pid, and the stop request.
+"""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Round(models.Model):
+    """One turn of the loop: fit a reward model on a label snapshot, PPO, sample a new batch."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+        STOPPED = "stopped", "Stopped"
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    label_snapshot = models.JSONField(default=dict, help_text="max_label_id and count of labels the round trains on")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="round_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.project} round {self.number}"
+
+
+class TrainingRun(models.Model):
+    class Kind(models.TextChoices):
+        FIT_REWARD = "fit_reward", "Fit reward model"
+        PPO = "ppo", "PPO"
+        SAMPLE = "sample", "Sample comparisons"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        STOP_REQUESTED = "stop_requested", "Stop requested"
+        STOPPED = "stopped", "Stopped"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+        ABORTED = "aborted", "Aborted"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.STOP_REQUESTED)
+    ENDED = (Status.STOPPED, Status.FINISHED, Status.FAILED, Status.ABORTED)
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="runs")
+    round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    config = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(default=0)
+    base_model = models.CharField(max_length=300, help_text='"tiny", a Hugging Face id, or a local folder.')
+    reward_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                   help_text="The fit_reward run whose model PPO optimises.")
+    policy_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                   help_text="The PPO run whose policy a sample run draws from.")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    # Progress
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+
+    # Lease: claimed with one conditional UPDATE, renewed every step (services/leases.py).
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    pid = models.IntegerField(null=True, blank=True, help_text="The trainer process, for the andon escalation.")
+    hostname = models.CharField(max_length=200, blank=True)
+
+    # Stop request (andon cord)
+    stop_requested_at = models.DateTimeField(null=True, blank=True)
+    stop_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stop_reason = models.TextField(blank=True)
+    unresponsive_at = models.DateTimeField(null=True, blank=True, help_text="Stop not acknowledged by the deadline.")
+
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("start_runs", "Can start rounds and runs"), ("manage_runs", "Can resume and abort runs")]
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+            models.Index(fields=["project", "kind", "status"], name="run_project_kind_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} run {self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+class Checkpoint(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="checkpoints")
+    step = models.PositiveIntegerField()
+    path = models.CharField(max_length=500, help_text="Folder under ARTIFACTS_DIR.")
+    sha256 = models.CharField(max_length=64)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_final = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "-step"]
+        constraints = [models.UniqueConstraint(fields=["run", "step"], name="checkpoint_unique_step")]
+
+    def __str__(self) -> str:
+        return f"{self.run} @ {self.step}"
+
+    @property
+    def name(self) -> str:
+        return f"run{self.run_id}-step{self.step}"
+
+
+class RunMetric(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    key = models.CharField(max_length=80, help_text="group/name, e.g. objective/kl")
+    value = models.FloatField(null=True, help_text="null for NaN or inf")
+
+    class Meta:
+        ordering = ["run", "key", "step"]
+        constraints = [models.UniqueConstraint(fields=["run", "key", "step"], name="metric_unique_point")]
+
+
+class AndonPull(models.Model):
+    """Someone (or a tripwire) pulled the cord on a run; kept forever as the audit log."""
+
+    class Resolution(models.TextChoices):
+        OPEN = "", "Open"
+        RESUMED = "resumed", "Resumed"
+        ABORTED = "aborted", "Aborted"
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="andon_pulls")
+    pulled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    role = models.CharField(max_length=20, help_text="contractor, researcher, admin, or tripwire")
+    tripwire = models.CharField(max_length=40, blank=True, help_text="which automatic check pulled it")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, default=Resolution.OPEN, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one open pull per run.
+            models.UniqueConstraint(fields=["run"], condition=Q(resolution=""), name="andon_one_open_pull_per_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"andon on {self.run} by {self.role}"

@@ -34,6 +34,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 ARTIFACTS_DIR = Path(env("ARTIFACTS_DIR", default=os.path.join(tempfile.gettempdir(), "rlhf-test-artifacts")))
+STATIC_ROOT = Path(tempfile.gettempdir()) / "rlhf-test-static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every request when it is missing
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
