@@ -32,6 +32,10 @@ class Project(models.Model):
         help_text="Share of a labeler's items drawn from the researcher-labeled calibration slice.",
     )
     is_active = models.BooleanField(default=True)
+    training_settings = models.JSONField(
+        default=dict, blank=True,
+        help_text='Defaults for rounds: base model, PPO/reward configs, "tripwires" thresholds.',
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -66,3 +66,13 @@ def make_assignment(project, labeler, **kwargs):
     from labeling.services import comparison_next_for_labeler
 
     return comparison_next_for_labeler(project=project, labeler=labeler, now=kwargs.pop("now", None) or timezone.now())
+
+
+class TrainingRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "training.TrainingRun"
+
+    project = factory.SubFactory(ProjectFactory)
+    kind = "ppo"
+    base_model = "tiny"
+    config = factory.LazyFunction(dict)

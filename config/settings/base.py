@@ -183,7 +183,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = {"training.tasks.run_execute_task": {"queue": "training"}}
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=1)  # fresh process per run
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
@@ -196,3 +197,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
+
+# ---------------------------------------------------------------- training runs
+TRAINING_LEASE_SECONDS = env.int("TRAINING_LEASE_SECONDS", default=120)
+ANDON_ACK_DEADLINE_SECONDS = env.int("ANDON_ACK_DEADLINE_SECONDS", default=60)
+TRAINING_REAP_INTERVAL_SECONDS = env.int("TRAINING_REAP_INTERVAL_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE = {
+    "reap-runs": {"task": "training.tasks.runs_reap_task", "schedule": TRAINING_REAP_INTERVAL_SECONDS,
+                  "options": {"queue": "default"}},
+}
+TRAINING_DEFAULT_BASE_MODEL = env("TRAINING_DEFAULT_BASE_MODEL", default="tiny")

@@ -1,0 +1,86 @@
+"""Rounds: the batched loop of both papers, as three chained runs.
+
+fit_reward (fresh from the base LM, on a label snapshot) → ppo (from the base policy against
+that reward model) → sample (a new batch of comparisons from the new policy, plus a share
+from the base policy, into the labeling queue). Each run is enqueued when the one it depends
+on finishes; a failed, stopped or aborted run ends the round.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeling.errors import Conflict, Forbidden, InvalidInput
+from labeling.models import Label, Project
+from training.models import Round, TrainingRun
+from training.services.runs import run_create, run_enqueue
+from training.services.tripwires import tripwire_settings
+
+Kind, Status = TrainingRun.Kind, TrainingRun.Status
+
+
+def round_configs(project: Project, overrides: dict | None = None) -> dict:
+    """The configs of a round's three runs: project defaults, then the caller's overrides."""
+    ts = project.training_settings or {}
+    overrides = overrides or {}
+    return {
+        "base_model": overrides.get("base_model", ts.get("base_model", settings.TRAINING_DEFAULT_BASE_MODEL)),
+        "seed": int(overrides.get("seed", ts.get("seed", 0))),
+        "reward": {**ts.get("reward", {}), **overrides.get("reward", {})},
+        "ppo": {**ts.get("ppo", {}), **overrides.get("ppo", {})},
+        "sample": {**ts.get("sample", {}), **overrides.get("sample", {})},
+        "tripwires": tripwire_settings(project),
+    }
+
+
+def round_start(*, project: Project, user, overrides: dict | None = None) -> Round:
+    """Snapshot the labels and queue the round's reward fit (researchers and admins only)."""
+    if not (user.is_authenticated and user.has_perm("training.start_runs")):
+        raise Forbidden("Only researchers and admins start rounds.")
+    configs = round_configs(project, overrides)
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(id=project.id).first()  # one round start at a time
+        if Round.objects.filter(project=project, status=Round.Status.RUNNING).exists():
+            raise Conflict("A round is already running for this project.")
+        labels = Label.objects.filter(comparison__project=project, skipped=False)
+        snapshot = labels.aggregate(max_label_id=Max("id"))
+        snapshot["count"] = labels.count()
+        if not snapshot["count"]:
+            raise InvalidInput("There are no labels to train on yet.")
+        number = (project.rounds.aggregate(n=Max("number"))["n"] or 0) + 1
+        rnd = Round.objects.create(project=project, number=number, label_snapshot=snapshot, started_by=user)
+        common = {"project": project, "base_model": configs["base_model"], "seed": configs["seed"],
+                  "started_by": user, "round": rnd}
+        fit = run_create(kind=Kind.FIT_REWARD, config={**configs["reward"], "label_snapshot": snapshot,
+                                                       "tripwires": configs["tripwires"]}, **common)
+        ppo = run_create(kind=Kind.PPO, reward_run=fit, enqueue=False,
+                         config={**configs["ppo"], "tripwires": configs["tripwires"]}, **common)
+        run_create(kind=Kind.SAMPLE, policy_run=ppo, enqueue=False,
+                   config={**configs["sample"], "tripwires": configs["tripwires"]}, **common)
+    return rnd
+
+
+def round_run_ended(*, run_id: int) -> None:
+    """Advance the run's round: enqueue what depended on a finished run, or end the round."""
+    run = TrainingRun.objects.select_related("round").get(id=run_id)
+    rnd = run.round
+    if rnd is None:
+        return
+    with transaction.atomic():
+        if run.status == Status.FINISHED:
+            for nxt in rnd.runs.filter(status=Status.QUEUED, attempts=0).exclude(id=run.id):
+                ready = all(dep is None or dep.status == Status.FINISHED for dep in (nxt.reward_run, nxt.policy_run))
+                if ready and (nxt.reward_run_id == run.id or nxt.policy_run_id == run.id):
+                    run_enqueue(run_id=nxt.id)
+        statuses = set(rnd.runs.values_list("status", flat=True))
+        if statuses == {Status.FINISHED}:
+            ended = Round.Status.FINISHED
+        elif Status.FAILED in statuses:
+            ended = Round.Status.FAILED
+        elif statuses & {Status.STOPPED, Status.ABORTED} and not statuses & {Status.RUNNING, Status.STOP_REQUESTED}:
+            ended = Round.Status.STOPPED
+        else:
+            return
+        Round.objects.filter(id=rnd.id, status=Round.Status.RUNNING).update(status=ended, finished_at=timezone.now())

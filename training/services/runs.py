@@ -1,0 +1,68 @@
+"""Creating, enqueuing and recording runs (metrics, checkpoints)."""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from training.models import Checkpoint, RunMetric, TrainingRun
+
+
+def run_enqueue(*, run_id: int) -> None:
+    """Send the run's task once the surrounding transaction commits (no task for a rolled-back run)."""
+    from training.tasks import run_execute_task  # local import: tasks import the services
+
+    transaction.on_commit(lambda: run_execute_task.delay(run_id))
+
+
+def run_create(*, project, kind: str, base_model: str, config: dict | None = None, seed: int = 0, started_by=None,
+               round=None, reward_run=None, policy_run=None, total_steps: int = 0, enqueue: bool = True) -> TrainingRun:
+    """A queued run; its task is enqueued on commit unless `enqueue` is False (rounds chain runs)."""
+    with transaction.atomic():
+        run = TrainingRun.objects.create(
+            project=project, kind=kind, base_model=base_model, config=config or {}, seed=seed, started_by=started_by,
+            round=round, reward_run=reward_run, policy_run=policy_run, total_steps=total_steps,
+        )
+        if enqueue:
+            run_enqueue(run_id=run.id)
+    return run
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def run_metrics_record(*, run_id: int, step: int, metrics: dict[str, float]) -> None:
+    """Store one step's metrics (NaN and inf as null); a replayed step overwrites nothing."""
+    rows = [RunMetric(run_id=run_id, step=step, key=key, value=_finite(value)) for key, value in metrics.items()
+            if isinstance(value, (int, float))]
+    RunMetric.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def artifacts_path(run: TrainingRun) -> Path:
+    return Path(settings.ARTIFACTS_DIR) / "runs" / f"run-{run.id}"
+
+
+def folder_sha256(folder: Path) -> str:
+    """A digest of every file's name and bytes in a checkpoint folder, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_record(*, run: TrainingRun, step: int, path: Path, metrics: dict | None = None,
+                      is_final: bool = False) -> Checkpoint:
+    """The Checkpoint row for a folder the trainer wrote atomically; idempotent per (run, step)."""
+    checkpoint, _ = Checkpoint.objects.update_or_create(
+        run=run, step=step,
+        defaults={"path": str(path), "sha256": folder_sha256(path), "metrics": metrics or {}, "is_final": is_final},
+    )
+    return checkpoint
