@@ -143,6 +143,8 @@
   document.addEventListener("click", function (e) {
     var opener = e.target.closest && e.target.closest("[data-open]");
     if (opener) { e.preventDefault(); openDialog(opener.dataset.open); return; }
+    var close = e.target.closest && e.target.closest("[data-close]");
+    if (close) { var d = close.closest("dialog"); if (d) d.close(); return; }
     if (e.target.closest && e.target.closest("[data-toggle-instructions]")) { toggleInstructions(); }
   });
 
@@ -178,6 +180,16 @@
     }
   });
   document.body.addEventListener("htmx:afterRequest", function (e) {
+    var closer = e.detail.elt && e.detail.elt.closest && e.detail.elt.closest("form[data-close-dialog]");
+    if (closer) {
+      var dlg = closer.closest("dialog");
+      if (dlg && dlg.open) dlg.close();
+      if (e.detail.successful && closer.dataset.nextUrl) {
+        // The run's comparisons were withdrawn: fetch the next one in place.
+        htmx.ajax("GET", closer.dataset.nextUrl, { target: "#pair", swap: "outerHTML" });
+      }
+      return;
+    }
     if (e.detail.elt && e.detail.elt.id === "label-form") {
       e.detail.elt.dataset.busy = "";
       if (e.detail.successful) clearNotice();

@@ -1,0 +1,113 @@
+"""Run pages, the andon cord through the web, and admin actions."""
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from labeling.models import Comparison
+from labeling.services import comparison_next_for_labeler
+from training.models import AndonPull, TrainingRun
+from training.services import run_claim, run_metrics_record
+from tests.factories import TrainingRunFactory, make_comparison
+
+pytestmark = pytest.mark.django_db
+Status = TrainingRun.Status
+
+
+@pytest.fixture
+def running(project):
+    run = TrainingRunFactory(project=project, total_steps=10)
+    run_claim(run_id=run.id, owner="w1")
+    return run
+
+
+def _detail(client, run, **extra):
+    return client.get(reverse("training-run-detail", kwargs={"run_id": run.id}), **extra)
+
+
+def test_researcher_sees_charts_and_partial_polls(client, researcher, running):
+    run_metrics_record(run_id=running.id, step=1, metrics={"objective/kl": 0.5, "objective/score": 0.1})
+    run_metrics_record(run_id=running.id, step=2, metrics={"objective/kl": 0.7, "objective/score": float("nan")})
+    client.force_login(researcher)
+    full = _detail(client, running)
+    assert full.status_code == 200 and b"<svg" in full.content and b"objective/kl" in full.content
+    partial = _detail(client, running, HTTP_HX_REQUEST="true")
+    assert partial.status_code == 200 and b'hx-trigger="every 2s"' in partial.content and b"<html" not in partial.content
+
+
+def test_polling_stops_when_the_run_ends(client, researcher, running):
+    TrainingRun.objects.filter(id=running.id).update(status=Status.FINISHED)
+    client.force_login(researcher)
+    response = _detail(client, running, HTTP_HX_REQUEST="true")
+    assert response.status_code == 286
+    assert b"hx-trigger" not in response.content
+
+
+def test_contractor_sees_only_runs_served_to_them(client, contractor, project, running):
+    client.force_login(contractor)
+    assert _detail(client, running).status_code == 404
+    comparison = make_comparison(project)
+    Comparison.objects.filter(id=comparison.id).update(source_run=running)
+    comparison_next_for_labeler(project=project, labeler=contractor)
+    assert _detail(client, running).status_code == 200
+
+
+def test_contractor_pulls_the_cord_from_the_labeling_page(client, contractor, project, running):
+    comparison = make_comparison(project)
+    Comparison.objects.filter(id=comparison.id).update(source_run=running)
+    client.force_login(contractor)
+    page = client.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
+    assert f"Stop run {running.id}".encode() in page.content
+    url = reverse("training-andon-pull", kwargs={"run_id": running.id})
+    missing = client.post(url, {"reason": ""}, HTTP_HX_REQUEST="true")
+    assert missing.status_code == 400 and not AndonPull.objects.exists()
+    response = client.post(url, {"reason": "the samples are all slurs"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and response["HX-Trigger"] == "andon-pulled"
+    running.refresh_from_db()
+    assert running.status == Status.STOP_REQUESTED
+    assert AndonPull.objects.get().pulled_by == contractor
+    again = client.get(reverse("labeling-compare", kwargs={"slug": project.slug}), HTTP_HX_REQUEST="true")
+    assert b"Nothing left to label" in again.content
+
+
+def test_andon_post_needs_csrf(contractor, researcher, running):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(researcher)
+    response = client.post(reverse("training-andon-pull", kwargs={"run_id": running.id}), {"reason": "x"})
+    assert response.status_code == 403
+    assert not AndonPull.objects.exists()
+
+
+def test_only_admins_see_and_use_resume_and_abort(client, researcher, admin_user, running):
+    client.force_login(researcher)
+    assert b"Resume from checkpoint" not in _detail(client, running).content
+    abort = reverse("training-run-action", kwargs={"run_id": running.id, "action": "abort"})
+    assert client.post(abort).status_code == 403
+    client.force_login(admin_user)
+    assert b"Resume from checkpoint" in _detail(client, running).content
+    assert client.post(abort).status_code == 302
+    running.refresh_from_db()
+    assert running.status == Status.ABORTED
+
+
+def test_checkpoint_download_refuses_paths_outside_artifacts(client, researcher, running, tmp_path):
+    from training.models import Checkpoint
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("no")
+    checkpoint = Checkpoint.objects.create(run=running, step=1, path=str(outside), sha256="0" * 64)
+    client.force_login(researcher)
+    response = client.get(reverse("training-checkpoint-download", kwargs={"checkpoint_id": checkpoint.id}))
+    assert response.status_code == 404
+
+
+def test_round_start_needs_labels(client, researcher, project):
+    client.force_login(researcher)
+    response = client.post(reverse("training-round-start", kwargs={"slug": project.slug}))
+    assert response.status_code == 400
+    assert not TrainingRun.objects.exists()
+
+
+def test_contractor_cannot_open_project_runs(client, contractor, project):
+    client.force_login(contractor)
+    assert client.get(reverse("training-project-runs", kwargs={"slug": project.slug})).status_code == 404

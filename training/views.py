@@ -1,0 +1,140 @@
+"""HTMX pages of the training side: project runs, run detail (polled), andon cord, admin actions."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling, retarget, reswap
+
+from labeling.errors import Forbidden, LabelingError
+from labeling.selectors import project_get_for_researcher
+from training import selectors, services
+from training.charts import line_chart
+from training.models import Checkpoint, TrainingRun
+
+
+def _run_context(request: HttpRequest, run: TrainingRun) -> dict:
+    series = selectors.run_metric_series(run, selectors.CHART_KEYS)
+    return {
+        "run": run,
+        "charts": [line_chart(key, series[key]) for key in selectors.CHART_KEYS if key in series],
+        "latest": selectors.run_latest_metrics(run),
+        "checkpoints": selectors.run_checkpoints(run),
+        "audit": selectors.run_audit_log(run),
+        "can_pull": services.andon_can_pull(run=run, user=request.user),
+        "can_manage": request.user.has_perm("training.manage_runs"),
+        "progress_pct": round(run.progress * 100),
+    }
+
+
+@require_GET
+@login_required
+def training_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+    context = _run_context(request, run)
+    if request.htmx:
+        response = render(request, "training/run_detail.html#run-status", context)
+        # The poll ends with the run: 286 makes htmx stop (after this last swap).
+        return HttpResponseStopPolling(response.content) if not run.is_active else response
+    context["samples"] = selectors.run_samples_side_by_side(run)
+    return render(request, "training/run_detail.html", context)
+
+
+def _error(request: HttpRequest, error: LabelingError) -> HttpResponse:
+    response = render(request, "labeling/_notice.html", {"message": error.message, "level": "error"},
+                      status=error.status_code)
+    return reswap(retarget(response, "#notice"), "innerHTML") if request.htmx else response
+
+
+def _done(request: HttpRequest, run: TrainingRun, message: str) -> HttpResponse:
+    if request.htmx:
+        return render(request, "labeling/_notice.html", {"message": message, "level": "info"})
+    return redirect("training-run-detail", run_id=run.id)
+
+
+@require_POST
+@login_required
+def training_andon_pull(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+    try:
+        services.andon_pull(run=run, user=request.user, reason=request.POST.get("reason", "")[:5000])
+    except LabelingError as error:
+        return _error(request, error)
+    response = _done(request, run, f"Cord pulled: run {run.id} is stopping, and its samples left the queue.")
+    if request.htmx:
+        response["HX-Trigger"] = "andon-pulled"
+    return response
+
+
+@require_POST
+@login_required
+def training_run_action(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
+    run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+    note = request.POST.get("note", "")[:5000]
+    try:
+        if action == "resume":
+            services.andon_resume(run=run, user=request.user, note=note)
+            message = f"Run {run.id} resumes from its last checkpoint."
+        elif action == "abort":
+            services.andon_abort(run=run, user=request.user, note=note)
+            message = f"Run {run.id} is aborted."
+        elif action == "escalate":
+            message = services.andon_escalate(run=run, user=request.user)
+        else:
+            raise Http404("No such action.")
+    except LabelingError as error:
+        return _error(request, error)
+    return _done(request, run, message)
+
+
+@require_GET
+@login_required
+def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_researcher(slug=slug, user=request.user)
+    return render(request, "training/project_runs.html", {
+        "project": project,
+        "runs": selectors.runs_for_project(project)[:50],
+        "rounds": project.rounds.all()[:20],
+        "can_start": request.user.has_perm("training.start_runs"),
+    })
+
+
+@require_POST
+@login_required
+def training_round_start(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_researcher(slug=slug, user=request.user)
+    try:
+        rnd = services.round_start(project=project, user=request.user)
+    except LabelingError as error:
+        return _error(request, error)
+    first = rnd.runs.order_by("id").first()
+    return redirect("training-run-detail", run_id=first.id)
+
+
+@require_GET
+@login_required
+def training_checkpoint_download(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
+    """A zip of the checkpoint folder (researchers and admins; the folder must lie under ARTIFACTS_DIR)."""
+    if not selectors.user_sees_all_runs(request.user):
+        raise Http404("No such checkpoint.")
+    checkpoint = Checkpoint.objects.filter(id=checkpoint_id).first()
+    if checkpoint is None:
+        raise Http404("No such checkpoint.")
+    folder = Path(checkpoint.path).resolve()
+    root = Path(settings.ARTIFACTS_DIR).resolve()
+    if root not in folder.parents or not folder.is_dir():
+        raise Http404("Checkpoint files are not on this server.")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.write(path, path.relative_to(folder))
+    buffer.seek(0)
+    return FileResponse(buffer, as_attachment=True, filename=f"{checkpoint.name}.zip")
+
+
