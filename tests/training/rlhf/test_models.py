@@ -1,0 +1,115 @@
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny, load_lm
+from training.rlhf.tokenizer import ByteTokenizer, load_tokenizer, pad_left, pad_right
+
+
+def test_tiny_model_is_gpt2_under_two_million_parameters_without_dropout():
+    lm, tokenizer = build_tiny()
+    assert lm.config.model_type == "gpt2"
+    assert sum(p.numel() for p in lm.parameters()) < 2_000_000
+    assert lm.config.resid_pdrop == lm.config.embd_pdrop == lm.config.attn_pdrop == 0.0
+    assert lm.config.vocab_size == tokenizer.vocab_size == 258
+
+
+def test_tiny_model_is_deterministic_per_seed():
+    a, _ = build_tiny(seed=3)
+    b, _ = build_tiny(seed=3)
+    c, _ = build_tiny(seed=4)
+    wa, wb, wc = (m.transformer.h[0].attn.c_attn.weight for m in (a, b, c))
+    assert torch.equal(wa, wb)
+    assert not torch.equal(wa, wc)
+
+
+def test_byte_tokenizer_round_trips_text_and_folder(tmp_path):
+    tokenizer = ByteTokenizer()
+    ids = tokenizer.encode("héllo\n")
+    assert ids[:1] == [104] and len(ids) == 7
+    assert tokenizer.decode(ids + [tokenizer.eos_token_id, tokenizer.pad_token_id]) == "héllo\n"
+    assert tokenizer.decode([65, 256, 66], skip_special_tokens=False) == "A<eos>B"
+    tokenizer.save_pretrained(tmp_path)
+    assert isinstance(load_tokenizer(tmp_path), ByteTokenizer)
+
+
+def test_pad_helpers_keep_the_right_end():
+    ids, mask = pad_left([[1, 2, 3], [4]], 2, pad_id=9)
+    assert ids.tolist() == [[2, 3], [9, 4]] and mask.tolist() == [[1, 1], [0, 1]]
+    ids, mask = pad_right([[1, 2, 3], [4]], 2, pad_id=9)
+    assert ids.tolist() == [[1, 2], [4, 9]] and mask.tolist() == [[1, 1], [1, 0]]
+
+
+def test_save_pretrained_folder_loads_through_the_hub_code_path(tmp_path):
+    """A saved tiny model loads with AutoModelForCausalLM offline and gives the same logits."""
+    lm, tokenizer = build_tiny(seed=1)
+    lm.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded, loaded_tokenizer = load_lm(tmp_path)
+    direct = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.tensor([tokenizer.encode("hello world")])
+    with torch.no_grad():
+        expected = lm(ids).logits
+        torch.testing.assert_close(loaded(ids).logits, expected)
+        torch.testing.assert_close(direct(ids).logits, expected)
+    assert isinstance(loaded_tokenizer, ByteTokenizer)
+
+
+def test_reward_head_init_scale_and_last_real_token():
+    lm, _ = build_tiny()
+    rm = RewardModel(lm, head_seed=0)
+    d = lm.config.n_embd
+    assert rm.head.bias.item() == 0.0
+    assert rm.head.weight.std().item() == pytest.approx(1 / math.sqrt(d + 1), rel=0.25)
+    ids = torch.tensor([[257, 5, 6, 7, 257], [5, 6, 7, 8, 9]])
+    mask = torch.tensor([[0, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        rewards = rm(ids, mask)
+        alone = rm(torch.tensor([[5, 6, 7]]), torch.ones(1, 3, dtype=torch.long))
+    # Pads around the text change nothing: the head reads the last real token.
+    torch.testing.assert_close(rewards[0], alone[0], atol=1e-5, rtol=0)
+
+
+def test_reward_model_normalization_is_saved_with_weights(tmp_path):
+    lm, tokenizer = build_tiny()
+    rm = RewardModel(lm, head_seed=5)
+    rm.set_normalization(2.5, -0.5)
+    rm.save_pretrained(tmp_path, tokenizer)
+    loaded, _ = RewardModel.from_pretrained(tmp_path)
+    ids, mask = torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.long)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids, mask), rm(ids, mask))
+    assert (loaded.gain.item(), loaded.bias.item()) == (2.5, -0.5)
+
+
+def test_policy_value_head_starts_at_zero_and_round_trips(tmp_path):
+    lm, tokenizer = build_tiny()
+    policy = PolicyWithValue(lm)
+    ids, mask = torch.tensor([[1, 2, 3, 4, 5]]), torch.ones(1, 5, dtype=torch.long)
+    logits, values = policy(ids, mask, response_start=2)
+    assert logits.shape == (1, 3, 258) and values.shape == (1, 3)
+    assert torch.count_nonzero(values) == 0
+    with torch.no_grad():
+        torch.testing.assert_close(logits, lm(ids).logits[:, 1:4])
+        policy.value_head.bias.fill_(0.3)
+    policy.save_pretrained(tmp_path, tokenizer)
+    loaded, _ = PolicyWithValue.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded(ids, mask, 2)[1], torch.full((1, 3), 0.3))
+
+
+def test_separate_value_model_starts_from_reward_model(tmp_path):
+    lm, tokenizer = build_tiny()
+    rm_lm, _ = build_tiny(seed=9)
+    rm = RewardModel(rm_lm, head_seed=1)
+    policy = PolicyWithValue.with_value_from_reward_model(lm, rm)
+    ids, mask = torch.tensor([[1, 2, 3, 4]]), torch.ones(1, 4, dtype=torch.long)
+    with torch.no_grad():
+        _, values = policy(ids, mask, response_start=2)
+        # Value at the last response position reads the token before it: the reward of ids[:, :3].
+        torch.testing.assert_close(values[:, -1], rm(ids[:, :3], mask[:, :3]))
+    policy.save_pretrained(tmp_path, tokenizer)
+    loaded, _ = PolicyWithValue.from_pretrained(tmp_path)
+    assert loaded.value_head is None and loaded.value_model is not None

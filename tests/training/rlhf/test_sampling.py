@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from training.rlhf.callbacks import StopRequested
+from training.rlhf.models import PolicyWithValue, build_tiny
+from training.rlhf.sampling import generate, logprobs_of, sample, truncate, truncation_mask
+
+PAD = 99
+
+
+def test_truncate_keeps_first_token_at_or_after_minimum_index():
+    responses = torch.tensor([[5, 1, 5, 2, 5, 3]])
+    out, valid = truncate(responses, truncate_token=5, truncate_after=1, pad_id=PAD)
+    assert out.tolist() == [[5, 1, 5, PAD, PAD, PAD]]
+    assert valid.tolist() == [True]
+
+
+def test_truncate_ignores_tokens_before_minimum_and_marks_missing_invalid():
+    responses = torch.tensor([[5, 1, 2, 3], [1, 2, 3, 5], [5, 5, 1, 1]])
+    out, valid = truncate(responses, truncate_token=5, truncate_after=2, pad_id=PAD)
+    assert out.tolist() == [[5, 1, 2, 3], [1, 2, 3, 5], [5, 5, 1, 1]]
+    assert valid.tolist() == [False, True, False]
+
+
+def test_truncate_at_index_zero_and_without_token():
+    responses = torch.tensor([[7, 1, 7]])
+    out, valid = truncate(responses, truncate_token=7, truncate_after=0, pad_id=PAD)
+    assert out.tolist() == [[7, PAD, PAD]] and valid.tolist() == [True]
+    keep, valid = truncation_mask(responses, None, 0)
+    assert keep.all() and valid.all()
+
+
+def test_generate_is_deterministic_for_a_seed_and_logprobs_match_full_forward():
+    lm, _ = build_tiny(seed=0)
+    policy = PolicyWithValue(lm)
+    queries = torch.tensor([[257, 257, 10, 11], [1, 2, 3, 4]])
+    qmask = (queries != 257).long()
+    g1 = generate(policy, queries, qmask, 6, 0.7, torch.Generator().manual_seed(1))
+    g2 = generate(policy, queries, qmask, 6, 0.7, torch.Generator().manual_seed(1))
+    assert torch.equal(g1.responses, g2.responses)
+    assert g1.responses.shape == (2, 6) and g1.values.shape == (2, 6)
+    ids = torch.cat([queries, g1.responses], 1)
+    mask = torch.cat([qmask, torch.ones_like(g1.responses)], 1)
+    with torch.no_grad():
+        logits, values = policy(ids, mask, response_start=4)
+    # KV-cached sampling and one full forward agree, including the temperature scaling.
+    torch.testing.assert_close(logprobs_of(logits, g1.responses, 0.7), g1.logprobs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(values, g1.values)
+
+
+def test_generate_left_padding_does_not_change_samples():
+    """A left-padded query samples exactly what the unpadded query samples."""
+    lm, _ = build_tiny(seed=0)
+    padded = generate(lm, torch.tensor([[257, 257, 10, 11]]), torch.tensor([[0, 0, 1, 1]]), 5, 1.0,
+                      torch.Generator().manual_seed(3))
+    plain = generate(lm, torch.tensor([[10, 11]]), torch.tensor([[1, 1]]), 5, 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(padded.responses, plain.responses)
+    torch.testing.assert_close(padded.logprobs, plain.logprobs, atol=1e-5, rtol=0)
+
+
+def test_generate_stops_when_asked():
+    lm, _ = build_tiny()
+    with pytest.raises(StopRequested):
+        generate(lm, torch.tensor([[1, 2]]), torch.ones(1, 2), 4, 1.0, torch.Generator(), should_stop=lambda: True)
+
+
+def test_sample_gives_k_truncated_samples_per_query_reproducibly():
+    lm, tokenizer = build_tiny()
+    kwargs = dict(k=3, response_length=12, query_length=8, seed=5, truncate_token=ord("a"), truncate_after=0)
+    first = sample(lm, tokenizer, ["hello", [104, 105]], **kwargs)
+    again = sample(lm, tokenizer, ["hello", [104, 105]], **kwargs)
+    assert [len(group) for group in first] == [3, 3]
+    assert [[s.tokens for s in g] for g in first] == [[s.tokens for s in g] for g in again]
+    for s in (s for group in first for s in group):
+        assert (s.tokens[-1] == ord("a")) == s.valid
+        assert len(s.tokens) == 12 or s.valid

@@ -1,0 +1,157 @@
+"""Sampling from a causal LM: batched fixed-length generation with a KV cache (2019 style: no
+stopping at EOS, plain categorical sampling at a temperature), response truncation for scoring,
+and K samples per query for labeling."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from training.rlhf.callbacks import ShouldStop, StopRequested
+from training.rlhf.models import PolicyWithValue, positions_from_mask, trunk_forward
+from training.rlhf.tokenizer import Tokenizer, as_ids, pad_left
+
+
+@dataclass
+class Generation:
+    """Sampled responses and what PPO needs from the same forward passes."""
+
+    responses: Tensor  # (B, T) sampled ids, never truncated
+    logprobs: Tensor  # (B, T) log-probs of the sampled ids under the temperature-scaled policy
+    values: Tensor | None  # (B, T) shared value head read at the token before each response token
+
+
+def logprobs_of(logits: Tensor, tokens: Tensor, temperature: float) -> Tensor:
+    """Log-probs of ``tokens`` (B, T) under ``softmax(logits / temperature)``, logits (B, T, V) -> (B, T)."""
+    logps = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, T, V)
+    return logps.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def entropy_of(logits: Tensor, temperature: float) -> Tensor:
+    """Entropy of the full temperature-scaled distribution at each position, (B, T, V) -> (B, T)."""
+    logps = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return -(logps.exp() * logps).sum(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: PolicyWithValue | PreTrainedModel,
+    queries: Tensor,
+    query_mask: Tensor,
+    response_length: int,
+    temperature: float,
+    generator: torch.Generator,
+    should_stop: ShouldStop | None = None,
+    stop_check_every: int = 8,
+) -> Generation:
+    """Sample ``response_length`` tokens after each left-padded query, (B, Lq) -> (B, T).
+
+    Deterministic for a given ``generator`` state. Raises ``StopRequested`` when ``should_stop()``
+    turns true (checked every ``stop_check_every`` tokens).
+    """
+    policy = model if isinstance(model, PolicyWithValue) else None
+    lm = model.lm if policy is not None else model
+    lm_head = lm.get_output_embeddings()
+    B = queries.shape[0]
+    mask = query_mask.long()
+    positions = positions_from_mask(mask)  # (B, Lq)
+    input_ids = queries
+    past = None
+    responses, logprobs, values = [], [], []
+    for t in range(response_length):
+        if should_stop is not None and t % stop_check_every == 0 and should_stop():
+            raise StopRequested("stop requested during generation")
+        out = trunk_forward(lm, input_ids, mask, position_ids=positions, past_key_values=past, use_cache=True)
+        past = out.past_key_values
+        hidden = out.last_hidden_state[:, -1]  # (B, d)
+        logits = lm_head(hidden).float() / temperature  # (B, V)
+        logps = torch.log_softmax(logits, dim=-1)  # (B, V)
+        token = torch.multinomial(logps.exp(), 1, generator=generator)  # (B, 1)
+        responses.append(token)
+        logprobs.append(logps.gather(-1, token))
+        if policy is not None and policy.value_head is not None:
+            values.append(policy.value_head(hidden).float())  # (B, 1)
+        input_ids = token
+        positions = positions[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=mask.device)], dim=1)
+    return Generation(
+        responses=torch.cat(responses, dim=1),
+        logprobs=torch.cat(logprobs, dim=1),
+        values=torch.cat(values, dim=1) if values else None,
+    )
+
+
+def truncation_mask(responses: Tensor, truncate_token: int | None, truncate_after: int) -> tuple[Tensor, Tensor]:
+    """Which tokens survive truncation, and whether each row is valid.
+
+    A row is valid when it holds ``truncate_token`` at an index >= ``truncate_after``; valid rows keep
+    tokens up to and including the first such occurrence, invalid rows keep everything.
+    responses: (B, T) -> keep (B, T) bool, valid (B,) bool. ``truncate_token=None`` keeps all, all valid.
+    """
+    B, T = responses.shape
+    if truncate_token is None:
+        return torch.ones_like(responses, dtype=torch.bool), torch.ones(B, dtype=torch.bool, device=responses.device)
+    index = torch.arange(T, device=responses.device).expand(B, T)  # (B, T)
+    hits = (responses == truncate_token) & (index >= truncate_after)  # (B, T)
+    valid = hits.any(-1)  # (B,)
+    first = torch.where(valid, hits.int().argmax(-1), torch.full_like(valid, T - 1, dtype=torch.long))  # (B,)
+    return index <= first.unsqueeze(-1), valid
+
+
+def truncate(
+    responses: Tensor, truncate_token: int | None, truncate_after: int, pad_id: int
+) -> tuple[Tensor, Tensor]:
+    """Cut each response after its first ``truncate_token`` at index >= ``truncate_after`` and pad
+    the rest with ``pad_id`` (2019 ``lm_tasks.postprocess``). Rows without one are left whole and
+    marked invalid; the caller scores them with the penalty (-1). (B, T) -> ((B, T), (B,) bool)."""
+    keep, valid = truncation_mask(responses, truncate_token, truncate_after)
+    return torch.where(keep, responses, torch.full_like(responses, pad_id)), valid
+
+
+@dataclass
+class SampledResponse:
+    """One sample for labeling: the kept tokens after truncation and their text."""
+
+    tokens: list[int]
+    text: str
+    valid: bool
+
+
+@torch.no_grad()
+def sample(
+    lm: PreTrainedModel | PolicyWithValue,
+    tokenizer: Tokenizer,
+    queries: Sequence[str | Sequence[int]],
+    k: int,
+    response_length: int,
+    query_length: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+    truncate_token: int | None = None,
+    truncate_after: int = 0,
+    batch_size: int = 64,
+    should_stop: ShouldStop | None = None,
+) -> list[list[SampledResponse]]:
+    """K samples per query (texts or token ids), for comparisons shown to labelers.
+
+    Returns one list of K ``SampledResponse`` per query, in query order; the same ``seed`` gives the
+    same samples. Queries keep their last ``query_length`` tokens.
+    """
+    device = next(lm.parameters()).device
+    ids, mask = pad_left([as_ids(tokenizer, q) for q in queries], query_length, tokenizer.pad_token_id)
+    ids, mask = ids.repeat_interleave(k, dim=0), mask.repeat_interleave(k, dim=0)  # (N*K, Lq)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    flat: list[SampledResponse] = []
+    for start in range(0, ids.shape[0], batch_size):
+        gen = generate(
+            lm, ids[start : start + batch_size].to(device), mask[start : start + batch_size].to(device),
+            response_length, temperature, generator, should_stop=should_stop,
+        )
+        keep, valid = truncation_mask(gen.responses, truncate_token, truncate_after)
+        for row, row_keep, row_valid in zip(gen.responses.tolist(), keep.tolist(), valid.tolist()):
+            tokens = [tok for tok, kept in zip(row, row_keep) if kept]
+            flat.append(SampledResponse(tokens=tokens, text=tokenizer.decode(tokens), valid=bool(row_valid)))
+    return [flat[i * k : (i + 1) * k] for i in range(len(queries))]

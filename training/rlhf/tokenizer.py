@@ -1,0 +1,123 @@
+"""Tokenizers: a file-free byte-level tokenizer for tiny models, and an adapter giving Hugging Face
+tokenizers the same small interface. Batch helpers pad queries on the left and responses on the right.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor
+from transformers import AutoTokenizer
+
+BYTE_TOKENIZER_FILE = "byte_tokenizer.json"
+
+
+class Tokenizer(Protocol):
+    """What training/rlhf needs from a tokenizer."""
+
+    eos_token_id: int
+    pad_token_id: int
+    vocab_size: int
+
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str: ...
+    def save_pretrained(self, folder: str | Path) -> None: ...
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as ids 0-255, then ``eos`` (256) and ``pad`` (257). Needs no files; saves as JSON."""
+
+    def __init__(self) -> None:
+        self.eos_token_id = 256
+        self.pad_token_id = 257
+        self.vocab_size = 258
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``: one per UTF-8 byte, no special tokens added."""
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Text of ``ids``; invalid UTF-8 becomes U+FFFD; specials are dropped or shown as <eos>/<pad>."""
+        out, chunk = [], bytearray()
+        for i in (int(i) for i in ids):
+            if i < 256:
+                chunk.append(i)
+                continue
+            out.append(chunk.decode("utf-8", errors="replace"))
+            chunk = bytearray()
+            if not skip_special_tokens:
+                out.append("<eos>" if i == self.eos_token_id else "<pad>")
+        out.append(chunk.decode("utf-8", errors="replace"))
+        return "".join(out)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write ``byte_tokenizer.json`` so a checkpoint folder is self-contained."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        spec = {"type": "byte", "eos_token_id": self.eos_token_id, "pad_token_id": self.pad_token_id}
+        (Path(folder) / BYTE_TOKENIZER_FILE).write_text(json.dumps(spec))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> ByteTokenizer:
+        spec = json.loads((Path(folder) / BYTE_TOKENIZER_FILE).read_text())
+        if spec.get("type") != "byte":
+            raise ValueError(f"{folder}/{BYTE_TOKENIZER_FILE} is not a byte tokenizer spec: {spec}")
+        return cls()
+
+
+class HFTokenizer:
+    """Adapter over a Hugging Face tokenizer; pad falls back to eos (GPT-2 has no pad token)."""
+
+    def __init__(self, hf_tokenizer) -> None:
+        self.hf = hf_tokenizer
+        self.eos_token_id = int(hf_tokenizer.eos_token_id)
+        pad = hf_tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else hf_tokenizer.eos_token_id)
+        self.vocab_size = len(hf_tokenizer)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.hf.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        self.hf.save_pretrained(str(folder))
+
+
+def load_tokenizer(name_or_path: str | Path) -> Tokenizer:
+    """The byte tokenizer when the folder holds ``byte_tokenizer.json``, else ``AutoTokenizer``."""
+    if (Path(name_or_path) / BYTE_TOKENIZER_FILE).is_file():
+        return ByteTokenizer.from_pretrained(name_or_path)
+    return HFTokenizer(AutoTokenizer.from_pretrained(str(name_or_path)))
+
+
+def as_ids(tokenizer: Tokenizer, item: str | Sequence[int]) -> list[int]:
+    """Token ids of a text, or the ids themselves when already tokenized."""
+    return tokenizer.encode(item) if isinstance(item, str) else [int(i) for i in item]
+
+
+def pad_left(seqs: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[Tensor, Tensor]:
+    """Keep the last ``length`` ids of each sequence and left-pad. Returns ids and mask, (N, length)."""
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        seq = list(seq)[-length:] if length > 0 else []
+        if seq:
+            ids[row, length - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[row, length - len(seq) :] = 1
+    return ids, mask
+
+
+def pad_right(seqs: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[Tensor, Tensor]:
+    """Keep the first ``length`` ids of each sequence and right-pad. Returns ids and mask, (N, length)."""
+    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), length), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        seq = list(seq)[:length]
+        if seq:
+            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+    return ids, mask
