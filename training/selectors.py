@@ -71,3 +71,39 @@ def run_samples_side_by_side(run: TrainingRun, limit: int = 8) -> list[dict]:
             "others": baseline,
         })
     return rows
+
+
+def _records(labels) -> list[dict]:
+    """Plain best-of-K records {query, samples, best} for training/rlhf: one per label (several labels
+    of one comparison are several training rows, as in the 2019 code)."""
+    labels = list(labels.select_related("comparison__query").order_by("id"))
+    texts: dict[int, list[str]] = defaultdict(list)
+    entries = (ComparisonSample.objects.filter(comparison_id__in={label.comparison_id for label in labels})
+               .order_by("comparison_id", "position").values_list("comparison_id", "sample__text"))
+    for comparison_id, text in entries:
+        texts[comparison_id].append(text)
+    return [{"query": label.comparison.query.context, "samples": texts[label.comparison_id], "best": label.chosen_index}
+            for label in labels]
+
+
+def comparison_records_for_snapshot(*, project, max_label_id: int | None) -> list[dict]:
+    """Every answered (not skipped) label of the project up to the snapshot, as training records."""
+    from labeling.models import Label
+
+    labels = Label.objects.filter(comparison__project=project, skipped=False)
+    if max_label_id is not None:
+        labels = labels.filter(id__lte=max_label_id)
+    return _records(labels)
+
+
+def calibration_records(*, project) -> list[dict]:
+    """Researchers' answers on the calibration slice: the ground truth the tripwires check a reward against."""
+    from django.db.models import Q
+
+    from labeling.models import Label
+    from labeling.roles import ADMIN, RESEARCHER
+
+    labels = Label.objects.filter(comparison__project=project, comparison__is_calibration=True, skipped=False).filter(
+        Q(labeler__groups__name__in=[RESEARCHER, ADMIN]) | Q(labeler__is_superuser=True)
+    ).distinct()
+    return _records(labels)

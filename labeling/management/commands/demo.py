@@ -5,14 +5,26 @@ beat) on the local filesystem broker, and serves the site. Ctrl+C stops everythi
 """
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from labeling.demo import demo_seed
+
+
+def _wait_for_port(host: str, port: int, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
 
 
 class Command(BaseCommand):
@@ -38,21 +50,29 @@ class Command(BaseCommand):
 
         children = []
         if not options["no_worker"]:
-            worker = [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "default,training",
-                      "--concurrency", "1", "--loglevel", "WARNING",
-                      "-s", str(settings.VAR_DIR / "celerybeat-schedule")]
-            children.append(subprocess.Popen(worker, env={**os.environ, "RLHF_SKIP_BOOTSTRAP": "1"}))
+            # C_FORCE_ROOT: the demo may run as root in a container; production workers should not.
+            env = {**os.environ, "RLHF_SKIP_BOOTSTRAP": "1", "C_FORCE_ROOT": "1", "PYTHONWARNINGS": "ignore"}
+            celery = [sys.executable, "-m", "celery", "-A", "config", "--quiet", "worker", "--loglevel", "WARNING"]
+            # Two workers, as in production: training runs never delay the reaper and light tasks.
+            children.append(subprocess.Popen(
+                [*celery, "-Q", "default", "-n", "default@%h", "--concurrency", "1", "-B",
+                 "-s", str(settings.VAR_DIR / "celerybeat-schedule")], env=env))
+            children.append(subprocess.Popen(
+                [*celery, "-Q", "training", "-n", "training@%h", "--concurrency", "1", "--prefetch-multiplier", "1",
+                 "--max-tasks-per-child", "1"], env=env))
         call_command("collectstatic", interactive=False, verbosity=0)
         url = f"http://{options['addr']}/"
         lines = ["", "=" * 64, f"  RLHF labeling demo is up: {url}", "", "  Logins (username / password, role):"]
         lines += [f"    {l.username:<12} / {l.password:<16} {l.role}" for l in logins]
         lines += ["", f"  Database: {settings.DATABASES['default']['NAME']}",
-                  f"  Celery broker: {settings.CELERY_BROKER_URL} (worker {'running' if children else 'off'})",
+                  f"  Celery broker: {settings.CELERY_BROKER_URL} (workers {'running' if len(children) > 1 else 'off'})",
                   "  Stop with Ctrl+C.", "=" * 64, ""]
-        self.stdout.write("\n".join(lines))
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", options["addr"], "--noreload"],
                                   env={**os.environ, "RLHF_SKIP_BOOTSTRAP": "1"})
         children.append(server)
+        host, _, port = options["addr"].rpartition(":")
+        _wait_for_port(host or "127.0.0.1", int(port))
+        self.stdout.write("\n".join(lines))  # after the workers' and server's start-up chatter
         try:
             server.wait()
         except KeyboardInterrupt:
