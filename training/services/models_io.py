@@ -1,0 +1,23 @@
+"""Where a run's models live on disk, and loading them for the Django side's executors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from training.models import Checkpoint, TrainingRun
+from training.services.runs import artifacts_path
+
+
+def final_checkpoint(run: TrainingRun) -> Checkpoint | None:
+    return Checkpoint.objects.filter(run=run).order_by("-is_final", "-step").first()
+
+
+def final_model_dir(run: TrainingRun) -> Path:
+    """The folder a run's finished model is saved to (loadable with `from_pretrained`)."""
+    return artifacts_path(run) / "final"
+
+
+def checkpoint_source_name(checkpoint: Checkpoint | None, run: TrainingRun | None) -> str:
+    """How samples name the policy that wrote them: its checkpoint (or the base model)."""
+    if checkpoint is None or run is None:
+        return "baseline:base-policy"
+    return checkpoint.name

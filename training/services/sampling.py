@@ -1,0 +1,85 @@
+"""The sample run: a new batch of comparisons from the round's policy into the labeling queue.
+
+Most comparisons hold K samples of the new policy; a `base_share` of them swap half their
+samples for the base policy's (to watch drift and measure the policy's win rate), and queries
+with a reference text put it in one slot of a `reference_share`. Every sample is tagged with
+the checkpoint that wrote it. Publishing is one transaction and happens once per run: a
+re-delivered or resumed sample run publishes nothing twice.
+"""
+from __future__ import annotations
+
+import random
+
+import torch
+from django.db import transaction
+
+from labeling.models import Comparison, Query, Sample
+from labeling.services import comparison_create
+from training.models import TrainingRun
+from training.rlhf.models import PolicyWithValue, load_lm
+from training.rlhf.sampling import sample
+from training.services.models_io import checkpoint_source_name, final_checkpoint
+from training.services.reporter import RunReporter
+
+DEFAULTS = {"n_queries": 16, "response_length": 24, "query_length": 64, "temperature": 1.0, "base_share": 0.25,
+            "reference_share": 0.0, "truncate_text": ".", "truncate_after": 8, "split": "train"}
+
+
+def _truncate_token(tokenizer, text: str) -> int | None:
+    ids = tokenizer.encode(text) if text else []
+    return ids[0] if len(ids) == 1 else None
+
+
+def sample_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
+    cfg = {**DEFAULTS, **run.config}
+    project = run.project
+    if Comparison.objects.filter(source_run=run).exists():
+        return  # already published by an earlier attempt
+    torch.manual_seed(run.seed)
+    rng = random.Random(run.seed)
+
+    # 1. The policy (the PPO run's final checkpoint, else the base model) and the base policy.
+    checkpoint = final_checkpoint(run.policy_run) if run.policy_run else None
+    if checkpoint is not None:
+        policy, tokenizer = PolicyWithValue.from_pretrained(checkpoint.path)
+        policy_lm = policy.lm
+    else:
+        policy_lm, tokenizer = load_lm(run.base_model)
+    base_lm, _ = load_lm(run.base_model)
+    source = checkpoint_source_name(checkpoint, run.policy_run)
+
+    # 2. Queries: a seeded draw from the split.
+    queries = list(Query.objects.filter(project=project, split=cfg["split"]).order_by("id"))
+    queries = rng.sample(queries, min(cfg["n_queries"], len(queries)))
+    if not queries:
+        raise ValueError(f"Project {project.slug} has no {cfg['split']} queries to sample from.")
+    k = project.k
+    gen = {"response_length": cfg["response_length"], "query_length": cfg["query_length"],
+           "temperature": cfg["temperature"], "truncate_token": _truncate_token(tokenizer, cfg["truncate_text"]),
+           "truncate_after": cfg["truncate_after"], "should_stop": reporter.should_stop}
+    contexts = [q.context for q in queries]
+    from_policy = sample(policy_lm, tokenizer, contexts, k, seed=run.seed, **gen)
+    if reporter.stop_requested:
+        return
+    from_base = sample(base_lm, tokenizer, contexts, k // 2, seed=run.seed + 1, **gen)
+    if reporter.stop_requested:
+        return
+    params = {**{k_: v for k_, v in gen.items() if k_ != "should_stop"}, "seed": run.seed,
+              "checkpoint_sha256": checkpoint.sha256 if checkpoint else None}
+
+    # 3. Publish, once, in one transaction.
+    with transaction.atomic():
+        TrainingRun.objects.select_for_update().filter(id=run.id).first()
+        if Comparison.objects.filter(source_run=run).exists():
+            return
+        for query, policy_samples, base_samples in zip(queries, from_policy, from_base):
+            texts = [(s.text, source) for s in policy_samples]
+            if rng.random() < cfg["base_share"] and base_samples:
+                texts[: len(base_samples)] = [(s.text, "baseline:base-policy") for s in base_samples]
+            if query.reference and rng.random() < cfg["reference_share"]:
+                texts[-1] = (query.reference, Sample.REFERENCE)
+            rng.shuffle(texts)
+            samples = [Sample.objects.create(query=query, text=t, source=s, generation_params=params) for t, s in texts]
+            comparison = comparison_create(project=project, query=query, samples=samples, batch=f"run{run.id}")
+            Comparison.objects.filter(id=comparison.id).update(source_run=run)
+    reporter.on_step({"step": 1, "sample/comparisons": float(len(queries))})
