@@ -1,0 +1,198 @@
+"""Configs for reward fitting and PPO: dataclasses with documented fields, built from a run's stored
+JSON (or a JSON/YAML file for the CLI) and checked once by ``validate()``.
+
+Defaults follow the 2019 code (``PpoHParams``, ``RewardHParams``, ``AdaptiveKLParams``); the 2020
+choices are options. Every field is plain JSON data, so ``dataclasses.asdict`` round-trips.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import yaml
+
+T = TypeVar("T")
+
+ADAM_STYLES = ("tf", "torch")
+LR_SCHEDULES = ("linear", "cosine", "constant")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ConfigError(ValueError):
+    """A config field has an invalid value; the message names every offending field."""
+
+
+@dataclass
+class RewardFitConfig:
+    """Reward model fitting (2019 ``train_reward.py``; 2020 options noted)."""
+
+    model: str = "tiny"  # LM that initialises the reward trunk: "tiny", "tiny:<seed>", a hub id or a folder
+    policy_model: str | None = None  # base policy rho sampled for normalisation; None = same as `model`
+    query_length: int = 64  # query tokens kept (the last ones), left-padded
+    response_length: int = 24  # response tokens kept (the first ones), right-padded
+    batch_size: int = 32  # comparisons per optimiser step
+    lr: float = 5e-5  # peak learning rate
+    lr_schedule: str = "linear"  # "linear" to 0 over the run (2019), "cosine" (2020) or "constant"
+    epochs: int = 1  # passes over the training comparisons (both papers: 1)
+    adam_eps: float = 1e-5
+    adam_style: str = "tf"  # "tf": epsilon outside the bias correction (2019); "torch": torch.optim.Adam
+    valid_fraction: float = 0.1  # share of comparisons held out for valid/accuracy (2019 had none)
+    normalize: str = "samples"  # "samples": mean 0 / std 1 on rho samples (2019); "references": shift so reference texts average 0 (2020); "none"
+    normalize_samples: int = 256  # rho samples scored for normalisation
+    temperature: float = 1.0  # sampling temperature for the normalisation samples
+    truncate_token: int | None = None  # token id that ends a response when found at index >= truncate_after
+    truncate_after: int = 0
+    sample_batch_size: int = 64  # rows per forward pass when sampling for normalisation
+    seed: int = 1  # split, order, head init and sampling all derive from it
+    log_every: int = 10  # call on_log every this many optimiser steps (and at the end)
+    device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"…
+    dtype: str = "float32"
+    # CLI only (python -m training.rlhf.fit_reward):
+    comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
+    references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"
+    output_dir: str | None = None  # where the fitted reward model is saved
+    metrics_path: str | None = None  # JSONL file that metrics are appended to
+
+    def validate(self) -> RewardFitConfig:
+        errors = _common_errors(self)
+        if self.epochs < 1:
+            errors.append(f"epochs must be >= 1, got {self.epochs}")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            errors.append(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
+        if self.normalize not in ("samples", "references", "none"):
+            errors.append(f"normalize must be 'samples', 'references' or 'none', got {self.normalize!r}")
+        if self.normalize == "samples" and self.normalize_samples < 2:
+            errors.append(f"normalize_samples must be >= 2, got {self.normalize_samples}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            errors.append(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        _raise(self, errors)
+        return self
+
+
+@dataclass
+class PPOConfig:
+    """PPO against a reward with a per-token KL penalty (2019 ``train_policy.py``; 2020 options)."""
+
+    policy_model: str = "tiny"  # initial policy and frozen reference rho: "tiny[:seed]", hub id or folder
+    reward: str = "builtin:lowercase"  # reward model folder, or "builtin:<name>" (see rewards.programmatic_reward)
+    queries_path: str | None = None  # JSONL {"query": text or ids}; None = random byte queries (smoke runs)
+    query_length: int = 16  # query tokens kept (the last ones), left-padded
+    response_length: int = 16  # tokens sampled per response (fixed length, 2019)
+    temperature: float = 1.0  # applied to pi, pi_old and rho alike
+    truncate_token: int | None = None  # scoring cuts after this token at index >= truncate_after …
+    truncate_after: int = 0
+    penalty_reward_value: float = -1.0  # … and rows without one score this instead of the reward
+    total_episodes: int = 2048  # episodes over the run; updates = ceil(total_episodes / batch_size)
+    batch_size: int = 64  # episodes per PPO update, summed over ranks
+    nminibatches: int = 1  # minibatches per epoch (per rank)
+    noptepochs: int = 4  # PPO epochs per batch
+    lr: float = 5e-6  # peak learning rate, decayed linearly to 0 over the updates
+    lr_schedule: str = "linear"
+    adam_eps: float = 1e-5
+    adam_style: str = "tf"  # see RewardFitConfig.adam_style
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    whiten_rewards: bool = True  # rescale per-token rewards to unit variance, keeping their mean (2019)
+    kl_coef: float = 0.2  # beta (the initial beta when adaptive)
+    adaptive_kl: bool = False
+    kl_target: float | None = None  # nats; required when adaptive_kl
+    kl_horizon: int = 10000  # episodes
+    value_model: str = "shared"  # "shared": zero-init head on the policy trunk (2019); "separate": copy of the reward model (2020)
+    negate_score: bool = False  # debug: flip the score's sign (sign-flip tripwire test)
+    seed: int = 1  # per-rank sampling seed = seed + 100003 * rank (2019)
+    checkpoint_dir: str | None = None  # where checkpoints go; None = no checkpoints
+    save_every: int = 0  # checkpoint every N updates (0 = only at the end and on stop)
+    keep_checkpoints: int = 2  # newest checkpoints kept on disk
+    stop_check_every: int = 8  # generation tokens between should_stop() checks
+    device: str = "auto"
+    dtype: str = "float32"
+    metrics_path: str | None = None  # CLI only: JSONL file metrics are appended to
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
+
+    @property
+    def n_updates(self) -> int:
+        return -(-self.total_episodes // self.batch_size)
+
+    def validate(self, world_size: int = 1) -> PPOConfig:
+        errors = _common_errors(self)
+        for name in ("response_length", "total_episodes", "nminibatches", "noptepochs"):
+            if getattr(self, name) < 1:
+                errors.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % world_size:
+            errors.append(f"batch_size {self.batch_size} must divide evenly over {world_size} ranks")
+        elif (self.batch_size // world_size) % self.nminibatches:
+            errors.append(f"per-rank batch {self.batch_size // world_size} must divide into {self.nminibatches} minibatches")
+        elif self.whiten_rewards and self.batch_size // world_size // self.nminibatches < 8:
+            errors.append("whiten_rewards needs minibatches of >= 8 rows per rank (2019 rule)")
+        if self.adaptive_kl and (self.kl_target is None or self.kl_target <= 0):
+            errors.append("adaptive_kl needs kl_target > 0 (nats)")
+        if self.kl_horizon < 1:
+            errors.append(f"kl_horizon must be >= 1, got {self.kl_horizon}")
+        if self.value_model not in ("shared", "separate"):
+            errors.append(f"value_model must be 'shared' or 'separate', got {self.value_model!r}")
+        if self.value_model == "separate" and self.reward.startswith("builtin:"):
+            errors.append("value_model='separate' is initialised from a reward model, not a builtin reward")
+        if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
+            errors.append(f"need 0 < gamma <= 1 and 0 <= lam <= 1, got {self.gamma}, {self.lam}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            errors.append(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.save_every < 0 or self.keep_checkpoints < 1:
+            errors.append("save_every must be >= 0 and keep_checkpoints >= 1")
+        _raise(self, errors)
+        return self
+
+
+def _common_errors(config: RewardFitConfig | PPOConfig) -> list[str]:
+    errors = []
+    for name in ("query_length", "batch_size", "seed"):
+        if getattr(config, name) < (0 if name == "seed" else 1):
+            errors.append(f"{name} must be positive, got {getattr(config, name)}")
+    if config.response_length < 1:
+        errors.append(f"response_length must be >= 1, got {config.response_length}")
+    if config.lr <= 0 or config.adam_eps <= 0:
+        errors.append(f"lr and adam_eps must be > 0, got {config.lr}, {config.adam_eps}")
+    if config.temperature <= 0:
+        errors.append(f"temperature must be > 0, got {config.temperature}")
+    if config.adam_style not in ADAM_STYLES:
+        errors.append(f"adam_style must be one of {ADAM_STYLES}, got {config.adam_style!r}")
+    if config.dtype not in DTYPES:
+        errors.append(f"dtype must be one of {sorted(DTYPES)}, got {config.dtype!r}")
+    if config.truncate_after < 0 or config.truncate_after >= config.response_length:
+        errors.append(f"truncate_after must be in [0, response_length), got {config.truncate_after}")
+    return errors
+
+
+def _raise(config: Any, errors: list[str]) -> None:
+    if errors:
+        raise ConfigError(f"invalid {type(config).__name__}: " + "; ".join(errors))
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a config from plain data; unknown keys are an error (typos must not pass silently)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+    return cls(**data)
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """Read a JSON or YAML file (by suffix) into ``cls``; the caller validates."""
+    text = Path(path).read_text()
+    data = yaml.safe_load(text) if Path(path).suffix in (".yaml", ".yml") else json.loads(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config fields, got {type(data).__name__}")
+    return config_from_dict(cls, data)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

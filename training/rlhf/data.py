@@ -1,0 +1,51 @@
+"""Plain data records passed into the library, and their JSONL readers."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+Text = str | Sequence[int]  # text, or token ids already encoded with the model's tokenizer
+
+
+@dataclass
+class Comparison:
+    """One labeled question: a query, K samples, and the index of the sample the labeler chose.
+
+    Several labels on one question are several ``Comparison`` rows.
+    """
+
+    query: Text
+    samples: Sequence[Text]
+    best: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.best < len(self.samples):
+            raise ValueError(f"best={self.best} is not an index into {len(self.samples)} samples")
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_comparisons(path: str | Path) -> list[Comparison]:
+    """Comparisons from JSONL in the 2019 layout ``{"query", "sample0".."sample{K-1}", "best"}``."""
+    out = []
+    for n, row in enumerate(read_jsonl(path), start=1):
+        k = sum(1 for key in row if key.startswith("sample") and key[6:].isdigit())
+        if k < 2 or "query" not in row or "best" not in row:
+            raise ValueError(f"{path}:{n}: need 'query', 'best' and sample0..sample{{K-1}} with K >= 2")
+        out.append(Comparison(query=row["query"], samples=[row[f"sample{i}"] for i in range(k)], best=int(row["best"])))
+    return out
+
+
+def load_queries(path: str | Path) -> list[Text]:
+    """Queries from JSONL rows ``{"query": text or ids}``."""
+    return [row["query"] for row in read_jsonl(path)]
+
+
+def load_references(path: str | Path) -> list[tuple[Text, Text]]:
+    """(query, reference response) pairs from JSONL rows ``{"query", "reference"}`` (2020 normalisation)."""
+    return [(row["query"], row["reference"]) for row in read_jsonl(path)]

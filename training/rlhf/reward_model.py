@@ -1,0 +1,247 @@
+"""Reward model fitting from K-way comparisons (2019 ``train_reward.py``), then normalisation.
+
+``fit`` trains a fresh scalar head plus the LM trunk for one epoch (by default) with Adam and a
+linear learning-rate decay, reports ``train/*`` and ``valid/*`` metrics through ``on_log``, then sets
+the reward model's gain and bias so rho's samples score mean 0, std 1 (2019) or reference texts
+average 0 (2020 option).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from training.rlhf.callbacks import Metrics, OnLog, ShouldStop, StopRequested
+from training.rlhf.config import DTYPES, RewardFitConfig, resolve_device
+from training.rlhf.data import Comparison, Text
+from training.rlhf.losses import best_of_k_loss
+from training.rlhf.models import RewardModel, load_lm
+from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
+from training.rlhf.rewards import fit_normalization
+from training.rlhf.sampling import generate, truncation_mask
+from training.rlhf.tokenizer import Tokenizer, as_ids, pad_left, pad_right
+
+
+@dataclass
+class FitResult:
+    """A fitted (and normalised, unless stopped early) reward model and what was measured."""
+
+    model: RewardModel
+    tokenizer: Tokenizer
+    metrics: Metrics  # the final values of every metric key
+    history: list[Metrics] = field(default_factory=list)  # everything passed to on_log, in order
+    stopped: bool = False  # True when should_stop() ended training early (no normalisation then)
+
+
+@dataclass
+class EncodedComparisons:
+    queries: Tensor  # (N, Lq) left-padded
+    query_mask: Tensor  # (N, Lq)
+    samples: Tensor  # (N, K, Lr) right-padded
+    sample_mask: Tensor  # (N, K, Lr)
+    best: Tensor  # (N,)
+
+    def __len__(self) -> int:
+        return self.best.shape[0]
+
+    def take(self, index: Tensor) -> EncodedComparisons:
+        return EncodedComparisons(*(t[index] for t in (self.queries, self.query_mask, self.samples, self.sample_mask, self.best)))
+
+
+def encode_comparisons(
+    comparisons: Sequence[Comparison], tokenizer: Tokenizer, query_length: int, response_length: int
+) -> EncodedComparisons:
+    """Tokenise and pad comparison records; every record must have the same K."""
+    ks = {len(c.samples) for c in comparisons}
+    if len(ks) != 1:
+        raise ValueError(f"all comparisons must have the same number of samples, got K in {sorted(ks)}")
+    (k,) = ks
+    pad = tokenizer.pad_token_id
+    queries, query_mask = pad_left([as_ids(tokenizer, c.query) for c in comparisons], query_length, pad)
+    flat = [as_ids(tokenizer, s) for c in comparisons for s in c.samples]
+    samples, sample_mask = pad_right(flat, response_length, pad)
+    n = len(comparisons)
+    best = torch.tensor([c.best for c in comparisons], dtype=torch.long)
+    return EncodedComparisons(
+        queries, query_mask, samples.view(n, k, response_length), sample_mask.view(n, k, response_length), best
+    )
+
+
+def comparison_rewards(model: RewardModel, batch: EncodedComparisons, device: torch.device) -> Tensor:
+    """Normalised rewards of every sample in one forward pass, -> (B, K)."""
+    B, K, Lr = batch.samples.shape
+    queries = batch.queries.to(device).repeat_interleave(K, dim=0)  # (B*K, Lq)
+    query_mask = batch.query_mask.to(device).repeat_interleave(K, dim=0)
+    responses = batch.samples.to(device).view(B * K, Lr)
+    response_mask = batch.sample_mask.to(device).view(B * K, Lr)
+    return model.score(queries, query_mask, responses, response_mask).view(B, K)
+
+
+def fit(
+    config: RewardFitConfig,
+    comparisons: Sequence[Comparison],
+    on_log: OnLog | None = None,
+    should_stop: ShouldStop | None = None,
+    references: Sequence[tuple[Text, Text]] | None = None,
+) -> FitResult:
+    """Fit a reward model from ``comparisons`` and normalise it; deterministic for ``config.seed``.
+
+    ``on_log(metrics)`` receives ``train/loss``, ``train/accuracy`` (running means since the last
+    call), ``train/lr`` and ``step`` every ``log_every`` steps; the last call adds ``valid/accuracy``,
+    ``valid/loss`` and ``normalization/gain``/``normalization/bias``. ``should_stop()`` is checked
+    before every step; when it turns true the model is returned unnormalised with ``stopped=True``.
+    ``references`` (query, reference) pairs are required for ``normalize="references"``.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    generator = torch.Generator().manual_seed(config.seed)
+    lm, tokenizer = load_lm(config.model, dtype=DTYPES[config.dtype])
+    model = RewardModel(lm, head_seed=config.seed).to(device)
+    data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length)
+
+    # 1. Split: a fixed share is held out for validation accuracy.
+    order = torch.randperm(len(data), generator=generator)
+    n_valid = int(len(data) * config.valid_fraction)
+    valid, train = data.take(order[:n_valid]), data.take(order[n_valid:])
+    if len(train) == 0:
+        raise ValueError(f"no training comparisons left out of {len(data)} after the validation split")
+
+    # 2. Train: each comparison used once per epoch, learning rate decayed over all steps.
+    optimizer = make_optimizer(model.parameters(), config.lr, config.adam_eps, config.adam_style)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    history: list[Metrics] = []
+    running = {"loss": 0.0, "correct": 0.0, "count": 0}
+    metrics: Metrics = {}
+    step = 0
+    for _ in range(config.epochs):
+        perm = torch.randperm(len(train), generator=generator)
+        for start in range(0, len(train), config.batch_size):
+            if should_stop is not None and should_stop():
+                return FitResult(model, tokenizer, metrics, history, stopped=True)
+            batch = train.take(perm[start : start + config.batch_size])
+            lr = scheduled_lr(config.lr, step, total_steps, config.lr_schedule)
+            set_lr(optimizer, lr)
+            rewards = comparison_rewards(model, batch, device)  # (B, K)
+            loss = best_of_k_loss(rewards, batch.best.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            n = len(batch)
+            running["loss"] += loss.item() * n
+            running["correct"] += (rewards.argmax(-1).cpu() == batch.best).sum().item()
+            running["count"] += n
+            if step % config.log_every == 0 or step == total_steps:
+                metrics = {
+                    "step": float(step),
+                    "train/loss": running["loss"] / running["count"],
+                    "train/accuracy": running["correct"] / running["count"],
+                    "train/lr": lr,
+                }
+                running = {"loss": 0.0, "correct": 0.0, "count": 0}
+                if step < total_steps:
+                    _emit(on_log, history, metrics)
+
+    # 3. Validate, then normalise so the KL coefficient keeps its meaning across reward models.
+    metrics.update(evaluate(model, valid, device, config.batch_size))
+    try:
+        gain, bias = _normalize(model, tokenizer, config, data, references, should_stop, device)
+    except StopRequested:
+        _emit(on_log, history, metrics)
+        return FitResult(model, tokenizer, metrics, history, stopped=True)
+    metrics["normalization/gain"], metrics["normalization/bias"] = gain, bias
+    _emit(on_log, history, metrics)
+    return FitResult(model, tokenizer, metrics, history)
+
+
+def _emit(on_log: OnLog | None, history: list[Metrics], metrics: Metrics) -> None:
+    history.append(dict(metrics))
+    if on_log is not None:
+        on_log(dict(metrics))
+
+
+@torch.no_grad()
+def evaluate(model: RewardModel, data: EncodedComparisons, device: torch.device, batch_size: int = 64) -> Metrics:
+    """``valid/accuracy`` (argmax reward is the labeled sample) and ``valid/loss``; empty data gives {}."""
+    if len(data) == 0:
+        return {}
+    correct, loss = 0.0, 0.0
+    for start in range(0, len(data), batch_size):
+        batch = data.take(torch.arange(start, min(start + batch_size, len(data))))
+        rewards = comparison_rewards(model, batch, device)
+        correct += (rewards.argmax(-1).cpu() == batch.best).sum().item()
+        loss += best_of_k_loss(rewards, batch.best.to(device)).item() * len(batch)
+    return {"valid/accuracy": correct / len(data), "valid/loss": loss / len(data)}
+
+
+def _normalize(
+    model: RewardModel,
+    tokenizer: Tokenizer,
+    config: RewardFitConfig,
+    data: EncodedComparisons,
+    references: Sequence[tuple[Text, Text]] | None,
+    should_stop: ShouldStop | None,
+    device: torch.device,
+) -> tuple[float, float]:
+    model.set_normalization(1.0, 0.0)
+    if config.normalize == "none":
+        return 1.0, 0.0
+    if config.normalize == "references":
+        if not references:
+            raise ValueError("normalize='references' needs (query, reference) pairs")
+        raw = score_references(model, tokenizer, references, config, device)
+        gain, bias = 1.0, -float(raw.double().mean())  # 2020: shift only
+    else:
+        raw = score_policy_samples(model, data.queries, data.query_mask, config, should_stop, device)
+        gain, bias = fit_normalization(raw)
+    model.set_normalization(gain, bias)
+    return gain, bias
+
+
+@torch.no_grad()
+def score_policy_samples(
+    model: RewardModel,
+    queries: Tensor,
+    query_mask: Tensor,
+    config: RewardFitConfig,
+    should_stop: ShouldStop | None,
+    device: torch.device,
+) -> Tensor:
+    """Raw rewards of ``normalize_samples`` responses sampled from rho on ``queries`` (all the
+    comparisons' queries, cycled in order), truncated as for scoring. Returns (normalize_samples,)."""
+    policy, _ = load_lm(config.policy_model or config.model, dtype=DTYPES[config.dtype])
+    policy = policy.to(device)
+    generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    index = torch.arange(config.normalize_samples) % queries.shape[0]
+    scores = []
+    for start in range(0, config.normalize_samples, config.sample_batch_size):
+        rows = index[start : start + config.sample_batch_size]
+        q, qm = queries[rows].to(device), query_mask[rows].to(device)
+        gen = generate(policy, q, qm, config.response_length, config.temperature, generator, should_stop=should_stop)
+        keep, _ = truncation_mask(gen.responses, config.truncate_token, config.truncate_after)
+        scores.append(model.raw(torch.cat([q, gen.responses], 1), torch.cat([qm, keep.long()], 1)))
+    return torch.cat(scores).cpu()
+
+
+@torch.no_grad()
+def score_references(
+    model: RewardModel,
+    tokenizer: Tokenizer,
+    references: Sequence[tuple[Text, Text]],
+    config: RewardFitConfig,
+    device: torch.device,
+) -> Tensor:
+    """Raw rewards of (query, reference) pairs, (N,)."""
+    pad = tokenizer.pad_token_id
+    queries, query_mask = pad_left([as_ids(tokenizer, q) for q, _ in references], config.query_length, pad)
+    responses, response_mask = pad_right([as_ids(tokenizer, r) for _, r in references], config.response_length, pad)
+    out = []
+    for start in range(0, len(references), config.sample_batch_size):
+        sl = slice(start, start + config.sample_batch_size)
+        out.append(model.raw(torch.cat([queries[sl], responses[sl]], 1).to(device),
+                             torch.cat([query_mask[sl], response_mask[sl]], 1).to(device)))
+    return torch.cat(out).cpu()
