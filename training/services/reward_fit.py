@@ -1,0 +1,83 @@
+"""The fit_reward run: labels of the round's snapshot → a fresh, normalised reward model.
+
+After fitting, the model is scored on the researchers' calibration answers: a reward that
+agrees with them less often than chance (the 2019 sign-flip bug) pulls the andon cord.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import uuid
+
+from training.models import TrainingRun
+from training.rlhf.config import RewardFitConfig, resolve_device
+from training.rlhf.data import Comparison
+from training.rlhf.reward_model import encode_comparisons, evaluate, fit
+from training.selectors import calibration_records, comparison_records_for_snapshot
+from training.services.andon import andon_pull
+from training.services.models_io import final_model_dir
+from training.services.reporter import RunReporter
+from training.services.runs import checkpoint_record, run_metrics_record
+from training.services.tripwires import check_calibration_accuracy, tripwire_settings
+
+_FIELDS = {f.name for f in dataclasses.fields(RewardFitConfig)}
+_NOT_FROM_RUN = {"comparisons_path", "references_path", "output_dir", "metrics_path"}
+
+
+def reward_fit_config(run: TrainingRun) -> RewardFitConfig:
+    """The library config from the run's stored JSON (unknown keys are ignored, paths are ours)."""
+    values = {k: v for k, v in run.config.items() if k in _FIELDS and k not in _NOT_FROM_RUN}
+    values.setdefault("model", run.base_model)
+    values.setdefault("seed", run.seed)
+    return RewardFitConfig(**values).validate()
+
+
+def save_atomically(model, tokenizer, folder) -> None:
+    """Write into a temporary sibling folder, then rename: a kill mid-write leaves no half model."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    model.save_pretrained(tmp, tokenizer)
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def _as_comparisons(records: list[dict]) -> list[Comparison]:
+    return [Comparison(query=r["query"], samples=r["samples"], best=r["best"]) for r in records]
+
+
+def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
+    config = reward_fit_config(run)
+    snapshot = run.config.get("label_snapshot", {})
+    comparisons = _as_comparisons(comparison_records_for_snapshot(project=run.project,
+                                                                  max_label_id=snapshot.get("max_label_id")))
+    if len(comparisons) < 2:
+        raise ValueError(f"Only {len(comparisons)} labeled comparisons: too few to fit a reward model.")
+    result = fit(config, comparisons, on_log=reporter.on_step, should_stop=reporter.should_stop)
+    if result.stopped or reporter.stop_requested:
+        return
+
+    # Calibration check: does the reward agree with researchers more often than chance?
+    calibration = _as_comparisons(calibration_records(project=run.project))
+    accuracy = None
+    if calibration:
+        data = encode_comparisons(calibration, result.tokenizer, config.query_length, config.response_length)
+        accuracy = evaluate(result.model, data, resolve_device(config.device))["valid/accuracy"]
+        step = int(result.metrics.get("step", 1))
+        run_metrics_record(run_id=run.id, step=step, metrics={"calibration/accuracy": accuracy,
+                                                              "calibration/labels": float(len(calibration))})
+
+    folder = final_model_dir(run)
+    save_atomically(result.model, result.tokenizer, folder)
+    checkpoint_record(run=run, step=int(result.metrics.get("step", 0)), path=folder, metrics=result.metrics,
+                      is_final=True)
+    limits = {**tripwire_settings(run.project), **run.config.get("tripwires", {})}
+    reason = check_calibration_accuracy(accuracy=accuracy, n=len(calibration), k=run.project.k, limits=limits)
+    if reason:
+        andon_pull(run=run, reason=reason, tripwire="reward_sign")
+        reporter.stop_requested = True
