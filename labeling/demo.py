@@ -48,11 +48,23 @@ def _users() -> None:
         user_set_role(user, login.role)
 
 
+# Small enough that one round (reward fit → PPO → sampling) takes about a minute on 2 CPU cores.
+DEMO_TRAINING = {
+    "base_model": "tiny",
+    "reward": {"epochs": 2, "lr": 1e-4, "batch_size": 8, "normalize_samples": 32, "query_length": 64,
+               "response_length": 24, "log_every": 2},
+    "ppo": {"total_episodes": 256, "batch_size": 32, "query_length": 64, "response_length": 24, "save_every": 2},
+    "sample": {"n_queries": 12, "response_length": 24, "query_length": 64},
+}
+
+
 def _continuation_project(data: dict, researcher) -> None:
     project = project_create(
         name="Positive continuations", slug="positive-continuations", k=4, calibration_share=0.15,
         description="Pick the most positive continuation (the 2019 sentiment task).", created_by=researcher,
     )
+    project.training_settings = DEMO_TRAINING
+    project.save(update_fields=["training_settings"])
     instructions_publish(project=project, body=data["instructions"], author=researcher)
     rng = random.Random(2019)
     pool = data["continuations"]
@@ -78,6 +90,8 @@ def _summarization_project(data: dict, researcher) -> None:
         labels_per_comparison=2, calibration_share=0.15,
         description="Pick the better summary of a post (the 2020 pairwise task).", created_by=researcher,
     )
+    project.training_settings = DEMO_TRAINING
+    project.save(update_fields=["training_settings"])
     instructions_publish(project=project, body=data["instructions"], author=researcher)
     for n, item in enumerate(data["posts"]):
         query = Query.objects.create(project=project, context=item["post"], reference=item["good"], external_id=f"post-{n}")
@@ -99,3 +113,37 @@ def demo_seed() -> list[DemoLogin]:
         if not Project.objects.filter(slug="tldr-summaries").exists():
             _summarization_project(data["summarization"], researcher)
     return DEMO_LOGINS
+
+
+_POSITIVE = {"happy", "hope", "hopeful", "wonderful", "laughed", "best", "cheered", "glow", "warmth", "friendship",
+             "good", "love", "smile", "joy", "great", "bright", "kind", "beautiful", "surprise", "sun"}
+_NEGATIVE = {"dark", "cold", "dread", "wrong", "worse", "silence", "heavier", "slammed", "nobody", "no", "nothing"}
+
+
+def _positivity(text: str) -> int:
+    words = [w.strip(".,;:!?'\"").lower() for w in text.split()]
+    return sum(w in _POSITIVE for w in words) - sum(w in _NEGATIVE for w in words)
+
+
+def demo_autolabel(*, project: Project, n: int = 40) -> int:
+    """Label up to `n` comparisons as the "demo-bot" contractor, preferring the most positive
+    sample by a small word list: enough labels to start a round in the demo. Returns how many."""
+    from labeling.models import ComparisonSample
+    from labeling.services import LabelInput, comparison_next_for_labeler, instructions_acknowledge, label_submit
+
+    bot, created = get_user_model().objects.get_or_create(username="demo-bot")
+    if created:
+        bot.set_unusable_password()
+        bot.save()
+        user_set_role(bot, CONTRACTOR)
+    instructions = project.instructions.order_by("-version").first()
+    if instructions is not None:
+        instructions_acknowledge(instructions=instructions, user=bot)
+    done = 0
+    while done < n and (assignment := comparison_next_for_labeler(project=project, labeler=bot)) is not None:
+        texts = dict(ComparisonSample.objects.filter(comparison=assignment.comparison).values_list("position", "sample__text"))
+        shown = [texts[c] for c in assignment.display_order]
+        best = max(range(len(shown)), key=lambda p: (_positivity(shown[p]), -p))
+        label_submit(assignment_id=assignment.id, labeler=bot, answer=LabelInput(position=best, duration_ms=1500))
+        done += 1
+    return done

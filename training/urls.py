@@ -8,5 +8,6 @@ urlpatterns = [
     path("runs/<int:run_id>/<str:action>/", views.training_run_action, name="training-run-action"),
     path("projects/<slug:slug>/runs/", views.training_project_runs, name="training-project-runs"),
     path("projects/<slug:slug>/rounds/start/", views.training_round_start, name="training-round-start"),
+    path("projects/<slug:slug>/demo-autolabel/", views.training_demo_autolabel, name="training-demo-autolabel"),
     path("checkpoints/<int:checkpoint_id>/download/", views.training_checkpoint_download, name="training-checkpoint-download"),
 ]

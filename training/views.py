@@ -117,6 +117,19 @@ def training_round_start(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("training-run-detail", run_id=first.id)
 
 
+@require_POST
+@login_required
+def training_demo_autolabel(request: HttpRequest, slug: str) -> HttpResponse:
+    """Demo helper: a bot labels a batch so a round can start without 40 keypresses."""
+    from labeling.demo import demo_autolabel
+
+    project = project_get_for_researcher(slug=slug, user=request.user)
+    if not request.user.has_perm("training.start_runs"):
+        raise Http404("No such project.")
+    n = demo_autolabel(project=project, n=40)
+    return render(request, "labeling/_notice.html", {"message": f"demo-bot labeled {n} comparisons.", "level": "info"})
+
+
 @require_GET
 @login_required
 def training_checkpoint_download(request: HttpRequest, checkpoint_id: int) -> HttpResponse:

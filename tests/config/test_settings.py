@@ -67,3 +67,15 @@ def test_demo_seed_is_idempotent_and_big_enough(django_user_model):
     assert Comparison.objects.filter(project__slug="positive-continuations").count() >= 50
     for login in DEMO_LOGINS:
         assert django_user_model.objects.get(username=login.username).check_password(login.password)
+
+
+@pytest.mark.django_db
+def test_demo_bot_labels_so_a_round_can_start():
+    from labeling.demo import demo_autolabel
+    from labeling.models import Label
+
+    demo_seed()
+    project = Project.objects.get(slug="positive-continuations")
+    assert demo_autolabel(project=project, n=10) == 10
+    labels = Label.objects.filter(labeler__username="demo-bot")
+    assert labels.count() == 10 and all(label.instructions is not None for label in labels)
