@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from torch import Tensor
+
 Text = str | Sequence[int]  # text, or token ids already encoded with the model's tokenizer
 
 
@@ -49,3 +51,27 @@ def load_queries(path: str | Path) -> list[Text]:
 def load_references(path: str | Path) -> list[tuple[Text, Text]]:
     """(query, reference response) pairs from JSONL rows ``{"query", "reference"}`` (2020 normalisation)."""
     return [(row["query"], row["reference"]) for row in read_jsonl(path)]
+
+
+@dataclass
+class Rollout:
+    """One PPO batch on this rank: what was sampled and everything measured on it.
+
+    Tensors are (B, Lq), (B, T) or (B,); ``rewards`` and ``kl`` are filled in by scoring.
+    """
+
+    queries: Tensor  # (B, Lq) left-padded
+    query_mask: Tensor  # (B, Lq)
+    responses: Tensor  # (B, T) as sampled (PPO trains on all T tokens, 2019)
+    logprobs: Tensor  # (B, T) pi_old, temperature-scaled
+    ref_logprobs: Tensor  # (B, T) rho, temperature-scaled
+    values: Tensor  # (B, T) value before each response token
+    response_mask: Tensor | None = None  # (B, T) tokens kept by truncation (what the reward saw)
+    valid: Tensor | None = None  # (B,) truncation token found
+    scores: Tensor | None = None  # (B,) reward (or penalty), before any debug negation
+    rewards: Tensor | None = None  # (B, T) per-token rewards with the KL penalty
+    kl: Tensor | None = None  # (B, T) logprobs - ref_logprobs
+
+    def take(self, index: Tensor) -> Rollout:
+        """Rows ``index`` of every tensor."""
+        return Rollout(**{k: (v[index] if v is not None else None) for k, v in vars(self).items()})

@@ -101,6 +101,12 @@ def trunk_forward(
     return lm.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
 
 
+def response_logits(lm: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor, response_start: int) -> Tensor:
+    """Raw next-token logits for the tokens ``input_ids[:, response_start:]``, (B, L) -> (B, T, V)."""
+    hidden = trunk_forward(lm, input_ids, attention_mask).last_hidden_state[:, response_start - 1 : -1]
+    return lm.get_output_embeddings()(hidden)
+
+
 def freeze_untied_output_embeddings(lm: PreTrainedModel) -> None:
     """A trunk used only for scalar heads never uses an untied LM head; freeze it (DDP needs every
     trainable parameter to receive a gradient)."""
