@@ -20,3 +20,6 @@ __all__ = [
     "comparisons_withdraw", "instructions_acknowledge", "instructions_current", "instructions_is_acknowledged",
     "instructions_publish", "label_submit", "project_create",
 ]
+from labeling.services.imports import ImportResult, comparisons_import, queries_import, tokenizer_load  # noqa: E402
+
+__all__ += ["ImportResult", "comparisons_import", "queries_import", "tokenizer_load"]

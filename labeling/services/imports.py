@@ -1,0 +1,614 @@
+"""Importing queries, samples and labeled comparisons from JSON Lines files.
+
+Every import is checked in full before anything is written: the size limit
+(settings.IMPORT_MAX_BYTES) before parsing, then each line, with errors naming the line
+("line 7: missing key 'sample3'"). The write is one transaction, so a bad line writes nothing.
+Files are JSON Lines (one object per line; blank lines are skipped) or one JSON array of objects
+(errors then name the item). Nothing else is parsed: never pickle or torch files from users.
+
+Formats
+-------
+Queries (`queries_import`), one query per line::
+
+    {"context": str, "reference"?: str, "external_id"?: str, "split"?: "train"|"valid"|"test",
+     "samples"?: [{"text": str, "source"?: str, "generation_params"?: object}]}
+
+Comparisons, 2019 layout (`comparisons_import(layout="2019")`), one question per line::
+
+    {"query": text, "sample0": text, …, "sample{K-1}": text, "best"?: int,
+     "labeler"?: str, "unsure"?: bool, "split"?: str, "external_id"?: str, "batch"?: str}
+
+  A text is a string, or a list of token ids decoded with the `tokenizer` argument: "bytes"
+  (UTF-8 byte ids 0–255) or a local Hugging Face tokenizer folder (never fetched from a hub).
+  Trailing `pad_id` ids are stripped first (the 2019 files right-pad queries with 50259).
+  K (the number of sampleN keys) must equal the project's K. Samples get source "imported".
+  Keys that the platform does not know are ignored; the export adds some (`comparison_id`).
+
+Comparisons, 2020 layout (`comparisons_import(layout="2020")`, K=2 projects only)::
+
+    {"info": {"id", "post" | "article", "title"?, "subreddit"?, "site"?},
+     "summaries": [{"text", "policy", "note"?}, {…}], "choice"?: 0|1, "worker"?: str,
+     "batch"?: str, "split"?: "train"|"valid1"|"valid2", "extra"?: {…}}
+
+  `info.id` becomes the query's external_id (a later batch on the same post reuses the query);
+  the query text follows the 2020 TL;DR format "SUBREDDIT: r/…\\n\\nTITLE: …\\n\\nPOST: …" when a
+  title or subreddit is given, else it is the post (or article). Splits map valid1 → valid and
+  valid2 → test. `policy` becomes the sample's source. `extra` (e.g. the 9-point confidence) has
+  no field to go into yet and is dropped.
+
+Who imported labels belong to
+-----------------------------
+A line's "best"/"choice" is stored as a Label of the line's "labeler"/"worker" account, else of
+the `labeler_username` argument (default "imported"). Missing accounts are created with the
+contractor role and no usable password (they cannot log in). Labels are never attributed to the
+importing researcher: their own agreement and calibration statistics would be polluted.
+Each imported label gets a submitted Assignment with the identity display order (what it was
+"shown" as is unknown), duration 0 and no instructions version; the comparison's
+labels_wanted is at least its label count, and label_count/open_slots are set to match.
+Lines with the same query, samples, external id and batch become one comparison with several
+labels (one per labeler), which is how an export of several labels per comparison comes back.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.errors import InvalidInput, PayloadTooLarge
+from labeling.models import Assignment, Comparison, ComparisonSample, Label, Project, Query, Sample
+from labeling.roles import CONTRACTOR, user_set_role
+
+IMPORTED_SOURCE = "imported"
+DEFAULT_IMPORT_LABELER = "imported"
+ALLOWED_SUFFIXES = (".jsonl", ".json", ".ndjson")
+LAYOUTS = ("auto", "2019", "2020")
+_SAMPLE_KEY = re.compile(r"^sample(\d+)$")
+_SPLITS_2020 = {"train": Query.Split.TRAIN, "valid1": Query.Split.VALID, "valid2": Query.Split.TEST}
+
+
+@dataclass
+class ImportResult:
+    """What an import wrote."""
+
+    lines: int = 0
+    queries_created: int = 0
+    samples_created: int = 0
+    comparisons_created: int = 0
+    labels_created: int = 0
+    labelers_created: int = 0
+
+
+# ---------------------------------------------------------------- reading files
+
+
+def import_read(source: bytes | IO[bytes], *, name: str | None = None, max_bytes: int | None = None) -> bytes:
+    """The raw bytes of an upload, after the type and size checks (nothing is parsed yet).
+
+    The limit is settings.IMPORT_MAX_BYTES unless `max_bytes` is given (operators' commands).
+    """
+    limit = max_bytes or settings.IMPORT_MAX_BYTES
+    if name and not name.lower().endswith(ALLOWED_SUFFIXES):
+        raise InvalidInput("Only JSON Lines or JSON files (.jsonl, .json, .ndjson) can be imported.", field="file")
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        size = getattr(source, "size", None)
+        if size is not None and size > limit:
+            raise PayloadTooLarge(_too_large(size, limit))
+        data = source.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(_too_large(len(data), limit))
+    return data
+
+
+def _too_large(size: int, limit: int) -> str:
+    shown = f"{size} bytes" if size <= limit + 1 else f"over {limit} bytes"
+    return f"The file is {shown}; imports are limited to {limit} bytes (IMPORT_MAX_BYTES). Split it into smaller files."
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def import_rows(data: bytes) -> Iterator[tuple[str, dict]]:
+    """(where, object) for each record: where is "line N" (JSON Lines) or "item N" (a JSON array)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InvalidInput(f"line {line}: the file is not UTF-8 text.", field="file") from error
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text, parse_constant=_no_constants)
+        except ValueError as error:
+            raise InvalidInput(f"line {getattr(error, 'lineno', '?')}: invalid JSON ({_json_msg(error)}).", field="file") from error
+        if not isinstance(items, list):
+            raise InvalidInput("line 1: expected a JSON array of objects.", field="file")
+        numbered = ((f"item {n}", item) for n, item in enumerate(items, start=1))
+    else:
+        numbered = _jsonl(text)
+    seen = False
+    for where, obj in numbered:
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"{where}: expected a JSON object, got {type(obj).__name__}.", field="file")
+        seen = True
+        yield where, obj
+    if not seen:
+        raise InvalidInput("The file has no records.", field="file")
+
+
+def _jsonl(text: str) -> Iterator[tuple[str, object]]:
+    # split("\n"), not splitlines(): U+2028 and friends may sit unescaped inside JSON strings.
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            yield f"line {n}", json.loads(line, parse_constant=_no_constants)
+        except ValueError as error:
+            raise InvalidInput(f"line {n}: invalid JSON ({_json_msg(error)}).", field="file") from error
+
+
+def _json_msg(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at column {error.colno}"
+    return str(error)
+
+
+# ---------------------------------------------------------------- tokenizers
+
+
+class TokenDecoder(Protocol):
+    def decode(self, ids: list[int]) -> str: ...
+
+
+class BytesDecoder:
+    """Token ids are UTF-8 bytes (0–255)."""
+
+    name = "bytes"
+
+    def decode(self, ids: list[int]) -> str:
+        bad = next((i for i in ids if not 0 <= i <= 255), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is not a byte (0–255)")
+        return bytes(ids).decode("utf-8", errors="replace")
+
+
+class HuggingFaceDecoder:
+    """A tokenizer saved in a local folder (`save_pretrained`); loaded without network access."""
+
+    def __init__(self, folder: Path):
+        # Local import: transformers takes seconds to import and only this path needs it.
+        from transformers import AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as error:
+            raise InvalidInput(f"Cannot load a tokenizer from {folder}: {error}", field="tokenizer") from error
+        self.name = str(folder)
+
+    def decode(self, ids: list[int]) -> str:
+        size = len(self.tokenizer)
+        bad = next((i for i in ids if not 0 <= i < size), None)
+        if bad is not None:
+            raise ValueError(f"token id {bad} is outside the tokenizer's vocabulary (size {size})")
+        return self.tokenizer.decode(ids)
+
+
+def tokenizer_load(spec: str, *, allowed_root: Path | None = None) -> TokenDecoder:
+    """"bytes", or a local tokenizer folder (inside `allowed_root` when given, as the API requires)."""
+    if spec == "bytes":
+        return BytesDecoder()
+    folder = Path(spec).expanduser().resolve()
+    if allowed_root is not None and not folder.is_relative_to(Path(allowed_root).resolve()):
+        raise InvalidInput(f'tokenizer must be "bytes" or a folder under {allowed_root}.', field="tokenizer")
+    if not folder.is_dir():
+        raise InvalidInput(f'tokenizer must be "bytes" or an existing local tokenizer folder; {spec!r} is neither.',
+                           field="tokenizer")
+    return HuggingFaceDecoder(folder)
+
+
+# ---------------------------------------------------------------- parsed lines
+
+
+@dataclass(frozen=True)
+class _QuerySpec:
+    context: str
+    reference: str = ""
+    external_id: str = ""
+    split: str = Query.Split.TRAIN
+
+    @property
+    def key(self) -> tuple:
+        return ("id", self.external_id) if self.external_id else ("context", self.context, self.reference, self.split)
+
+
+@dataclass(frozen=True)
+class _SampleSpec:
+    text: str
+    source: str = IMPORTED_SOURCE
+    tokens: list[int] | None = None
+    generation_params: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Row:
+    where: str
+    query: _QuerySpec
+    samples: list[_SampleSpec]
+    best: int | None = None
+    labeler: str = ""
+    unsure: bool = False
+    external_id: str = ""
+    batch: str = ""
+
+
+def _str(obj: dict, key: str, where: str, *, required: bool = False, max_length: int | None = None) -> str:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise InvalidInput(f"{where}: missing key {key!r}.", field="file")
+        return ""
+    value = obj[key]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key in ("id", "external_id"):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: {key!r} must be a string.", field="file")
+    if required and not value.strip():
+        raise InvalidInput(f"{where}: {key!r} is empty.", field="file")
+    if max_length is not None and len(value) > max_length:
+        raise InvalidInput(f"{where}: {key!r} is longer than {max_length} characters.", field="file")
+    return value
+
+
+def _text(value, where: str, key: str, decoder: TokenDecoder | None, pad_id: int | None) -> tuple[str, list[int] | None]:
+    """A text given as a string or as token ids (decoded); returns (text, tokens or None)."""
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        if decoder is None:
+            raise InvalidInput(f'{where}: {key!r} is a list of token ids; pass a tokenizer ("bytes" or a local '
+                               "tokenizer folder) to decode it.", field="tokenizer")
+        ids = list(value)
+        while pad_id is not None and ids and ids[-1] == pad_id:
+            ids.pop()
+        try:
+            return decoder.decode(ids), ids
+        except ValueError as error:
+            raise InvalidInput(f"{where}: {key!r}: {error}.", field="file") from error
+    raise InvalidInput(f"{where}: {key!r} must be a string or a list of integer token ids.", field="file")
+
+
+def _split(obj: dict, where: str, mapping: dict[str, str] | None = None) -> str:
+    raw = _str(obj, "split", where)
+    if not raw:
+        return Query.Split.TRAIN
+    value = (mapping or {}).get(raw, raw)
+    if value not in Query.Split.values:
+        allowed = sorted(set(Query.Split.values) | set(mapping or {}))
+        raise InvalidInput(f"{where}: split {raw!r} is not one of {', '.join(allowed)}.", field="file")
+    return value
+
+
+def _username(value: str, where: str) -> str:
+    try:
+        UnicodeUsernameValidator()(value)
+    except ValidationError as error:
+        raise InvalidInput(f"{where}: labeler name {value!r} is not a valid user name.", field="file") from error
+    if len(value) > 150:
+        raise InvalidInput(f"{where}: labeler name is longer than 150 characters.", field="file")
+    return value
+
+
+def _best(obj: dict, key: str, where: str, k: int) -> int | None:
+    if key not in obj or obj[key] is None:
+        return None
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < k:
+        raise InvalidInput(f"{where}: {key!r} must be an integer from 0 to {k - 1}, got {value!r}.", field="file")
+    return value
+
+
+def _parse_2019(where: str, obj: dict, *, project: Project, decoder, pad_id) -> _Row:
+    indices = sorted(int(m.group(1)) for key in obj if (m := _SAMPLE_KEY.match(key)))
+    if "query" not in obj:
+        raise InvalidInput(f"{where}: missing key 'query'.", field="file")
+    if len(indices) != project.k:
+        raise InvalidInput(
+            f"{where}: the line has {len(indices)} samples (sampleN keys) but project {project.slug!r} has K={project.k}.",
+            field="file",
+        )
+    missing = next((i for i in range(project.k) if i not in indices), None)
+    if missing is not None:
+        raise InvalidInput(f"{where}: missing key 'sample{missing}'.", field="file")
+    context, _ = _text(obj["query"], where, "query", decoder, pad_id)
+    samples = []
+    for i in range(project.k):
+        text, tokens = _text(obj[f"sample{i}"], where, f"sample{i}", decoder, pad_id)
+        samples.append(_SampleSpec(text=text, tokens=tokens))
+    labeler = _str(obj, "labeler", where)
+    unsure = obj.get("unsure", False)
+    if not isinstance(unsure, bool):
+        raise InvalidInput(f"{where}: 'unsure' must be true or false.", field="file")
+    return _Row(
+        where=where,
+        query=_QuerySpec(context=context, split=_split(obj, where)),
+        samples=samples,
+        best=_best(obj, "best", where, project.k),
+        labeler=_username(labeler, where) if labeler else "",
+        unsure=unsure,
+        external_id=_str(obj, "external_id", where, max_length=200),
+        batch=_str(obj, "batch", where, max_length=100),
+    )
+
+
+def _context_2020(info: dict, where: str) -> str:
+    body = _str(info, "post", where) or _str(info, "article", where)
+    if not body.strip():
+        raise InvalidInput(f"{where}: missing key 'info.post' (or 'info.article').", field="file")
+    title, subreddit = _str(info, "title", where), _str(info, "subreddit", where)
+    if not (title or subreddit):
+        return body
+    parts = ([f"SUBREDDIT: r/{subreddit}"] if subreddit else []) + ([f"TITLE: {title}"] if title else [])
+    return "\n\n".join([*parts, f"POST: {body}"])
+
+
+def _parse_2020(where: str, obj: dict, *, project: Project, decoder, pad_id) -> _Row:
+    if project.k != 2:
+        raise InvalidInput(f"The 2020 layout compares 2 summaries; project {project.slug!r} has K={project.k}.",
+                           field="layout")
+    info = obj.get("info")
+    if not isinstance(info, dict):
+        raise InvalidInput(f"{where}: missing key 'info' (an object with id and post).", field="file")
+    summaries = obj.get("summaries")
+    if not isinstance(summaries, list):
+        raise InvalidInput(f"{where}: missing key 'summaries'.", field="file")
+    if len(summaries) != 2:
+        raise InvalidInput(f"{where}: 'summaries' has {len(summaries)} entries; the 2020 layout has 2.", field="file")
+    samples = []
+    for i, summary in enumerate(summaries):
+        if not isinstance(summary, dict) or "text" not in summary:
+            raise InvalidInput(f"{where}: missing key 'summaries[{i}].text'.", field="file")
+        text, tokens = _text(summary["text"], where, f"summaries[{i}].text", decoder, pad_id)
+        policy = _str(summary, "policy", where, max_length=200) or IMPORTED_SOURCE
+        note = _str(summary, "note", where)
+        samples.append(_SampleSpec(text=text, tokens=tokens, source=policy,
+                                   generation_params={"note": note} if note else {}))
+    worker = _str(obj, "worker", where)
+    return _Row(
+        where=where,
+        query=_QuerySpec(context=_context_2020(info, where), external_id=_str(info, "id", where, required=True,
+                                                                                max_length=200),
+                         split=_split(obj, where, _SPLITS_2020)),
+        samples=samples,
+        best=_best(obj, "choice", where, 2),
+        labeler=_username(worker, where) if worker else "",
+        batch=_str(obj, "batch", where, max_length=100),
+    )
+
+
+def _parse_query_line(where: str, obj: dict, *, decoder, pad_id) -> _Row:
+    context, _ = _text(obj.get("context"), where, "context", decoder, pad_id) if "context" in obj else ("", None)
+    if not context.strip():
+        raise InvalidInput(f"{where}: missing key 'context'.", field="file")
+    samples_raw = obj.get("samples", [])
+    if not isinstance(samples_raw, list):
+        raise InvalidInput(f"{where}: 'samples' must be a list.", field="file")
+    samples = []
+    for i, item in enumerate(samples_raw):
+        if not isinstance(item, dict) or "text" not in item:
+            raise InvalidInput(f"{where}: missing key 'samples[{i}].text'.", field="file")
+        text, tokens = _text(item["text"], where, f"samples[{i}].text", decoder, pad_id)
+        params = item.get("generation_params", {})
+        if not isinstance(params, dict):
+            raise InvalidInput(f"{where}: 'samples[{i}].generation_params' must be an object.", field="file")
+        source = _str(item, "source", where, max_length=200) or IMPORTED_SOURCE
+        samples.append(_SampleSpec(text=text, tokens=tokens, source=source, generation_params=params))
+    return _Row(
+        where=where,
+        query=_QuerySpec(context=context, reference=_str(obj, "reference", where),
+                         external_id=_str(obj, "external_id", where, max_length=200), split=_split(obj, where)),
+        samples=samples,
+    )
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _labelers_ensure(names: set[str], result: ImportResult) -> dict[str, object]:
+    User = get_user_model()
+    users = {u.username: u for u in User.objects.filter(username__in=names)}
+    for name in sorted(names - users.keys()):
+        user = User.objects.create_user(username=name, password=None)  # unusable password: cannot log in
+        user_set_role(user, CONTRACTOR)
+        users[name] = user
+        result.labelers_created += 1
+    return users
+
+
+def _queries_write(project: Project, rows: Sequence[_Row], result: ImportResult, *, reuse_external: bool) -> dict:
+    """Query key → Query: existing ones by external id (when reusing), the rest created in one go."""
+    by_key: dict[tuple, Query] = {}
+    external = {r.query.external_id for r in rows if r.query.external_id}
+    if reuse_external and external:
+        for q in Query.objects.filter(project=project, external_id__in=external):
+            by_key[("id", q.external_id)] = q
+    new: dict[tuple, Query] = {}
+    for row in rows:
+        spec = row.query
+        if spec.key not in by_key and spec.key not in new:
+            new[spec.key] = Query(project=project, context=spec.context, reference=spec.reference,
+                                  external_id=spec.external_id, split=spec.split)
+    Query.objects.bulk_create(new.values())
+    result.queries_created += len(new)
+    by_key.update(new)
+    return by_key
+
+
+def _samples_write(rows: Sequence[_Row], queries: dict, result: ImportResult) -> list[list[Sample]]:
+    """The samples of each row, deduplicated by (query, text, source); repeats within a row stay distinct."""
+    existing: dict[tuple, list[Sample]] = defaultdict(list)
+    for s in Sample.objects.filter(query_id__in=[q.id for q in queries.values()]).order_by("id"):
+        existing[(s.query_id, s.text, s.source)].append(s)
+    new: list[Sample] = []
+    per_row: list[list[Sample]] = []
+    for row in rows:
+        query = queries[row.query.key]
+        seen_in_row: dict[tuple, int] = defaultdict(int)
+        samples = []
+        for spec in row.samples:
+            key = (query.id, spec.text, spec.source)
+            n = seen_in_row[key]
+            seen_in_row[key] += 1
+            if n >= len(existing[key]):
+                sample = Sample(query=query, text=spec.text, tokens=spec.tokens, source=spec.source,
+                                generation_params=spec.generation_params)
+                existing[key].append(sample)
+                new.append(sample)
+            samples.append(existing[key][n])
+        per_row.append(samples)
+    Sample.objects.bulk_create(new)
+    result.samples_created += len(new)
+    return per_row
+
+
+def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[list[Sample]], queries: dict,
+                       users: dict, *, batch: str, is_calibration: bool, result: ImportResult) -> None:
+    # 1. Group lines into comparisons: same query, samples, external id and batch, one label per labeler.
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    ordered: list[dict] = []
+    for row, row_samples in zip(rows, samples, strict=True):
+        key = (row.query.key, tuple(s.id for s in row_samples), row.external_id, row.batch or batch)
+        entry = None
+        if row.best is not None:
+            entry = next((e for e in groups[key] if row.labeler not in e["labelers"]), None)
+        if entry is None:
+            entry = {"row": row, "samples": row_samples, "labels": [], "labelers": set()}
+            groups[key].append(entry)
+            ordered.append(entry)
+        if row.best is not None:
+            entry["labels"].append(row)
+            entry["labelers"].add(row.labeler)
+
+    # 2. Comparisons with counts that match their labels, then their samples in canonical order.
+    comparisons = []
+    for entry in ordered:
+        row = entry["row"]
+        n_labels = len(entry["labels"])
+        wanted = max(project.labels_per_comparison, n_labels)
+        comparisons.append(Comparison(
+            project=project, query=queries[row.query.key], labels_wanted=wanted, label_count=n_labels,
+            open_slots=wanted - n_labels, is_calibration=is_calibration, batch=row.batch or batch,
+            external_id=row.external_id,
+        ))
+    Comparison.objects.bulk_create(comparisons)
+    ComparisonSample.objects.bulk_create(
+        ComparisonSample(comparison=c, sample=s, position=i)
+        for c, entry in zip(comparisons, ordered, strict=True)
+        for i, s in enumerate(entry["samples"])
+    )
+    result.comparisons_created += len(comparisons)
+
+    # 3. A submitted assignment (identity display order) and a label per answer.
+    now = timezone.now()
+    pending = [(c, row) for c, entry in zip(comparisons, ordered, strict=True) for row in entry["labels"]]
+    assignments = [
+        Assignment(comparison=c, labeler=users[row.labeler], display_order=list(range(project.k)), leased_at=now,
+                   expires_at=now, state=Assignment.State.SUBMITTED)
+        for c, row in pending
+    ]
+    Assignment.objects.bulk_create(assignments)
+    Label.objects.bulk_create(
+        Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, unsure=row.unsure,
+              duration_ms=0)
+        for a, (c, row) in zip(assignments, pending, strict=True)
+    )
+    result.labels_created += len(pending)
+
+
+# ---------------------------------------------------------------- services
+
+
+def queries_import(*, project: Project, source: bytes | IO[bytes], name: str | None = None,
+                   tokenizer: TokenDecoder | None = None, pad_id: int | None = None,
+                   max_bytes: int | None = None) -> ImportResult:
+    """Create queries (and their samples) from a queries file; all or nothing.
+
+    An external_id already used in the project, or twice in the file, is an error (re-running
+    an import must not double the data).
+    """
+    # 1. Size, type, then every line.
+    data = import_read(source, name=name, max_bytes=max_bytes)
+    rows = [_parse_query_line(where, obj, decoder=tokenizer, pad_id=pad_id) for where, obj in import_rows(data)]
+    seen: dict[str, str] = {}
+    for row in rows:
+        ext = row.query.external_id
+        if ext and ext in seen:
+            raise InvalidInput(f"{row.where}: external_id {ext!r} repeats {seen[ext]}.", field="file")
+        if ext:
+            seen[ext] = row.where
+    taken = set(Query.objects.filter(project=project, external_id__in=seen).values_list("external_id", flat=True))
+    clash = next((r for r in rows if r.query.external_id in taken), None)
+    if clash is not None:
+        raise InvalidInput(f"{clash.where}: a query with external_id {clash.query.external_id!r} exists in this project.",
+                           field="file")
+    # 2. Write.
+    result = ImportResult(lines=len(rows))
+    with transaction.atomic():
+        queries: dict = {}
+        for row in rows:  # one Query per line, even when two lines share a context
+            queries[(row.where,)] = Query(project=project, context=row.query.context, reference=row.query.reference,
+                                          external_id=row.query.external_id, split=row.query.split)
+        Query.objects.bulk_create(queries.values())
+        result.queries_created = len(queries)
+        new_samples = [
+            Sample(query=queries[(row.where,)], text=s.text, tokens=s.tokens, source=s.source,
+                   generation_params=s.generation_params)
+            for row in rows for s in row.samples
+        ]
+        Sample.objects.bulk_create(new_samples)
+        result.samples_created = len(new_samples)
+    return result
+
+
+def comparisons_import(*, project: Project, source: bytes | IO[bytes], name: str | None = None, layout: str = "auto",
+                       tokenizer: TokenDecoder | None = None, pad_id: int | None = None,
+                       labeler_username: str = DEFAULT_IMPORT_LABELER, batch: str = "",
+                       is_calibration: bool = False, max_bytes: int | None = None) -> ImportResult:
+    """Create comparisons (and their queries, samples and labels) from a 2019- or 2020-layout file; all or nothing.
+
+    layout "auto" reads the first record: "summaries" means 2020, otherwise 2019. The file's K
+    must equal the project's K. See the module docstring for whom imported labels belong to.
+    """
+    if layout not in LAYOUTS:
+        raise InvalidInput(f"layout must be one of {', '.join(LAYOUTS)}.", field="layout")
+    default_labeler = _username(labeler_username or DEFAULT_IMPORT_LABELER, "labeler")
+    # 1. Size, type, then every line.
+    data = import_read(source, name=name, max_bytes=max_bytes)
+    rows: list[_Row] = []
+    for where, obj in import_rows(data):
+        if layout == "auto":
+            layout = "2020" if "summaries" in obj else "2019"
+        parse = _parse_2020 if layout == "2020" else _parse_2019
+        row = parse(where, obj, project=project, decoder=tokenizer, pad_id=pad_id)
+        row.labeler = row.labeler or default_labeler
+        rows.append(row)
+    # 2. Write.
+    result = ImportResult(lines=len(rows))
+    with transaction.atomic():
+        users = _labelers_ensure({r.labeler for r in rows if r.best is not None}, result)
+        queries = _queries_write(project, rows, result, reuse_external=True)
+        samples = _samples_write(rows, queries, result)
+        _comparisons_write(project, rows, samples, queries, users, batch=batch, is_calibration=is_calibration,
+                           result=result)
+    return result
