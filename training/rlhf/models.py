@@ -269,3 +269,18 @@ class PolicyWithValue(nn.Module):
                 policy.value_head.weight.copy_(tensors["weight"])
                 policy.value_head.bias.copy_(tensors["bias"])
         return policy, tokenizer
+
+
+def load_policy(
+    name_or_path: str | Path, reward_model: RewardModel | None = None, dtype: torch.dtype | None = None
+) -> tuple[PolicyWithValue, Tokenizer]:
+    """A policy from a saved policy folder, or a fresh value function on any LM (``"tiny"``, hub id,
+    folder). With ``reward_model`` a fresh policy gets a separate value model copied from it (2020)."""
+    if (Path(str(name_or_path)) / META_FILE).is_file():
+        meta = json.loads((Path(str(name_or_path)) / META_FILE).read_text())
+        if meta.get("kind") == "policy":
+            return PolicyWithValue.from_pretrained(name_or_path, dtype=dtype)
+    lm, tokenizer = load_lm(name_or_path, dtype=dtype)
+    if reward_model is not None:
+        return PolicyWithValue.with_value_from_reward_model(lm, reward_model), tokenizer
+    return PolicyWithValue(lm), tokenizer

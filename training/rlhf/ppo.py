@@ -260,7 +260,7 @@ class PPOTrainer:
                 return TrainResult(self.step_count, True, history, self._save_if_configured() or checkpoint)
             history.append(metrics)
             keep_going = on_step(metrics) if (on_step is not None and self.rank == 0) else True
-            stop = not dist.any_rank(not keep_going, self.device) if self.world_size > 1 else not keep_going
+            stop = dist.any_rank(not keep_going, self.device)
             stop = stop or metrics["ppo/stopped_early"] > 0
             if stop or self.step_count == cfg.n_updates or (cfg.save_every and self.step_count % cfg.save_every == 0):
                 checkpoint = self._save_if_configured() or checkpoint

@@ -121,3 +121,8 @@ def pad_right(seqs: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[
             ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
             mask[row, : len(seq)] = 1
     return ids, mask
+
+
+def encode_queries(tokenizer: Tokenizer, queries: Sequence[str | Sequence[int]], length: int) -> tuple[Tensor, Tensor]:
+    """Texts or id lists -> left-padded ids and mask, (N, length), keeping each query's last tokens."""
+    return pad_left([as_ids(tokenizer, q) for q in queries], length, tokenizer.pad_token_id)
