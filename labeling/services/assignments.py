@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -49,7 +50,7 @@ def assignments_expire(*, project: Project | None = None, now: datetime | None =
     return len(rows)
 
 
-def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime) -> Assignment | None:
+def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime, wait: bool) -> Assignment | None:
     already_assigned = Assignment.objects.filter(comparison=OuterRef("pk"), labeler=labeler)
     with transaction.atomic():
         comparison = (
@@ -58,7 +59,7 @@ def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime) -
             )
             .exclude(Exists(already_assigned))
             .order_by("id")
-            .select_for_update(skip_locked=True, of=("self",))
+            .select_for_update(skip_locked=not wait, of=("self",))
             .only("id", "project_id")
             .first()
         )
@@ -73,6 +74,16 @@ def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime) -
         )
 
 
+def _live_lease(*, project: Project, labeler, now: datetime) -> Assignment | None:
+    return (
+        Assignment.objects.filter(
+            labeler=labeler, comparison__project=project, state=Assignment.State.LEASED, expires_at__gt=now
+        )
+        .order_by("leased_at")
+        .first()
+    )
+
+
 def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | None = None) -> Assignment | None:
     """Lease the next comparison for `labeler` in `project`, or None when nothing is left for them.
 
@@ -80,13 +91,7 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
     wanted number of labels; safe under any number of concurrent callers.
     """
     now = now or timezone.now()
-    live = (
-        Assignment.objects.filter(
-            labeler=labeler, comparison__project=project, state=Assignment.State.LEASED, expires_at__gt=now
-        )
-        .order_by("leased_at")
-        .first()
-    )
+    live = _live_lease(project=project, labeler=labeler, now=now)
     if live is not None:
         return live
     assignments_expire(project=project, now=now)
@@ -96,16 +101,31 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
     else:
         first = _rng.random() < project.calibration_share
         pools = [first, not first]
-    for calibration in pools:
-        for _attempt in range(3):
-            try:
-                assignment = _lease_one(project=project, labeler=labeler, calibration=calibration, now=now)
-            except IntegrityError:
-                # A concurrent request of the same labeler leased the same row first; try the next.
-                continue
-            if assignment is not None:
-                return assignment
-            break
+    with transaction.atomic():
+        # One lease at a time per labeler: concurrent requests of one labeler (double clicks,
+        # client retries) would otherwise each lease a comparison and hoard its slot until expiry.
+        list(get_user_model().objects.select_for_update(no_key=True).filter(id=labeler.id).values_list("id"))
+        live = _live_lease(project=project, labeler=labeler, now=now)
+        if live is not None:
+            return live
+        # SKIP LOCKED passes over rows another transaction holds for a moment (a lease or a submit
+        # in flight); only when that finds nothing, wait for those rows, so a slot that is merely
+        # locked is never reported as "nothing left".
+        for wait in (False, True):
+            for calibration in pools:
+                assignment = _lease_in_slice(project=project, labeler=labeler, calibration=calibration, now=now, wait=wait)
+                if assignment is not None:
+                    return assignment
+    return None
+
+
+def _lease_in_slice(*, project: Project, labeler, calibration: bool, now: datetime, wait: bool) -> Assignment | None:
+    for _attempt in range(3):
+        try:
+            return _lease_one(project=project, labeler=labeler, calibration=calibration, now=now, wait=wait)
+        except IntegrityError:
+            # The labeler was assigned that comparison after this statement's snapshot; try the next.
+            continue
     return None
 
 
