@@ -1,16 +1,36 @@
 """DRF interface of the labeling app: thin views that parse, check permission, call one service."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.http import Http404, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import APIException, UnsupportedMediaType
+from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import services
-from labeling.errors import LabelingError
-from labeling.permissions import CanLabel
-from labeling.selectors import assignment_for_display, project_get_for_labeler
+from labeling.errors import InvalidInput, LabelingError, NotFound, PayloadTooLarge
+from labeling.models import Instructions, Project, Query
+from labeling.permissions import CanLabel, CanManageProjects, IsResearcher
+from labeling.roles import PERM_RESEARCH
+from labeling.selectors import (
+    assignment_for_display,
+    project_get_for_labeler,
+    project_get_for_researcher,
+    project_progress,
+    projects_for_user,
+)
+from labeling.selectors_export import EXPORT_LAYOUTS, labels_export_jsonl
+from labeling.services.imports import DEFAULT_IMPORT_LABELER, LAYOUTS
 
 
 class ServiceError(APIException):
@@ -22,6 +42,21 @@ class ServiceError(APIException):
         if error.field:
             detail["field"] = error.field
         super().__init__(detail=detail, code=error.code)
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn a service's LabelingError into its HTTP answer."""
+    try:
+        yield
+    except LabelingError as error:
+        raise ServiceError(error) from error
+
+
+class Api(APIView):
+    """Base of the labeling API: token first, so an anonymous client gets 401 with `WWW-Authenticate: Token`."""
+
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
 
 
 class SampleShownSerializer(serializers.Serializer):
@@ -38,7 +73,7 @@ class AssignmentOutputSerializer(serializers.Serializer):
     samples = SampleShownSerializer(many=True)
 
 
-class AssignmentNextApi(APIView):
+class AssignmentNextApi(Api):
     """Lease the next comparison in a project for the calling labeler (204 when none is left)."""
 
     permission_classes = [CanLabel]
@@ -52,16 +87,18 @@ class AssignmentNextApi(APIView):
         return Response(AssignmentOutputSerializer(assignment_for_display(assignment)).data)
 
 
-class LabelCreateApi(APIView):
+class LabelCreateApi(Api):
     """Answer a leased assignment. Idempotent: a replay returns the stored label with 200."""
 
     permission_classes = [CanLabel]
 
+    @extend_schema_serializer(component_name="LabelCreateFlag")
     class FlagSerializer(serializers.Serializer):
         position = serializers.IntegerField(min_value=0, max_value=7)
         note = serializers.CharField(max_length=2000)
         suggested_correction = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
 
+    @extend_schema_serializer(component_name="LabelCreateInput")
     class InputSerializer(serializers.Serializer):
         position = serializers.IntegerField(
             required=False, allow_null=True, default=None, help_text="Display position chosen, 0 = A; omit when skipping."
@@ -87,6 +124,7 @@ class LabelCreateApi(APIView):
                 flags.append(services.FlagInput(**s.validated_data))
             return flags
 
+    @extend_schema_serializer(component_name="LabelCreateOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         assignment_id = serializers.IntegerField()
@@ -108,3 +146,323 @@ class LabelCreateApi(APIView):
         return Response(
             self.OutputSerializer(label).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
+
+
+# ---------------------------------------------------------------- projects
+
+
+class ProjectOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "slug", "description", "task_kind", "k", "labels_per_comparison", "calibration_share",
+                  "is_active", "created_at"]
+        read_only_fields = fields
+
+
+class ProjectListApi(Api):
+    """Projects the caller may see: active projects for labelers, every project for researchers."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema(responses={200: ProjectOutputSerializer(many=True)})
+    def get(self, request):
+        projects = Project.objects.order_by("name") if request.user.has_perm(PERM_RESEARCH) else projects_for_user(request.user)
+        return Response(ProjectOutputSerializer(projects, many=True).data)
+
+
+K_MESSAGE = f"K must be a JSON integer from {Project.K_MIN} to {Project.K_MAX}."
+
+
+class ProjectCreateApi(Api):
+    """Create a project (researchers and admins). K must be an integer from 2 to 8."""
+
+    permission_classes = [CanManageProjects]
+
+    @extend_schema_serializer(component_name="ProjectCreateInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        slug = serializers.SlugField(max_length=80)
+        k = serializers.IntegerField(default=4, help_text="Samples per comparison, 2–8.",
+                                     error_messages={"invalid": K_MESSAGE, "null": K_MESSAGE})
+        task_kind = serializers.ChoiceField(choices=Project.TaskKind.choices, default=Project.TaskKind.CONTINUATION)
+        labels_per_comparison = serializers.IntegerField(default=1)
+        calibration_share = serializers.FloatField(default=0.15)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+
+        def validate_k(self, value):
+            # The service checks the range; reject "4" and 4.0 here, as the label API does for choices.
+            raw = self.initial_data.get("k")
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise serializers.ValidationError(K_MESSAGE)
+            return value
+
+    @extend_schema(request=InputSerializer, responses={201: ProjectOutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with service_errors():
+            project = services.project_create(**data.validated_data, created_by=request.user)
+        return Response(ProjectOutputSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+def _project_for(request, slug: str) -> Project:
+    """Researchers see any project, labelers active ones; anything else is 404 (no existence leak)."""
+    if request.user.has_perm(PERM_RESEARCH):
+        return project_get_for_researcher(slug=slug, user=request.user)
+    return project_get_for_labeler(slug=slug, user=request.user)
+
+
+class ProjectDetailApi(Api):
+    permission_classes = [CanLabel]
+
+    @extend_schema(responses={200: ProjectOutputSerializer})
+    def get(self, request, project_slug: str):
+        return Response(ProjectOutputSerializer(_project_for(request, project_slug)).data)
+
+
+class ProjectProgressApi(Api):
+    """Comparisons (active), labels wanted and labels so far (researchers)."""
+
+    permission_classes = [IsResearcher]
+
+    @extend_schema_serializer(component_name="ProjectProgressOutput")
+    class OutputSerializer(serializers.Serializer):
+        comparisons = serializers.IntegerField()
+        wanted = serializers.IntegerField()
+        labeled = serializers.IntegerField()
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        return Response(self.OutputSerializer(project_progress(project)).data)
+
+
+# ---------------------------------------------------------------- imports
+
+RAW_IMPORT_TYPES = ("application/x-ndjson", "application/jsonl", "application/json")
+# Multipart adds boundaries and headers around the file; the exact file size is checked after.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+class ImportOutputSerializer(serializers.Serializer):
+    lines = serializers.IntegerField()
+    queries_created = serializers.IntegerField()
+    samples_created = serializers.IntegerField()
+    comparisons_created = serializers.IntegerField()
+    labels_created = serializers.IntegerField()
+    labelers_created = serializers.IntegerField()
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A .jsonl/.json file.")
+
+
+def _import_source(request) -> tuple[object, str | None]:
+    """The uploaded file (multipart field `file`) or the raw body; the size is checked before reading."""
+    limit = settings.IMPORT_MAX_BYTES
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    allowance = MULTIPART_ALLOWANCE if content_type == "multipart/form-data" else 0
+    if length > limit + allowance:
+        raise ServiceError(PayloadTooLarge(
+            f"The upload is {length} bytes; imports are limited to {limit} bytes (IMPORT_MAX_BYTES). "
+            "Split it into smaller files."))
+    if content_type == "multipart/form-data":
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ServiceError(InvalidInput("Upload the file in a form field named 'file'.", field="file"))
+        return upload, upload.name
+    if content_type in RAW_IMPORT_TYPES:
+        return request.body, None
+    raise UnsupportedMediaType(content_type or "(none)")
+
+
+_IMPORT_REQUEST = {
+    "multipart/form-data": ImportUploadSerializer,
+    "application/x-ndjson": OpenApiTypes.BINARY,
+    "application/json": OpenApiTypes.BINARY,
+}
+
+
+class QueriesImportApi(Api):
+    """Import queries and their samples from JSON Lines, all or nothing.
+
+    One object per line: `{"context": str, "reference"?: str, "external_id"?: str,
+    "split"?: "train"|"valid"|"test", "samples"?: [{"text": str, "source"?: str,
+    "generation_params"?: object}]}`. Send the file as multipart field `file` or as the raw
+    body (`application/x-ndjson`). Errors name the line; over IMPORT_MAX_BYTES answers 413.
+    """
+
+    permission_classes = [CanManageProjects]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request=_IMPORT_REQUEST, responses={201: ImportOutputSerializer})
+    def post(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        source, name = _import_source(request)
+        with service_errors():
+            result = services.queries_import(project=project, source=source, name=name)
+        return Response(ImportOutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class ComparisonsImportApi(Api):
+    """Import comparisons (with labels where the file has them), all or nothing.
+
+    2019 layout, one question per line: `{"query", "sample0".."sample{K-1}", "best"?}`, texts as
+    strings or token ids (`tokenizer=bytes`, or a tokenizer folder under ARTIFACTS_DIR). 2020
+    layout (K=2): `{"info": {"id", "post"}, "summaries": [{"text", "policy"} ×2], "choice",
+    "worker", "split"}`. The file's K must match the project's. Labels belong to the line's
+    `labeler`/`worker` account, else to `labeler` (default "imported"); missing accounts are
+    created as contractors that cannot log in. Options are query parameters; the file is the
+    multipart field `file` or the raw body.
+    """
+
+    permission_classes = [CanManageProjects]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema_serializer(component_name="ComparisonsImportParams")
+    class ParamsSerializer(serializers.Serializer):
+        layout = serializers.ChoiceField(choices=LAYOUTS, default="auto")
+        tokenizer = serializers.CharField(required=False, allow_blank=True, default="", help_text='"bytes" or a tokenizer folder under ARTIFACTS_DIR.')
+        pad_id = serializers.IntegerField(required=False, min_value=0, allow_null=True, default=None,
+                                          help_text="Token id stripped from the end of token lists (2019: 50259).")
+        labeler = serializers.CharField(required=False, default=DEFAULT_IMPORT_LABELER, max_length=150)
+        batch = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+        calibration = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(parameters=[ParamsSerializer], request=_IMPORT_REQUEST, responses={201: ImportOutputSerializer})
+    def post(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        params = self.ParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        options = params.validated_data
+        source, name = _import_source(request)
+        with service_errors():
+            decoder = (services.tokenizer_load(options["tokenizer"], allowed_root=settings.ARTIFACTS_DIR)
+                       if options["tokenizer"] else None)
+            result = services.comparisons_import(
+                project=project, source=source, name=name, layout=options["layout"], tokenizer=decoder,
+                pad_id=options["pad_id"], labeler_username=options["labeler"], batch=options["batch"],
+                is_calibration=options["calibration"],
+            )
+        return Response(ImportOutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+# ---------------------------------------------------------------- exports
+
+
+class JSONLinesRenderer(BaseRenderer):
+    """Lets clients ask for `Accept: application/x-ndjson`; error bodies are one JSON line."""
+
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return (json.dumps(data, ensure_ascii=False) + "\n").encode()
+
+
+class LabelsExportApi(Api):
+    """Stream the project's answered labels as JSON Lines (researchers and admins).
+
+    layout "2019": `{"query", "sample0".."sample{K-1}", "best", …}` per label; "2020" (K=2 only):
+    `{"info", "summaries", "choice", "worker", "split", …}` per label; "pairs": `{"prompt",
+    "chosen", "rejected"}`, K−1 per label. Skipped labels are left out.
+    """
+
+    permission_classes = [CanManageProjects]
+    renderer_classes = [JSONRenderer, JSONLinesRenderer]
+
+    @extend_schema_serializer(component_name="LabelsExportParams")
+    class ParamsSerializer(serializers.Serializer):
+        layout = serializers.ChoiceField(choices=EXPORT_LAYOUTS, default="2019")
+        split = serializers.ChoiceField(choices=Query.Split.choices, required=False)
+
+    @extend_schema(parameters=[ParamsSerializer],
+                   responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="JSON Lines.")})
+    def get(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        params = self.ParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        layout = params.validated_data["layout"]
+        with service_errors():
+            lines = labels_export_jsonl(project=project, layout=layout, split=params.validated_data.get("split"))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{project.slug}-labels-{layout}.jsonl"'
+        return response
+
+
+# ---------------------------------------------------------------- instructions
+
+
+class InstructionsOutputSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    body = serializers.CharField(help_text="Markdown.")
+    created_at = serializers.DateTimeField()
+
+
+class InstructionsCurrentApi(Api):
+    """The project's current instructions and whether the caller acknowledged them (404 when none)."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema_serializer(component_name="InstructionsCurrentOutput")
+    class OutputSerializer(InstructionsOutputSerializer):
+        acknowledged = serializers.BooleanField()
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request, project_slug: str):
+        project = _project_for(request, project_slug)
+        current = services.instructions_current(project)
+        if current is None:
+            raise Http404("No instructions are published for this project.")
+        acknowledged = services.instructions_is_acknowledged(instructions=current, user=request.user)
+        data = {"version": current.version, "body": current.body, "created_at": current.created_at,
+                "acknowledged": acknowledged}
+        return Response(self.OutputSerializer(data).data)
+
+
+class InstructionsPublishApi(Api):
+    """Publish a new instructions version; labelers must acknowledge it before their next label."""
+
+    permission_classes = [CanManageProjects]
+
+    @extend_schema_serializer(component_name="InstructionsPublishInput")
+    class InputSerializer(serializers.Serializer):
+        body = serializers.CharField(max_length=100_000, help_text="Markdown.")
+
+    @extend_schema(request=InputSerializer, responses={201: InstructionsOutputSerializer})
+    def post(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        with service_errors():
+            instructions = services.instructions_publish(project=project, body=data.validated_data["body"],
+                                                         author=request.user)
+        return Response(InstructionsOutputSerializer(instructions).data, status=status.HTTP_201_CREATED)
+
+
+class InstructionsAckApi(Api):
+    """Acknowledge having read an instructions version of the project (idempotent)."""
+
+    permission_classes = [CanLabel]
+
+    @extend_schema_serializer(component_name="InstructionsAckInput")
+    class InputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(min_value=1)
+
+    @extend_schema_serializer(component_name="InstructionsAckOutput")
+    class OutputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(source="instructions.version")
+        acknowledged_at = serializers.DateTimeField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request, project_slug: str):
+        project = _project_for(request, project_slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        instructions = Instructions.objects.filter(project=project, version=data.validated_data["version"]).first()
+        if instructions is None:
+            raise ServiceError(NotFound("No such instructions version in this project."))
+        ack = services.instructions_acknowledge(instructions=instructions, user=request.user)
+        return Response(self.OutputSerializer(ack).data)

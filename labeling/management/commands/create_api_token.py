@@ -1,0 +1,27 @@
+"""`manage.py create_api_token USER [--rotate]`: print the user's REST API token (created if missing).
+
+Clients send it as `Authorization: Token <key>`. The token carries the user's role; --rotate
+replaces a leaked one.
+"""
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = "Print USER's API token, creating it if needed (--rotate replaces an existing one)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--rotate", action="store_true", help="Delete the existing token and issue a new one.")
+
+    def handle(self, *args, **options):
+        user = get_user_model().objects.filter(username=options["username"]).first()
+        if user is None:
+            raise CommandError(f"No user {options['username']!r}.")
+        if not user.is_active:
+            raise CommandError(f"User {user.username!r} is inactive.")
+        if options["rotate"]:
+            Token.objects.filter(user=user).delete()
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stdout.write(token.key)
