@@ -1,0 +1,170 @@
+"""Django admin for the labeling domain.
+
+Labels, their assignments, flags and instruction acknowledgements are evidence of what a person
+answered under which instructions: the admin shows them read-only (no add, change or delete).
+Published instructions are read-only too (labels point at the version they were given under;
+publish a new version instead). Counters that services keep consistent (label_count,
+open_slots) are read-only on comparisons. Large foreign keys use raw id widgets.
+"""
+from django.contrib import admin
+
+from labeling.models import (
+    Assignment,
+    Comparison,
+    ComparisonSample,
+    Instructions,
+    InstructionsAck,
+    Label,
+    Project,
+    Query,
+    Sample,
+    SampleFlag,
+)
+
+
+class EvidenceAdmin(admin.ModelAdmin):
+    """View-only: every field read-only, nothing added, changed or deleted through the admin."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "task_kind", "k", "labels_per_comparison", "calibration_share", "is_active", "created_at"]
+    list_filter = ["is_active", "task_kind", "k"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    raw_id_fields = ["created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # K fixes how many samples every comparison has; changing it would orphan existing data.
+        return ["k", "created_by", "created_at"] if obj is not None else ["created_by", "created_at"]
+
+
+@admin.register(Instructions)
+class InstructionsAdmin(EvidenceAdmin):
+    list_display = ["project", "version", "created_by", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["body"]
+
+
+@admin.register(InstructionsAck)
+class InstructionsAckAdmin(EvidenceAdmin):
+    list_display = ["instructions", "user", "acknowledged_at"]
+    list_filter = ["instructions__project"]
+    search_fields = ["user__username"]
+    list_select_related = ["instructions__project", "user"]
+
+
+class SampleInline(admin.TabularInline):
+    model = Sample
+    fields = ["text", "source", "created_at"]
+    readonly_fields = ["created_at"]
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Query)
+class QueryAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "external_id", "split", "created_at"]
+    list_filter = ["project", "split"]
+    search_fields = ["external_id", "context"]
+    raw_id_fields = ["project"]
+    inlines = [SampleInline]
+
+
+@admin.register(Sample)
+class SampleAdmin(admin.ModelAdmin):
+    list_display = ["id", "query", "source", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["text", "source", "query__external_id"]
+    raw_id_fields = ["query"]
+    list_select_related = ["query"]
+
+
+class ComparisonSampleInline(admin.TabularInline):
+    model = ComparisonSample
+    fields = ["position", "sample"]
+    raw_id_fields = ["sample"]
+    extra = 0
+
+    def get_readonly_fields(self, request, obj=None):
+        # Labels store canonical indices: once a comparison exists, its samples' positions are fixed.
+        return ["position", "sample"] if obj is not None else []
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "query", "status", "is_calibration", "label_count", "labels_wanted",
+                    "open_slots", "batch", "created_at"]
+    list_filter = ["project", "status", "is_calibration", "batch"]
+    search_fields = ["external_id", "batch", "query__external_id"]
+    raw_id_fields = ["project", "query", "source_run"]
+    # Serving keeps labels_wanted, label_count and open_slots consistent; edits here would break that.
+    readonly_fields = ["labels_wanted", "label_count", "open_slots", "created_at"]
+    list_select_related = ["project", "query"]
+    inlines = [ComparisonSampleInline]
+
+
+@admin.register(ComparisonSample)
+class ComparisonSampleAdmin(EvidenceAdmin):
+    """Canonical positions: labels point at them, so they are shown, not edited (see the comparison's inline)."""
+
+    list_display = ["id", "comparison", "position", "sample"]
+    list_filter = ["comparison__project"]
+    search_fields = ["comparison__external_id", "sample__text"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(EvidenceAdmin):
+    list_display = ["id", "comparison", "labeler", "state", "leased_at", "expires_at"]
+    list_filter = ["state", "comparison__project"]
+    search_fields = ["labeler__username"]
+    list_select_related = ["labeler"]
+
+
+class SampleFlagInline(admin.TabularInline):
+    model = SampleFlag
+    fields = ["sample", "note", "suggested_correction", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Label)
+class LabelAdmin(EvidenceAdmin):
+    list_display = ["id", "comparison", "labeler", "chosen_index", "unsure", "skipped", "duration_ms", "created_at"]
+    list_filter = ["skipped", "unsure", "comparison__project", "comparison__is_calibration"]
+    search_fields = ["labeler__username", "skip_reason"]
+    list_select_related = ["labeler"]
+    date_hierarchy = "created_at"
+    inlines = [SampleFlagInline]
+
+
+@admin.register(SampleFlag)
+class SampleFlagAdmin(EvidenceAdmin):
+    list_display = ["id", "label", "sample", "created_at"]
+    search_fields = ["note", "suggested_correction"]
+    list_filter = ["label__comparison__project"]
