@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Comparison, Instructions, InstructionsAck, Label, Project, Query
 from labeling.services import LabelInput, comparison_next_for_labeler, instructions_acknowledge, instructions_publish, label_submit
-from tests.factories import ProjectFactory, make_comparison
+from tests.factories import ProjectFactory, TrainingRunFactory, make_comparison
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +154,26 @@ def test_contractor_cannot_open_admin_label_pages(client, contractor, admin_user
     assert client.get(reverse("admin:labeling_label_changelist")).status_code == 302  # to the admin login
     client.force_login(admin_user)
     assert client.get(reverse("admin:labeling_label_changelist")).status_code == 200
+
+
+#  researcher HTML pages and their htmx partials: page name, needs,                anonymous, contractor, researcher, admin
+PAGE_TABLE = [
+    ("training-project-runs",         "project",                                         302, 404, 200, 200),
+    ("training-run-detail",           "run",                                             302, 404, 200, 200),
+    ("admin:labeling_label_changelist", None,                                            302, 302, 302, 200),
+    ("admin:labeling_comparison_changelist", None,                                       302, 302, 302, 200),
+]
+PAGE_ROWS = [pytest.param(row[0], row[1], dict(zip(ROLES, row[2:], strict=True)), role, hx, id=f"{row[0]}-{role}-{hx}")
+             for row in PAGE_TABLE for role in ROLES for hx in ("page", "htmx")]
+
+
+@pytest.mark.parametrize(("name", "needs", "expected", "role", "hx"), PAGE_ROWS)
+def test_researcher_pages_table(client, world, users, name, needs, expected, role, hx):
+    """Researcher pages (full and htmx partial) are 404 for contractors: not even their existence shows."""
+    run = TrainingRunFactory(project=world)  # never served to the contractor
+    kwargs = {"project": {"slug": world.slug}, "run": {"run_id": run.id}, None: {}}[needs]
+    if users[role] is not None:
+        client.force_login(users[role])
+    headers = {"HTTP_HX_REQUEST": "true"} if hx == "htmx" else {}
+    response = client.get(reverse(name, kwargs=kwargs or None), **headers)
+    assert response.status_code == expected[role]
