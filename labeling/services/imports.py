@@ -74,6 +74,7 @@ DEFAULT_IMPORT_LABELER = "imported"
 ALLOWED_SUFFIXES = (".jsonl", ".json", ".ndjson")
 LAYOUTS = ("auto", "2019", "2020")
 _SAMPLE_KEY = re.compile(r"^sample(\d+)$")
+_BATCH = 1000  # rows per INSERT: bounded statements for 20 MB files
 _SPLITS_2020 = {"train": Query.Split.TRAIN, "valid1": Query.Split.VALID, "valid2": Query.Split.TEST}
 
 
@@ -102,18 +103,20 @@ def import_read(source: bytes | IO[bytes], *, name: str | None = None, max_bytes
         raise InvalidInput("Only JSON Lines or JSON files (.jsonl, .json, .ndjson) can be imported.", field="file")
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
-    else:
-        size = getattr(source, "size", None)
-        if size is not None and size > limit:
-            raise PayloadTooLarge(_too_large(size, limit))
-        data = source.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(_too_large(len(data), limit))
+        return data
+    size = getattr(source, "size", None)
+    if size is not None and size > limit:
+        raise PayloadTooLarge(_too_large(size, limit))
+    data = source.read(limit + 1)  # one byte past the limit tells "too large" without reading the rest
     if len(data) > limit:
-        raise PayloadTooLarge(_too_large(len(data), limit))
+        raise PayloadTooLarge(_too_large(None, limit))
     return data
 
 
-def _too_large(size: int, limit: int) -> str:
-    shown = f"{size} bytes" if size <= limit + 1 else f"over {limit} bytes"
+def _too_large(size: int | None, limit: int) -> str:
+    shown = f"{size} bytes" if size is not None else f"over {limit} bytes"
     return f"The file is {shown}; imports are limited to {limit} bytes (IMPORT_MAX_BYTES). Split it into smaller files."
 
 
@@ -436,29 +439,33 @@ def _labelers_ensure(names: set[str], result: ImportResult) -> dict[str, object]
     return users
 
 
-def _queries_write(project: Project, rows: Sequence[_Row], result: ImportResult, *, reuse_external: bool) -> dict:
-    """Query key → Query: existing ones by external id (when reusing), the rest created in one go."""
+def _queries_write(project: Project, rows: Sequence[_Row], result: ImportResult) -> tuple[dict, list[int]]:
+    """(query key → Query, ids of reused queries): existing ones by external id, the rest created in one go."""
     by_key: dict[tuple, Query] = {}
     external = {r.query.external_id for r in rows if r.query.external_id}
-    if reuse_external and external:
+    if external:
         for q in Query.objects.filter(project=project, external_id__in=external):
             by_key[("id", q.external_id)] = q
+    reused = [q.id for q in by_key.values()]
     new: dict[tuple, Query] = {}
     for row in rows:
         spec = row.query
         if spec.key not in by_key and spec.key not in new:
             new[spec.key] = Query(project=project, context=spec.context, reference=spec.reference,
                                   external_id=spec.external_id, split=spec.split)
-    Query.objects.bulk_create(new.values())
+    Query.objects.bulk_create(new.values(), batch_size=_BATCH)
     result.queries_created += len(new)
     by_key.update(new)
-    return by_key
+    return by_key, reused
 
 
-def _samples_write(rows: Sequence[_Row], queries: dict, result: ImportResult) -> list[list[Sample]]:
-    """The samples of each row, deduplicated by (query, text, source); repeats within a row stay distinct."""
+def _samples_write(rows: Sequence[_Row], queries: dict, reused: list[int], result: ImportResult) -> list[list[Sample]]:
+    """The samples of each row, deduplicated by (query, text, source); repeats within a row stay distinct.
+
+    Samples of `reused` (pre-existing) queries are matched too, so a later batch shares them.
+    """
     existing: dict[tuple, list[Sample]] = defaultdict(list)
-    for s in Sample.objects.filter(query_id__in=[q.id for q in queries.values()]).order_by("id"):
+    for s in Sample.objects.filter(query_id__in=reused).order_by("id"):
         existing[(s.query_id, s.text, s.source)].append(s)
     new: list[Sample] = []
     per_row: list[list[Sample]] = []
@@ -477,7 +484,7 @@ def _samples_write(rows: Sequence[_Row], queries: dict, result: ImportResult) ->
                 new.append(sample)
             samples.append(existing[key][n])
         per_row.append(samples)
-    Sample.objects.bulk_create(new)
+    Sample.objects.bulk_create(new, batch_size=_BATCH)
     result.samples_created += len(new)
     return per_row
 
@@ -511,11 +518,12 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
             open_slots=wanted - n_labels, is_calibration=is_calibration, batch=row.batch or batch,
             external_id=row.external_id,
         ))
-    Comparison.objects.bulk_create(comparisons)
+    Comparison.objects.bulk_create(comparisons, batch_size=_BATCH)
     ComparisonSample.objects.bulk_create(
-        ComparisonSample(comparison=c, sample=s, position=i)
-        for c, entry in zip(comparisons, ordered, strict=True)
-        for i, s in enumerate(entry["samples"])
+        [ComparisonSample(comparison=c, sample=s, position=i)
+         for c, entry in zip(comparisons, ordered, strict=True)
+         for i, s in enumerate(entry["samples"])],
+        batch_size=_BATCH,
     )
     result.comparisons_created += len(comparisons)
 
@@ -527,11 +535,11 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
                    expires_at=now, state=Assignment.State.SUBMITTED)
         for c, row in pending
     ]
-    Assignment.objects.bulk_create(assignments)
+    Assignment.objects.bulk_create(assignments, batch_size=_BATCH)
     Label.objects.bulk_create(
-        Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, unsure=row.unsure,
-              duration_ms=0)
-        for a, (c, row) in zip(assignments, pending, strict=True)
+        [Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, unsure=row.unsure, duration_ms=0)
+         for a, (c, row) in zip(assignments, pending, strict=True)],
+        batch_size=_BATCH,
     )
     result.labels_created += len(pending)
 
@@ -569,14 +577,14 @@ def queries_import(*, project: Project, source: bytes | IO[bytes], name: str | N
         for row in rows:  # one Query per line, even when two lines share a context
             queries[(row.where,)] = Query(project=project, context=row.query.context, reference=row.query.reference,
                                           external_id=row.query.external_id, split=row.query.split)
-        Query.objects.bulk_create(queries.values())
+        Query.objects.bulk_create(queries.values(), batch_size=_BATCH)
         result.queries_created = len(queries)
         new_samples = [
             Sample(query=queries[(row.where,)], text=s.text, tokens=s.tokens, source=s.source,
                    generation_params=s.generation_params)
             for row in rows for s in row.samples
         ]
-        Sample.objects.bulk_create(new_samples)
+        Sample.objects.bulk_create(new_samples, batch_size=_BATCH)
         result.samples_created = len(new_samples)
     return result
 
@@ -607,8 +615,8 @@ def comparisons_import(*, project: Project, source: bytes | IO[bytes], name: str
     result = ImportResult(lines=len(rows))
     with transaction.atomic():
         users = _labelers_ensure({r.labeler for r in rows if r.best is not None}, result)
-        queries = _queries_write(project, rows, result, reuse_external=True)
-        samples = _samples_write(rows, queries, result)
+        queries, reused = _queries_write(project, rows, result)
+        samples = _samples_write(rows, queries, reused, result)
         _comparisons_write(project, rows, samples, queries, users, batch=batch, is_calibration=is_calibration,
                            result=result)
     return result

@@ -1,4 +1,5 @@
 """Imports: formats, tokenizers, line-numbered errors, size limit, atomicity, label invariants."""
+import io
 import json
 import re
 from pathlib import Path
@@ -86,6 +87,16 @@ def test_size_limit_is_checked_before_parsing(project):
     """Over the limit is 413 even when the content would not parse: the parser never runs."""
     with pytest.raises(PayloadTooLarge, match="limited to 64 bytes"):
         queries_import(project=project, source=b"not json at all " * 10)
+    assert Query.objects.count() == 0
+
+
+@override_settings(IMPORT_MAX_BYTES=64)
+def test_size_limit_reads_a_stream_only_one_byte_past_the_limit(project):
+    """A stream of unknown size is read up to limit + 1 bytes, never to its end."""
+    stream = io.BytesIO(b"x" * 10_000)
+    with pytest.raises(PayloadTooLarge, match="over 64 bytes"):
+        queries_import(project=project, source=stream, name="big.jsonl")
+    assert stream.tell() == 65
     assert Query.objects.count() == 0
 
 
@@ -288,3 +299,13 @@ def test_import_command_error_names_the_line(project, tmp_path):
     with pytest.raises(CommandError, match="line 2: invalid JSON"):
         call_command("import_comparisons", project.slug, str(bad))
     assert Comparison.objects.count() == 0
+
+
+def test_large_import_crosses_insert_batches(project, django_assert_max_num_queries):
+    """2,500 labeled lines import in bounded statements (batched INSERTs), not one query per line."""
+    rows = [_line(i, best=i % 4, labeler=f"l{i % 3}") for i in range(2500)]
+    with django_assert_max_num_queries(60):
+        result = comparisons_import(project=project, source=_jsonl(*rows))
+    assert (result.comparisons_created, result.labels_created, result.samples_created) == (2500, 2500, 10000)
+    assert Label.objects.filter(comparison__query__context="query 2499").get().chosen_index == 2499 % 4
+    assert ComparisonSample.objects.count() == 10000
