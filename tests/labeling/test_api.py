@@ -184,6 +184,16 @@ def test_export_2020_for_k4_is_400(api, researcher, project):
     assert api.get(_url("api-labels-export", project), {"layout": "xml"}).status_code == 400
 
 
+def test_export_honours_an_ndjson_accept_header(api, researcher, project):
+    """Clients that ask for JSON Lines get it, and an error comes back as one JSON line."""
+    api.force_authenticate(researcher)
+    ok = api.get(_url("api-labels-export", project), HTTP_ACCEPT="application/x-ndjson")
+    assert ok.status_code == 200 and b"".join(ok.streaming_content) == b""
+    bad = api.get(_url("api-labels-export", project), {"layout": "2020"}, HTTP_ACCEPT="application/x-ndjson")
+    assert bad.status_code == 400
+    assert "K=4" in json.loads(bad.content.decode().strip())["detail"]
+
+
 # ---------------------------------------------------------------- instructions
 
 

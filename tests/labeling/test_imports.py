@@ -209,6 +209,7 @@ def test_pad_ids_are_stripped_before_decoding(project):
     assert Query.objects.get().context == "Hi"
 
 
+@pytest.mark.slow  # imports transformers
 def test_local_tokenizer_folder_is_loaded_without_network(project, tmp_path):
     """A Hugging Face tokenizer saved in a folder decodes ids; nothing is fetched from a hub."""
     from tokenizers import Tokenizer, models, pre_tokenizers
