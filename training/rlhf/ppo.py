@@ -90,6 +90,7 @@ class PPOTrainer:
         rank_seed = config.seed + RANK_SEED_STRIDE * self.rank
         self.sample_generator = torch.Generator(device=self.device).manual_seed(rank_seed)
         self.minibatch_generator = torch.Generator().manual_seed(rank_seed + 1)
+        self._generate_s = 0.0  # wall time of the last rollout's sampling loop
 
     # --- one update ----------------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class PPOTrainer:
         stats = self.update(rollout)
         metrics = self._metrics(rollout, stats, kl_coef, lr)
         metrics["time/rollout_s"] = rollout_s
+        metrics["time/generate_s"] = self._generate_s
         metrics["time/step_s"] = time.perf_counter() - started
         metrics = dist.mean_over_ranks(metrics, self.device)
         self.kl_ctl.update(metrics["objective/kl"], self.config.batch_size)
@@ -138,8 +140,10 @@ class PPOTrainer:
         queries = self.queries[rows].to(self.device)  # (B, Lq)
         query_mask = self.query_mask[rows].to(self.device)  # (B, Lq)
         # 2. Generate with pi; log-probs and shared-head values come from the same passes (2019).
+        started = time.perf_counter()
         gen = generate(self.policy, queries, query_mask, cfg.response_length, cfg.temperature,
                        self.sample_generator, should_stop=self._stop_requested, stop_check_every=cfg.stop_check_every)
+        self._generate_s = time.perf_counter() - started
         ids = torch.cat([queries, gen.responses], dim=1)  # (B, Lq + T)
         mask = torch.cat([query_mask, torch.ones_like(gen.responses)], dim=1)
         Lq = queries.shape[1]
