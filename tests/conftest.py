@@ -27,3 +27,9 @@ def admin_user(db):
 @pytest.fixture
 def project(db):
     return ProjectFactory(k=4)
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_per_test(settings, tmp_path_factory):
+    """Run ids restart in every test database: each test gets its own artifacts folder."""
+    settings.ARTIFACTS_DIR = tmp_path_factory.mktemp("artifacts")

@@ -52,6 +52,7 @@ class LiveWorker:
             "RLHF_VAR_DIR": str(self.tmp),
             "ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
             "C_FORCE_ROOT": "1",
+            "OMP_NUM_THREADS": "1",
             **self.extra_env,
         }
 
@@ -82,6 +83,17 @@ class LiveWorker:
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("worker*.log")))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models run several times faster on one thread here; the same for every test."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def _reset_connections(app) -> None:

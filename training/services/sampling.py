@@ -9,6 +9,7 @@ re-delivered or resumed sample run publishes nothing twice.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import torch
 from django.db import transaction
@@ -41,7 +42,9 @@ def sample_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     # 1. The policy (the PPO run's final checkpoint, else the base model) and the base policy.
     checkpoint = final_checkpoint(run.policy_run) if run.policy_run else None
     if checkpoint is not None:
-        policy, tokenizer = PolicyWithValue.from_pretrained(checkpoint.path)
+        folder = Path(checkpoint.path)
+        # A PPO checkpoint folder keeps the policy in policy/ beside the trainer state.
+        policy, tokenizer = PolicyWithValue.from_pretrained(folder / "policy" if (folder / "policy").is_dir() else folder)
         policy_lm = policy.lm
     else:
         policy_lm, tokenizer = load_lm(run.base_model)

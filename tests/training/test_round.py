@@ -1,0 +1,62 @@
+"""A whole round in-process: labels → reward model → PPO → new comparisons on the labeling page."""
+import pytest
+from django.urls import reverse
+
+from labeling.models import Comparison, Label
+from labeling.roles import RESEARCHER
+from training.models import AndonPull, Checkpoint, Round, RunMetric, TrainingRun
+from training.services import round_start
+from tests.factories import UserFactory
+from tests.training.helpers import FAST_PPO, FAST_REWARD, FAST_SAMPLE, labeled_project
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+Status = TrainingRun.Status
+
+
+def _settings(project, **ppo):
+    project.training_settings = {"reward": FAST_REWARD, "ppo": {**FAST_PPO, **ppo}, "sample": FAST_SAMPLE}
+    project.save()
+
+
+def test_round_trains_and_publishes_tagged_comparisons(contractor, other_contractor, client,
+                                                      django_capture_on_commit_callbacks):
+    researcher = UserFactory(username="r-round", role=RESEARCHER)
+    project = labeled_project(contractor, researcher, n=64, n_calibration=12)
+    _settings(project)
+    before = Comparison.objects.filter(project=project).count()
+    with django_capture_on_commit_callbacks(execute=True):
+        rnd = round_start(project=project, user=researcher)
+    rnd.refresh_from_db()
+    fit, ppo, sample = rnd.runs.order_by("id")
+    assert [r.status for r in (fit, ppo, sample)] == [Status.FINISHED] * 3, [r.error for r in (fit, ppo, sample)]
+    assert rnd.status == Round.Status.FINISHED
+    assert rnd.label_snapshot["count"] == Label.objects.filter(comparison__project=project).count() >= 70
+    assert RunMetric.objects.filter(run=ppo, key="objective/kl").count() == 3
+    final = Checkpoint.objects.get(run=ppo, is_final=True)
+    assert final.step == 3
+    published = Comparison.objects.filter(source_run=sample)
+    assert published.count() == 5 and Comparison.objects.filter(project=project).count() == before + 5
+    assert all(f"run{ppo.id}-step3" in c.samples.values_list("source", flat=True) for c in published)
+    # The new comparisons are served on the labeling page.
+    client.force_login(other_contractor)
+    page = client.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
+    assert f"Stop run {sample.id}".encode() in page.content
+
+
+def test_sign_flipped_ppo_is_stopped_by_the_tripwire_before_training(contractor,
+                                                                     django_capture_on_commit_callbacks):
+    researcher = UserFactory(username="r-flip2", role=RESEARCHER)
+    project = labeled_project(contractor, researcher, n=64, n_calibration=12)
+    _settings(project, negate_score=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        rnd = round_start(project=project, user=researcher)
+    fit, ppo, sample = rnd.runs.order_by("id")
+    assert fit.status == Status.FINISHED
+    ppo.refresh_from_db()
+    assert ppo.status == Status.STOPPED and ppo.step == 0
+    pull = AndonPull.objects.get(run=ppo)
+    assert pull.tripwire == "reward_sign" and "flipped sign" in pull.reason
+    assert not RunMetric.objects.filter(run=ppo, key="objective/kl").exists()
+    sample.refresh_from_db()
+    assert sample.status == Status.QUEUED and not Comparison.objects.filter(source_run=sample).exists()
+    assert Round.objects.get(id=rnd.id).status == Round.Status.STOPPED

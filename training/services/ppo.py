@@ -1,0 +1,120 @@
+"""The ppo run: the base policy tuned against the round's reward model, resumable step by step.
+
+Before the first update the reward, exactly as PPO will see it (sign included), is checked
+against the researchers' calibration answers: a reward that prefers what researchers rejected
+(the 2019 sign-flip bug) pulls the cord before a single step trains on it. During training,
+metrics flow through the reporter (tripwires: KL cap, NaN losses, flag share), checkpoints
+are recorded as the trainer writes them, and a killed run resumes from the newest one.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from labeling.models import Query
+from training.models import Checkpoint, TrainingRun
+from training.rlhf.checkpoint import latest_checkpoint
+from training.rlhf.cli import build_reward
+from training.rlhf.config import DTYPES, PPOConfig, resolve_device
+from training.rlhf.data import Comparison
+from training.rlhf.models import load_lm, load_policy
+from training.rlhf.ppo import PPOTrainer
+from training.rlhf.reward_model import comparison_rewards, encode_comparisons
+from training.rlhf.tokenizer import encode_queries
+from training.selectors import calibration_records
+from training.services.andon import andon_pull
+from training.services.models_io import final_checkpoint
+from training.services.reporter import RunReporter
+from training.services.runs import artifacts_path, checkpoint_record, run_metrics_record
+from training.services.tripwires import check_calibration_accuracy, tripwire_settings
+
+_FIELDS = {f.name for f in dataclasses.fields(PPOConfig)}
+_OURS = {"policy_model", "reward", "queries_path", "checkpoint_dir", "metrics_path"}
+
+
+def ppo_config(run: TrainingRun) -> PPOConfig:
+    """The library config from the run's stored JSON; models and folders come from the run."""
+    values = {k: v for k, v in run.config.items() if k in _FIELDS and k not in _OURS}
+    values.setdefault("seed", run.seed)
+    reward_checkpoint = final_checkpoint(run.reward_run) if run.reward_run else None
+    reward = run.config.get("reward") if str(run.config.get("reward", "")).startswith("builtin:") else None
+    if reward is None:
+        if reward_checkpoint is None:
+            raise ValueError("This PPO run has no finished reward model to optimise against.")
+        reward = reward_checkpoint.path
+    return PPOConfig(
+        policy_model=run.base_model, reward=reward, checkpoint_dir=str(artifacts_path(run) / "checkpoints"),
+        keep_checkpoints=max(2, values.pop("keep_checkpoints", 2)), **values,
+    )
+
+
+def _calibration_reason(run: TrainingRun, config: PPOConfig, reward_model, tokenizer) -> str | None:
+    """The reward PPO will optimise, sign flip included, scored on the researchers' answers."""
+    records = calibration_records(project=run.project)
+    if reward_model is None or not records:
+        return None
+    data = encode_comparisons([Comparison(query=r["query"], samples=r["samples"], best=r["best"]) for r in records],
+                              tokenizer, config.query_length, config.response_length)
+    with torch.no_grad():
+        rewards = comparison_rewards(reward_model, data, resolve_device(config.device))  # (N, K)
+    if config.negate_score:
+        rewards = -rewards
+    accuracy = (rewards.argmax(-1).cpu() == data.best).float().mean().item()
+    run_metrics_record(run_id=run.id, step=0, metrics={"calibration/accuracy": accuracy,
+                                                       "calibration/labels": float(len(records))})
+    limits = {**tripwire_settings(run.project), **run.config.get("tripwires", {})}
+    return check_calibration_accuracy(accuracy=accuracy, n=len(records), k=run.project.k, limits=limits)
+
+
+def _record_checkpoints(run: TrainingRun, checkpoint_dir: str, *, final: bool = False) -> Checkpoint | None:
+    """Rows for the checkpoint folders on disk; rows of folders the trainer pruned are dropped."""
+    latest = latest_checkpoint(checkpoint_dir)
+    for stale in Checkpoint.objects.filter(run=run):
+        if not Path(stale.path).is_dir():
+            stale.delete()
+    if latest is None:
+        return None
+    step = int(latest.name.split("-")[-1])
+    existing = Checkpoint.objects.filter(run=run, step=step).first()
+    if existing is not None and existing.is_final == final:
+        return existing
+    return checkpoint_record(run=run, step=step, path=latest, is_final=final)
+
+
+def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
+    config = ppo_config(run)
+    device = resolve_device(config.device)
+    reward_fn, reward_model = build_reward(config, device)
+    policy, tokenizer = load_policy(config.policy_model, reward_model if config.value_model == "separate" else None,
+                                    DTYPES[config.dtype])
+
+    # 1. Sign-flip tripwire before any update.
+    reason = _calibration_reason(run, config, reward_model, tokenizer)
+    if reason:
+        andon_pull(run=run, reason=reason, tripwire="reward_sign")
+        reporter.stop_requested = True
+        return
+
+    # 2. The trainer, resumed from the newest checkpoint if an earlier attempt wrote one.
+    ref_policy, _ = load_lm(config.policy_model, dtype=DTYPES[config.dtype])
+    texts = list(Query.objects.filter(project=run.project, split=Query.Split.TRAIN).order_by("id")
+                 .values_list("context", flat=True))
+    if not texts:
+        raise ValueError(f"Project {run.project.slug} has no train queries for PPO.")
+    queries, query_mask = encode_queries(tokenizer, texts, config.query_length)
+    trainer = PPOTrainer(config, policy, ref_policy, reward_fn, queries, query_mask, tokenizer,
+                         should_stop=reporter.should_stop)
+    resume = latest_checkpoint(config.checkpoint_dir)
+    if resume is not None:
+        trainer.load_checkpoint(resume)
+    TrainingRun.objects.filter(id=run.id).update(total_steps=config.n_updates, step=trainer.step_count)
+
+    # 3. Train; every step reports, renews the lease and may be told to stop.
+    def on_step(metrics: dict) -> bool:
+        _record_checkpoints(run, config.checkpoint_dir)
+        return reporter.on_step(metrics)
+
+    result = trainer.train(on_step)
+    _record_checkpoints(run, config.checkpoint_dir, final=not result.stopped)
