@@ -42,6 +42,8 @@ A line's "best"/"choice" is stored as a Label of the line's "labeler"/"worker" a
 the `labeler_username` argument (default "imported"). Missing accounts are created with the
 contractor role and no usable password (they cannot log in). Labels are never attributed to the
 importing researcher: their own agreement and calibration statistics would be polluted.
+To import researchers' answers on a calibration slice (`is_calibration=True`), name an existing
+researcher account as the labeler: calibration checks count researchers' labels only.
 Each imported label gets a submitted Assignment with the identity display order (what it was
 "shown" as is unknown), duration 0 and no instructions version; the comparison's
 labels_wanted is at least its label count, and label_count/open_slots are set to match.
@@ -74,6 +76,8 @@ DEFAULT_IMPORT_LABELER = "imported"
 ALLOWED_SUFFIXES = (".jsonl", ".json", ".ndjson")
 LAYOUTS = ("auto", "2019", "2020")
 _SAMPLE_KEY = re.compile(r"^sample(\d+)$")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL text and jsonb reject these
+_MAX_DEPTH = 32  # generation_params and the 2020 `extra` are shallow; deeper is an attack or a mistake
 _BATCH = 1000  # rows per INSERT: bounded statements for 20 MB files
 _SPLITS_2020 = {"train": Query.Split.TRAIN, "valid1": Query.Split.VALID, "valid2": Query.Split.TEST}
 
@@ -134,6 +138,8 @@ def import_rows(data: bytes) -> Iterator[tuple[str, dict]]:
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text, parse_constant=_no_constants)
+        except RecursionError as error:
+            raise InvalidInput(f"line 1: JSON nested more than {_MAX_DEPTH} levels deep.", field="file") from error
         except ValueError as error:
             raise InvalidInput(f"line {getattr(error, 'lineno', '?')}: invalid JSON ({_json_msg(error)}).", field="file") from error
         if not isinstance(items, list):
@@ -145,6 +151,7 @@ def import_rows(data: bytes) -> Iterator[tuple[str, dict]]:
     for where, obj in numbered:
         if not isinstance(obj, dict):
             raise InvalidInput(f"{where}: expected a JSON object, got {type(obj).__name__}.", field="file")
+        _check_storable(where, obj)
         seen = True
         yield where, obj
     if not seen:
@@ -158,9 +165,29 @@ def _jsonl(text: str) -> Iterator[tuple[str, object]]:
         if not line:
             continue
         try:
-            yield f"line {n}", json.loads(line, parse_constant=_no_constants)
+            obj = json.loads(line, parse_constant=_no_constants)
+        except RecursionError as error:
+            raise InvalidInput(f"line {n}: JSON nested more than {_MAX_DEPTH} levels deep.", field="file") from error
         except ValueError as error:
             raise InvalidInput(f"line {n}: invalid JSON ({_json_msg(error)}).", field="file") from error
+        yield f"line {n}", obj
+
+
+def _check_storable(where: str, obj: dict) -> None:
+    """Refuse what PostgreSQL cannot store (NUL characters, unpaired surrogates, in text or jsonb) and
+    deep nesting, as a 400 naming the line rather than a 500 at INSERT time."""
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise InvalidInput(f"{where}: JSON nested more than {_MAX_DEPTH} levels deep.", field="file")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and _UNSTORABLE.search(value):
+            raise InvalidInput(f"{where}: text contains a NUL character (\\u0000) or an unpaired surrogate "
+                               "(\\ud800–\\udfff), which cannot be stored.", field="file")
 
 
 def _json_msg(error: ValueError) -> str:
@@ -286,9 +313,13 @@ def _text(value, where: str, key: str, decoder: TokenDecoder | None, pad_id: int
         while pad_id is not None and ids and ids[-1] == pad_id:
             ids.pop()
         try:
-            return decoder.decode(ids), ids
+            text = decoder.decode(ids)
         except ValueError as error:
             raise InvalidInput(f"{where}: {key!r}: {error}.", field="file") from error
+        if _UNSTORABLE.search(text):
+            raise InvalidInput(f"{where}: {key!r} decodes to a NUL character (byte 0), which cannot be stored.",
+                               field="file")
+        return text, ids
     raise InvalidInput(f"{where}: {key!r} must be a string or a list of integer token ids.", field="file")
 
 

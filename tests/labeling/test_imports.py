@@ -310,3 +310,26 @@ def test_large_import_crosses_insert_batches(project, django_assert_max_num_quer
     assert (result.comparisons_created, result.labels_created, result.samples_created) == (2500, 2500, 10000)
     assert Label.objects.filter(comparison__query__context="query 2499").get().chosen_index == 2499 % 4
     assert ComparisonSample.objects.count() == 10000
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"context": "ok"}\n{"context": "a\\u0000b"}\n',
+    b'{"context": "ok"}\n{"context": "a", "samples": [{"text": "x\\u0000"}]}\n',
+    b'{"context": "ok"}\n{"context": "a", "samples": [{"text": "x", "generation_params": {"\\u0000": 1}}]}\n',
+    b'{"context": "ok"}\n{"context": "\\ud800"}\n',
+    b'{"context": "ok"}\n{"context": "a", "samples": [{"text": "x", "generation_params": ' + b"[" * 40 + b"]" * 40 + b"}]}\n",
+    b'{"context": "ok"}\n{"context": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+], ids=["nul-text", "nul-sample", "nul-json-key", "lone-surrogate", "deep-params", "deeper-than-the-parser"])
+def test_text_the_database_cannot_store_is_a_400_naming_the_line(project, payload):
+    """NUL characters, unpaired surrogates and deep nesting would fail at INSERT (a 500); they are refused first."""
+    with pytest.raises(InvalidInput, match=r"^line 2: "):
+        queries_import(project=project, source=payload)
+    assert Query.objects.count() == 0
+
+
+def test_byte_tokens_decoding_to_nul_are_refused(project):
+    row = {"query": [104, 0, 105], "sample0": "a", "sample1": "b", "sample2": "c", "sample3": "d", "best": 1}
+    with pytest.raises(InvalidInput, match=r"line 1: 'query' decodes to a NUL"):
+        comparisons_import(project=project, source=(json.dumps(row) + "\n").encode(), layout="2019",
+                           tokenizer=tokenizer_load("bytes"))
+    assert Query.objects.count() == 0
