@@ -16,12 +16,8 @@ A skipped label has no training target.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-SAMPLE_KEY = re.compile(r"^sample(\d)$")
-
 
 @dataclass(frozen=True)
 class BestOfKRecord:
