@@ -25,6 +25,7 @@ META_FILE = "rlhf_model.json"
 VALUE_HEAD_FILE = "value_head.safetensors"
 REWARD_HEAD_FILE = "reward_head.safetensors"
 VALUE_MODEL_DIR = "value_model"
+CHECKPOINT_POLICY_DIR = "policy"  # where a PPO checkpoint keeps its policy (see ppo.py)
 
 
 # --- language models ---------------------------------------------------------------------------
@@ -259,7 +260,12 @@ class PolicyWithValue(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype | None = None) -> tuple[PolicyWithValue, Tokenizer]:
-        """Load a saved policy; a plain LM folder (no value head saved) gets a fresh zero value head."""
+        """Load a saved policy; a plain LM folder (no value head saved) gets a fresh zero value head.
+
+        A PPO checkpoint folder (``step-NNNNNNNN/``) works too: its ``policy/`` subfolder is read.
+        """
+        if (Path(folder) / CHECKPOINT_POLICY_DIR / META_FILE).is_file():
+            folder = Path(folder) / CHECKPOINT_POLICY_DIR
         lm, tokenizer = load_lm(folder, dtype=dtype)
         if (Path(folder) / VALUE_MODEL_DIR).is_dir():
             value_model, _ = RewardModel.from_pretrained(Path(folder) / VALUE_MODEL_DIR, dtype=dtype)
@@ -276,12 +282,14 @@ class PolicyWithValue(nn.Module):
 def load_policy(
     name_or_path: str | Path, reward_model: RewardModel | None = None, dtype: torch.dtype | None = None
 ) -> tuple[PolicyWithValue, Tokenizer]:
-    """A policy from a saved policy folder, or a fresh value function on any LM (``"tiny"``, hub id,
-    folder). With ``reward_model`` a fresh policy gets a separate value model copied from it (2020)."""
-    if (Path(str(name_or_path)) / META_FILE).is_file():
-        meta = json.loads((Path(str(name_or_path)) / META_FILE).read_text())
-        if meta.get("kind") == "policy":
-            return PolicyWithValue.from_pretrained(name_or_path, dtype=dtype)
+    """A policy from a saved policy folder or PPO checkpoint, or a fresh value function on any LM
+    (``"tiny"``, hub id, folder). With ``reward_model`` a fresh policy gets a separate value model
+    copied from it (2020)."""
+    folder = Path(str(name_or_path))
+    if (folder / CHECKPOINT_POLICY_DIR / META_FILE).is_file():
+        folder = folder / CHECKPOINT_POLICY_DIR
+    if (folder / META_FILE).is_file() and json.loads((folder / META_FILE).read_text()).get("kind") == "policy":
+        return PolicyWithValue.from_pretrained(folder, dtype=dtype)
     lm, tokenizer = load_lm(name_or_path, dtype=dtype)
     if reward_model is not None:
         return PolicyWithValue.with_value_from_reward_model(lm, reward_model), tokenizer

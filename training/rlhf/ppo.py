@@ -28,14 +28,14 @@ from training.rlhf.config import PPOConfig, resolve_device
 from training.rlhf.data import Rollout
 from training.rlhf.kl import AdaptiveKL, FixedKL
 from training.rlhf.losses import ppo_policy_loss, ppo_value_loss
-from training.rlhf.models import PolicyWithValue, response_logits
+from training.rlhf.models import CHECKPOINT_POLICY_DIR, PolicyWithValue, response_logits
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
 from training.rlhf.rewards import RewardFn, per_token_rewards
 from training.rlhf.sampling import entropy_of, generate, logprobs_of, truncation_mask
 from training.rlhf.tokenizer import Tokenizer
 
 TRAINER_STATE = "trainer_state.pt"
-POLICY_DIR = "policy"
+POLICY_DIR = CHECKPOINT_POLICY_DIR
 RANK_SEED_STRIDE = 100003  # 2019: per-rank seed = seed + 100003 * rank
 
 

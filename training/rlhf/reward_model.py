@@ -90,8 +90,8 @@ def fit(
     """Fit a reward model from ``comparisons`` and normalise it; deterministic for ``config.seed``.
 
     ``on_log(metrics)`` receives ``train/loss``, ``train/accuracy`` (running means since the last
-    call), ``train/lr`` and ``step`` every ``log_every`` steps; the last call adds ``valid/accuracy``,
-    ``valid/loss`` and ``normalization/gain``/``normalization/bias``. ``should_stop()`` is checked
+    call), ``train/lr`` and ``step`` every ``log_every`` steps; the last call adds ``valid/accuracy``
+    and ``valid/loss`` (when ``valid_fraction`` leaves any) and ``normalization/gain``/``bias``. ``should_stop()`` is checked
     before every step; when it turns true the model is returned unnormalised with ``stopped=True``.
     ``references`` (query, reference) pairs are required for ``normalize="references"``.
     """

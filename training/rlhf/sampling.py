@@ -138,7 +138,8 @@ def sample(
     """K samples per query (texts or token ids), for comparisons shown to labelers.
 
     Returns one list of K ``SampledResponse`` per query, in query order; the same ``seed`` gives the
-    same samples. Queries keep their last ``query_length`` tokens.
+    same samples. Queries keep their last ``query_length`` tokens. Raises ``StopRequested`` when
+    ``should_stop()`` turns true mid-generation.
     """
     device = next(lm.parameters()).device
     ids, mask = pad_left([as_ids(tokenizer, q) for q in queries], query_length, tokenizer.pad_token_id)

@@ -149,3 +149,12 @@ def test_stop_during_generation_checkpoints_previous_step_and_resumes_exactly(tm
     rest = resumed.train().metrics
     assert [m["objective/score"] for m in result.metrics + rest] == [m["objective/score"] for m in expected]
     assert [m["ppo/loss/policy"] for m in rest] == [m["ppo/loss/policy"] for m in expected[1:]]
+
+
+def test_policy_loads_from_a_ppo_checkpoint_folder(tmp_path):
+    trainer = make_trainer(small_config(total_episodes=16, checkpoint_dir=str(tmp_path)))
+    result = trainer.train()
+    loaded, tokenizer = PolicyWithValue.from_pretrained(result.checkpoint)
+    for name, tensor in trainer.policy.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    assert tokenizer.vocab_size == 258
