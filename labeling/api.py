@@ -53,6 +53,31 @@ def service_errors() -> Iterator[None]:
         raise ServiceError(error) from error
 
 
+class ErrorOutputSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+    field = serializers.CharField(required=False, help_text="The input field at fault, when there is one.")
+
+
+_ERROR_TEXT = {
+    401: "Not authenticated (send `Authorization: Token <key>`).",
+    403: "Your role may not do this, or the object is another labeler's.",
+    404: "No such object, or not one you may see.",
+    409: "Conflicts with the stored state (already answered differently, expired, withdrawn, instructions unread).",
+    413: "The upload is larger than IMPORT_MAX_BYTES.",
+    415: "Send JSON Lines (multipart field `file`, or an application/x-ndjson body).",
+}
+
+
+def errors(*codes: int) -> dict:
+    """Schema entries for the error answers an endpoint gives (400 bodies vary: service or field errors)."""
+    out: dict = {code: OpenApiResponse(ErrorOutputSerializer, description=_ERROR_TEXT[code]) for code in codes if code != 400}
+    if 400 in codes:
+        out[400] = OpenApiResponse(OpenApiTypes.OBJECT, description=(
+            "Invalid input: `{detail, code, field}` from a service check, or `{field: [messages]}` from validation."))
+    return out
+
+
 class Api(APIView):
     """Base of the labeling API: token first, so an anonymous client gets 401 with `WWW-Authenticate: Token`."""
 
@@ -78,7 +103,7 @@ class AssignmentNextApi(Api):
 
     permission_classes = [CanLabel]
 
-    @extend_schema(request=None, responses={200: AssignmentOutputSerializer, 204: None})
+    @extend_schema(request=None, responses={200: AssignmentOutputSerializer, 204: None, **errors(401, 403, 404)})
     def post(self, request, project_slug: str):
         project = project_get_for_labeler(slug=project_slug, user=request.user)
         assignment = services.comparison_next_for_labeler(project=project, labeler=request.user)
@@ -134,7 +159,7 @@ class LabelCreateApi(Api):
         duration_ms = serializers.IntegerField()
         created_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer, **errors(400, 401, 403, 404, 409)})
     def post(self, request, assignment_id: int):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -164,7 +189,7 @@ class ProjectListApi(Api):
 
     permission_classes = [CanLabel]
 
-    @extend_schema(responses={200: ProjectOutputSerializer(many=True)})
+    @extend_schema(responses={200: ProjectOutputSerializer(many=True), **errors(401, 403)})
     def get(self, request):
         projects = Project.objects.order_by("name") if request.user.has_perm(PERM_RESEARCH) else projects_for_user(request.user)
         return Response(ProjectOutputSerializer(projects, many=True).data)
@@ -196,7 +221,7 @@ class ProjectCreateApi(Api):
                 raise serializers.ValidationError(K_MESSAGE)
             return value
 
-    @extend_schema(request=InputSerializer, responses={201: ProjectOutputSerializer})
+    @extend_schema(request=InputSerializer, responses={201: ProjectOutputSerializer, **errors(400, 401, 403)})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -215,7 +240,7 @@ def _project_for(request, slug: str) -> Project:
 class ProjectDetailApi(Api):
     permission_classes = [CanLabel]
 
-    @extend_schema(responses={200: ProjectOutputSerializer})
+    @extend_schema(responses={200: ProjectOutputSerializer, **errors(401, 403, 404)})
     def get(self, request, project_slug: str):
         return Response(ProjectOutputSerializer(_project_for(request, project_slug)).data)
 
@@ -231,7 +256,7 @@ class ProjectProgressApi(Api):
         wanted = serializers.IntegerField()
         labeled = serializers.IntegerField()
 
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(responses={200: OutputSerializer, **errors(401, 403, 404)})
     def get(self, request, project_slug: str):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
         return Response(self.OutputSerializer(project_progress(project)).data)
@@ -296,7 +321,7 @@ class QueriesImportApi(Api):
     permission_classes = [CanManageProjects]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request=_IMPORT_REQUEST, responses={201: ImportOutputSerializer})
+    @extend_schema(request=_IMPORT_REQUEST, responses={201: ImportOutputSerializer, **errors(400, 401, 403, 404, 413, 415)})
     def post(self, request, project_slug: str):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
         source, name = _import_source(request)
@@ -330,7 +355,8 @@ class ComparisonsImportApi(Api):
         batch = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
         calibration = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(parameters=[ParamsSerializer], request=_IMPORT_REQUEST, responses={201: ImportOutputSerializer})
+    @extend_schema(parameters=[ParamsSerializer], request=_IMPORT_REQUEST,
+                   responses={201: ImportOutputSerializer, **errors(400, 401, 403, 404, 413, 415)})
     def post(self, request, project_slug: str):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
         params = self.ParamsSerializer(data=request.query_params)
@@ -379,7 +405,8 @@ class LabelsExportApi(Api):
         split = serializers.ChoiceField(choices=Query.Split.choices, required=False)
 
     @extend_schema(parameters=[ParamsSerializer],
-                   responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="JSON Lines.")})
+                   responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="JSON Lines."),
+                              **errors(400, 401, 403, 404)})
     def get(self, request, project_slug: str):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
         params = self.ParamsSerializer(data=request.query_params)
@@ -410,7 +437,7 @@ class InstructionsCurrentApi(Api):
     class OutputSerializer(InstructionsOutputSerializer):
         acknowledged = serializers.BooleanField()
 
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(responses={200: OutputSerializer, **errors(401, 403, 404)})
     def get(self, request, project_slug: str):
         project = _project_for(request, project_slug)
         current = services.instructions_current(project)
@@ -431,7 +458,7 @@ class InstructionsPublishApi(Api):
     class InputSerializer(serializers.Serializer):
         body = serializers.CharField(max_length=100_000, help_text="Markdown.")
 
-    @extend_schema(request=InputSerializer, responses={201: InstructionsOutputSerializer})
+    @extend_schema(request=InputSerializer, responses={201: InstructionsOutputSerializer, **errors(400, 401, 403, 404)})
     def post(self, request, project_slug: str):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
         data = self.InputSerializer(data=request.data)
@@ -456,7 +483,7 @@ class InstructionsAckApi(Api):
         version = serializers.IntegerField(source="instructions.version")
         acknowledged_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **errors(400, 401, 403, 404)})
     def post(self, request, project_slug: str):
         project = _project_for(request, project_slug)
         data = self.InputSerializer(data=request.data)

@@ -272,6 +272,7 @@ def test_schema_validates_without_warnings(tmp_path):
                  "/api/assignments/next/{project_slug}/"]:
         assert f"  {path}:\n" in schema, path
     assert "application/x-ndjson" in schema and "multipart/form-data" in schema
+    assert "#/components/schemas/ErrorOutput" in schema and "'413':" in schema  # error answers are documented too
 
 
 def test_docs_page_uses_only_local_assets(client, researcher):
