@@ -285,7 +285,10 @@ class ImportUploadSerializer(serializers.Serializer):
 def _import_source(request) -> tuple[object, str | None]:
     """The uploaded file (multipart field `file`) or the raw body; the size is checked before reading."""
     limit = settings.IMPORT_MAX_BYTES
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0  # Django treats a malformed length as none; the exact size is still checked later
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     allowance = MULTIPART_ALLOWANCE if content_type == "multipart/form-data" else 0
     if length > limit + allowance:

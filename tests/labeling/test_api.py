@@ -151,6 +151,14 @@ def test_import_refuses_other_file_types(api, researcher, project):
     assert Query.objects.count() == 0
 
 
+def test_multipart_without_a_file_field_is_400(api, researcher, project):
+    api.force_authenticate(researcher)
+    response = api.post(_url("api-queries-import", project), {"data": "x"}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["field"] == "file"
+    assert Query.objects.count() == 0
+
+
 def test_import_tokenizer_outside_artifacts_is_400(api, researcher, project):
     api.force_authenticate(researcher)
     response = api.post(_url("api-comparisons-import", project) + "?tokenizer=/etc", b'{"query": "q"}\n',
