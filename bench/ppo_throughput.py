@@ -13,6 +13,7 @@ share of that time spent generating, and peak RSS.
 
 Prints figures; not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,9 +67,19 @@ def run_ours(args) -> dict:
         policy = PolicyWithValue(lm)
     queries = queries_for(args)
     config = PPOConfig(
-        query_length=args.query_length, response_length=args.response_length, batch_size=args.batch,
-        total_episodes=args.batch * args.steps, noptepochs=4, nminibatches=1, lr=1e-5, kl_coef=0.05,
-        value_model=args.value, reward="bench-reward-model", whiten_rewards=True, device="cpu", seed=1,
+        query_length=args.query_length,
+        response_length=args.response_length,
+        batch_size=args.batch,
+        total_episodes=args.batch * args.steps,
+        noptepochs=4,
+        nminibatches=1,
+        lr=1e-5,
+        kl_coef=0.05,
+        value_model=args.value,
+        reward="bench-reward-model",
+        whiten_rewards=True,
+        device="cpu",
+        seed=1,
     )
     trainer = PPOTrainer(config, policy, ref, torch.no_grad()(rm.score), queries, torch.ones_like(queries), tokenizer)
     baseline = rss_mib()
@@ -77,9 +88,13 @@ def run_ours(args) -> dict:
     elapsed = time.perf_counter() - started
     generate_s = sum(m["time/generate_s"] for m in result.metrics)
     return {
-        "side": f"ours ({args.value} value)", "episodes": args.batch * args.steps, "seconds": elapsed,
-        "episodes_per_s": args.batch * args.steps / elapsed, "generate_share": generate_s / elapsed,
-        "peak_rss_mib": peak_rss_mib(), "rss_before_train_mib": baseline,
+        "side": f"ours ({args.value} value)",
+        "episodes": args.batch * args.steps,
+        "seconds": elapsed,
+        "episodes_per_s": args.batch * args.steps / elapsed,
+        "generate_share": generate_s / elapsed,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_train_mib": baseline,
         "params": sum(p.numel() for p in lm.parameters()),
     }
 
@@ -112,7 +127,9 @@ def run_trl(args) -> dict:
     vocab = {f"<{i}>": i for i in range(256)} | {"<eos>": 256, "<pad>": 257}
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<pad>")),
-        eos_token="<eos>", pad_token="<pad>", padding_side="left",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        padding_side="left",
     )
     queries = queries_for(args)
     dataset = Dataset.from_dict({"input_ids": queries.tolist()})
@@ -130,27 +147,54 @@ def run_trl(args) -> dict:
     trl_ppo.batch_generation = timed_batch_generation
     out_dir = tempfile.mkdtemp(prefix="trl-ppo-bench-")
     ppo_config = PPOConfig(
-        output_dir=out_dir, per_device_train_batch_size=args.batch, gradient_accumulation_steps=1,
-        num_mini_batches=1, num_ppo_epochs=4, total_episodes=args.batch * args.steps,
-        response_length=args.response_length, temperature=1.0, learning_rate=1e-5, kl_coef=0.05,
-        kl_estimator="k1", whiten_rewards=True, stop_token=None, missing_eos_penalty=None,
-        local_rollout_forward_batch_size=args.batch, num_sample_generations=0,
-        bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True,
-        report_to="none", save_strategy="no", logging_steps=10_000, disable_tqdm=True, seed=1,
+        output_dir=out_dir,
+        per_device_train_batch_size=args.batch,
+        gradient_accumulation_steps=1,
+        num_mini_batches=1,
+        num_ppo_epochs=4,
+        total_episodes=args.batch * args.steps,
+        response_length=args.response_length,
+        temperature=1.0,
+        learning_rate=1e-5,
+        kl_coef=0.05,
+        kl_estimator="k1",
+        whiten_rewards=True,
+        stop_token=None,
+        missing_eos_penalty=None,
+        local_rollout_forward_batch_size=args.batch,
+        num_sample_generations=0,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=10_000,
+        disable_tqdm=True,
+        seed=1,
         dataloader_num_workers=0,
     )
     trainer = PPOTrainer(
-        args=ppo_config, processing_class=tokenizer, model=lm, ref_model=ref, reward_model=reward_model,
-        train_dataset=dataset, value_model=value_model,
+        args=ppo_config,
+        processing_class=tokenizer,
+        model=lm,
+        ref_model=ref,
+        reward_model=reward_model,
+        train_dataset=dataset,
+        value_model=value_model,
     )
     baseline = rss_mib()
     started = time.perf_counter()
     trainer.train()
     elapsed = time.perf_counter() - started
     return {
-        "side": f"trl {trl.__version__} (separate value)", "episodes": args.batch * args.steps, "seconds": elapsed,
-        "episodes_per_s": args.batch * args.steps / elapsed, "generate_share": generate_s[0] / elapsed,
-        "peak_rss_mib": peak_rss_mib(), "rss_before_train_mib": baseline,
+        "side": f"trl {trl.__version__} (separate value)",
+        "episodes": args.batch * args.steps,
+        "seconds": elapsed,
+        "episodes_per_s": args.batch * args.steps / elapsed,
+        "generate_share": generate_s[0] / elapsed,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_train_mib": baseline,
         "params": sum(p.numel() for p in lm.parameters()),
     }
 
@@ -163,21 +207,26 @@ def child(args) -> int:
 
 
 def spawn(python: str, side: str, args) -> dict:
-    cmd = [python, __file__, "--side", side] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("side", "trl_python", "value")
-    ] + [f"--value={'separate' if side == 'trl' else args.value}"]
+    cmd = (
+        [python, __file__, "--side", side]
+        + [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("side", "trl_python", "value")]
+        + [f"--value={'separate' if side == 'trl' else args.value}"]
+    )
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{side} run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def report(result: dict) -> None:
-    print(f"  {result['side']:<32} {result['episodes_per_s']:8.1f} episodes/s  "
-          f"({result['episodes']} episodes in {result['seconds']:.1f} s)  generating {100 * result['generate_share']:4.1f}%  "
-          f"peak RSS {result['peak_rss_mib']:.0f} MiB (before training {result['rss_before_train_mib']:.0f} MiB)")
+    print(
+        f"  {result['side']:<32} {result['episodes_per_s']:8.1f} episodes/s  "
+        f"({result['episodes']} episodes in {result['seconds']:.1f} s)  "
+        f"generating {100 * result['generate_share']:4.1f}%  "
+        f"peak RSS {result['peak_rss_mib']:.0f} MiB (before training {result['rss_before_train_mib']:.0f} MiB)"
+    )
 
 
 def main() -> int:
@@ -192,14 +241,20 @@ def main() -> int:
     parser.add_argument("--n-layer", type=int, default=2)
     parser.add_argument("--n-embd", type=int, default=64)
     parser.add_argument("--n-head", type=int, default=4)
-    parser.add_argument("--value", choices=["separate", "shared"], default="separate",
-                        help="our value function (TRL always uses a separate value model)")
+    parser.add_argument(
+        "--value",
+        choices=["separate", "shared"],
+        default="separate",
+        help="our value function (TRL always uses a separate value model)",
+    )
     args = parser.parse_args()
     if args.side:
         return child(args)
-    print(f"PPO throughput, CPU fp32, {args.threads} thread(s): GPT-2 n_layer={args.n_layer} n_embd={args.n_embd}, "
-          f"batch {args.batch}, query {args.query_length}, response {args.response_length}, 4 epochs, "
-          f"{args.steps} updates, fixed KL")
+    print(
+        f"PPO throughput, CPU fp32, {args.threads} thread(s): GPT-2 n_layer={args.n_layer} n_embd={args.n_embd}, "
+        f"batch {args.batch}, query {args.query_length}, response {args.response_length}, 4 epochs, "
+        f"{args.steps} updates, fixed KL"
+    )
     ours = spawn(sys.executable, "ours", args)
     report(ours)
     if not Path(args.trl_python).exists():

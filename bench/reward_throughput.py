@@ -10,6 +10,7 @@ tokenisation included); TRL is timed over ``trainer.train()``. Each side runs in
 
 Prints figures; not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,15 @@ def run_ours(args) -> dict:
     folder = tempfile.mkdtemp(prefix="rm-bench-model-")
     save_lm(*build_tiny(seed=0, n_layer=args.n_layer, n_embd=args.n_embd, n_head=args.n_head), folder)
     config = RewardFitConfig(
-        model=folder, query_length=args.query_length, response_length=args.response_length,
-        batch_size=args.batch, lr=1e-4, epochs=1, valid_fraction=0.0, normalize="none", device="cpu",
+        model=folder,
+        query_length=args.query_length,
+        response_length=args.response_length,
+        batch_size=args.batch,
+        lr=1e-4,
+        epochs=1,
+        valid_fraction=0.0,
+        normalize="none",
+        device="cpu",
         log_every=10_000,
     )
 
@@ -65,9 +73,15 @@ def run_ours(args) -> dict:
     started = time.perf_counter()
     result = fit(config, comparisons)
     elapsed = time.perf_counter() - started
-    return {"side": "ours", "pairs": args.pairs, "seconds": elapsed, "pairs_per_s": args.pairs / elapsed,
-            "train_accuracy": result.metrics["train/accuracy"], "peak_rss_mib": peak_rss_mib(),
-            "rss_before_train_mib": baseline}
+    return {
+        "side": "ours",
+        "pairs": args.pairs,
+        "seconds": elapsed,
+        "pairs_per_s": args.pairs / elapsed,
+        "train_accuracy": result.metrics["train/accuracy"],
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_train_mib": baseline,
+    }
 
 
 def run_trl(args) -> dict:
@@ -88,15 +102,32 @@ def run_trl(args) -> dict:
     model.transformer.load_state_dict(lm.transformer.state_dict())
     vocab = {f"<{i}>": i for i in range(256)} | {"<eos>": 256, "<pad>": 257}
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<pad>")), eos_token="<eos>", pad_token="<pad>",
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<pad>")),
+        eos_token="<eos>",
+        pad_token="<pad>",
     )
     rows = pairs_for(args)
-    dataset = Dataset.from_dict({"chosen_ids": [q + c for q, c, _ in rows], "rejected_ids": [q + r for q, _, r in rows]})
+    dataset = Dataset.from_dict(
+        {"chosen_ids": [q + c for q, c, _ in rows], "rejected_ids": [q + r for q, _, r in rows]}
+    )
     reward_config = RewardConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl-rm-bench-"), per_device_train_batch_size=args.batch,
-        gradient_accumulation_steps=1, num_train_epochs=1, learning_rate=1e-4, lr_scheduler_type="linear",
-        bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=True, report_to="none", save_strategy="no",
-        eval_strategy="no", logging_steps=10_000, disable_tqdm=True, max_length=None, dataloader_num_workers=0,
+        output_dir=tempfile.mkdtemp(prefix="trl-rm-bench-"),
+        per_device_train_batch_size=args.batch,
+        gradient_accumulation_steps=1,
+        num_train_epochs=1,
+        learning_rate=1e-4,
+        lr_scheduler_type="linear",
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=10_000,
+        disable_tqdm=True,
+        max_length=None,
+        dataloader_num_workers=0,
         seed=1,
     )
     trainer = RewardTrainer(model=model, args=reward_config, train_dataset=dataset, processing_class=tokenizer)
@@ -104,27 +135,40 @@ def run_trl(args) -> dict:
     started = time.perf_counter()
     trainer.train()
     elapsed = time.perf_counter() - started
-    return {"side": f"trl {trl.__version__} RewardTrainer", "pairs": args.pairs, "seconds": elapsed,
-            "pairs_per_s": args.pairs / elapsed, "peak_rss_mib": peak_rss_mib(), "rss_before_train_mib": baseline}
+    return {
+        "side": f"trl {trl.__version__} RewardTrainer",
+        "pairs": args.pairs,
+        "seconds": elapsed,
+        "pairs_per_s": args.pairs / elapsed,
+        "peak_rss_mib": peak_rss_mib(),
+        "rss_before_train_mib": baseline,
+    }
 
 
 def spawn(python: str, side: str, args) -> dict:
     cmd = [python, __file__, "--side", side] + [
         f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("side", "trl_python")
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TRL_EXPERIMENTAL_SILENCE": "1",
+    }
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{side} run failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def report(result: dict) -> None:
-    print(f"  {result['side']:<28} {result['pairs_per_s']:8.1f} pairs/s  ({result['pairs']} pairs in "
-          f"{result['seconds']:.1f} s)  peak RSS {result['peak_rss_mib']:.0f} MiB "
-          f"(before training {result['rss_before_train_mib']:.0f} MiB)")
+    print(
+        f"  {result['side']:<28} {result['pairs_per_s']:8.1f} pairs/s  ({result['pairs']} pairs in "
+        f"{result['seconds']:.1f} s)  peak RSS {result['peak_rss_mib']:.0f} MiB "
+        f"(before training {result['rss_before_train_mib']:.0f} MiB)"
+    )
 
 
 def main() -> int:
@@ -145,9 +189,11 @@ def main() -> int:
         result = run_trl(args) if args.side == "trl" else run_ours(args)
         print("RESULT " + json.dumps(result))
         return 0
-    print(f"Reward fitting throughput, K=2, CPU fp32, {args.threads} thread(s): GPT-2 n_layer={args.n_layer} "
-          f"n_embd={args.n_embd}, {args.pairs} pairs, batch {args.batch}, query {args.query_length} + response "
-          f"{args.response_length} tokens, 1 epoch")
+    print(
+        f"Reward fitting throughput, K=2, CPU fp32, {args.threads} thread(s): GPT-2 n_layer={args.n_layer} "
+        f"n_embd={args.n_embd}, {args.pairs} pairs, batch {args.batch}, query {args.query_length} + response "
+        f"{args.response_length} tokens, 1 epoch"
+    )
     ours = spawn(sys.executable, "ours", args)
     report(ours)
     if not Path(args.trl_python).exists():

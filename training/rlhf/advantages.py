@@ -2,6 +2,7 @@
 
 All statistics use the population variance (TF ``moments`` semantics, ALGORITHMS.md §2.12).
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,9 +44,7 @@ def masked_whiten(x: Tensor, mask: Tensor | None, shift_mean: bool = True) -> Te
     return out
 
 
-def compute_gae(
-    rewards: Tensor, values: Tensor, gamma: float = 1.0, lam: float = 0.95
-) -> tuple[Tensor, Tensor]:
+def compute_gae(rewards: Tensor, values: Tensor, gamma: float = 1.0, lam: float = 0.95) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016, eq. 16) over the last axis.
 
     rewards, values: (B, T). The value after the last token is 0 (episodes always end at T).

@@ -1,6 +1,7 @@
 """How the library talks to its caller: progress goes out through ``on_log``/``on_step`` callbacks,
 stop requests come in through ``should_stop`` (checked inside long phases) or ``on_step`` returning
 False. The library never polls a database or a broker itself."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -4,6 +4,7 @@ then renamed; ``<dir>/LATEST`` names the newest complete one and is replaced ato
 A kill at any moment leaves either the previous checkpoint or the new one as ``LATEST``, never a
 half-written folder. Leftover ``.tmp-*`` folders from a kill are ignored and removed on the next save.
 """
+
 from __future__ import annotations
 
 import os

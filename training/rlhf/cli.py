@@ -7,6 +7,7 @@ Both show a tqdm bar, append every metrics dict as one JSON line to ``metrics_pa
 one summary line. PPO resumes from ``checkpoint_dir``'s latest checkpoint when there is one, and
 SIGTERM/SIGINT make it checkpoint and stop at the next check.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,6 +97,7 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
     metrics_file = MetricsFile(config.metrics_path)
     total = -(-(len(comparisons) - int(len(comparisons) * config.valid_fraction)) // config.batch_size) * config.epochs
     with StopFlag() as stop, tqdm(total=total, desc="fit_reward", unit="step", file=sys.stderr) as bar:
+
         def on_log(metrics: Metrics) -> None:
             metrics_file.write(metrics)
             bar.update(int(metrics["step"]) - bar.n)
@@ -112,7 +114,7 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
 def build_reward(config: PPOConfig, device: torch.device) -> tuple[RewardFn, RewardModel | None]:
     """A programmatic reward (``builtin:<name>``) or a frozen reward model loaded from a folder."""
     if config.reward.startswith(BUILTIN):
-        return programmatic_reward(config.reward[len(BUILTIN):]), None
+        return programmatic_reward(config.reward[len(BUILTIN) :]), None
     model, _ = RewardModel.from_pretrained(config.reward, dtype=DTYPES[config.dtype])
     model = model.to(device).requires_grad_(False).eval()
     return torch.no_grad()(model.score), model
@@ -131,10 +133,15 @@ def build_trainer(config: PPOConfig, should_stop=None) -> PPOTrainer:
     device = dist.init_distributed(resolve_device(config.device))
     reward_fn, reward_model = build_reward(config, device)
     dtype = DTYPES[config.dtype]
-    policy, tokenizer = load_policy(config.policy_model, reward_model if config.value_model == "separate" else None, dtype)
+    policy, tokenizer = load_policy(
+        config.policy_model, reward_model if config.value_model == "separate" else None, dtype
+    )
     ref_policy, _ = load_lm(config.policy_model, dtype=dtype)
-    texts = load_queries(config.queries_path) if config.queries_path else random_queries(
-        1024, config.query_length, config.seed)
+    texts = (
+        load_queries(config.queries_path)
+        if config.queries_path
+        else random_queries(1024, config.query_length, config.seed)
+    )
     queries, query_mask = encode_queries(tokenizer, texts, config.query_length)
     return PPOTrainer(config, policy, ref_policy, reward_fn, queries, query_mask, tokenizer, should_stop=should_stop)
 
@@ -164,8 +171,15 @@ def ppo_main(argv: list[str] | None = None) -> int:
 def _train_with_progress(trainer: PPOTrainer, config: PPOConfig) -> TrainResult:
     is_main = dist.rank() == 0
     metrics_file = MetricsFile(config.metrics_path if is_main else None)
-    with tqdm(total=config.n_updates, initial=trainer.step_count, desc="ppo", unit="update",
-              disable=not is_main, file=sys.stderr) as bar:
+    with tqdm(
+        total=config.n_updates,
+        initial=trainer.step_count,
+        desc="ppo",
+        unit="update",
+        disable=not is_main,
+        file=sys.stderr,
+    ) as bar:
+
         def on_step(metrics: Metrics) -> bool:
             metrics_file.write(metrics)
             bar.update(1)

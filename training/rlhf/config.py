@@ -4,6 +4,7 @@ JSON (or a JSON/YAML file for the CLI) and checked once by ``validate()``.
 Defaults follow the 2019 code (``PpoHParams``, ``RewardHParams``, ``AdaptiveKLParams``); the 2020
 choices are options. Every field is plain JSON data, so ``dataclasses.asdict`` round-trips.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,7 +42,9 @@ class RewardFitConfig:
     adam_eps: float = 1e-5
     adam_style: str = "tf"  # "tf": epsilon outside the bias correction (2019); "torch": torch.optim.Adam
     valid_fraction: float = 0.1  # share of comparisons held out for valid/accuracy (2019 had none)
-    normalize: str = "samples"  # "samples": mean 0 / std 1 on rho samples (2019); "references": shift so reference texts average 0 (2020); "none"
+    # "samples": mean 0 / std 1 on rho samples (2019); "references": shift so reference texts average 0
+    # (2020); "none": leave gain 1, bias 0.
+    normalize: str = "samples"
     normalize_samples: int = 256  # rho samples scored for normalisation
     temperature: float = 1.0  # sampling temperature for the normalisation samples
     truncate_token: int | None = None  # token id that ends a response when found at index >= truncate_after
@@ -104,7 +107,9 @@ class PPOConfig:
     adaptive_kl: bool = False
     kl_target: float | None = None  # nats; required when adaptive_kl
     kl_horizon: int = 10000  # episodes
-    value_model: str = "shared"  # "shared": zero-init head on the policy trunk (2019); "separate": copy of the reward model (2020)
+    value_model: str = (
+        "shared"  # "shared": zero-init head on the policy trunk (2019); "separate": copy of the reward model (2020)
+    )
     negate_score: bool = False  # debug: flip the score's sign (sign-flip tripwire test)
     seed: int = 1  # per-rank sampling seed = seed + 100003 * rank (2019)
     checkpoint_dir: str | None = None  # where checkpoints go; None = no checkpoints
@@ -128,7 +133,9 @@ class PPOConfig:
         if self.batch_size % world_size:
             errors.append(f"batch_size {self.batch_size} must divide evenly over {world_size} ranks")
         elif (self.batch_size // world_size) % self.nminibatches:
-            errors.append(f"per-rank batch {self.batch_size // world_size} must divide into {self.nminibatches} minibatches")
+            errors.append(
+                f"per-rank batch {self.batch_size // world_size} must divide into {self.nminibatches} minibatches"
+            )
         elif self.whiten_rewards and self.batch_size // world_size // self.nminibatches < 8:
             errors.append("whiten_rewards needs minibatches of >= 8 rows per rank (2019 rule)")
         if self.adaptive_kl and (self.kl_target is None or self.kl_target <= 0):

@@ -1,4 +1,5 @@
 """Plain data records passed into the library, and their JSONL readers."""
+
 from __future__ import annotations
 
 import json

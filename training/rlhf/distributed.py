@@ -3,6 +3,7 @@
 Launch N processes with ``torchrun --nproc_per_node=N -m training.rlhf.ppo CONFIG``; each process
 calls ``init_distributed`` (gloo on CPU, NCCL on CUDA). With one process every helper is a no-op.
 """
+
 from __future__ import annotations
 
 import os

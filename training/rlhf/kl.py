@@ -1,4 +1,5 @@
 """KL coefficient controllers (Ziegler et al. 2019, "fine-tuning details"; 2019 ``train_policy.py``)."""
+
 from __future__ import annotations
 
 from typing import Any

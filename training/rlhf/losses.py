@@ -2,6 +2,7 @@
 
 Shapes: B comparisons or rollouts, K samples per comparison, T response tokens.
 """
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ Every model is used with dropout off (2019: ``do_dropout=False`` everywhere). Fo
 Assumption: the LM's logits are ``get_output_embeddings()(last_hidden_state)`` (true for GPT-2,
 Llama, Mistral, Qwen; not for models with logit soft-capping).
 """
+
 from __future__ import annotations
 
 import copy
@@ -77,7 +78,7 @@ def disable_dropout(model: nn.Module) -> nn.Module:
         if isinstance(module, nn.Dropout):
             module.p = 0.0
     config = getattr(model, "config", None)
-    for key, value in (vars(config).items() if config is not None else ()):
+    for key, value in vars(config).items() if config is not None else ():
         if isinstance(value, float) and (key.endswith("pdrop") or key.endswith("dropout")):
             setattr(config, key, 0.0)
     return model.eval()

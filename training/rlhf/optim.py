@@ -1,4 +1,5 @@
 """Optimiser and learning-rate schedule shared by reward fitting and PPO."""
+
 from __future__ import annotations
 
 import math

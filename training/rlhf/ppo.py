@@ -6,6 +6,7 @@ step's metrics through ``on_step`` and checkpoints. See README.md in this folder
 branches (shared/separate value, truncation, stop requests, distributed). Run from a shell with
 ``python -m training.rlhf.ppo CONFIG`` (see ``cli.py``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,11 +80,14 @@ class PPOTrainer:
         self.ref_policy = ref_policy.to(self.device).requires_grad_(False).eval()
         self.model = (
             DistributedDataParallel(self.policy, device_ids=[self.device] if self.device.type == "cuda" else None)
-            if self.world_size > 1 else self.policy
+            if self.world_size > 1
+            else self.policy
         )
         self.optimizer = make_optimizer(self.policy.parameters(), config.lr, config.adam_eps, config.adam_style)
         self.kl_ctl = (
-            AdaptiveKL(config.kl_coef, config.kl_target, config.kl_horizon) if config.adaptive_kl else FixedKL(config.kl_coef)
+            AdaptiveKL(config.kl_coef, config.kl_target, config.kl_horizon)
+            if config.adaptive_kl
+            else FixedKL(config.kl_coef)
         )
         self.step_count = 0
         self.data_generator = torch.Generator().manual_seed(config.seed)  # same on every rank
@@ -110,7 +114,9 @@ class PPOTrainer:
             self.load_rng_state(rng)
             raise
         kl_coef = self.kl_ctl.value
-        rollout.rewards, rollout.kl = per_token_rewards(rollout.logprobs, rollout.ref_logprobs, self._scores_for_reward(rollout), kl_coef)
+        rollout.rewards, rollout.kl = per_token_rewards(
+            rollout.logprobs, rollout.ref_logprobs, self._scores_for_reward(rollout), kl_coef
+        )
         rollout_s = time.perf_counter() - started
         lr = scheduled_lr(self.config.lr, self.step_count, self.config.n_updates, self.config.lr_schedule)
         set_lr(self.optimizer, lr)
@@ -141,8 +147,16 @@ class PPOTrainer:
         query_mask = self.query_mask[rows].to(self.device)  # (B, Lq)
         # 2. Generate with pi; log-probs and shared-head values come from the same passes (2019).
         started = time.perf_counter()
-        gen = generate(self.policy, queries, query_mask, cfg.response_length, cfg.temperature,
-                       self.sample_generator, should_stop=self._stop_requested, stop_check_every=cfg.stop_check_every)
+        gen = generate(
+            self.policy,
+            queries,
+            query_mask,
+            cfg.response_length,
+            cfg.temperature,
+            self.sample_generator,
+            should_stop=self._stop_requested,
+            stop_check_every=cfg.stop_check_every,
+        )
         self._generate_s = time.perf_counter() - started
         ids = torch.cat([queries, gen.responses], dim=1)  # (B, Lq + T)
         mask = torch.cat([query_mask, torch.ones_like(gen.responses)], dim=1)
@@ -161,7 +175,9 @@ class PPOTrainer:
         if self._stop_requested():
             raise StopRequested("stop requested before scoring")
         keep, valid = truncation_mask(rollout.responses, cfg.truncate_token, cfg.truncate_after)
-        responses = torch.where(keep, rollout.responses, torch.full_like(rollout.responses, self.tokenizer.pad_token_id))
+        responses = torch.where(
+            keep, rollout.responses, torch.full_like(rollout.responses, self.tokenizer.pad_token_id)
+        )
         scores = self.reward_fn(rollout.queries, rollout.query_mask, responses, keep.long()).float()  # (B,)
         rollout.scores = torch.where(valid, scores, torch.full_like(scores, cfg.penalty_reward_value))
         rollout.response_mask, rollout.valid = keep, valid
@@ -302,6 +318,7 @@ class PPOTrainer:
         state = self.state_dict()  # collective: gathers every rank's RNG
         folder = None
         if self.rank == 0:
+
             def write(tmp: Path) -> None:
                 self.policy.save_pretrained(tmp / POLICY_DIR, self.tokenizer)
                 torch.save(state, tmp / TRAINER_STATE)

@@ -5,6 +5,7 @@ linear learning-rate decay, reports ``train/*`` and ``valid/*`` metrics through 
 the reward model's gain and bias so rho's samples score mean 0, std 1 (2019) or reference texts
 average 0 (2020 option).
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ class EncodedComparisons:
         return self.best.shape[0]
 
     def take(self, index: Tensor) -> EncodedComparisons:
-        return EncodedComparisons(*(t[index] for t in (self.queries, self.query_mask, self.samples, self.sample_mask, self.best)))
+        return EncodedComparisons(
+            *(t[index] for t in (self.queries, self.query_mask, self.samples, self.sample_mask, self.best))
+        )
 
 
 def encode_comparisons(
@@ -91,9 +94,10 @@ def fit(
 
     ``on_log(metrics)`` receives ``train/loss``, ``train/accuracy`` (running means since the last
     call), ``train/lr`` and ``step`` every ``log_every`` steps; the last call adds ``valid/accuracy``
-    and ``valid/loss`` (when ``valid_fraction`` leaves any) and ``normalization/gain``/``bias``. ``should_stop()`` is checked
-    before every step; when it turns true the model is returned unnormalised with ``stopped=True``.
-    ``references`` (query, reference) pairs are required for ``normalize="references"``.
+    and ``valid/loss`` (when ``valid_fraction`` leaves any) and ``normalization/gain``/``bias``.
+    ``should_stop()`` is checked before every step (and during normalisation sampling); when it
+    turns true the model is returned unnormalised with ``stopped=True``. ``references`` (query,
+    reference) pairs are required for ``normalize="references"``.
     """
     config.validate()
     device = resolve_device(config.device)
@@ -242,6 +246,10 @@ def score_references(
     out = []
     for start in range(0, len(references), config.sample_batch_size):
         sl = slice(start, start + config.sample_batch_size)
-        out.append(model.raw(torch.cat([queries[sl], responses[sl]], 1).to(device),
-                             torch.cat([query_mask[sl], response_mask[sl]], 1).to(device)))
+        out.append(
+            model.raw(
+                torch.cat([queries[sl], responses[sl]], 1).to(device),
+                torch.cat([query_mask[sl], response_mask[sl]], 1).to(device),
+            )
+        )
     return torch.cat(out).cpu()

@@ -1,5 +1,6 @@
 """Reward shaping: normalisation of reward-model outputs, per-token KL-penalised rewards, and
 programmatic rewards for smoke runs (no reward model needed)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,6 +1,7 @@
 """Sampling from a causal LM: batched fixed-length generation with a KV cache (2019 style: no
 stopping at EOS, plain categorical sampling at a temperature), response truncation for scoring,
 and K samples per query for labeling."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -101,9 +102,7 @@ def truncation_mask(responses: Tensor, truncate_token: int | None, truncate_afte
     return index <= first.unsqueeze(-1), valid
 
 
-def truncate(
-    responses: Tensor, truncate_token: int | None, truncate_after: int, pad_id: int
-) -> tuple[Tensor, Tensor]:
+def truncate(responses: Tensor, truncate_token: int | None, truncate_after: int, pad_id: int) -> tuple[Tensor, Tensor]:
     """Cut each response after its first ``truncate_token`` at index >= ``truncate_after`` and pad
     the rest with ``pad_id`` (2019 ``lm_tasks.postprocess``). Rows without one are left whole and
     marked invalid; the caller scores them with the penalty (-1). (B, T) -> ((B, T), (B,) bool)."""
@@ -148,8 +147,13 @@ def sample(
     flat: list[SampledResponse] = []
     for start in range(0, ids.shape[0], batch_size):
         gen = generate(
-            lm, ids[start : start + batch_size].to(device), mask[start : start + batch_size].to(device),
-            response_length, temperature, generator, should_stop=should_stop,
+            lm,
+            ids[start : start + batch_size].to(device),
+            mask[start : start + batch_size].to(device),
+            response_length,
+            temperature,
+            generator,
+            should_stop=should_stop,
         )
         keep, valid = truncation_mask(gen.responses, truncate_token, truncate_after)
         for row, row_keep, row_valid in zip(gen.responses.tolist(), keep.tolist(), valid.tolist()):

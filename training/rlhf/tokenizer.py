@@ -1,6 +1,7 @@
 """Tokenizers: a file-free byte-level tokenizer for tiny models, and an adapter giving Hugging Face
 tokenizers the same small interface. Batch helpers pad queries on the left and responses on the right.
 """
+
 from __future__ import annotations
 
 import json

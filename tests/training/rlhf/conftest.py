@@ -1,4 +1,5 @@
 """Fixtures for the pure-PyTorch library tests: CPU only, one thread, no network."""
+
 import os
 
 import pytest

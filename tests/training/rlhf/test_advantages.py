@@ -53,7 +53,9 @@ def test_whiten_without_shift_keeps_mean():
     x = torch.tensor([1.0, 3.0], dtype=torch.float64)  # mean 2, population std 1
     torch.testing.assert_close(whiten(x, shift_mean=False), x, atol=1e-6, rtol=0)
     x = torch.tensor([0.0, 4.0], dtype=torch.float64)  # mean 2, population std 2
-    torch.testing.assert_close(whiten(x, shift_mean=False), torch.tensor([1.0, 3.0], dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        whiten(x, shift_mean=False), torch.tensor([1.0, 3.0], dtype=torch.float64), atol=1e-6, rtol=0
+    )
 
 
 def test_masked_statistics_and_whitening_ignore_masked_entries():

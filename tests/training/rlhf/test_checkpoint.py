@@ -1,4 +1,5 @@
 """Checkpoint folders are published atomically: a crash mid-write leaves the previous one usable."""
+
 import pytest
 
 from training.rlhf.checkpoint import latest_checkpoint, save_checkpoint

@@ -1,4 +1,5 @@
 """The Django-free command line: fit a reward model from JSONL, then PPO against it, resume, torchrun-free."""
+
 import json
 import os
 import subprocess
@@ -24,12 +25,23 @@ def write_comparisons(path: Path, n: int = 48) -> None:
 
 def test_fit_reward_then_ppo_with_separate_value_model_then_resume(tmp_path, capsys):
     write_comparisons(tmp_path / "comparisons.jsonl")
-    (tmp_path / "rm.yaml").write_text(yaml.safe_dump({
-        "model": "tiny", "query_length": 8, "response_length": 12, "batch_size": 8, "lr": 1e-3,
-        "normalize_samples": 32, "log_every": 2, "device": "cpu",
-        "comparisons_path": str(tmp_path / "comparisons.jsonl"), "output_dir": str(tmp_path / "rm"),
-        "metrics_path": str(tmp_path / "rm_metrics.jsonl"),
-    }))
+    (tmp_path / "rm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "model": "tiny",
+                "query_length": 8,
+                "response_length": 12,
+                "batch_size": 8,
+                "lr": 1e-3,
+                "normalize_samples": 32,
+                "log_every": 2,
+                "device": "cpu",
+                "comparisons_path": str(tmp_path / "comparisons.jsonl"),
+                "output_dir": str(tmp_path / "rm"),
+                "metrics_path": str(tmp_path / "rm_metrics.jsonl"),
+            }
+        )
+    )
     assert fit_reward_main([str(tmp_path / "rm.yaml")]) == 0
     assert capsys.readouterr().out.startswith("fit_reward: done saved=")
     rm_lines = [json.loads(line) for line in (tmp_path / "rm_metrics.jsonl").read_text().splitlines()]
@@ -37,9 +49,19 @@ def test_fit_reward_then_ppo_with_separate_value_model_then_resume(tmp_path, cap
     rm, _ = RewardModel.from_pretrained(tmp_path / "rm")
     assert rm.gain.item() == pytest.approx(rm_lines[-1]["normalization/gain"], rel=1e-6)
 
-    ppo = {"policy_model": "tiny", "reward": str(tmp_path / "rm"), "value_model": "separate",
-           "query_length": 8, "response_length": 8, "batch_size": 8, "total_episodes": 16, "lr": 1e-4,
-           "device": "cpu", "checkpoint_dir": str(tmp_path / "ckpt"), "metrics_path": str(tmp_path / "ppo.jsonl")}
+    ppo = {
+        "policy_model": "tiny",
+        "reward": str(tmp_path / "rm"),
+        "value_model": "separate",
+        "query_length": 8,
+        "response_length": 8,
+        "batch_size": 8,
+        "total_episodes": 16,
+        "lr": 1e-4,
+        "device": "cpu",
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+        "metrics_path": str(tmp_path / "ppo.jsonl"),
+    }
     (tmp_path / "ppo.json").write_text(json.dumps(ppo))
     assert ppo_main([str(tmp_path / "ppo.json")]) == 0
     assert "ppo: done step=2/2 resumed_from=None" in capsys.readouterr().out
@@ -51,12 +73,26 @@ def test_fit_reward_then_ppo_with_separate_value_model_then_resume(tmp_path, cap
 
 
 def test_python_dash_m_ppo_runs_a_builtin_reward_smoke_config(tmp_path):
-    config = {"policy_model": "tiny", "reward": "builtin:lowercase", "query_length": 8, "response_length": 8,
-              "batch_size": 8, "total_episodes": 16, "device": "cpu", "metrics_path": str(tmp_path / "m.jsonl")}
+    config = {
+        "policy_model": "tiny",
+        "reward": "builtin:lowercase",
+        "query_length": 8,
+        "response_length": 8,
+        "batch_size": 8,
+        "total_episodes": 16,
+        "device": "cpu",
+        "metrics_path": str(tmp_path / "m.jsonl"),
+    }
     (tmp_path / "ppo.json").write_text(json.dumps(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "training.rlhf.ppo", str(tmp_path / "ppo.json")], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.rlhf.ppo", str(tmp_path / "ppo.json")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("ppo: done step=2/2")
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2

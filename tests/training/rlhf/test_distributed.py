@@ -1,5 +1,6 @@
 """The PPO trainer under DDP: 2 CPU processes (gloo) split each batch, average gradients, agree on
 metrics, and only rank 0 writes the checkpoint (holding both ranks' RNG state)."""
+
 import json
 import os
 import socket
@@ -23,18 +24,28 @@ def free_port() -> int:
 
 
 def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     lm, tokenizer = build_tiny(seed=0)
     ref, _ = build_tiny(seed=0)
     q, qm = pad_left([[97 + i % 26] * 6 for i in range(64)], 8, tokenizer.pad_token_id)
-    config = PPOConfig(query_length=8, response_length=8, batch_size=16, total_episodes=32, lr=1e-3,
-                       device="cpu", seed=5, checkpoint_dir=os.path.join(out_dir, "ckpt"))
+    config = PPOConfig(
+        query_length=8,
+        response_length=8,
+        batch_size=16,
+        total_episodes=32,
+        lr=1e-3,
+        device="cpu",
+        seed=5,
+        checkpoint_dir=os.path.join(out_dir, "ckpt"),
+    )
     trainer = PPOTrainer(config, PolicyWithValue(lm), ref, programmatic_reward("lowercase"), q, qm, tokenizer)
     first_rollout = trainer.rollout()  # a peek at this rank's share; training below starts afresh
-    trainer = PPOTrainer(config, PolicyWithValue(build_tiny(seed=0)[0]), ref, programmatic_reward("lowercase"),
-                         q, qm, tokenizer)
+    trainer = PPOTrainer(
+        config, PolicyWithValue(build_tiny(seed=0)[0]), ref, programmatic_reward("lowercase"), q, qm, tokenizer
+    )
     result = trainer.train()
     weights = torch.cat([p.detach().flatten() for p in trainer.policy.parameters()])
     report = {

@@ -1,4 +1,5 @@
 """The same library on CUDA (skipped on machines without it)."""
+
 import math
 
 import pytest
@@ -17,8 +18,9 @@ def cuda_trainer() -> PPOTrainer:
     lm, tokenizer = build_tiny(seed=0)
     ref, _ = build_tiny(seed=0)
     q, qm = pad_left([[97 + i % 26] * 6 for i in range(64)], 8, tokenizer.pad_token_id)
-    config = PPOConfig(query_length=8, response_length=8, batch_size=16, total_episodes=32, lr=1e-3,
-                       device="cuda", seed=5)
+    config = PPOConfig(
+        query_length=8, response_length=8, batch_size=16, total_episodes=32, lr=1e-3, device="cuda", seed=5
+    )
     return PPOTrainer(config, PolicyWithValue(lm), ref, programmatic_reward("lowercase"), q, qm, tokenizer)
 
 

@@ -31,7 +31,9 @@ def test_best_of_two_equals_pairwise_loss():
 
 def test_pairwise_loss_hand_computed_and_direction():
     assert math.isclose(pairwise_loss(torch.tensor([0.0]), torch.tensor([0.0])).item(), math.log(2.0), rel_tol=1e-6)
-    assert pairwise_loss(torch.tensor([2.0]), torch.tensor([0.0])) < pairwise_loss(torch.tensor([0.0]), torch.tensor([2.0]))
+    assert pairwise_loss(torch.tensor([2.0]), torch.tensor([0.0])) < pairwise_loss(
+        torch.tensor([0.0]), torch.tensor([2.0])
+    )
 
 
 def test_best_of_k_loss_ignores_a_shared_constant_in_value_and_gradient():

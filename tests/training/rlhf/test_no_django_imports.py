@@ -1,4 +1,5 @@
 """training/rlhf is a library: it must import nothing from Django, the web stack, or the apps."""
+
 import ast
 from pathlib import Path
 
@@ -29,15 +30,30 @@ def is_forbidden(module: str) -> bool:
 
 def test_rlhf_modules_import_no_django_or_app_code():
     files = sorted(RLHF_DIR.glob("*.py"))
-    offenders = [f"{path.name}: {module}" for path in files for module in imported_modules(path) if is_forbidden(module)]
+    offenders = [
+        f"{path.name}: {module}" for path in files for module in imported_modules(path) if is_forbidden(module)
+    ]
     assert len(files) >= 8
     assert offenders == []
 
 
 def test_the_checker_catches_forbidden_imports(tmp_path):
     """The walker itself must flag what the rule forbids, or the test above proves nothing."""
-    assert all(map(is_forbidden, ["django.db", "rest_framework", "celery", "labeling.models", "config.settings",
-                                  "training.models", "training.services.runs", "training"]))
+    assert all(
+        map(
+            is_forbidden,
+            [
+                "django.db",
+                "rest_framework",
+                "celery",
+                "labeling.models",
+                "config.settings",
+                "training.models",
+                "training.services.runs",
+                "training",
+            ],
+        )
+    )
     assert not any(map(is_forbidden, ["training.rlhf.losses", "torch", "transformers", "configparser"]))
     module = tmp_path / "sneaky.py"
     module.write_text("import django.conf\nfrom .. import models\nfrom ..services import runs\nfrom . import losses\n")

@@ -1,5 +1,6 @@
 """PPO trainer: learning smoke run, metrics, truncation/penalty, value-model options, stop requests,
 and exact resume from checkpoints."""
+
 import math
 
 import pytest
@@ -13,9 +14,19 @@ from training.rlhf.rewards import programmatic_reward
 from training.rlhf.tokenizer import pad_left
 
 METRIC_KEYS = {
-    "objective/score", "objective/kl", "objective/kl_coef", "objective/entropy", "ppo/loss/policy",
-    "ppo/loss/value", "ppo/policy/clipfrac", "ppo/policy/approxkl", "ppo/val/var_explained",
-    "ppo/returns/mean", "ppo/response_length", "step", "episodes",
+    "objective/score",
+    "objective/kl",
+    "objective/kl_coef",
+    "objective/entropy",
+    "ppo/loss/policy",
+    "ppo/loss/value",
+    "ppo/policy/clipfrac",
+    "ppo/policy/approxkl",
+    "ppo/val/var_explained",
+    "ppo/returns/mean",
+    "ppo/response_length",
+    "step",
+    "episodes",
 }
 
 
@@ -23,8 +34,10 @@ def make_trainer(config: PPOConfig, should_stop=None, value_from_rm: RewardModel
     lm, tokenizer = build_tiny(seed=0)
     ref, _ = build_tiny(seed=0)
     generator = torch.Generator().manual_seed(0)
-    queries = [torch.randint(97, 123, (int(n),), generator=generator).tolist()
-               for n in torch.randint(4, 9, (128,), generator=generator)]
+    queries = [
+        torch.randint(97, 123, (int(n),), generator=generator).tolist()
+        for n in torch.randint(4, 9, (128,), generator=generator)
+    ]
     q, qm = pad_left(queries, 8, tokenizer.pad_token_id)
     if value_from_rm is None:
         policy, reward = PolicyWithValue(lm), programmatic_reward("lowercase")
@@ -34,16 +47,18 @@ def make_trainer(config: PPOConfig, should_stop=None, value_from_rm: RewardModel
 
 
 def small_config(**overrides) -> PPOConfig:
-    base = dict(query_length=8, response_length=8, batch_size=16, total_episodes=64, lr=1e-3,
-                kl_coef=0.05, device="cpu", seed=3)
+    base = dict(
+        query_length=8, response_length=8, batch_size=16, total_episodes=64, lr=1e-3, kl_coef=0.05, device="cpu", seed=3
+    )
     return PPOConfig(**{**base, **overrides})
 
 
 def test_ppo_raises_programmatic_score_while_kl_stays_near_target():
     """30 updates of 64 episodes against the 'lowercase' reward: the mean score rises and the
     adaptive controller keeps KL under twice its target."""
-    config = small_config(response_length=16, batch_size=64, total_episodes=30 * 64, adaptive_kl=True,
-                          kl_target=4.0, kl_horizon=1000)
+    config = small_config(
+        response_length=16, batch_size=64, total_episodes=30 * 64, adaptive_kl=True, kl_target=4.0, kl_horizon=1000
+    )
     result = make_trainer(config).train()
     scores = [m["objective/score"] for m in result.metrics]
     assert len(result.metrics) == 30 and not result.stopped
@@ -77,8 +92,9 @@ def test_truncation_penalty_replaces_score_of_rows_without_the_token():
 
 def test_negate_score_makes_the_policy_lower_the_score():
     """The debug flag flips what is optimised: the logged (true) score falls."""
-    result = make_trainer(small_config(response_length=16, batch_size=32, total_episodes=12 * 32,
-                                       negate_score=True)).train()
+    result = make_trainer(
+        small_config(response_length=16, batch_size=32, total_episodes=12 * 32, negate_score=True)
+    ).train()
     scores = [m["objective/score"] for m in result.metrics]
     assert sum(scores[-3:]) / 3 < sum(scores[:3]) / 3
 

@@ -1,4 +1,5 @@
 """Reward fitting: smoke run on synthetic best-of-4 data, normalisation, stop requests, data input."""
+
 import math
 import random
 
@@ -30,8 +31,17 @@ def marker_comparisons(n: int, k: int = 4, seed: int = 0, length: int = 16) -> l
 
 
 def small_config(**overrides) -> RewardFitConfig:
-    base = dict(model="tiny", query_length=8, response_length=16, batch_size=16, lr=1e-3, log_every=5,
-                normalize_samples=128, seed=1, device="cpu")
+    base = dict(
+        model="tiny",
+        query_length=8,
+        response_length=16,
+        batch_size=16,
+        lr=1e-3,
+        log_every=5,
+        normalize_samples=128,
+        seed=1,
+        device="cpu",
+    )
     return RewardFitConfig(**{**base, **overrides})
 
 
@@ -44,7 +54,9 @@ def test_fit_learns_marker_preference_and_normalises_on_policy_samples():
     assert result.metrics["valid/accuracy"] >= 0.9
     assert logs[0]["train/loss"] < math.log(4) + 0.2
     assert logs[-1]["train/loss"] < 0.5 * math.log(4)
-    assert {"train/loss", "train/accuracy", "valid/accuracy", "normalization/gain", "normalization/bias"} <= set(logs[-1])
+    assert {"train/loss", "train/accuracy", "valid/accuracy", "normalization/gain", "normalization/bias"} <= set(
+        logs[-1]
+    )
     assert [m["step"] for m in logs] == [5, 10, 15, 20, 25, 29]
     # Same seed, same rho samples: the stored gain/bias map them to mean 0, std 1.
     data = encode_comparisons(marker_comparisons(512), ByteTokenizer(), 8, 16)
@@ -64,8 +76,10 @@ def test_fit_is_deterministic_for_a_seed():
 
 def test_fit_accepts_token_ids_and_pairwise_comparisons():
     tok = ByteTokenizer()
-    pairs = [Comparison(query=tok.encode(c.query), samples=[tok.encode(s) for s in c.samples[:2]], best=0)
-             for c in marker_comparisons(32)]
+    pairs = [
+        Comparison(query=tok.encode(c.query), samples=[tok.encode(s) for s in c.samples[:2]], best=0)
+        for c in marker_comparisons(32)
+    ]
     result = fit(small_config(normalize="none"), pairs)
     assert math.isfinite(result.metrics["train/loss"])
 

@@ -51,8 +51,9 @@ def test_generate_is_deterministic_for_a_seed_and_logprobs_match_full_forward():
 def test_generate_left_padding_does_not_change_samples():
     """A left-padded query samples exactly what the unpadded query samples."""
     lm, _ = build_tiny(seed=0)
-    padded = generate(lm, torch.tensor([[257, 257, 10, 11]]), torch.tensor([[0, 0, 1, 1]]), 5, 1.0,
-                      torch.Generator().manual_seed(3))
+    padded = generate(
+        lm, torch.tensor([[257, 257, 10, 11]]), torch.tensor([[0, 0, 1, 1]]), 5, 1.0, torch.Generator().manual_seed(3)
+    )
     plain = generate(lm, torch.tensor([[10, 11]]), torch.tensor([[1, 1]]), 5, 1.0, torch.Generator().manual_seed(3))
     assert torch.equal(padded.responses, plain.responses)
     torch.testing.assert_close(padded.logprobs, plain.logprobs, atol=1e-5, rtol=0)
