@@ -28,6 +28,7 @@ from training.services.andon import andon_pull
 from training.services.models_io import final_checkpoint
 from training.services.reporter import RunReporter
 from training.services.runs import artifacts_path, checkpoint_record, run_metrics_record
+from training.services.sampling import publish_samples
 from training.services.tripwires import check_calibration_accuracy, tripwire_settings
 
 _FIELDS = {f.name for f in dataclasses.fields(PPOConfig)}
@@ -111,10 +112,19 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         trainer.load_checkpoint(resume)
     TrainingRun.objects.filter(id=run.id).update(total_steps=config.n_updates, step=trainer.step_count)
 
-    # 3. Train; every step reports, renews the lease and may be told to stop.
+    # 3. Train; every step reports, renews the lease and may be told to stop. Online mode
+    #    (`publish_every` N updates) puts the current policy's samples in the labeling queue.
+    publish_every = int(run.config.get("publish_every", 0))
+
     def on_step(metrics: dict) -> bool:
         _record_checkpoints(run, config.checkpoint_dir)
-        return reporter.on_step(metrics)
+        keep_going = reporter.on_step(metrics)
+        step = int(metrics["step"])
+        if keep_going and publish_every and step % publish_every == 0:
+            publish_samples(run=run, policy_lm=trainer.policy.lm, base_lm=ref_policy, tokenizer=tokenizer,
+                            source=f"run{run.id}-step{step}", cfg=run.config.get("online_sample", {}),
+                            seed=run.seed + step, batch=f"run{run.id}-step{step}", should_stop=reporter.should_stop)
+        return keep_going and not reporter.stop_requested
 
     result = trainer.train(on_step)
     _record_checkpoints(run, config.checkpoint_dir, final=not result.stopped)

@@ -1,4 +1,5 @@
-"""The sample run: a new batch of comparisons from the round's policy into the labeling queue.
+"""The sample run: a new batch of comparisons from the round's policy into the labeling queue
+(and the same publishing for PPO's online mode).
 
 Most comparisons hold K samples of the new policy; a `base_share` of them swap half their
 samples for the base policy's (to watch drift and measure the policy's win rate), and queries
@@ -31,15 +32,57 @@ def _truncate_token(tokenizer, text: str) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
-def sample_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
-    cfg = {**DEFAULTS, **run.config}
+def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: str, cfg: dict, seed: int,
+                    batch: str, should_stop=None, checkpoint_sha256: str | None = None) -> int:
+    """Sample K per query from `policy_lm` (half of them from `base_lm` in a `base_share` of the
+    comparisons) and publish them as comparisons of `run`, tagged `batch`. Idempotent per batch:
+    a batch that exists already is not published again. Returns the number published."""
+    cfg = {**DEFAULTS, **cfg}
     project = run.project
-    if Comparison.objects.filter(source_run=run).exists():
-        return  # already published by an earlier attempt
-    torch.manual_seed(run.seed)
-    rng = random.Random(run.seed)
+    if Comparison.objects.filter(source_run=run, batch=batch).exists():
+        return 0
+    rng = random.Random(seed)
 
-    # 1. The policy (the PPO run's final checkpoint, else the base model) and the base policy.
+    # 1. Queries: a seeded draw from the split.
+    queries = list(Query.objects.filter(project=project, split=cfg["split"]).order_by("id"))
+    queries = rng.sample(queries, min(cfg["n_queries"], len(queries)))
+    if not queries:
+        raise ValueError(f"Project {project.slug} has no {cfg['split']} queries to sample from.")
+    k = project.k
+    gen = {"response_length": cfg["response_length"], "query_length": cfg["query_length"],
+           "temperature": cfg["temperature"], "truncate_token": _truncate_token(tokenizer, cfg["truncate_text"]),
+           "truncate_after": cfg["truncate_after"], "should_stop": should_stop}
+
+    # 2. Sample (generation checks the stop flag as it goes).
+    contexts = [q.context for q in queries]
+    from_policy = sample(policy_lm, tokenizer, contexts, k, seed=seed, **gen)
+    from_base = sample(base_lm, tokenizer, contexts, k // 2, seed=seed + 1, **gen)
+    if should_stop is not None and should_stop():
+        return 0
+    params = {**{k_: v for k_, v in gen.items() if k_ != "should_stop"}, "seed": seed,
+              "checkpoint_sha256": checkpoint_sha256}
+
+    # 3. Publish, once, in one transaction.
+    with transaction.atomic():
+        TrainingRun.objects.select_for_update().filter(id=run.id).first()
+        if Comparison.objects.filter(source_run=run, batch=batch).exists():
+            return 0
+        for query, policy_samples, base_samples in zip(queries, from_policy, from_base):
+            texts = [(s.text, source) for s in policy_samples]
+            if rng.random() < cfg["base_share"] and base_samples:
+                texts[: len(base_samples)] = [(s.text, "baseline:base-policy") for s in base_samples]
+            if query.reference and rng.random() < cfg["reference_share"]:
+                texts[-1] = (query.reference, Sample.REFERENCE)
+            rng.shuffle(texts)
+            samples = [Sample.objects.create(query=query, text=t, source=s, generation_params=params) for t, s in texts]
+            comparison = comparison_create(project=project, query=query, samples=samples, batch=batch)
+            Comparison.objects.filter(id=comparison.id).update(source_run=run)
+    return len(queries)
+
+
+def sample_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
+    torch.manual_seed(run.seed)
+    # The policy: the PPO run's final checkpoint, else the base model.
     checkpoint = final_checkpoint(run.policy_run) if run.policy_run else None
     if checkpoint is not None:
         folder = Path(checkpoint.path)
@@ -49,40 +92,10 @@ def sample_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     else:
         policy_lm, tokenizer = load_lm(run.base_model)
     base_lm, _ = load_lm(run.base_model)
-    source = checkpoint_source_name(checkpoint, run.policy_run)
-
-    # 2. Queries: a seeded draw from the split.
-    queries = list(Query.objects.filter(project=project, split=cfg["split"]).order_by("id"))
-    queries = rng.sample(queries, min(cfg["n_queries"], len(queries)))
-    if not queries:
-        raise ValueError(f"Project {project.slug} has no {cfg['split']} queries to sample from.")
-    k = project.k
-    gen = {"response_length": cfg["response_length"], "query_length": cfg["query_length"],
-           "temperature": cfg["temperature"], "truncate_token": _truncate_token(tokenizer, cfg["truncate_text"]),
-           "truncate_after": cfg["truncate_after"], "should_stop": reporter.should_stop}
-    contexts = [q.context for q in queries]
-    from_policy = sample(policy_lm, tokenizer, contexts, k, seed=run.seed, **gen)
-    if reporter.stop_requested:
-        return
-    from_base = sample(base_lm, tokenizer, contexts, k // 2, seed=run.seed + 1, **gen)
-    if reporter.stop_requested:
-        return
-    params = {**{k_: v for k_, v in gen.items() if k_ != "should_stop"}, "seed": run.seed,
-              "checkpoint_sha256": checkpoint.sha256 if checkpoint else None}
-
-    # 3. Publish, once, in one transaction.
-    with transaction.atomic():
-        TrainingRun.objects.select_for_update().filter(id=run.id).first()
-        if Comparison.objects.filter(source_run=run).exists():
-            return
-        for query, policy_samples, base_samples in zip(queries, from_policy, from_base):
-            texts = [(s.text, source) for s in policy_samples]
-            if rng.random() < cfg["base_share"] and base_samples:
-                texts[: len(base_samples)] = [(s.text, "baseline:base-policy") for s in base_samples]
-            if query.reference and rng.random() < cfg["reference_share"]:
-                texts[-1] = (query.reference, Sample.REFERENCE)
-            rng.shuffle(texts)
-            samples = [Sample.objects.create(query=query, text=t, source=s, generation_params=params) for t, s in texts]
-            comparison = comparison_create(project=project, query=query, samples=samples, batch=f"run{run.id}")
-            Comparison.objects.filter(id=comparison.id).update(source_run=run)
-    reporter.on_step({"step": 1, "sample/comparisons": float(len(queries))})
+    n = publish_samples(
+        run=run, policy_lm=policy_lm, base_lm=base_lm, tokenizer=tokenizer,
+        source=checkpoint_source_name(checkpoint, run.policy_run), cfg=run.config, seed=run.seed,
+        batch=f"run{run.id}", should_stop=reporter.should_stop,
+        checkpoint_sha256=checkpoint.sha256 if checkpoint else None,
+    )
+    reporter.on_step({"step": 1, "sample/comparisons": float(n)})

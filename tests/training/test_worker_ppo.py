@@ -1,0 +1,105 @@
+"""PPO in a real Celery worker: the andon cord through the web page, resume and abort, and a
+worker killed with SIGKILL whose run the reaper hands to a new worker."""
+import time
+
+import pytest
+import torch
+from django.test import Client
+from django.urls import reverse
+from safetensors.torch import load_file
+
+from labeling.models import Comparison, Query
+from labeling.services import comparison_next_for_labeler
+from training.models import Checkpoint, RunMetric, TrainingRun
+from training.services import run_create, runs_reap
+from training.services.execute import run_execute
+from tests.factories import ProjectFactory
+from tests.training.conftest import wait_for
+from tests.training.helpers import FAST_PPO
+
+pytestmark = [pytest.mark.slow]
+Status = TrainingRun.Status
+
+
+def _ppo_config(steps: int, **extra) -> dict:
+    return {**FAST_PPO, "reward": "builtin:lowercase", "total_episodes": FAST_PPO["batch_size"] * steps,
+            "save_every": 1, **extra}
+
+
+def _project():
+    project = ProjectFactory(k=2)
+    for i in range(8):
+        Query.objects.create(project=project, context=f"the story number {i} begins", external_id=f"q{i}")
+    return project
+
+
+def test_andon_cord_through_the_web_page_stops_ppo_then_resume_and_abort(live_worker, contractor, admin_user):
+    project = _project()
+    run = run_create(project=project, kind="ppo", base_model="tiny", seed=5,
+                     config=_ppo_config(200, publish_every=1, online_sample={"n_queries": 2, "response_length": 6}))
+    live_worker.start()
+    wait_for(lambda: Comparison.objects.filter(source_run=run).exists(), message="online samples published")
+
+    # A contractor is served the run's samples and pulls the cord from the labeling page.
+    labeler = Client()
+    labeler.force_login(contractor)
+    page = labeler.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
+    assert f"Stop run {run.id}".encode() in page.content
+    step_at_pull = TrainingRun.objects.get(id=run.id).step
+    pulled = labeler.post(reverse("training-andon-pull", kwargs={"run_id": run.id}),
+                          {"reason": "the samples are garbage"}, HTTP_HX_REQUEST="true")
+    assert pulled.status_code == 200
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == Status.STOPPED, timeout=60, message="stopped")
+    run.refresh_from_db()
+    assert run.step <= step_at_pull + 1  # within one step
+    checkpoint = Checkpoint.objects.filter(run=run).order_by("-step").first()
+    assert checkpoint is not None and checkpoint.step == run.step
+    assert not Comparison.objects.filter(source_run=run, status="active").exists()
+    assert comparison_next_for_labeler(project=project, labeler=contractor) is None
+
+    # An admin resumes: the run continues from the checkpoint's step.
+    admin = Client()
+    admin.force_login(admin_user)
+    resume = reverse("training-run-action", kwargs={"run_id": run.id, "action": "resume"})
+    assert admin.post(resume).status_code == 302
+    wait_for(lambda: RunMetric.objects.filter(run=run, step=checkpoint.step + 1, key="objective/kl").exists(),
+             timeout=90, message="a step after the checkpoint")
+    assert TrainingRun.objects.get(id=run.id).attempts == 1  # resume resets the attempt count
+
+    # Abort ends it for good: the trainer loses its lease at the next heartbeat.
+    abort = reverse("training-run-action", kwargs={"run_id": run.id, "action": "abort"})
+    assert admin.post(abort).status_code == 302
+    wait_for(lambda: "lease lost" in live_worker.logs(), timeout=60, message="trainer noticed the abort")
+    time.sleep(1)
+    assert TrainingRun.objects.get(id=run.id).status == Status.ABORTED
+
+
+def test_killed_worker_run_is_reaped_resumed_and_matches_an_uninterrupted_run(live_worker, settings):
+    project = _project()
+    config = _ppo_config(6, publish_every=2, online_sample={"n_queries": 2, "response_length": 6})
+    live_worker.extra_env["TRAINING_LEASE_SECONDS"] = "3"
+    run = run_create(project=project, kind="ppo", base_model="tiny", seed=11, config=config)
+    first = live_worker.start()
+    wait_for(lambda: Checkpoint.objects.filter(run=run, step__gte=2).exists(), message="second checkpoint")
+    live_worker.kill9(first)
+    killed_at = TrainingRun.objects.get(id=run.id).step
+    assert killed_at < 6
+    time.sleep(3.5)  # the lease runs out
+    assert runs_reap()["requeued"] == [run.id]
+    live_worker.start()
+    wait_for(lambda: TrainingRun.objects.get(id=run.id).status == Status.FINISHED, timeout=120, message="finished")
+    run.refresh_from_db()
+    assert run.attempts == 2 and run.step == 6
+
+    # No comparison published twice: every online batch holds exactly its queries.
+    batches = list(Comparison.objects.filter(source_run=run).values_list("batch", flat=True))
+    assert sorted(set(batches)) == [f"run{run.id}-step{s}" for s in (2, 4, 6)]
+    assert all(batches.count(b) == 2 for b in set(batches))
+
+    # The same run, uninterrupted, in this process: identical final weights.
+    twin = run_create(project=project, kind="ppo", base_model="tiny", seed=11, config=config, enqueue=False)
+    assert run_execute(run_id=twin.id) == Status.FINISHED
+    ours = load_file(f"{Checkpoint.objects.get(run=run, is_final=True).path}/policy/model.safetensors")
+    theirs = load_file(f"{Checkpoint.objects.get(run=twin, is_final=True).path}/policy/model.safetensors")
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
