@@ -5,6 +5,7 @@ from labeling.models import Comparison, Query
 from training.models import TrainingRun
 from training.services import run_create
 from training.tasks import run_execute_task
+from django.urls import reverse
 from tests.factories import ProjectFactory
 from tests.training.conftest import wait_for
 
@@ -26,3 +27,34 @@ def test_worker_runs_a_sample_run_and_a_duplicate_delivery_exits_at_the_claim(li
     assert run.attempts == 1
     assert Comparison.objects.filter(source_run=run).count() == 3
     assert "not claimable" in live_worker.logs()
+
+
+def test_round_through_the_worker_serves_new_comparisons_and_shows_metrics(live_worker, contractor, other_contractor,
+                                                                          client):
+    """labels → round_start → reward model → PPO → new comparisons tagged with the checkpoint, served."""
+    from labeling.roles import RESEARCHER
+    from training.models import Checkpoint, Round
+    from training.services import round_start
+    from tests.factories import UserFactory
+    from tests.training.helpers import FAST_PPO, FAST_REWARD, FAST_SAMPLE, labeled_project
+
+    researcher = UserFactory(username="r-worker", role=RESEARCHER)
+    project = labeled_project(contractor, researcher, n=48, n_calibration=10)
+    project.training_settings = {"reward": {**FAST_REWARD, "epochs": 3}, "ppo": FAST_PPO, "sample": FAST_SAMPLE}
+    project.save()
+    live_worker.start()
+    rnd = round_start(project=project, user=researcher)
+    wait_for(lambda: Round.objects.get(id=rnd.id).status != Round.Status.RUNNING, timeout=240, message="round ended")
+    fit, ppo, sample = rnd.runs.order_by("id")
+    assert [r.status for r in rnd.runs.order_by("id")] == [Status.FINISHED] * 3, live_worker.logs()[-3000:]
+    final = Checkpoint.objects.get(run=ppo, is_final=True)
+    published = Comparison.objects.filter(source_run=sample)
+    assert published.count() == FAST_SAMPLE["n_queries"]
+    assert all(final.name in c.samples.values_list("source", flat=True) for c in published)
+
+    client.force_login(other_contractor)
+    page = client.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
+    assert f"Stop run {sample.id}".encode() in page.content
+    client.force_login(researcher)
+    run_page = client.get(reverse("training-run-detail", kwargs={"run_id": ppo.id}))
+    assert b"objective/kl" in run_page.content and b"Finished" in run_page.content
