@@ -9,7 +9,7 @@ import math
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-W, H, PAD_L, PAD_R, PAD_T, PAD_B = 320, 120, 44, 8, 18, 18
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 320, 120, 58, 8, 18, 18
 
 
 def _fmt(v: float) -> str:
