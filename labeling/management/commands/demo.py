@@ -73,6 +73,8 @@ class Command(BaseCommand):
         host, _, port = options["addr"].rpartition(":")
         _wait_for_port(host or "127.0.0.1", int(port))
         self.stdout.write("\n".join(lines))  # after the workers' and server's start-up chatter
+        # SIGTERM (e.g. from a process manager) shuts down like Ctrl+C: no orphaned workers.
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
             server.wait()
         except KeyboardInterrupt:
