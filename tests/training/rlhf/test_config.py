@@ -1,0 +1,46 @@
+import dataclasses
+import json
+
+import pytest
+
+from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig, config_from_dict, load_config
+from training.rlhf.data import Comparison, load_comparisons
+
+
+def test_configs_round_trip_through_json_and_yaml(tmp_path):
+    config = PPOConfig(batch_size=32, adaptive_kl=True, kl_target=6.0, truncate_token=46, truncate_after=4)
+    (tmp_path / "c.json").write_text(json.dumps(dataclasses.asdict(config)))
+    (tmp_path / "c.yaml").write_text("batch_size: 32\nadaptive_kl: true\nkl_target: 6.0\n")
+    assert load_config(PPOConfig, tmp_path / "c.json") == config
+    assert load_config(PPOConfig, tmp_path / "c.yaml").kl_target == 6.0
+    assert config.validate() is config
+    assert PPOConfig(total_episodes=100, batch_size=64).n_updates == 2
+
+
+def test_defaults_follow_the_2019_code():
+    ppo, rm = PPOConfig(), RewardFitConfig()
+    assert (ppo.noptepochs, ppo.cliprange, ppo.cliprange_value, ppo.vf_coef) == (4, 0.2, 0.2, 0.1)
+    assert (ppo.gamma, ppo.lam, ppo.whiten_rewards, ppo.adam_eps, ppo.adam_style) == (1.0, 0.95, True, 1e-5, "tf")
+    assert (ppo.penalty_reward_value, ppo.value_model) == (-1.0, "shared")
+    assert (rm.epochs, rm.lr_schedule, rm.normalize, rm.normalize_samples) == (1, "linear", "samples", 256)
+
+
+def test_validate_lists_every_problem():
+    with pytest.raises(ConfigError) as error:
+        PPOConfig(temperature=0, truncate_after=99, value_model="both", lr=-1).validate()
+    message = str(error.value)
+    for field in ("temperature", "truncate_after", "value_model", "lr"):
+        assert field in message
+    with pytest.raises(ConfigError, match="unknown RewardFitConfig fields: epoch"):
+        config_from_dict(RewardFitConfig, {"epoch": 2})
+
+
+def test_comparisons_load_from_2019_jsonl_layout(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps({"query": [1, 2], "sample0": [3], "sample1": [4], "sample2": [5], "best": 2}) + "\n")
+    assert load_comparisons(path) == [Comparison(query=[1, 2], samples=[[3], [4], [5]], best=2)]
+    path.write_text(json.dumps({"query": "q", "sample0": "a", "best": 0}) + "\n")
+    with pytest.raises(ValueError, match="K >= 2"):
+        load_comparisons(path)
+    with pytest.raises(ValueError, match="best=3"):
+        Comparison(query="q", samples=["a", "b"], best=3)
