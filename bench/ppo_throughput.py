@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,7 +210,11 @@ def child(args) -> int:
 def spawn(python: str, side: str, args) -> dict:
     cmd = (
         [python, __file__, "--side", side]
-        + [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("side", "trl_python", "value")]
+        + [
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in vars(args).items()
+            if k not in ("side", "trl_python", "repeats", "value")
+        ]
         + [f"--value={'separate' if side == 'trl' else args.value}"]
     )
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -238,6 +243,7 @@ def main() -> int:
     parser.add_argument("--response-length", type=int, default=24)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per side, alternating; medians are compared")
     parser.add_argument("--n-layer", type=int, default=2)
     parser.add_argument("--n-embd", type=int, default=64)
     parser.add_argument("--n-head", type=int, default=4)
@@ -255,11 +261,23 @@ def main() -> int:
         f"batch {args.batch}, query {args.query_length}, response {args.response_length}, 4 epochs, "
         f"{args.steps} updates, fixed KL"
     )
-    ours = spawn(sys.executable, "ours", args)
-    report(ours)
-    if not Path(args.trl_python).exists():
+    have_trl = Path(args.trl_python).exists()
+    runs: dict[str, list[dict]] = {"ours": [], "trl": []}
+    for _ in range(args.repeats):  # alternate sides so load drifts on the machine hit both alike
+        runs["ours"].append(spawn(sys.executable, "ours", args))
+        report(runs["ours"][-1])
+        if have_trl:
+            runs["trl"].append(spawn(args.trl_python, "trl", args))
+            report(runs["trl"][-1])
+    if not have_trl:
         print(f"  TRL: no python at {args.trl_python}; comparison skipped")
         return 0
+    ours, theirs = (statistics.median(r["episodes_per_s"] for r in runs[side]) for side in ("ours", "trl"))
+    print(
+        f"  median of {args.repeats}: ours {ours:.1f}, trl {theirs:.1f} episodes/s; "
+        f"speed-up {ours / theirs:.2f}x (target >= 2x)"
+    )
+    return 0
     trl_result = spawn(args.trl_python, "trl", args)
     report(trl_result)
     print(f"  speed-up: {ours['episodes_per_s'] / trl_result['episodes_per_s']:.2f}x episodes/s (target >= 2x)")

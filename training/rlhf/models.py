@@ -178,6 +178,34 @@ class RewardModel(nn.Module):
         mask = torch.cat([query_mask, response_mask], dim=1).long()
         return self(ids, mask)
 
+    def score_k(self, queries: Tensor, query_mask: Tensor, responses: Tensor, response_mask: Tensor) -> Tensor:
+        """Rewards of K responses per query, with the query's forward pass shared by all K.
+
+        queries, query_mask: (B, Lq) left-padded; responses, response_mask: (B, K, Lr) right-padded.
+        Returns (B, K), equal (up to float rounding, gradients included) to ``score`` on each
+        query+response row. The query runs once and its key/value cache is repeated K times, so a
+        comparison costs Lq + K*Lr token positions instead of K*(Lq + Lr).
+        """
+        B, K, Lr = responses.shape
+        query_out = trunk_forward(self.lm, queries, query_mask, use_cache=True)
+        cache = query_out.past_key_values
+        cache.batch_repeat_interleave(K)  # (B*K, ...) keys and values, still on the autograd graph
+        mask = torch.cat(
+            [query_mask.long().repeat_interleave(K, dim=0), response_mask.reshape(B * K, Lr).long()], dim=1
+        )  # (B*K, Lq + Lr)
+        position_ids = positions_from_mask(mask)[:, -Lr:]  # (B*K, Lr)
+        hidden = trunk_forward(
+            self.lm, responses.reshape(B * K, Lr), mask, position_ids=position_ids, past_key_values=cache
+        ).last_hidden_state  # (B*K, Lr, d)
+        # The last real token is in the response, or (empty response) the query's last token.
+        n_real = response_mask.reshape(B * K, Lr).long().sum(-1)  # (B*K,)
+        rows = torch.arange(B * K, device=hidden.device)
+        from_response = hidden[rows, (n_real - 1).clamp(min=0)]  # (B*K, d)
+        from_query = query_out.last_hidden_state[:, -1].repeat_interleave(K, dim=0)  # (B*K, d)
+        picked = torch.where((n_real > 0).unsqueeze(-1), from_response, from_query)
+        raw = self.head(picked).squeeze(-1).float()  # (B*K,)
+        return (self.gain * raw + self.bias).view(B, K)
+
     def set_normalization(self, gain: float, bias: float) -> None:
         self.gain.fill_(gain)
         self.bias.fill_(bias)

@@ -74,13 +74,10 @@ def encode_comparisons(
 
 
 def comparison_rewards(model: RewardModel, batch: EncodedComparisons, device: torch.device) -> Tensor:
-    """Normalised rewards of every sample in one forward pass, -> (B, K)."""
-    B, K, Lr = batch.samples.shape
-    queries = batch.queries.to(device).repeat_interleave(K, dim=0)  # (B*K, Lq)
-    query_mask = batch.query_mask.to(device).repeat_interleave(K, dim=0)
-    responses = batch.samples.to(device).view(B * K, Lr)
-    response_mask = batch.sample_mask.to(device).view(B * K, Lr)
-    return model.score(queries, query_mask, responses, response_mask).view(B, K)
+    """Normalised rewards of every sample, the query computed once per comparison, -> (B, K)."""
+    return model.score_k(
+        batch.queries.to(device), batch.query_mask.to(device), batch.samples.to(device), batch.sample_mask.to(device)
+    )
 
 
 def fit(

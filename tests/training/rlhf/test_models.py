@@ -113,3 +113,29 @@ def test_separate_value_model_starts_from_reward_model(tmp_path):
     policy.save_pretrained(tmp_path, tokenizer)
     loaded, _ = PolicyWithValue.from_pretrained(tmp_path)
     assert loaded.value_head is None and loaded.value_model is not None
+
+
+def test_shared_query_scoring_equals_one_row_per_sample_in_value_and_gradient():
+    """score_k runs the query once for K samples; rewards and gradients match the plain path,
+    with left-padded queries, right-padded responses and an empty response."""
+    lm, _ = build_tiny(seed=2)
+    rm = RewardModel(lm, head_seed=3)
+    rm.set_normalization(1.5, -0.25)
+    queries, query_mask = pad_left([[5, 6, 7, 8], [9, 10]], 5, pad_id=257)
+    responses = torch.tensor([[[1, 2, 3], [4, 5, 257]], [[6, 257, 257], [257, 257, 257]]])
+    response_mask = (responses != 257).long()
+    shared = rm.score_k(queries, query_mask, responses, response_mask)  # (2, 2)
+    shared.sum().backward()
+    grads = {n: p.grad.clone() for n, p in rm.named_parameters() if p.grad is not None}
+    rm.zero_grad()
+    plain = rm.score(
+        queries.repeat_interleave(2, 0),
+        query_mask.repeat_interleave(2, 0),
+        responses.view(4, 3),
+        response_mask.view(4, 3),
+    ).view(2, 2)
+    plain.sum().backward()
+    torch.testing.assert_close(shared, plain, atol=1e-5, rtol=1e-5)
+    for name, param in rm.named_parameters():
+        if param.grad is not None:
+            torch.testing.assert_close(grads[name], param.grad, atol=1e-5, rtol=1e-4, msg=name)
