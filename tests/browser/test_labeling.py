@@ -15,7 +15,8 @@ POSITIONS = [1, 2, 3, 0, 0]
 
 def _login(page, base, username, password):
     page.goto(f"{base}/accounts/login/")
-    page.keyboard.type(username)  # the username field has autofocus
+    page.focus("input[name=username]")  # autofocus, made certain: a background tab may not get it
+    page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
     page.keyboard.press("Enter")

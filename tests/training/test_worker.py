@@ -9,7 +9,7 @@ from django.urls import reverse
 from tests.factories import ProjectFactory
 from tests.training.conftest import wait_for
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.worker]
 Status = TrainingRun.Status
 
 

@@ -17,7 +17,7 @@ from tests.factories import ProjectFactory
 from tests.training.conftest import wait_for
 from tests.training.helpers import FAST_PPO
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.worker]
 Status = TrainingRun.Status
 
 
