@@ -105,10 +105,12 @@ def _reset_connections(app) -> None:
 
 
 @pytest.fixture
-def live_worker(tmp_path, transactional_db, settings):
+def live_worker(tmp_path, transactional_db, settings, monkeypatch):
     """Start with `live_worker.start()`; tasks sent from the test go to its broker folder."""
     from config.celery import app
 
+    # Celery prefers the CELERY_BROKER_URL environment variable over its configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", "filesystem://")
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     worker = LiveWorker(tmp_path, extra_env={})
     saved = {k: app.conf.get(k) for k in ("broker_url", "broker_transport_options", "task_always_eager")}

@@ -5,7 +5,6 @@ stopped) and falls back to SQLite and an in-memory broker where none exist. Inst
 chromium for the browser tests when it is missing and we may.
 """
 import os
-import subprocess
 import sys
 
 from django.core.management.base import BaseCommand
@@ -46,12 +45,4 @@ class Command(BaseCommand):
             f"browser: {chromium or 'none (browser tests will skip)'}",
             flush=True,
         )
-        if pytest_args:
-            os.execve(sys.executable, [sys.executable, "-m", "pytest", *pytest_args], env)
-        # The real-worker tests reconfigure the process-wide Celery app's broker; they run in a
-        # pytest process of their own so no earlier test's broker state can leak into them.
-        codes = [
-            subprocess.run([sys.executable, "-m", "pytest", "-m", "not worker"], env=env).returncode,
-            subprocess.run([sys.executable, "-m", "pytest", "-m", "worker"], env=env).returncode,
-        ]
-        sys.exit(next((code for code in codes if code), 0))
+        os.execve(sys.executable, [sys.executable, "-m", "pytest", *pytest_args], env)
