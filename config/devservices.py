@@ -22,10 +22,10 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def _wait(port: int, seconds: float = 20.0) -> bool:
+def wait_for_port(port: int, seconds: float = 20.0, host: str = "127.0.0.1") -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if port_open(port):
+        if port_open(port, host):
             return True
         time.sleep(0.3)
     return False
@@ -38,7 +38,7 @@ def ensure_postgres() -> str | None:
         if versions:
             print(f"[test] starting PostgreSQL {versions[-1]}", flush=True)
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"], check=False)
-            _wait(5432)
+            wait_for_port(5432)
     return "postgres://postgres@127.0.0.1:5432/rlhf" if port_open(5432) else None
 
 
@@ -49,7 +49,7 @@ def ensure_redis() -> str | None:
             ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "", "--appendonly", "no"],
             check=False,
         )
-        _wait(6379)
+        wait_for_port(6379)
     return "redis://127.0.0.1:6379/15" if port_open(6379) else None
 
 

@@ -7,6 +7,7 @@ from django.http import Http404
 
 from labeling.models import ComparisonSample
 from training.models import AndonPull, Checkpoint, RunMetric, TrainingRun
+from training.rlhf.data import Comparison
 from training.services.andon import run_comparisons, run_served_to
 
 CHART_KEYS = ["objective/score", "objective/kl", "objective/kl_coef", "objective/entropy",
@@ -73,20 +74,20 @@ def run_samples_side_by_side(run: TrainingRun, limit: int = 8) -> list[dict]:
     return rows
 
 
-def _records(labels) -> list[dict]:
-    """Plain best-of-K records {query, samples, best} for training/rlhf: one per label (several labels
-    of one comparison are several training rows, as in the 2019 code)."""
+def _records(labels) -> list[Comparison]:
+    """training/rlhf Comparison records (query, samples, best): one per label (several labels of one
+    comparison are several training rows, as in the 2019 code)."""
     labels = list(labels.select_related("comparison__query").order_by("id"))
     texts: dict[int, list[str]] = defaultdict(list)
     entries = (ComparisonSample.objects.filter(comparison_id__in={label.comparison_id for label in labels})
                .order_by("comparison_id", "position").values_list("comparison_id", "sample__text"))
     for comparison_id, text in entries:
         texts[comparison_id].append(text)
-    return [{"query": label.comparison.query.context, "samples": texts[label.comparison_id], "best": label.chosen_index}
+    return [Comparison(query=label.comparison.query.context, samples=texts[label.comparison_id], best=label.chosen_index)
             for label in labels]
 
 
-def comparison_records_for_snapshot(*, project, max_label_id: int | None) -> list[dict]:
+def comparison_records_for_snapshot(*, project, max_label_id: int | None) -> list[Comparison]:
     """Every answered (not skipped) label of the project up to the snapshot, as training records."""
     from labeling.models import Label
 
@@ -96,7 +97,7 @@ def comparison_records_for_snapshot(*, project, max_label_id: int | None) -> lis
     return _records(labels)
 
 
-def calibration_records(*, project) -> list[dict]:
+def calibration_records(*, project) -> list[Comparison]:
     """Researchers' answers on the calibration slice: the ground truth the tripwires check a reward against."""
     from django.db.models import Q
 

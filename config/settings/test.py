@@ -4,29 +4,22 @@
 and exports DATABASE_URL / CELERY_BROKER_URL; a bare `pytest` probes the standard ports here.
 """
 import os
-import socket
 import tempfile
 from pathlib import Path
+
+from config.devservices import port_open
 
 from .base import *  # noqa: F403
 from .base import DATABASES, env
 
 
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-            return True
-    except OSError:
-        return False
-
-
-if "DATABASE_URL" not in os.environ and _port_open(5432):
+if "DATABASE_URL" not in os.environ and port_open(5432):
     DATABASES = {"default": env.db_url_config("postgres://postgres@127.0.0.1:5432/rlhf")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"rlhf-test-{os.getpid()}.sqlite3")}
 
 if "CELERY_BROKER_URL" not in os.environ:
-    CELERY_BROKER_URL = "redis://127.0.0.1:6379/15" if _port_open(6379) else "memory://"
+    CELERY_BROKER_URL = "redis://127.0.0.1:6379/15" if port_open(6379) else "memory://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = True  # tests that need a real worker start one themselves
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -10,6 +10,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from training.models import TrainingRun
 from training.services.leases import new_owner, run_claim, run_release
 from training.services.reporter import LeaseLost, RunReporter
+from training.services.rounds import round_run_ended
 from training.services.tripwires import tripwire_for
 
 logger = logging.getLogger(__name__)
@@ -46,19 +47,15 @@ def run_execute(*, run_id: int) -> str | None:
         logger.warning("run %s: lease lost (reaped or aborted); this worker stops without writing", run.id)
         return None
     except SoftTimeLimitExceeded:
-        run_release(run_id=run.id, owner=owner, status=Status.FAILED,
+        status = Status.FAILED
+        run_release(run_id=run.id, owner=owner, status=status,
                     error="Soft time limit reached; resume from the last checkpoint.")
-        return Status.FAILED
     except Exception:  # noqa: BLE001 - any trainer error must end the run with its traceback, not leave it leased
         logger.exception("run %s failed", run.id)
-        run_release(run_id=run.id, owner=owner, status=Status.FAILED, error=traceback.format_exc())
-        from training.services.rounds import round_run_ended
-
-        round_run_ended(run_id=run.id)
-        return Status.FAILED
-    status = Status.STOPPED if reporter.stop_requested else Status.FINISHED
-    run_release(run_id=run.id, owner=owner, status=status)
-    from training.services.rounds import round_run_ended
-
+        status = Status.FAILED
+        run_release(run_id=run.id, owner=owner, status=status, error=traceback.format_exc())
+    else:
+        status = Status.STOPPED if reporter.stop_requested else Status.FINISHED
+        run_release(run_id=run.id, owner=owner, status=status)
     round_run_ended(run_id=run.id)
     return status

@@ -18,7 +18,6 @@ from training.models import Checkpoint, TrainingRun
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.cli import build_reward
 from training.rlhf.config import DTYPES, PPOConfig, resolve_device
-from training.rlhf.data import Comparison
 from training.rlhf.models import load_lm, load_policy
 from training.rlhf.ppo import PPOTrainer
 from training.rlhf.reward_model import comparison_rewards, encode_comparisons
@@ -56,8 +55,7 @@ def _calibration_reason(run: TrainingRun, config: PPOConfig, reward_model, token
     records = calibration_records(project=run.project)
     if reward_model is None or not records:
         return None
-    data = encode_comparisons([Comparison(query=r["query"], samples=r["samples"], best=r["best"]) for r in records],
-                              tokenizer, config.query_length, config.response_length)
+    data = encode_comparisons(records, tokenizer, config.query_length, config.response_length)
     with torch.no_grad():
         rewards = comparison_rewards(reward_model, data, resolve_device(config.device))  # (N, K)
     if config.negate_score:

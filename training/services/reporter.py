@@ -6,7 +6,6 @@ reads the stop flag, and run the tripwires on fresh metrics.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -59,7 +58,3 @@ class RunReporter:
 
                 andon_pull(run=self.run, reason=reason, tripwire=reason.split(":")[0])
         return self._beat(step=step)
-
-
-def nonfinite_keys(metrics: dict) -> list[str]:
-    return [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]

@@ -12,7 +12,6 @@ import uuid
 
 from training.models import TrainingRun
 from training.rlhf.config import RewardFitConfig, resolve_device
-from training.rlhf.data import Comparison
 from training.rlhf.reward_model import encode_comparisons, evaluate, fit
 from training.selectors import calibration_records, comparison_records_for_snapshot
 from training.services.andon import andon_pull
@@ -47,15 +46,10 @@ def save_atomically(model, tokenizer, folder) -> None:
     os.replace(tmp, folder)
 
 
-def _as_comparisons(records: list[dict]) -> list[Comparison]:
-    return [Comparison(query=r["query"], samples=r["samples"], best=r["best"]) for r in records]
-
-
 def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     config = reward_fit_config(run)
     snapshot = run.config.get("label_snapshot", {})
-    comparisons = _as_comparisons(comparison_records_for_snapshot(project=run.project,
-                                                                  max_label_id=snapshot.get("max_label_id")))
+    comparisons = comparison_records_for_snapshot(project=run.project, max_label_id=snapshot.get("max_label_id"))
     if len(comparisons) < 2:
         raise ValueError(f"Only {len(comparisons)} labeled comparisons: too few to fit a reward model.")
     result = fit(config, comparisons, on_log=reporter.on_step, should_stop=reporter.should_stop)
@@ -63,7 +57,7 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         return
 
     # Calibration check: does the reward agree with researchers more often than chance?
-    calibration = _as_comparisons(calibration_records(project=run.project))
+    calibration = calibration_records(project=run.project)
     accuracy = None
     if calibration:
         data = encode_comparisons(calibration, result.tokenizer, config.query_length, config.response_length)

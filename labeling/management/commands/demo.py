@@ -5,26 +5,15 @@ beat) on the local filesystem broker, and serves the site. Ctrl+C stops everythi
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from config.devservices import wait_for_port
 from labeling.demo import demo_seed
-
-
-def _wait_for_port(host: str, port: int, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
 
 
 class Command(BaseCommand):
@@ -71,7 +60,7 @@ class Command(BaseCommand):
                                   env={**os.environ, "RLHF_SKIP_BOOTSTRAP": "1"})
         children.append(server)
         host, _, port = options["addr"].rpartition(":")
-        _wait_for_port(host or "127.0.0.1", int(port))
+        wait_for_port(int(port), seconds=30, host=host or "127.0.0.1")
         self.stdout.write("\n".join(lines))  # after the workers' and server's start-up chatter
         # SIGTERM (e.g. from a process manager) shuts down like Ctrl+C: no orphaned workers.
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
