@@ -1,0 +1,40 @@
+"""Plain text statistics shared by the labeler-quality detectors and the simulated labelers.
+
+Pure functions, no database: the copy detector and the `copy` simulated labeler must agree on
+what "copies the context" means, so both call `copy_overlap`.
+"""
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters, digits, underscore runs)."""
+    return _WORD.findall(text.lower())
+
+
+def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def copy_overlap(context: str, text: str, n: int = 3) -> float:
+    """Share of the text's word n-grams that also occur in the context (0 when it has none).
+
+    The 2019 summarisation labelers preferred samples that copied whole sentences of the
+    post; this is the score that preference follows. Texts shorter than n words fall back to
+    shorter n-grams so that short samples still get a meaningful score.
+    """
+    text_words = words(text)
+    context_words = words(context)
+    size = min(n, len(text_words))
+    if size == 0:
+        return 0.0
+    text_grams = ngrams(text_words, size)
+    return len(text_grams & ngrams(context_words, size)) / len(text_grams)
+
+
+def text_length(text: str) -> int:
+    """Length used by the length-preference checks: characters after trimming whitespace."""
+    return len(text.strip())
