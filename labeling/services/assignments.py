@@ -1,6 +1,6 @@
 """Serving comparisons to labelers and storing their answers.
 
-How the next comparison is chosen (see labeling/serving.md for the why):
+How the next comparison is chosen:
 1. A labeler who holds a live lease in the project gets it back (a reload shows the same item).
 2. Expired leases in the project give their slots back to the pool.
 3. The pool is the calibration slice with probability `calibration_share` (researchers: always
@@ -19,14 +19,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
-from labeling.models import Assignment, Comparison, ComparisonSample, Label, Project, SampleFlag
+from labeling.models import Assignment, Comparison, ComparisonSample, InstructionsAck, Label, Project, SampleFlag
 from labeling.roles import PERM_RESEARCH
-from labeling.services.instructions import instructions_current, instructions_is_acknowledged
 
 _rng = random.SystemRandom()
 
@@ -51,8 +50,13 @@ def assignments_expire(*, project: Project | None = None, now: datetime | None =
 
 
 def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime, wait: bool) -> Assignment | None:
+    # Runs inside comparison_next_for_labeler's transaction, after the labeler's row lock: every
+    # statement here sees all assignments committed by the labeler's earlier requests, so the
+    # exclusion below is exact and the unique (comparison, labeler) constraint cannot fire short
+    # of a bug. No savepoint, then (it cost two round trips per lease); should the constraint
+    # ever fire, the whole request rolls back and nothing is half-written.
     already_assigned = Assignment.objects.filter(comparison=OuterRef("pk"), labeler=labeler)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         comparison = (
             Comparison.objects.filter(
                 project=project, status=Comparison.Status.ACTIVE, is_calibration=calibration, open_slots__gt=0
@@ -114,19 +118,9 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
         # locked is never reported as "nothing left".
         for wait in (False, True):
             for calibration in pools:
-                assignment = _lease_in_slice(project=project, labeler=labeler, calibration=calibration, now=now, wait=wait)
+                assignment = _lease_one(project=project, labeler=labeler, calibration=calibration, now=now, wait=wait)
                 if assignment is not None:
                     return assignment
-    return None
-
-
-def _lease_in_slice(*, project: Project, labeler, calibration: bool, now: datetime, wait: bool) -> Assignment | None:
-    for _attempt in range(3):
-        try:
-            return _lease_one(project=project, labeler=labeler, calibration=calibration, now=now, wait=wait)
-        except IntegrityError:
-            # The labeler was assigned that comparison after this statement's snapshot; try the next.
-            continue
     return None
 
 
@@ -208,8 +202,13 @@ def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: dateti
         if assignment.state == Assignment.State.EXPIRED or assignment.expires_at <= now:
             raise Conflict("Your lease on this comparison expired; it went back to the pool.")
 
-        instructions = instructions_current(project)
-        if instructions is not None and not instructions_is_acknowledged(instructions=instructions, user=labeler):
+        # The current version and whether this labeler acknowledged it, in one query.
+        instructions = (
+            project.instructions.order_by("-version")
+            .annotate(acknowledged=Exists(InstructionsAck.objects.filter(instructions=OuterRef("pk"), user=labeler)))
+            .first()
+        )
+        if instructions is not None and not instructions.acknowledged:
             raise Conflict(f"Read and acknowledge instructions v{instructions.version} first.")
 
         # Trust the client's timer only when it is plausible against the server's clock.
