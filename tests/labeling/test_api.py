@@ -283,6 +283,13 @@ def test_schema_validates_without_warnings(tmp_path):
     assert "#/components/schemas/ErrorOutput" in schema and "'413':" in schema  # error answers are documented too
 
 
+@pytest.mark.parametrize("name", ["schema", "api-docs", "api-redoc"])
+def test_schema_and_docs_need_a_login(client, contractor, name):
+    assert client.get(reverse(name)).status_code in (401, 403)
+    client.force_login(contractor)
+    assert client.get(reverse(name)).status_code == 200
+
+
 def test_docs_page_uses_only_local_assets(client, researcher):
     client.force_login(researcher)
     page = client.get(reverse("api-docs"))
