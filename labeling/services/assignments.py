@@ -33,7 +33,7 @@ _rng = random.SystemRandom()
 def assignments_expire(*, project: Project | None = None, now: datetime | None = None, limit: int = 1000) -> int:
     """Mark leases past their expiry as expired and give their slots back. Returns how many."""
     now = now or timezone.now()
-    qs = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lt=now)
+    qs = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lte=now)
     if project is not None:
         qs = qs.filter(comparison__project=project)
     with transaction.atomic():
@@ -97,7 +97,7 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
     now = now or timezone.now()
     # A plain existence check first: the locking expiry costs three round trips, and on most
     # requests nothing has expired.
-    expired = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lt=now, comparison__project=project)
+    expired = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lte=now, comparison__project=project)
     if expired.exists():
         assignments_expire(project=project, now=now)
 

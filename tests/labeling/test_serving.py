@@ -137,6 +137,16 @@ def test_expired_lease_returns_to_pool(project, contractor, other_contractor):
     assert comparison.open_slots == 0
 
 
+def test_lease_at_its_exact_expiry_is_expired(project, contractor, other_contractor):
+    """At `expires_at` itself a lease is over: the slot goes back and a submit is refused alike."""
+    comparison = make_comparison(project)
+    first = _next(project, contractor)
+    second = _next(project, other_contractor, now=first.expires_at)
+    first.refresh_from_db()
+    assert first.state == Assignment.State.EXPIRED
+    assert second is not None and second.comparison_id == comparison.id
+
+
 def test_assignments_expire_counts_and_restores_slots(project):
     """assignments_expire touches only leases past expiry and gives exactly their slots back."""
     comparison = make_comparison(project, labels_wanted=3)
