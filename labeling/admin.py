@@ -19,6 +19,7 @@ from labeling.models import (
     Query,
     Sample,
     SampleFlag,
+    SimulatedLabeler,
 )
 
 
@@ -168,3 +169,15 @@ class SampleFlagAdmin(EvidenceAdmin):
     list_display = ["id", "label", "sample", "created_at"]
     search_fields = ["note", "suggested_correction"]
     list_filter = ["label__comparison__project"]
+
+
+@admin.register(SimulatedLabeler)
+class SimulatedLabelerAdmin(admin.ModelAdmin):
+    """Kind, temperature and seed may be changed here; `manage.py simulate_labelers` creates the accounts."""
+
+    list_display = ["user", "kind", "temperature", "seed", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_at"]
+    list_select_related = ["user"]
