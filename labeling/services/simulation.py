@@ -88,7 +88,8 @@ def _account_seed(base_seed: int, username: str) -> int:
     return zlib.crc32(f"{base_seed}:{username}".encode())
 
 
-def simulated_labelers_ensure(*, project: Project, specs: list[LabelerSpec], seed: int | None = None) -> list[SimulatedLabeler]:
+def simulated_labelers_ensure(*, project: Project, specs: list[LabelerSpec],
+                              seed: int | None = None) -> list[SimulatedLabeler]:
     """Create (or reuse) accounts `sim-KIND-1..COUNT` for the specs; return them in spec order.
 
     New accounts are contractors with an unusable password, the kind's default temperature unless
@@ -273,7 +274,8 @@ def simulate_labeling(*, project: Project, labelers: list[SimulatedLabeler], n: 
     return counts
 
 
-def simulated_labeling_start(*, project: Project, specs: list[LabelerSpec], n: int, rate: float | None = None) -> list[SimulatedLabeler]:
+def simulated_labeling_start(*, project: Project, specs: list[LabelerSpec], n: int,
+                             rate: float | None = None) -> list[SimulatedLabeler]:
     """Ensure the accounts, then label `n` comparisons in the background (a Celery task on commit)."""
     from labeling.tasks import simulate_labeling_task  # local import: the task imports this module
 

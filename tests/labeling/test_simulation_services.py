@@ -385,3 +385,20 @@ def test_a_simulated_labeler_can_label_through_the_rest_api(project):
     assert score_sentiment(label.comparison.entries.get(position=label.chosen_index).sample.text) == max(
         score_sentiment(t) for t in texts)
     assert label.instructions is not None and label.duration_ms > 0
+
+
+def test_simulated_labels_count_in_progress_exports_and_training_data(project):
+    from labeling.selectors import project_progress
+    from labeling.selectors_export import labels_export_rows
+    from training.selectors import comparison_records_for_snapshot
+
+    _comparisons(project, 4, seed=8)
+    labelers = simulated_labelers_ensure(project=project, specs=[LabelerSpec("sentiment", 1, temperature=0)])
+    simulate_labeling(project=project, labelers=labelers)
+    assert project_progress(project)["labeled"] == 4
+    rows = list(labels_export_rows(project=project, layout="2019"))
+    records = comparison_records_for_snapshot(project=project, max_label_id=None)
+    assert len(rows) == len(records) == 4
+    for record in records:
+        scores = [score_sentiment(t) for t in record.samples]
+        assert scores[record.best] == max(scores)
