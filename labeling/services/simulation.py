@@ -182,9 +182,10 @@ class SimulationCounts:
 
 def simulated_choice(labeler: SimulatedLabeler, assignment: Assignment) -> LabelInput:
     """What `labeler` answers to `assignment`: a display position and a plausible reading time."""
-    entries = ComparisonSample.objects.filter(comparison_id=assignment.comparison_id).select_related("sample")
+    entries = list(ComparisonSample.objects.filter(comparison_id=assignment.comparison_id)
+                   .select_related("sample", "comparison__query"))
     texts = {e.position: e.sample.text for e in entries}
-    context = assignment.comparison.query.context
+    context = entries[0].comparison.query.context
     order = list(assignment.display_order)
     shown = [texts[c] for c in order]
     shown_scores = scores_for(labeler.kind, context=context, texts=shown)

@@ -338,6 +338,13 @@ def test_task_fetches_by_id(project):
     assert result.get()["labeled"] == 2 and Label.objects.count() == 2
 
 
+def test_task_goes_to_the_default_queue_not_the_training_one():
+    from config.celery import app
+    from labeling.tasks import simulate_labeling_task
+
+    assert app.amqp.router.route({}, simulate_labeling_task.name)["queue"].name == "default"
+
+
 # ---------------------------------------------------------------- the demo button
 
 
