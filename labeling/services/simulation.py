@@ -108,6 +108,8 @@ def simulated_labelers_ensure(*, project: Project, specs: list[LabelerSpec],
         for spec in specs:
             for i in range(1, spec.count + 1):
                 username = f"{USERNAME_PREFIX}{spec.kind}-{i}"
+                if any(labeler.user.username == username for labeler in labelers):
+                    continue  # `sentiment:2` and `sentiment:3` are three accounts, not five
                 user, created = User.objects.get_or_create(username=username)
                 if created:
                     user.set_unusable_password()

@@ -82,6 +82,11 @@ def test_ensure_reuses_accounts_and_only_changes_what_is_given(project):
     assert SimulatedLabeler.objects.count() == 1
 
 
+def test_ensure_does_not_list_an_account_twice(project):
+    labelers = simulated_labelers_ensure(project=project, specs=[LabelerSpec("copy", 2), LabelerSpec("copy", 3)])
+    assert [l.user.username for l in labelers] == ["sim-copy-1", "sim-copy-2", "sim-copy-3"]
+
+
 def test_ensure_refuses_a_persons_username_and_writes_nothing(project, django_user_model):
     UserFactory(username="sim-copy-2")
     with pytest.raises(InvalidInput, match="sim-copy-2"):
