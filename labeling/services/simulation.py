@@ -253,16 +253,17 @@ def simulate_labeling(*, project: Project, labelers: list[SimulatedLabeler], n: 
             sleep(poll_seconds)
             active, turn = list(labelers), 0
             continue
-        labeler = active[turn % len(active)]
+        turn %= len(active)
+        labeler = active[turn]
         if bucket is not None and not bucket.acquire(should_stop):
             counts.stopped = True
             break
         assignment = comparison_next_for_labeler(project=project, labeler=labeler.user)
         if assignment is None:
-            active.remove(labeler)
+            active.pop(turn)  # the next account now sits at index `turn`
             if labeler.user.username not in counts.exhausted:
                 counts.exhausted.append(labeler.user.username)
-            continue  # the next account now sits at index `turn`
+            continue
         try:
             created = _label_one(labeler, assignment, project)
         except Conflict:

@@ -414,3 +414,15 @@ def test_simulated_labels_count_in_progress_exports_and_training_data(project):
     for record in records:
         scores = [score_sentiment(t) for t in record.samples]
         assert scores[record.best] == max(scores)
+
+
+def test_turns_pass_in_order_when_an_account_drops_out(project):
+    _comparisons(project, 4)
+    Comparison.objects.update(labels_wanted=3, open_slots=3)
+    labelers = simulated_labelers_ensure(project=project, specs=[LabelerSpec("random", 3)])
+    simulate_labeling(project=project, labelers=labelers[2:], n=3)  # sim-random-3 has one comparison left
+    order = []
+    counts = simulate_labeling(project=project, labelers=labelers,
+                               on_label=lambda c, l: order.append(int(l.user.username[-1])))
+    assert order == [1, 2, 3, 1, 2, 1, 2, 1, 2]
+    assert counts.exhausted[0] == "sim-random-3"
