@@ -173,11 +173,15 @@ class SampleFlagAdmin(EvidenceAdmin):
 
 @admin.register(SimulatedLabeler)
 class SimulatedLabelerAdmin(admin.ModelAdmin):
-    """Kind, temperature and seed may be changed here; `manage.py simulate_labelers` creates the accounts."""
+    """Temperature and seed may be changed here. The accounts are made by `manage.py simulate_labelers`
+    (never added here: that would turn a person's account into a simulated one), and the account and
+    kind stay fixed, since its labels were chosen by that kind."""
 
     list_display = ["user", "kind", "temperature", "seed", "created_at"]
     list_filter = ["kind"]
     search_fields = ["user__username"]
-    raw_id_fields = ["user"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["user", "kind", "created_at"]
     list_select_related = ["user"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False

@@ -113,3 +113,16 @@ def test_non_staff_roles_are_sent_to_the_admin_login(world, client, contractor, 
     response = client.get(_url(Label, "changelist"))
     assert response.status_code == 302
     assert reverse("admin:login") in response["Location"]
+
+
+def test_simulated_labeler_temperature_is_editable_but_not_its_account_or_kind(world, staff):
+    from labeling.models import SimulatedLabeler
+
+    labeler = SimulatedLabeler.objects.get()
+    assert staff.get(_url(SimulatedLabeler, "add")).status_code == 403
+    html = staff.get(_url(SimulatedLabeler, "change", labeler.pk)).content.decode()
+    assert 'name="temperature"' in html and 'name="user"' not in html and 'name="kind"' not in html
+    response = staff.post(_url(SimulatedLabeler, "change", labeler.pk), {"temperature": "0.7", "seed": "5"})
+    assert response.status_code == 302
+    labeler.refresh_from_db()
+    assert (labeler.temperature, labeler.seed, labeler.kind) == (0.7, 5, "sentiment")
