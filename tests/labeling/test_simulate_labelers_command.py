@@ -115,3 +115,21 @@ def test_errors_exit_with_status_1_on_the_command_line(capsys):
         Command().run_from_argv(["manage.py", "simulate_labelers", "--project", "no-such-project", "--labeler", "sentiment:1"])
     assert exit_.value.code == 1
     assert "No project with slug 'no-such-project'" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_stops_at_once_and_still_prints_the_summary(project, comparisons, monkeypatch):
+    import labeling.services.simulation as simulation
+
+    submit = simulation.label_submit
+    calls = []
+
+    def interrupted_submit(**kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # mid-submit: this one interrupts
+        return submit(**kwargs)
+
+    monkeypatch.setattr(simulation, "label_submit", interrupted_submit)
+    out, _ = _run("--project", project.slug, "--labeler", "random:2")
+    assert Label.objects.count() == 2 and "stopped by Ctrl+C: 2 labels" in out

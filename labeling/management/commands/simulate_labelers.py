@@ -78,6 +78,9 @@ class Command(BaseCommand):
             simulate_labeling(project=project, labelers=labelers, n=options["count"], rate=rate,
                               stop_when_empty=not options["wait"], sleep=self._sleep, should_stop=lambda: self._stop,
                               on_label=self.progress, counts=counts)
+        except KeyboardInterrupt:
+            # The second Ctrl+C: the label in hand was rolled back; its lease comes back next run.
+            counts.stopped = True
         finally:
             signal.signal(signal.SIGINT, previous)
         self.summary(counts, time.monotonic() - started)
