@@ -116,3 +116,16 @@ def test_reading_time_grows_with_the_text_and_stays_plausible():
     long = [reading_time_ms(["word " * 200, "word " * 200], random.Random(s)) for s in range(100)]
     assert min(short) >= 500 and sum(long) > 5 * sum(short)
     assert len(set(short)) > 50  # noisy, not a constant
+
+
+def test_scorers_import_without_django():
+    """The experiment code imports the scorers outside Django: a fresh interpreter loads no Django."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, labeling.simulation as s; s.score_sentiment('good'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'rest_framework', 'celery'}))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
