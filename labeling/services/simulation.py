@@ -201,9 +201,10 @@ def simulated_choice(labeler: SimulatedLabeler, assignment: Assignment) -> Label
     return LabelInput(position=order.index(chosen), duration_ms=duration)
 
 
-def _label_one(labeler: SimulatedLabeler, assignment: Assignment, project: Project) -> bool:
+def _label_one(labeler: SimulatedLabeler, assignment: Assignment, project: Project,
+               answer: LabelInput | None = None) -> bool:
     """Answer one lease; True when a new label was stored."""
-    answer = simulated_choice(labeler, assignment)
+    answer = answer or simulated_choice(labeler, assignment)
     # The simulated reading time is reported as the client's timer; submitting "at" the end of it
     # makes label_submit's plausibility check (timer ≤ server time + 5 s) accept it, as for a person.
     now = max(timezone.now(), assignment.leased_at + timedelta(milliseconds=answer.duration_ms))
@@ -219,18 +220,21 @@ def _label_one(labeler: SimulatedLabeler, assignment: Assignment, project: Proje
 
 
 def simulate_labeling(*, project: Project, labelers: list[SimulatedLabeler], n: int | None = None,
-                      rate: float | None = None, stop_when_empty: bool = True, poll_seconds: float = 5.0,
-                      clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                      should_stop: Callable[[], bool] = lambda: False,
+                      rate: float | None = None, stop_when_empty: bool = True, realtime: bool = False,
+                      poll_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], None] = time.sleep, should_stop: Callable[[], bool] = lambda: False,
                       on_label: Callable[[SimulationCounts, SimulatedLabeler], None] | None = None,
                       counts: SimulationCounts | None = None) -> SimulationCounts:
     """Label up to `n` comparisons (None: all it can) round-robin over `labelers`, at most `rate` a second.
 
     An account with nothing left (it never labels a comparison twice) drops out; the others go on.
     When all are out: return, or with `stop_when_empty=False` wait `poll_seconds` for new
-    comparisons (a round publishing samples) and go on. `should_stop` is checked between labels;
-    each label is its own transaction, so stopping leaves nothing half-written. `counts` may be
-    passed in to read progress while it runs.
+    comparisons (a round publishing samples) and go on. Answers come at once (only the stored
+    duration is simulated) unless `realtime`: then each account holds its lease for its reading
+    time before answering, as a person would (rehearsals, load tests). `should_stop` is checked
+    between labels; each label is its own transaction, so stopping leaves nothing half-written
+    (in realtime, leases being read stay leased: the same account answers them next run, or they
+    expire). `counts` may be passed in to read progress while it runs.
     """
     if not labelers:
         raise InvalidInput("No simulated labelers given.", field="labeler")
@@ -240,7 +244,33 @@ def simulate_labeling(*, project: Project, labelers: list[SimulatedLabeler], n: 
     for labeler in labelers:
         counts.per_labeler.setdefault(labeler.user.username, 0)
         _acknowledge_current(project, labeler.user)
-    bucket = TokenBucket(rate, clock=clock, sleep=sleep) if rate else None
+    loop = _loop_realtime if realtime else _loop_at_once
+    return loop(project=project, labelers=labelers, n=n, stop_when_empty=stop_when_empty, poll_seconds=poll_seconds,
+                bucket=TokenBucket(rate, clock=clock, sleep=sleep) if rate else None, clock=clock, sleep=sleep,
+                should_stop=should_stop, on_label=on_label, counts=counts)
+
+
+def _record(labeler: SimulatedLabeler, assignment: Assignment, project: Project, answer: LabelInput | None,
+            counts: SimulationCounts, on_label) -> None:
+    try:
+        created = _label_one(labeler, assignment, project, answer)
+    except Conflict:
+        counts.conflicts += 1
+        return
+    if created:
+        counts.labeled += 1
+        counts.per_labeler[labeler.user.username] += 1
+        if on_label is not None:
+            on_label(counts, labeler)
+
+
+def _exhausted(labeler: SimulatedLabeler, counts: SimulationCounts) -> None:
+    if labeler.user.username not in counts.exhausted:
+        counts.exhausted.append(labeler.user.username)
+
+
+def _loop_at_once(*, project, labelers, n, stop_when_empty, poll_seconds, bucket, clock, sleep, should_stop, on_label,
+                  counts) -> SimulationCounts:
     active = list(labelers)
     turn = 0
     while n is None or counts.labeled < n:
@@ -261,20 +291,50 @@ def simulate_labeling(*, project: Project, labelers: list[SimulatedLabeler], n: 
         assignment = comparison_next_for_labeler(project=project, labeler=labeler.user)
         if assignment is None:
             active.pop(turn)  # the next account now sits at index `turn`
-            if labeler.user.username not in counts.exhausted:
-                counts.exhausted.append(labeler.user.username)
+            _exhausted(labeler, counts)
             continue
-        try:
-            created = _label_one(labeler, assignment, project)
-        except Conflict:
-            counts.conflicts += 1
-            created = False
-        if created:
-            counts.labeled += 1
-            counts.per_labeler[labeler.user.username] += 1
-            if on_label is not None:
-                on_label(counts, labeler)
+        _record(labeler, assignment, project, None, counts, on_label)
         turn += 1
+    return counts
+
+
+def _loop_realtime(*, project, labelers, n, stop_when_empty, poll_seconds, bucket, clock, sleep, should_stop, on_label,
+                   counts) -> SimulationCounts:
+    reading: dict[int, tuple[SimulatedLabeler, Assignment, LabelInput, float]] = {}  # labeler id → lease, answer, due
+    active = list(labelers)
+    while not counts.stopped:
+        if should_stop():
+            counts.stopped = True
+            break
+        # 1. Answer what has been read long enough, earliest first.
+        for key, (labeler, assignment, answer, due) in sorted(reading.items(), key=lambda item: item[1][3]):
+            if due <= clock():
+                del reading[key]
+                _record(labeler, assignment, project, answer, counts, on_label)
+        if n is not None and counts.labeled >= n:
+            break
+        # 2. Idle accounts take their next comparison, in turn, while labels are still wanted.
+        for labeler in list(active):
+            if labeler.id in reading or (n is not None and counts.labeled + len(reading) >= n):
+                continue
+            if bucket is not None and not bucket.acquire(should_stop):
+                counts.stopped = True
+                break
+            assignment = comparison_next_for_labeler(project=project, labeler=labeler.user)
+            if assignment is None:
+                active.remove(labeler)
+                _exhausted(labeler, counts)
+                continue
+            answer = simulated_choice(labeler, assignment)
+            reading[labeler.id] = (labeler, assignment, answer, clock() + answer.duration_ms / 1000)
+        # 3. Wait for the next answer to be due, or for new comparisons.
+        if reading:
+            sleep(max(0.0, min(due for *_, due in reading.values()) - clock()))
+        elif not active:
+            if stop_when_empty:
+                break
+            sleep(poll_seconds)
+            active = list(labelers)
     return counts
 
 

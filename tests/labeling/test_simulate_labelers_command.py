@@ -133,3 +133,13 @@ def test_a_second_ctrl_c_stops_at_once_and_still_prints_the_summary(project, com
     monkeypatch.setattr(simulation, "label_submit", interrupted_submit)
     out, _ = _run("--project", project.slug, "--labeler", "random:2")
     assert Label.objects.count() == 2 and "stopped by Ctrl+C: 2 labels" in out
+
+
+def test_realtime_holds_leases_for_the_reading_time(project, comparisons, monkeypatch):
+    import labeling.services.simulation as simulation
+
+    monkeypatch.setattr(simulation, "reading_time_ms", lambda texts, rng, context="": 150)
+    out, _ = _run("--project", project.slug, "--labeler", "random:2", "--realtime")
+    assert "done: 10 labels" in out
+    for label in Label.objects.select_related("assignment"):
+        assert (label.created_at - label.assignment.leased_at).total_seconds() >= label.duration_ms / 1000 == 0.15

@@ -426,3 +426,48 @@ def test_turns_pass_in_order_when_an_account_drops_out(project):
                                on_label=lambda c, l: order.append(int(l.user.username[-1])))
     assert order == [1, 2, 3, 1, 2, 1, 2, 1, 2]
     assert counts.exhausted[0] == "sim-random-3"
+
+
+# ---------------------------------------------------------------- realtime: leases held while reading
+
+
+def test_realtime_accounts_hold_their_leases_while_reading(project):
+    _comparisons(project, 6)
+    labelers = simulated_labelers_ensure(project=project, specs=[LabelerSpec("random", 2)])
+    clock = FakeClock()
+    start = clock.now
+    held_by_the_other = []
+
+    def note(counts, labeler):
+        other = labelers[1] if labeler == labelers[0] else labelers[0]
+        held_by_the_other.append(Assignment.objects.filter(labeler=other.user, state=Assignment.State.LEASED).exists())
+
+    counts = simulate_labeling(project=project, labelers=labelers, realtime=True, clock=clock, sleep=clock.sleep,
+                               on_label=note)
+    # The quicker reader labels more, as among people.
+    assert counts.labeled == 6 and min(counts.per_labeler.values()) >= 1
+    assert held_by_the_other[0] is True  # both were reading at once
+    # Each account reads one comparison after the other; the two read side by side.
+    per_account = [sum(Label.objects.filter(labeler=l.user).values_list("duration_ms", flat=True)) for l in labelers]
+    assert clock.now - start == pytest.approx(max(per_account) / 1000)
+
+
+def test_realtime_stops_at_n_without_leasing_more(project):
+    _comparisons(project, 6)
+    labelers = simulated_labelers_ensure(project=project, specs=[LabelerSpec("random", 3)])
+    clock = FakeClock()
+    counts = simulate_labeling(project=project, labelers=labelers, n=2, realtime=True, clock=clock, sleep=clock.sleep)
+    assert counts.labeled == 2 and Assignment.objects.count() == 2
+
+
+def test_realtime_timestamps_agree_with_the_stored_duration(project, monkeypatch):
+    import labeling.services.simulation as simulation
+
+    monkeypatch.setattr(simulation, "reading_time_ms", lambda texts, rng, context="": 300)
+    _comparisons(project, 2)
+    labelers = simulated_labelers_ensure(project=project, specs=[LabelerSpec("copy", 1)])
+    assert simulate_labeling(project=project, labelers=labelers, realtime=True).labeled == 2
+    for label in Label.objects.select_related("assignment"):
+        # As for a person: the label is stored at least its duration after the lease began.
+        assert label.duration_ms == 300
+        assert (label.created_at - label.assignment.leased_at).total_seconds() >= 0.3

@@ -1,4 +1,5 @@
-"""`manage.py simulate_labelers --project SLUG --labeler sentiment:5 --labeler copy:1 [--rate 5/s] [--count N]`.
+"""`manage.py simulate_labelers --project SLUG --labeler sentiment:5 --labeler copy:1 [--rate 5/s] [--count N]
+[--temperature KIND=T] [--seed S] [--wait] [--realtime]`.
 
 Simulated labelers (see labeling/simulation.py for the kinds and the temperature) label the
 project's comparisons through the same services as people. Ctrl+C stops after the label in
@@ -41,6 +42,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None, help="Base seed of the accounts' draws (default 0).")
         parser.add_argument("--wait", action="store_true",
                             help="When nothing is left, wait for new comparisons instead of stopping.")
+        parser.add_argument("--realtime", action="store_true",
+                            help="Each account holds its lease for its simulated reading time before answering "
+                                 "(rehearsals, load tests); without it answers come at once.")
 
     def handle(self, *args, **options):
         # 1. Parse everything before writing anything.
@@ -76,8 +80,8 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             simulate_labeling(project=project, labelers=labelers, n=options["count"], rate=rate,
-                              stop_when_empty=not options["wait"], sleep=self._sleep, should_stop=lambda: self._stop,
-                              on_label=self.progress, counts=counts)
+                              stop_when_empty=not options["wait"], realtime=options["realtime"], sleep=self._sleep,
+                              should_stop=lambda: self._stop, on_label=self.progress, counts=counts)
         except KeyboardInterrupt:
             # The second Ctrl+C: the label in hand was rolled back; its lease comes back next run.
             counts.stopped = True
