@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from labeling.errors import Conflict, InvalidInput
 from labeling.models import Assignment, ComparisonSample, Project, SimulatedLabeler
-from labeling.roles import CONTRACTOR, user_set_role
+from labeling.roles import CONTRACTOR, PERM_LABEL, user_set_role
 from labeling.services.assignments import LabelInput, comparison_next_for_labeler, label_submit
 from labeling.services.instructions import instructions_acknowledge, instructions_current, instructions_is_acknowledged
 from labeling.simulation import KINDS, reading_time_ms, scores_for, softmax_choice
@@ -175,11 +175,12 @@ class SimulationCounts:
     conflicts: int = 0  # leases that could not be answered (withdrawn by the andon cord, expired)
     per_labeler: dict[str, int] = field(default_factory=dict)
     exhausted: list[str] = field(default_factory=list)  # accounts that had nothing left to label
+    refused: list[str] = field(default_factory=list)  # accounts deactivated or without the labeling permission
     stopped: bool = False  # `should_stop` ended the run early
 
     def as_dict(self) -> dict:
         return {"labeled": self.labeled, "conflicts": self.conflicts, "per_labeler": dict(self.per_labeler),
-                "exhausted": list(self.exhausted), "stopped": self.stopped}
+                "exhausted": list(self.exhausted), "refused": list(self.refused), "stopped": self.stopped}
 
 
 def simulated_choice(labeler: SimulatedLabeler, assignment: Assignment) -> LabelInput:
@@ -241,9 +242,18 @@ def simulate_labeling(*, project: Project, labelers: list[SimulatedLabeler], n: 
     if n is not None and n < 0:
         raise InvalidInput("The number of labels must be ≥ 0.", field="count")
     counts = counts or SimulationCounts()
+    allowed = []
     for labeler in labelers:
         counts.per_labeler.setdefault(labeler.user.username, 0)
+        # As for people: an account an admin deactivated, or whose role was taken away, does not label.
+        if not (labeler.user.is_active and labeler.user.has_perm(PERM_LABEL)):
+            counts.refused.append(labeler.user.username)
+            continue
         _acknowledge_current(project, labeler.user)
+        allowed.append(labeler)
+    if not allowed:
+        return counts
+    labelers = allowed
     loop = _loop_realtime if realtime else _loop_at_once
     return loop(project=project, labelers=labelers, n=n, stop_when_empty=stop_when_empty, poll_seconds=poll_seconds,
                 bucket=TokenBucket(rate, clock=clock, sleep=sleep) if rate else None, clock=clock, sleep=sleep,

@@ -471,3 +471,17 @@ def test_realtime_timestamps_agree_with_the_stored_duration(project, monkeypatch
         # As for a person: the label is stored at least its duration after the lease began.
         assert label.duration_ms == 300
         assert (label.created_at - label.assignment.leased_at).total_seconds() >= 0.3
+
+
+def test_a_deactivated_account_does_not_label(project):
+    _comparisons(project, 3)
+    labelers = simulated_labelers_ensure(project=project, specs=[LabelerSpec("random", 2)])
+    labelers[0].user.is_active = False
+    labelers[0].user.save(update_fields=["is_active"])
+    counts = simulate_labeling(project=project, labelers=labelers)
+    assert counts.refused == ["sim-random-1"] and counts.per_labeler == {"sim-random-1": 0, "sim-random-2": 3}
+    labelers[1].user.groups.clear()
+    labelers[1].user = type(labelers[1].user).objects.get(id=labelers[1].user.id)  # no cached permissions
+    _comparisons(project, 1, seed=3)
+    assert simulate_labeling(project=project, labelers=labelers[1:]).refused == ["sim-random-2"]
+    assert Label.objects.count() == 3

@@ -111,5 +111,6 @@ class Command(BaseCommand):
             f"{why}: {counts.labeled} labels in {seconds:.1f} s"
             + (f", {counts.conflicts} leases withdrawn or expired" if counts.conflicts else "")))
         for username, n in counts.per_labeler.items():
-            note = " (nothing left to label)" if username in counts.exhausted else ""
+            note = (" (deactivated or not allowed to label: skipped)" if username in counts.refused
+                    else " (nothing left to label)" if username in counts.exhausted else "")
             self.stdout.write(f"  {username}: {n}{note}")
