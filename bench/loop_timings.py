@@ -75,7 +75,7 @@ def main() -> None:
             print(f"pull {i + 1}: stopped (checkpoint written) {latencies[-1]:.2f} s after the pull")
         print(f"cord pull → stopped: median {statistics.median(latencies):.2f} s over {len(latencies)} pulls")
 
-        # 2. One demo round: demo-bot labels 40, then fit → PPO → sample with the demo settings.
+        # 2. One demo round: simulated sentiment labelers label 40, then fit → PPO → sample with the demo settings.
         if not args.skip_round:
             demo_autolabel(project=project, n=40)
             started = time.perf_counter()

@@ -19,6 +19,7 @@ from labeling.models import (
     Query,
     Sample,
     SampleFlag,
+    SimulatedLabeler,
 )
 
 
@@ -168,3 +169,19 @@ class SampleFlagAdmin(EvidenceAdmin):
     list_display = ["id", "label", "sample", "created_at"]
     search_fields = ["note", "suggested_correction"]
     list_filter = ["label__comparison__project"]
+
+
+@admin.register(SimulatedLabeler)
+class SimulatedLabelerAdmin(admin.ModelAdmin):
+    """Temperature and seed may be changed here. The accounts are made by `manage.py simulate_labelers`
+    (never added here: that would turn a person's account into a simulated one), and the account and
+    kind stay fixed, since its labels were chosen by that kind."""
+
+    list_display = ["user", "kind", "temperature", "seed", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["user__username"]
+    readonly_fields = ["user", "kind", "created_at"]
+    list_select_related = ["user"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False

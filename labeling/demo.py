@@ -17,6 +17,12 @@ from django.db import transaction
 from labeling.models import Project, Query, Sample
 from labeling.roles import ADMIN, CONTRACTOR, RESEARCHER, roles_ensure, user_set_role
 from labeling.services import comparison_create, instructions_publish, project_create
+from labeling.services.simulation import (
+    LabelerSpec,
+    simulate_labeling,
+    simulated_labeling_start,
+    simulated_labelers_ensure,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "demo.json"
 
@@ -115,35 +121,28 @@ def demo_seed() -> list[DemoLogin]:
     return DEMO_LOGINS
 
 
-_POSITIVE = {"happy", "hope", "hopeful", "wonderful", "laughed", "best", "cheered", "glow", "warmth", "friendship",
-             "good", "love", "smile", "joy", "great", "bright", "kind", "beautiful", "surprise", "sun"}
-_NEGATIVE = {"dark", "cold", "dread", "wrong", "worse", "silence", "heavier", "slammed", "nobody", "no", "nothing"}
+# Which simulated labeler stands in for people in each demo project: the continuation task is the
+# 2019 sentiment task; the TL;DR project wants two labels per comparison, so two accounts.
+DEMO_SIMULATED = {
+    Project.TaskKind.CONTINUATION: LabelerSpec(kind="sentiment", count=2),
+    Project.TaskKind.SUMMARIZATION: LabelerSpec(kind="length", count=2),
+}
+DEMO_SIMULATED_LABELS = 40
 
 
-def _positivity(text: str) -> int:
-    words = [w.strip(".,;:!?'\"").lower() for w in text.split()]
-    return sum(w in _POSITIVE for w in words) - sum(w in _NEGATIVE for w in words)
+def demo_simulated_spec(project: Project) -> LabelerSpec:
+    return DEMO_SIMULATED.get(project.task_kind, DEMO_SIMULATED[Project.TaskKind.CONTINUATION])
 
 
-def demo_autolabel(*, project: Project, n: int = 40) -> int:
-    """Label up to `n` comparisons as the "demo-bot" contractor, preferring the most positive
-    sample by a small word list: enough labels to start a round in the demo. Returns how many."""
-    from labeling.models import ComparisonSample
-    from labeling.services import LabelInput, comparison_next_for_labeler, instructions_acknowledge, label_submit
+def demo_autolabel(*, project: Project, n: int = DEMO_SIMULATED_LABELS) -> int:
+    """Simulated labelers (sentiment ones for the continuation project) label up to `n`
+    comparisons now, in this process: enough labels to start a round. Returns how many."""
+    labelers = simulated_labelers_ensure(project=project, specs=[demo_simulated_spec(project)])
+    return simulate_labeling(project=project, labelers=labelers, n=n).labeled
 
-    bot, created = get_user_model().objects.get_or_create(username="demo-bot")
-    if created:
-        bot.set_unusable_password()
-        bot.save()
-        user_set_role(bot, CONTRACTOR)
-    instructions = project.instructions.order_by("-version").first()
-    if instructions is not None:
-        instructions_acknowledge(instructions=instructions, user=bot)
-    done = 0
-    while done < n and (assignment := comparison_next_for_labeler(project=project, labeler=bot)) is not None:
-        texts = dict(ComparisonSample.objects.filter(comparison=assignment.comparison).values_list("position", "sample__text"))
-        shown = [texts[c] for c in assignment.display_order]
-        best = max(range(len(shown)), key=lambda p: (_positivity(shown[p]), -p))
-        label_submit(assignment_id=assignment.id, labeler=bot, answer=LabelInput(position=best, duration_ms=1500))
-        done += 1
-    return done
+
+def demo_autolabel_start(*, project: Project, n: int = DEMO_SIMULATED_LABELS) -> LabelerSpec:
+    """The same in the background (a Celery task once the accounts are committed); returns the spec used."""
+    spec = demo_simulated_spec(project)
+    simulated_labeling_start(project=project, specs=[spec], n=n)
+    return spec

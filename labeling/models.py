@@ -273,3 +273,34 @@ class SampleFlag(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class SimulatedLabeler(models.Model):
+    """A user account whose labels a scorer chooses (see labeling/simulation.py).
+
+    The user is an ordinary contractor with an unusable password; its labels go through the same
+    services as a person's and differ in storage only by who gave them. This record says how
+    it chooses: the kind of scorer, the softmax temperature, and the seed of its draws.
+    """
+
+    class Kind(models.TextChoices):
+        SENTIMENT = "sentiment", "Sentiment (VADER)"
+        LENGTH = "length", "Length"
+        COPY = "copy", "Copies the context"
+        POSITION = "position", "Display position (slot A)"
+        RANDOM = "random", "Random"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="simulated_labeler")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    temperature = models.FloatField(validators=[MinValueValidator(0.0)], help_text="0 = always the best-scored sample.")
+    seed = models.BigIntegerField(help_text="Seeds this labeler's draws: same seed, same choices.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [
+            models.CheckConstraint(condition=Q(temperature__gte=0), name="simulated_labeler_temperature_nonnegative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.kind}, T={self.temperature:g})"

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, retarget, reswap
 
+from labeling.demo import DEMO_SIMULATED_LABELS
 from labeling.errors import Forbidden, LabelingError
 from labeling.selectors import project_get_for_researcher
 from training import selectors, services
@@ -102,6 +103,7 @@ def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
         "runs": selectors.runs_for_project(project)[:50],
         "rounds": project.rounds.all()[:20],
         "can_start": request.user.has_perm("training.start_runs"),
+        "demo_labels": DEMO_SIMULATED_LABELS,
     })
 
 
@@ -120,14 +122,17 @@ def training_round_start(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @login_required
 def training_demo_autolabel(request: HttpRequest, slug: str) -> HttpResponse:
-    """Demo helper: a bot labels a batch so a round can start without 40 keypresses."""
-    from labeling.demo import demo_autolabel
+    """Demo helper: simulated labelers label a batch in the background, so a round can start
+    without 40 keypresses."""
+    from labeling.demo import demo_autolabel_start
 
     project = project_get_for_researcher(slug=slug, user=request.user)
     if not request.user.has_perm("training.start_runs"):
         raise Http404("No such project.")
-    n = demo_autolabel(project=project, n=40)
-    return render(request, "labeling/_notice.html", {"message": f"demo-bot labeled {n} comparisons.", "level": "info"})
+    spec = demo_autolabel_start(project=project, n=DEMO_SIMULATED_LABELS)
+    message = (f"{spec.count} simulated {spec.kind} labelers (sim-{spec.kind}-1…) are labeling "
+               f"{DEMO_SIMULATED_LABELS} comparisons in the background.")
+    return render(request, "labeling/_notice.html", {"message": message, "level": "info"})
 
 
 @require_GET

@@ -23,3 +23,12 @@ __all__ = [
 from labeling.services.imports import ImportResult, comparisons_import, queries_import, tokenizer_load  # noqa: E402
 
 __all__ += ["ImportResult", "comparisons_import", "queries_import", "tokenizer_load"]
+from labeling.services.simulation import (  # noqa: E402
+    LabelerSpec,
+    SimulationCounts,
+    simulate_labeling,
+    simulated_labeling_start,
+    simulated_labelers_ensure,
+)
+
+__all__ += ["LabelerSpec", "SimulationCounts", "simulate_labeling", "simulated_labeling_start", "simulated_labelers_ensure"]

@@ -70,12 +70,12 @@ def test_demo_seed_is_idempotent_and_big_enough(django_user_model):
 
 
 @pytest.mark.django_db
-def test_demo_bot_labels_so_a_round_can_start():
+def test_demo_simulated_labelers_label_so_a_round_can_start():
     from labeling.demo import demo_autolabel
     from labeling.models import Label
 
     demo_seed()
     project = Project.objects.get(slug="positive-continuations")
     assert demo_autolabel(project=project, n=10) == 10
-    labels = Label.objects.filter(labeler__username="demo-bot")
+    labels = Label.objects.filter(labeler__simulated_labeler__kind="sentiment", comparison__project=project)
     assert labels.count() == 10 and all(label.instructions is not None for label in labels)

@@ -13,6 +13,7 @@ from labeling.services import (
     instructions_publish,
     label_submit,
 )
+from labeling.services.simulation import LabelerSpec, simulated_labelers_ensure
 from tests.factories import make_comparison
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +30,7 @@ def world(project, contractor):
     lease = comparison_next_for_labeler(project=project, labeler=contractor)
     label_submit(assignment_id=lease.id, labeler=contractor,
                  answer=LabelInput(position=2, duration_ms=900, flags=[FlagInput(position=0, note="off topic")]))
+    simulated_labelers_ensure(project=project, specs=[LabelerSpec("sentiment", 1)])
     return project
 
 
@@ -101,7 +103,8 @@ def test_search_finds_queries_and_samples(world, staff):
     query = Query.objects.get()
     sample = Sample.objects.first()
     assert staff.get(_url(Query, "changelist"), {"q": query.context[:10]}).context["cl"].result_count == 1
-    assert staff.get(_url(Sample, "changelist"), {"q": sample.text.strip()}).context["cl"].result_count == 1
+    # Quoted: one phrase, not words ("sample 1 of query 10" would match a lone "0" in another sample).
+    assert staff.get(_url(Sample, "changelist"), {"q": f'"{sample.text.strip()}"'}).context["cl"].result_count == 1
 
 
 @pytest.mark.parametrize("role", ["contractor", "researcher"])
@@ -110,3 +113,16 @@ def test_non_staff_roles_are_sent_to_the_admin_login(world, client, contractor, 
     response = client.get(_url(Label, "changelist"))
     assert response.status_code == 302
     assert reverse("admin:login") in response["Location"]
+
+
+def test_simulated_labeler_temperature_is_editable_but_not_its_account_or_kind(world, staff):
+    from labeling.models import SimulatedLabeler
+
+    labeler = SimulatedLabeler.objects.get()
+    assert staff.get(_url(SimulatedLabeler, "add")).status_code == 403
+    html = staff.get(_url(SimulatedLabeler, "change", labeler.pk)).content.decode()
+    assert 'name="temperature"' in html and 'name="user"' not in html and 'name="kind"' not in html
+    response = staff.post(_url(SimulatedLabeler, "change", labeler.pk), {"temperature": "0.7", "seed": "5"})
+    assert response.status_code == 302
+    labeler.refresh_from_db()
+    assert (labeler.temperature, labeler.seed, labeler.kind) == (0.7, 5, "sentiment")

@@ -1,0 +1,13 @@
+"""Celery tasks of the labeling app: thin. They take ids, never instances, and call one service each."""
+from celery import shared_task
+
+
+@shared_task(soft_time_limit=3600, time_limit=3600 + 60)
+def simulate_labeling_task(project_id: int, labeler_ids: list[int], n: int, rate: float | None = None) -> dict:
+    # Local import: the service imports this module to enqueue.
+    from labeling.models import Project, SimulatedLabeler
+    from labeling.services.simulation import simulate_labeling
+
+    project = Project.objects.get(id=project_id)
+    labelers = list(SimulatedLabeler.objects.select_related("user").filter(id__in=labeler_ids).order_by("id"))
+    return simulate_labeling(project=project, labelers=labelers, n=n, rate=rate).as_dict()
