@@ -131,7 +131,9 @@ def fit(
     optimizer = make_optimizer(model.parameters(), config.lr, config.adam_eps, config.adam_style)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    running = {"loss": 0.0, "correct": 0.0, "count": 0}
+    # Running sums stay on the device: no host sync per step, only at each log.
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    running = {"loss": zero, "correct": zero, "count": 0}
     metrics: Metrics = {}
     step = 0
     for _ in range(config.epochs):
@@ -143,23 +145,24 @@ def fit(
             lr = scheduled_lr(config.lr, step, total_steps, config.lr_schedule)
             set_lr(optimizer, lr)
             rewards = comparison_rewards(model, batch, device)  # (B, K)
-            loss = best_of_k_loss(rewards, batch.best.to(device))
+            best = batch.best.to(device)
+            loss = best_of_k_loss(rewards, best)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             n = len(batch)
-            running["loss"] += loss.item() * n
-            running["correct"] += (rewards.argmax(-1).cpu() == batch.best).sum().item()
+            running["loss"] = running["loss"] + loss.detach() * n
+            running["correct"] = running["correct"] + (rewards.detach().argmax(-1) == best).sum()
             running["count"] += n
             if step % config.log_every == 0 or step == total_steps:
                 metrics = {
                     "step": float(step),
-                    "train/loss": running["loss"] / running["count"],
-                    "train/accuracy": running["correct"] / running["count"],
+                    "train/loss": float(running["loss"]) / running["count"],
+                    "train/accuracy": float(running["correct"]) / running["count"],
                     "train/lr": lr,
                 }
-                running = {"loss": 0.0, "correct": 0.0, "count": 0}
+                running = {"loss": zero, "correct": zero, "count": 0}
                 if step < total_steps:
                     _emit(on_log, history, metrics)
 
