@@ -184,7 +184,7 @@ def _emit(on_log: OnLog | None, history: list[Metrics], metrics: Metrics) -> Non
         on_log(dict(metrics))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: RewardModel, data: EncodedComparisons, device: torch.device, batch_size: int = 64) -> Metrics:
     """``valid/accuracy`` (argmax reward is the labeled sample) and ``valid/loss``; empty data gives {}."""
     if len(data) == 0:
