@@ -6,8 +6,9 @@ gradient checkpointing, the same torch thread count. Ours shares each query's fo
 its K samples (``RewardModel.score_k``: packed rows on GPT-2), runs with both normalisation steps
 (``normalize_before``, ``normalize``) and the validation split off (TRL does none of them) and is
 timed over the whole ``fit`` call (model load and tokenisation included); TRL is timed over
-``trainer.train()`` (its tokenisation happens before, in the trainer's constructor). Each side runs in its own process, ``--repeats`` times,
-alternating; medians are compared.
+``trainer.train()`` (its tokenisation happens before, in the trainer's constructor). Each side runs
+in its own process, ``--repeats`` times, alternating; medians of pairs/s and of pairs per
+CPU-second (steadier on a shared machine) are compared.
 
     python bench/reward_throughput.py --trl-python /tmp/trl-venv/bin/python
 
@@ -173,7 +174,8 @@ def spawn(python: str, side: str, args) -> dict:
 def report(result: dict) -> None:
     print(
         f"  {result['side']:<28} {result['pairs_per_s']:8.1f} pairs/s  ({result['pairs']} pairs in "
-        f"{result['seconds']:.1f} s; {result['pairs_per_cpu_s']:.1f} pairs per CPU-second)  peak RSS {result['peak_rss_mib']:.0f} MiB "
+        f"{result['seconds']:.1f} s; {result['pairs_per_cpu_s']:.1f} pairs per CPU-second)  "
+        f"peak RSS {result['peak_rss_mib']:.0f} MiB "
         f"(before training {result['rss_before_train_mib']:.0f} MiB)"
     )
 

@@ -73,7 +73,8 @@ def test_fit_reward_run_normalises_before_training_on_stored_base_policy_samples
     researcher = UserFactory(username="r-base", role=RESEARCHER)
     project = labeled_project(contractor, researcher)
     add_base_policy_comparisons(project, base_model="tiny", n=40)
-    run = TrainingRunFactory(project=project, kind="fit_reward", seed=1, config={**FAST_REWARD, "normalize_samples": 48})
+    run = TrainingRunFactory(project=project, kind="fit_reward", seed=1,
+                             config={**FAST_REWARD, "normalize_samples": 48})
     assert run_execute(run_id=run.id) == Status.FINISHED
     metrics = dict(RunMetric.objects.filter(run=run).values_list("key", "value"))
     assert metrics["normalization_before/samples"] == 40  # the stored ones, not 48 fresh samples

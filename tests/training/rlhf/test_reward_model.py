@@ -127,7 +127,10 @@ def test_invalid_config_names_the_field():
 def base_policy_samples(n: int, seed: int = 3) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     return [
-        ("".join(rng.choice("klmnop") for _ in range(8)), "".join(rng.choice("abc #") for _ in range(rng.randint(1, 16))))
+        (
+            "".join(rng.choice("klmnop") for _ in range(8)),
+            "".join(rng.choice("abc #") for _ in range(rng.randint(1, 16))),
+        )
         for _ in range(n)
     ]
 
@@ -202,7 +205,9 @@ def test_best_of_k_loss_ignores_the_bias_but_not_the_gain():
 def test_fit_after_normalize_before_keeps_the_trained_gain_for_references_or_none():
     references = [("query one", "abc ###"), ("query two", "de #"), ("query three", "fghij")]
     base = base_policy_samples(16)
-    shifted = fit(small_config(normalize="references"), marker_comparisons(32), references=references, base_samples=base)
+    shifted = fit(
+        small_config(normalize="references"), marker_comparisons(32), references=references, base_samples=base
+    )
     kept = fit(small_config(normalize="none"), marker_comparisons(32), base_samples=base)
     before_gain = kept.metrics["normalization_before/gain"]
     assert before_gain != pytest.approx(1.0, abs=1e-3)
