@@ -108,3 +108,20 @@ def calibration_records(*, project) -> list[Comparison]:
         Q(labeler__groups__name__in=[RESEARCHER, ADMIN]) | Q(labeler__is_superuser=True)
     ).distinct()
     return _records(labels)
+
+
+def base_policy_sample_pairs(*, project, base_model: str, limit: int) -> list[tuple[str, str]]:
+    """(query, text) of stored samples the base policy rho wrote in this project's sample runs with
+    `base_model`, oldest first, at most `limit`: what the reward fit's normalize_before step scores."""
+    from training.services.models_io import BASE_POLICY_SOURCE
+
+    rows = (ComparisonSample.objects
+            .filter(comparison__project=project, comparison__source_run__base_model=base_model,
+                    sample__source=BASE_POLICY_SOURCE)
+            .order_by("sample_id").values_list("sample_id", "sample__query__context", "sample__text"))
+    pairs: dict[int, tuple[str, str]] = {}
+    for sample_id, context, text in rows.iterator():
+        pairs.setdefault(sample_id, (context, text))
+        if len(pairs) == limit:
+            break
+    return list(pairs.values())

@@ -1,11 +1,14 @@
 """The fit_reward run on real labels, and the sign-flip tripwire on researchers' calibration answers."""
 import pytest
 
-from labeling.models import Comparison
+from labeling.models import Comparison, Query, Sample
 from labeling.roles import RESEARCHER
+from labeling.services import comparison_create
 from training.models import AndonPull, Checkpoint, RunMetric, TrainingRun
+from training.selectors import base_policy_sample_pairs
 from training.services.execute import run_execute
-from tests.factories import TrainingRunFactory, UserFactory
+from training.services.models_io import BASE_POLICY_SOURCE
+from tests.factories import ProjectFactory, TrainingRunFactory, UserFactory
 from tests.training.helpers import FAST_REWARD, labeled_project
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +25,7 @@ def test_fit_reward_run_learns_the_labels_and_saves_a_checkpoint(contractor):
     assert metrics["valid/accuracy"] >= 0.8
     assert metrics["calibration/accuracy"] >= 0.8
     assert "normalization/gain" in metrics
+    assert metrics["normalization_before/samples"] == FAST_REWARD["normalize_samples"]  # rho sampled afresh
     checkpoint = Checkpoint.objects.get(run=run)
     assert checkpoint.is_final and len(checkpoint.sha256) == 64
     assert not AndonPull.objects.exists()
@@ -36,3 +40,42 @@ def test_reward_that_disagrees_with_researchers_pulls_the_cord(contractor):
     pull = AndonPull.objects.get(run=run)
     assert pull.tripwire == "reward_sign" and pull.role == "tripwire" and "calibration" in pull.reason
     assert Comparison.objects.filter(project=project).count() == 108
+
+
+def add_base_policy_comparisons(project, *, base_model: str, n: int, prefix: str = "b") -> list[tuple[str, str]]:
+    """n/2 K=2 comparisons published by a sample run of `base_model`, both slots written by rho."""
+    sample_run = TrainingRunFactory(project=project, kind="sample", base_model=base_model)
+    pairs = []
+    for i in range(n // 2):
+        query = Query.objects.create(project=project, context=f"{prefix}{i} ")
+        texts = [f"{'z' * (i % 5)}rho {j}" for j in range(2)]
+        samples = [Sample.objects.create(query=query, text=t, source=BASE_POLICY_SOURCE) for t in texts]
+        comparison = comparison_create(project=project, query=query, samples=samples, batch=f"{prefix}-base")
+        Comparison.objects.filter(id=comparison.id).update(source_run=sample_run)
+        pairs += [(query.context, t) for t in texts]
+    return pairs
+
+
+def test_base_policy_sample_pairs_are_rhos_stored_samples_for_that_base_model():
+    project = ProjectFactory(k=2)
+    tiny = add_base_policy_comparisons(project, base_model="tiny", n=6)
+    add_base_policy_comparisons(project, base_model="other-model", n=4, prefix="o")
+    add_base_policy_comparisons(ProjectFactory(k=2), base_model="tiny", n=4)
+    query = Query.objects.create(project=project, context="p ")
+    policy = [Sample.objects.create(query=query, text=t, source="run9-step5") for t in ("x", "y")]
+    comparison_create(project=project, query=query, samples=policy)
+    assert base_policy_sample_pairs(project=project, base_model="tiny", limit=100) == tiny
+    assert base_policy_sample_pairs(project=project, base_model="tiny", limit=4) == tiny[:4]
+
+
+@pytest.mark.slow
+def test_fit_reward_run_normalises_before_training_on_stored_base_policy_samples(contractor):
+    researcher = UserFactory(username="r-base", role=RESEARCHER)
+    project = labeled_project(contractor, researcher)
+    add_base_policy_comparisons(project, base_model="tiny", n=40)
+    run = TrainingRunFactory(project=project, kind="fit_reward", seed=1,
+                             config={**FAST_REWARD, "normalize_samples": 48})
+    assert run_execute(run_id=run.id) == Status.FINISHED
+    metrics = dict(RunMetric.objects.filter(run=run).values_list("key", "value"))
+    assert metrics["normalization_before/samples"] == 40  # the stored ones, not 48 fresh samples
+    assert metrics["valid/accuracy"] >= 0.8

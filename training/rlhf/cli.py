@@ -101,7 +101,8 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
         def on_log(metrics: Metrics) -> None:
             metrics_file.write(metrics)
             bar.update(int(metrics["step"]) - bar.n)
-            bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", acc=f"{metrics['train/accuracy']:.2f}")
+            if "train/loss" in metrics:  # the step-0 line holds the normalize_before figures only
+                bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", acc=f"{metrics['train/accuracy']:.2f}")
 
         result = fit(config, comparisons, on_log=on_log, should_stop=stop, references=references)
     metrics_file.close()

@@ -42,10 +42,15 @@ class RewardFitConfig:
     adam_eps: float = 1e-5
     adam_style: str = "tf"  # "tf": epsilon outside the bias correction (2019); "torch": torch.optim.Adam
     valid_fraction: float = 0.1  # share of comparisons held out for valid/accuracy (2019 had none)
-    # "samples": mean 0 / std 1 on rho samples (2019); "references": shift so reference texts average 0
-    # (2020); "none": leave gain 1, bias 0.
+    # Before training (2019 `normalize_before`, on in its launched configs): gain and bias are fitted so the
+    # fresh model's raw outputs on rho samples have mean 0 and population std 1; training then starts
+    # from that scale. Off: training starts at gain 1, bias 0 (2020).
+    normalize_before: bool = True
+    # After training: "samples": mean 0 / std 1 on rho samples (2019 `normalize_after`); "references":
+    # shift so reference texts average 0, keeping the gain (2020); "none": keep the gain and bias as
+    # they are (those of the before-step, or 1 and 0).
     normalize: str = "samples"
-    normalize_samples: int = 256  # rho samples scored for normalisation
+    normalize_samples: int = 256  # rho samples scored by each normalisation step
     temperature: float = 1.0  # sampling temperature for the normalisation samples
     truncate_token: int | None = None  # token id that ends a response when found at index >= truncate_after
     truncate_after: int = 0
@@ -68,7 +73,7 @@ class RewardFitConfig:
             errors.append(f"valid_fraction must be in [0, 1), got {self.valid_fraction}")
         if self.normalize not in ("samples", "references", "none"):
             errors.append(f"normalize must be 'samples', 'references' or 'none', got {self.normalize!r}")
-        if self.normalize == "samples" and self.normalize_samples < 2:
+        if (self.normalize == "samples" or self.normalize_before) and self.normalize_samples < 2:
             errors.append(f"normalize_samples must be >= 2, got {self.normalize_samples}")
         if self.lr_schedule not in LR_SCHEDULES:
             errors.append(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel
@@ -183,9 +184,17 @@ class RewardModel(nn.Module):
 
         queries, query_mask: (B, Lq) left-padded; responses, response_mask: (B, K, Lr) right-padded.
         Returns (B, K), equal (up to float rounding, gradients included) to ``score`` on each
-        query+response row. The query runs once and its key/value cache is repeated K times, so a
-        comparison costs Lq + K*Lr token positions instead of K*(Lq + Lr).
+        query+response row. A comparison costs Lq + K*Lr token positions instead of K*(Lq + Lr).
+        GPT-2 trunks take the packed path (``packed_gpt2_raw``: no key/value copies, all-pad columns
+        trimmed, the last layer only at the read tokens); other LMs share the query's key/value cache.
         """
+        if packable_gpt2(self.lm):
+            raw = packed_gpt2_raw(self.lm, self.head, queries, query_mask, responses, response_mask)
+            return self.gain * raw + self.bias
+        return self.score_k_cached(queries, query_mask, responses, response_mask)
+
+    def score_k_cached(self, queries: Tensor, query_mask: Tensor, responses: Tensor, response_mask: Tensor) -> Tensor:
+        """``score_k`` for any LM: the query runs once and its key/value cache is repeated K times."""
         B, K, Lr = responses.shape
         query_out = trunk_forward(self.lm, queries, query_mask, use_cache=True)
         cache = query_out.past_key_values
@@ -232,6 +241,105 @@ class RewardModel(nn.Module):
             model.head.bias.copy_(tensors["head.bias"])
             model.set_normalization(float(tensors["gain"]), float(tensors["bias"]))
         return model, tokenizer
+
+
+def packable_gpt2(lm: PreTrainedModel) -> bool:
+    """True for a GPT-2 trunk whose attention ``packed_gpt2_raw`` reproduces (no cross-attention, no
+    eager-only upcast reordering)."""
+    config = lm.config
+    return (
+        config.model_type == "gpt2"
+        and not getattr(config, "add_cross_attention", False)
+        and not getattr(config, "reorder_and_upcast_attn", False)
+        and hasattr(lm, "transformer")
+    )
+
+
+def packed_gpt2_raw(
+    lm: PreTrainedModel, head: nn.Linear, queries: Tensor, query_mask: Tensor, responses: Tensor, response_mask: Tensor
+) -> Tensor:
+    """Raw head outputs of K responses per query through a GPT-2 trunk, (B, K); shapes as ``score_k``.
+
+    Each comparison is one packed row ``[query, response_1, ..., response_K]``: a response attends to
+    the query's real tokens and causally to itself, never to another response, with positions that
+    continue from the query's real tokens, so every value equals the one-row-per-sample forward pass.
+    Columns that are padding in every row are dropped first (left of the queries, right of the
+    responses). Only the read token of each response (its last real one, or the query's last for an
+    empty response) goes through the last layer's query projection, attention output, MLP, final
+    norm and head; the other positions only supply that layer's keys and values. No LM logits.
+    """
+    B, K, Lr = responses.shape
+    transformer = lm.transformer
+    device = queries.device
+    query_mask, response_mask = query_mask.bool(), response_mask.bool()
+    # 1. Trim all-pad columns (one host sync; positions come from the masks, so values are unchanged).
+    q_cols = query_mask.any(0).nonzero()
+    q_start = int(q_cols[0]) if q_cols.numel() else queries.shape[1] - 1
+    n_resp = response_mask.sum(-1)  # (B, K)
+    r_len = max(int(n_resp.max()), 1)
+    queries, query_mask = queries[:, q_start:], query_mask[:, q_start:]
+    responses, response_mask = responses[:, :, :r_len], response_mask[:, :, :r_len]
+    Lq, Lr = queries.shape[1], r_len
+    S = Lq + K * Lr
+
+    # 2. Packed ids, positions and the (B, 1, S, S) attention mask.
+    ids = torch.cat([queries, responses.reshape(B, K * Lr)], 1)  # (B, S)
+    n_query = query_mask.sum(-1, keepdim=True)  # (B, 1)
+    positions = torch.cat(
+        [
+            positions_from_mask(query_mask),
+            (n_query + torch.arange(Lr, device=device)).repeat(1, K),
+        ],
+        1,
+    )  # (B, S)
+    segment = torch.cat(
+        [torch.zeros(Lq, dtype=torch.long, device=device), torch.arange(1, K + 1, device=device).repeat_interleave(Lr)]
+    )  # (S,)
+    index = torch.arange(S, device=device)
+    structure = (index[None, :] <= index[:, None]) & ((segment[None, :] == 0) | (segment[None, :] == segment[:, None]))
+    key_real = torch.cat([query_mask, response_mask.reshape(B, K * Lr)], 1)  # (B, S)
+    # A pad row attends to itself only: never read, and never an all-masked (NaN) softmax row.
+    allowed = (structure & key_real[:, None, :]) | torch.eye(S, dtype=torch.bool, device=device)  # (B, S, S)
+
+    # 3. Read tokens: the response's last real token, else the query's last column.
+    read = torch.where(n_resp > 0, Lq + torch.arange(K, device=device) * Lr + n_resp - 1, Lq - 1)  # (B, K)
+    rows = torch.arange(B, device=device).unsqueeze(-1)  # (B, 1)
+
+    hidden = transformer.wte(ids) + transformer.wpe(positions)  # (B, S, d)
+    blocks = list(transformer.h)
+    for block in blocks[:-1]:
+        attn = block.attn
+        q, k, v = attn.c_attn(block.ln_1(hidden)).split(attn.split_size, dim=2)
+        out = _attend(attn, q, k, v, allowed.unsqueeze(1))
+        hidden = hidden + attn.c_proj(out)
+        hidden = hidden + block.mlp(block.ln_2(hidden))
+
+    # 4. Last layer: keys and values everywhere, the rest at the read tokens only.
+    block = blocks[-1]
+    attn = block.attn
+    d = attn.split_size
+    normed = block.ln_1(hidden)  # (B, S, d)
+    weight, bias = attn.c_attn.weight, attn.c_attn.bias  # Conv1D: (d, 3d), (3d,)
+    kv = torch.addmm(bias[d:], normed.reshape(B * S, d), weight[:, d:]).view(B, S, 2 * d)
+    k, v = kv.split(d, dim=2)
+    picked = hidden[rows, read]  # (B, K, d)
+    q = torch.addmm(bias[:d], normed[rows, read].reshape(B * K, d), weight[:, :d]).view(B, K, d)
+    out = _attend(attn, q, k, v, allowed[rows, read].unsqueeze(1))  # mask (B, 1, K, S)
+    picked = picked + attn.c_proj(out)
+    picked = picked + block.mlp(block.ln_2(picked))
+    return head(transformer.ln_f(picked)).squeeze(-1).float()  # (B, K)
+
+
+def _attend(attn: nn.Module, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor) -> Tensor:
+    """Multi-head scaled dot-product attention of GPT-2's ``attn`` module. q: (B, Tq, d); k, v:
+    (B, S, d); allowed: (B, 1, Tq, S) bool. Returns (B, Tq, d) before the output projection."""
+    B, Tq, d = q.shape
+    heads, head_dim = attn.num_heads, attn.head_dim
+    q = q.view(B, Tq, heads, head_dim).transpose(1, 2)
+    k = k.view(B, -1, heads, head_dim).transpose(1, 2)
+    v = v.view(B, -1, heads, head_dim).transpose(1, 2)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=attn.scaling)  # (B, H, Tq, hd)
+    return out.transpose(1, 2).reshape(B, Tq, d)
 
 
 # --- policy ------------------------------------------------------------------------------------

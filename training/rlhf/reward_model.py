@@ -1,9 +1,10 @@
 """Reward model fitting from K-way comparisons (2019 ``train_reward.py``), then normalisation.
 
-``fit`` trains a fresh scalar head plus the LM trunk for one epoch (by default) with Adam and a
-linear learning-rate decay, reports ``train/*`` and ``valid/*`` metrics through ``on_log``, then sets
-the reward model's gain and bias so rho's samples score mean 0, std 1 (2019) or reference texts
-average 0 (2020 option).
+``fit`` first (2019 ``normalize_before``) sets the fresh model's gain and bias so its raw outputs on
+samples of the base policy rho have mean 0 and std 1, trains the scalar head plus the LM trunk for one
+epoch (by default) with Adam and a linear learning-rate decay, reports ``train/*`` and ``valid/*``
+metrics through ``on_log``, then sets gain and bias again so rho's samples score mean 0, std 1 (2019
+``normalize_after``) or reference texts average 0 (2020 option).
 """
 
 from __future__ import annotations
@@ -86,15 +87,20 @@ def fit(
     on_log: OnLog | None = None,
     should_stop: ShouldStop | None = None,
     references: Sequence[tuple[Text, Text]] | None = None,
+    base_samples: Sequence[tuple[Text, Text]] | None = None,
 ) -> FitResult:
     """Fit a reward model from ``comparisons`` and normalise it; deterministic for ``config.seed``.
 
-    ``on_log(metrics)`` receives ``train/loss``, ``train/accuracy`` (running means since the last
-    call), ``train/lr`` and ``step`` every ``log_every`` steps; the last call adds ``valid/accuracy``
-    and ``valid/loss`` (when ``valid_fraction`` leaves any) and ``normalization/gain``/``bias``.
-    ``should_stop()`` is checked before every step (and during normalisation sampling); when it
-    turns true the model is returned unnormalised with ``stopped=True``. ``references`` (query,
-    reference) pairs are required for ``normalize="references"``.
+    With ``normalize_before``, ``on_log`` first receives ``step`` 0 with ``normalization_before/gain``,
+    ``/bias``, ``/raw_mean``, ``/raw_std`` (population) and ``/samples``. Then ``on_log(metrics)``
+    receives ``train/loss``, ``train/accuracy`` (running means since the last call), ``train/lr`` and
+    ``step`` every ``log_every`` steps; the last call adds ``valid/accuracy`` and ``valid/loss`` (when
+    ``valid_fraction`` leaves any) and ``normalization/gain``/``bias``. ``should_stop()`` is checked
+    before every step (and during normalisation sampling); when it turns true the model is returned
+    without the after-step, with ``stopped=True``. ``references`` (query, reference) pairs are
+    required for ``normalize="references"``. ``base_samples`` (query, response) pairs written by rho
+    are what the before-step scores (the first ``normalize_samples`` of them); without them it
+    samples rho itself on the comparisons' queries.
     """
     config.validate()
     device = resolve_device(config.device)
@@ -110,53 +116,66 @@ def fit(
     if len(train) == 0:
         raise ValueError(f"no training comparisons left out of {len(data)} after the validation split")
 
-    # 2. Train: each comparison used once per epoch, learning rate decayed over all steps.
+    # 2. Before training (2019 normalize_before): the fresh model's raw outputs on rho's samples get
+    #    mean 0, std 1, so training starts from the scale the after-step will restore.
+    history: list[Metrics] = []
+    before: Metrics = {}
+    if config.normalize_before:
+        try:
+            before = _normalize_before(model, tokenizer, config, data, base_samples, should_stop, device)
+        except StopRequested:
+            return FitResult(model, tokenizer, {}, history, stopped=True)
+        _emit(on_log, history, {"step": 0.0, **before})
+
+    # 3. Train: each comparison used once per epoch, learning rate decayed over all steps.
     optimizer = make_optimizer(model.parameters(), config.lr, config.adam_eps, config.adam_style)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    history: list[Metrics] = []
-    running = {"loss": 0.0, "correct": 0.0, "count": 0}
+    # Running sums stay on the device: no host sync per step, only at each log.
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    running = {"loss": zero, "correct": zero, "count": 0}
     metrics: Metrics = {}
     step = 0
     for _ in range(config.epochs):
         perm = torch.randperm(len(train), generator=generator)
         for start in range(0, len(train), config.batch_size):
             if should_stop is not None and should_stop():
-                return FitResult(model, tokenizer, metrics, history, stopped=True)
+                return FitResult(model, tokenizer, {**before, **metrics}, history, stopped=True)
             batch = train.take(perm[start : start + config.batch_size])
             lr = scheduled_lr(config.lr, step, total_steps, config.lr_schedule)
             set_lr(optimizer, lr)
             rewards = comparison_rewards(model, batch, device)  # (B, K)
-            loss = best_of_k_loss(rewards, batch.best.to(device))
+            best = batch.best.to(device)
+            loss = best_of_k_loss(rewards, best)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
             n = len(batch)
-            running["loss"] += loss.item() * n
-            running["correct"] += (rewards.argmax(-1).cpu() == batch.best).sum().item()
+            running["loss"] = running["loss"] + loss.detach() * n
+            running["correct"] = running["correct"] + (rewards.detach().argmax(-1) == best).sum()
             running["count"] += n
             if step % config.log_every == 0 or step == total_steps:
                 metrics = {
                     "step": float(step),
-                    "train/loss": running["loss"] / running["count"],
-                    "train/accuracy": running["correct"] / running["count"],
+                    "train/loss": float(running["loss"]) / running["count"],
+                    "train/accuracy": float(running["correct"]) / running["count"],
                     "train/lr": lr,
                 }
-                running = {"loss": 0.0, "correct": 0.0, "count": 0}
+                running = {"loss": zero, "correct": zero, "count": 0}
                 if step < total_steps:
                     _emit(on_log, history, metrics)
 
-    # 3. Validate, then normalise so the KL coefficient keeps its meaning across reward models.
+    # 4. Validate, then normalise so the KL coefficient keeps its meaning across reward models.
     metrics.update(evaluate(model, valid, device, config.batch_size))
     try:
         gain, bias = _normalize(model, tokenizer, config, data, references, should_stop, device)
     except StopRequested:
         _emit(on_log, history, metrics)
-        return FitResult(model, tokenizer, metrics, history, stopped=True)
+        return FitResult(model, tokenizer, {**before, **metrics}, history, stopped=True)
     metrics["normalization/gain"], metrics["normalization/bias"] = gain, bias
     _emit(on_log, history, metrics)
-    return FitResult(model, tokenizer, metrics, history)
+    return FitResult(model, tokenizer, {**before, **metrics}, history)
 
 
 def _emit(on_log: OnLog | None, history: list[Metrics], metrics: Metrics) -> None:
@@ -165,7 +184,7 @@ def _emit(on_log: OnLog | None, history: list[Metrics], metrics: Metrics) -> Non
         on_log(dict(metrics))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: RewardModel, data: EncodedComparisons, device: torch.device, batch_size: int = 64) -> Metrics:
     """``valid/accuracy`` (argmax reward is the labeled sample) and ``valid/loss``; empty data gives {}."""
     if len(data) == 0:
@@ -179,6 +198,40 @@ def evaluate(model: RewardModel, data: EncodedComparisons, device: torch.device,
     return {"valid/accuracy": correct / len(data), "valid/loss": loss / len(data)}
 
 
+def _normalize_before(
+    model: RewardModel,
+    tokenizer: Tokenizer,
+    config: RewardFitConfig,
+    data: EncodedComparisons,
+    base_samples: Sequence[tuple[Text, Text]] | None,
+    should_stop: ShouldStop | None,
+    device: torch.device,
+) -> Metrics:
+    """2019 ``normalize_before``: reset gain 1 / bias 0, score rho's samples, then set gain and bias
+    so those scores have mean 0 and population std 1 (the ``best_of_k`` targets). Returns the metrics."""
+    model.set_normalization(1.0, 0.0)
+    if base_samples is not None:
+        pairs = list(base_samples)[: config.normalize_samples]
+        if len(pairs) < 2:
+            raise ValueError(f"normalize_before needs >= 2 base-policy samples, got {len(pairs)}")
+        raw = score_references(model, tokenizer, pairs, config, device)
+    else:
+        # Fresh samples: a seed apart from the after-step's, as 2019 drew new samples for each step.
+        raw = score_policy_samples(
+            model, data.queries, data.query_mask, config, should_stop, device, seed=config.seed + 2
+        )
+    gain, bias = fit_normalization(raw)
+    model.set_normalization(gain, bias)
+    raw = raw.double()
+    return {
+        "normalization_before/gain": gain,
+        "normalization_before/bias": bias,
+        "normalization_before/raw_mean": float(raw.mean()),
+        "normalization_before/raw_std": float(raw.std(unbiased=False)),
+        "normalization_before/samples": float(raw.numel()),
+    }
+
+
 def _normalize(
     model: RewardModel,
     tokenizer: Tokenizer,
@@ -188,15 +241,16 @@ def _normalize(
     should_stop: ShouldStop | None,
     device: torch.device,
 ) -> tuple[float, float]:
-    model.set_normalization(1.0, 0.0)
-    if config.normalize == "none":
-        return 1.0, 0.0
+    if config.normalize == "none":  # keep what the before-step set (or 1 and 0)
+        return float(model.gain), float(model.bias)
     if config.normalize == "references":
         if not references:
             raise ValueError("normalize='references' needs (query, reference) pairs")
         raw = score_references(model, tokenizer, references, config, device)
-        gain, bias = 1.0, -float(raw.double().mean())  # 2020: shift only
-    else:
+        # 2020: shift only. The gain the model was trained under (1, or the before-step's) is kept.
+        gain = float(model.gain)
+        bias = -gain * float(raw.double().mean())
+    else:  # raw outputs do not depend on gain and bias: the fit below replaces them
         raw = score_policy_samples(model, data.queries, data.query_mask, config, should_stop, device)
         gain, bias = fit_normalization(raw)
     model.set_normalization(gain, bias)
@@ -211,12 +265,14 @@ def score_policy_samples(
     config: RewardFitConfig,
     should_stop: ShouldStop | None,
     device: torch.device,
+    seed: int | None = None,
 ) -> Tensor:
     """Raw rewards of ``normalize_samples`` responses sampled from rho on ``queries`` (all the
-    comparisons' queries, cycled in order), truncated as for scoring. Returns (normalize_samples,)."""
+    comparisons' queries, cycled in order), truncated as for scoring. ``seed`` (default
+    ``config.seed + 1``, the after-step's) seeds the sampling. Returns (normalize_samples,)."""
     policy, _ = load_lm(config.policy_model or config.model, dtype=DTYPES[config.dtype])
     policy = policy.to(device)
-    generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    generator = torch.Generator(device=device).manual_seed(config.seed + 1 if seed is None else seed)
     index = torch.arange(config.normalize_samples) % queries.shape[0]
     scores = []
     for start in range(0, config.normalize_samples, config.sample_batch_size):
@@ -236,7 +292,7 @@ def score_references(
     config: RewardFitConfig,
     device: torch.device,
 ) -> Tensor:
-    """Raw rewards of (query, reference) pairs, (N,)."""
+    """Raw rewards of (query, response) pairs, (N,): reference texts, or base-policy samples."""
     pad = tokenizer.pad_token_id
     queries, query_mask = pad_left([as_ids(tokenizer, q) for q, _ in references], config.query_length, pad)
     responses, response_mask = pad_right([as_ids(tokenizer, r) for _, r in references], config.response_length, pad)

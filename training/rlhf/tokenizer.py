@@ -102,26 +102,24 @@ def as_ids(tokenizer: Tokenizer, item: str | Sequence[int]) -> list[int]:
 
 def pad_left(seqs: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[Tensor, Tensor]:
     """Keep the last ``length`` ids of each sequence and left-pad. Returns ids and mask, (N, length)."""
-    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), length), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        seq = list(seq)[-length:] if length > 0 else []
-        if seq:
-            ids[row, length - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-            mask[row, length - len(seq) :] = 1
-    return ids, mask
+    rows = [list(seq)[-length:] if length > 0 else [] for seq in seqs]
+    return _padded([[pad_id] * (length - len(r)) + r for r in rows], [length - len(r) for r in rows], length, left=True)
 
 
 def pad_right(seqs: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[Tensor, Tensor]:
     """Keep the first ``length`` ids of each sequence and right-pad. Returns ids and mask, (N, length)."""
-    ids = torch.full((len(seqs), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), length), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        seq = list(seq)[:length]
-        if seq:
-            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
-    return ids, mask
+    rows = [list(seq)[:length] for seq in seqs]
+    return _padded([r + [pad_id] * (length - len(r)) for r in rows], [len(r) for r in rows], length, left=False)
+
+
+def _padded(rows: list[list[int]], edges: list[int], length: int, left: bool) -> tuple[Tensor, Tensor]:
+    """One tensor built from padded Python rows (no per-row tensors); the mask from each row's edge
+    (first real column when ``left``, else the number of real ids)."""
+    ids = torch.tensor(rows, dtype=torch.long).view(len(rows), length)
+    columns = torch.arange(length)
+    edge = torch.tensor(edges, dtype=torch.long).view(-1, 1)
+    mask = (columns >= edge) if left else (columns < edge)
+    return ids, mask.long()
 
 
 def encode_queries(tokenizer: Tokenizer, queries: Sequence[str | Sequence[int]], length: int) -> tuple[Tensor, Tensor]:

@@ -16,8 +16,11 @@ def final_model_dir(run: TrainingRun) -> Path:
     return artifacts_path(run) / "final"
 
 
+BASE_POLICY_SOURCE = "baseline:base-policy"  # Sample.source of what the base model (rho) wrote
+
+
 def checkpoint_source_name(checkpoint: Checkpoint | None, run: TrainingRun | None) -> str:
     """How samples name the policy that wrote them: its checkpoint (or the base model)."""
     if checkpoint is None or run is None:
-        return "baseline:base-policy"
+        return BASE_POLICY_SOURCE
     return checkpoint.name

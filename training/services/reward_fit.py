@@ -13,7 +13,7 @@ import uuid
 from training.models import TrainingRun
 from training.rlhf.config import RewardFitConfig, resolve_device
 from training.rlhf.reward_model import encode_comparisons, evaluate, fit
-from training.selectors import calibration_records, comparison_records_for_snapshot
+from training.selectors import base_policy_sample_pairs, calibration_records, comparison_records_for_snapshot
 from training.services.andon import andon_pull
 from training.services.models_io import final_model_dir
 from training.services.reporter import RunReporter
@@ -22,6 +22,8 @@ from training.services.tripwires import check_calibration_accuracy, tripwire_set
 
 _FIELDS = {f.name for f in dataclasses.fields(RewardFitConfig)}
 _NOT_FROM_RUN = {"comparisons_path", "references_path", "output_dir", "metrics_path"}
+# Fewer stored base-policy samples than this (and than normalize_samples) give too rough a std: sample rho.
+MIN_STORED_BASE_SAMPLES = 32
 
 
 def reward_fit_config(run: TrainingRun) -> RewardFitConfig:
@@ -52,7 +54,15 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     comparisons = comparison_records_for_snapshot(project=run.project, max_label_id=snapshot.get("max_label_id"))
     if len(comparisons) < 2:
         raise ValueError(f"Only {len(comparisons)} labeled comparisons: too few to fit a reward model.")
-    result = fit(config, comparisons, on_log=reporter.on_step, should_stop=reporter.should_stop)
+    # normalize_before scores rho's samples: the ones the base model already wrote for labelers when
+    # there are enough, else fit samples rho itself.
+    base_samples = None
+    if config.normalize_before:
+        stored = base_policy_sample_pairs(project=run.project, base_model=config.policy_model or config.model,
+                                          limit=config.normalize_samples)
+        base_samples = stored if len(stored) >= min(config.normalize_samples, MIN_STORED_BASE_SAMPLES) else None
+    result = fit(config, comparisons, on_log=reporter.on_step, should_stop=reporter.should_stop,
+                 base_samples=base_samples)
     if result.stopped or reporter.stop_requested:
         return
 

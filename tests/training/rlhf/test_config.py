@@ -23,6 +23,20 @@ def test_defaults_follow_the_2019_code():
     assert (ppo.gamma, ppo.lam, ppo.whiten_rewards, ppo.adam_eps, ppo.adam_style) == (1.0, 0.95, True, 1e-5, "tf")
     assert (ppo.penalty_reward_value, ppo.value_model) == (-1.0, "shared")
     assert (rm.epochs, rm.lr_schedule, rm.normalize, rm.normalize_samples) == (1, "linear", "samples", 256)
+    assert rm.normalize_before is True  # as the 2019 launched configs (HParams' own default is off)
+
+
+def test_reward_config_round_trips_normalize_before(tmp_path):
+    config = RewardFitConfig(normalize_before=False, normalize="references", normalize_samples=64)
+    (tmp_path / "rm.json").write_text(json.dumps(dataclasses.asdict(config)))
+    (tmp_path / "rm.yaml").write_text("normalize_before: false\nnormalize: references\nnormalize_samples: 64\n")
+    assert load_config(RewardFitConfig, tmp_path / "rm.json") == config
+    assert load_config(RewardFitConfig, tmp_path / "rm.yaml") == config
+    assert config_from_dict(RewardFitConfig, dataclasses.asdict(config)).validate() == config
+    # The before-step scores normalize_samples too, even with no after-step.
+    with pytest.raises(ConfigError, match="normalize_samples"):
+        RewardFitConfig(normalize="none", normalize_samples=1).validate()
+    assert RewardFitConfig(normalize="none", normalize_before=False, normalize_samples=1).validate()
 
 
 def test_validate_lists_every_problem():

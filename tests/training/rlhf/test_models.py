@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny, load_lm
+from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny, load_lm, packable_gpt2
 from training.rlhf.tokenizer import ByteTokenizer, load_tokenizer, pad_left, pad_right
 
 
@@ -139,3 +139,70 @@ def test_shared_query_scoring_equals_one_row_per_sample_in_value_and_gradient():
     for name, param in rm.named_parameters():
         if param.grad is not None:
             torch.testing.assert_close(grads[name], param.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def score_k_three_ways(rm: RewardModel, queries, query_mask, responses, response_mask):
+    """(rewards, grads) of the packed GPT-2 path, the shared-cache path and one row per sample."""
+    B, K, Lr = responses.shape
+    out = []
+    for run in (
+        lambda: rm.score_k(queries, query_mask, responses, response_mask),
+        lambda: rm.score_k_cached(queries, query_mask, responses, response_mask),
+        lambda: rm.score(
+            queries.repeat_interleave(K, 0),
+            query_mask.repeat_interleave(K, 0),
+            responses.reshape(B * K, Lr),
+            response_mask.reshape(B * K, Lr),
+        ).view(B, K),
+    ):
+        rm.zero_grad(set_to_none=True)
+        rewards = run()
+        (rewards * torch.arange(1.0, B * K + 1).view(B, K)).sum().backward()  # a distinct weight per reward
+        out.append((rewards.detach(), {n: p.grad.clone() for n, p in rm.named_parameters() if p.grad is not None}))
+    return out
+
+
+def test_packed_scoring_equals_the_cached_and_plain_paths_in_value_and_gradient():
+    """K=3; left-padded queries (one empty) and right-padded responses (some empty) with columns that
+    are padding in every row, which the packed path trims; 3 layers, so the pruned last layer is
+    checked after a full middle one."""
+    lm = build_tiny(seed=4, n_layer=3)[0]
+    rm = RewardModel(lm, head_seed=5)
+    assert packable_gpt2(rm.lm)
+    rm.set_normalization(0.7, 0.3)
+    pad = 257
+    queries, query_mask = pad_left([[5, 6, 7, 8], [9, 10], [], [11, 12, 13]], 7, pad_id=pad)
+    # (An empty query with an empty response has no token to read: no defined reward, not tested.)
+    rows = [[[1, 2, 3], [4, 5], [6]], [[7], [], [8, 9]], [[10, 11], [12], [13]], [[], [], []]]
+    flat, flat_mask = pad_right([r for comparison in rows for r in comparison], 6, pad_id=pad)
+    responses, response_mask = flat.view(4, 3, 6), flat_mask.view(4, 3, 6)
+    (packed, packed_grads), (cached, cached_grads), (plain, plain_grads) = score_k_three_ways(
+        rm, queries, query_mask, responses, response_mask
+    )
+    assert torch.isfinite(packed).all()
+    torch.testing.assert_close(packed, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+    assert packed_grads.keys() == plain_grads.keys()
+    for name in plain_grads:
+        torch.testing.assert_close(packed_grads[name], plain_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(cached_grads[name], plain_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+    # The rewards differ between samples: a path that read the wrong token would not match by chance.
+    assert packed.unique().numel() > 6
+
+
+def test_reward_model_never_computes_lm_logits():
+    lm = build_tiny(seed=1)[0]
+    rm = RewardModel(lm, head_seed=1)
+    calls = []
+    rm.lm.get_output_embeddings().register_forward_hook(lambda *args: calls.append(1))
+    queries, query_mask = pad_left([[5, 6], [7]], 3, pad_id=257)
+    responses, response_mask = pad_right([[1, 2], [3], [4, 5, 6], []], 3, pad_id=257)
+    rm.score_k(queries, query_mask, responses.view(2, 2, 3), response_mask.view(2, 2, 3)).sum().backward()
+    rm.score(queries, query_mask, responses[:2], response_mask[:2])
+    assert calls == []
+
+
+def test_non_gpt2_shapes_take_the_shared_cache_path():
+    lm = build_tiny(seed=1)[0]
+    lm.config.reorder_and_upcast_attn = True  # an attention variant the packed path does not copy
+    assert not packable_gpt2(lm)

@@ -8,7 +8,10 @@ import torch
 
 from training.rlhf.config import ConfigError, RewardFitConfig
 from training.rlhf.data import Comparison
-from training.rlhf.reward_model import encode_comparisons, fit, score_policy_samples
+from training.rlhf.losses import best_of_k_loss
+from training.rlhf.models import RewardModel, build_tiny
+from training.rlhf.reward_model import comparison_rewards, encode_comparisons, fit, score_policy_samples
+from training.rlhf.rewards import fit_normalization
 from training.rlhf.tokenizer import ByteTokenizer, pad_left, pad_right
 
 MARKER = "#"
@@ -52,6 +55,9 @@ def test_fit_learns_marker_preference_and_normalises_on_policy_samples():
     result = fit(small_config(), marker_comparisons(512), on_log=logs.append)
     assert not result.stopped
     assert result.metrics["valid/accuracy"] >= 0.9
+    before, logs = logs[0], logs[1:]  # normalize_before is on by default (2019 launched configs)
+    assert before["step"] == 0 and before["normalization_before/samples"] == 128
+    assert before["normalization_before/gain"] == pytest.approx(1 / before["normalization_before/raw_std"])
     assert logs[0]["train/loss"] < math.log(4) + 0.2
     assert logs[-1]["train/loss"] < 0.5 * math.log(4)
     assert {"train/loss", "train/accuracy", "valid/accuracy", "normalization/gain", "normalization/bias"} <= set(
@@ -86,7 +92,9 @@ def test_fit_accepts_token_ids_and_pairwise_comparisons():
 
 def test_reference_normalisation_shifts_references_to_mean_zero():
     references = [("query one", "abc ###"), ("query two", "de #"), ("query three", "fghij")]
-    result = fit(small_config(normalize="references"), marker_comparisons(32), references=references)
+    result = fit(
+        small_config(normalize="references", normalize_before=False), marker_comparisons(32), references=references
+    )
     tok = ByteTokenizer()
 
     q, qm = pad_left([tok.encode(q) for q, _ in references], 8, tok.pad_token_id)
@@ -104,7 +112,7 @@ def test_fit_stops_when_asked_and_skips_normalisation():
         calls.append(1)
         return len(calls) > 3
 
-    result = fit(small_config(), marker_comparisons(128), should_stop=should_stop)
+    result = fit(small_config(normalize_before=False), marker_comparisons(128), should_stop=should_stop)
     assert result.stopped
     assert result.model.gain.item() == 1.0 and "normalization/gain" not in result.metrics
 
@@ -114,3 +122,101 @@ def test_invalid_config_names_the_field():
         small_config(valid_fraction=1.5).validate()
     with pytest.raises(ValueError, match="same number of samples"):
         encode_comparisons([Comparison("q", ["a", "b"], 0), Comparison("q", ["a", "b", "c"], 0)], ByteTokenizer(), 4, 4)
+
+
+def base_policy_samples(n: int, seed: int = 3) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    return [
+        (
+            "".join(rng.choice("klmnop") for _ in range(8)),
+            "".join(rng.choice("abc #") for _ in range(rng.randint(1, 16))),
+        )
+        for _ in range(n)
+    ]
+
+
+def raw_and_scores(model: RewardModel, pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    tok = ByteTokenizer()
+    q, qm = pad_left([tok.encode(q) for q, _ in pairs], 8, tok.pad_token_id)
+    r, rm = pad_right([tok.encode(r) for _, r in pairs], 16, tok.pad_token_id)
+    with torch.no_grad():
+        return model.raw(torch.cat([q, r], 1), torch.cat([qm, rm], 1)).double(), model.score(q, qm, r, rm).double()
+
+
+def test_normalize_before_fits_gain_and_bias_on_the_callers_base_policy_samples():
+    """Stopped before the first step, the model is as the before-step left it: its rewards on the first
+    normalize_samples of the caller's samples have mean 0 and population std 1."""
+    base = base_policy_samples(40)
+    logs = []
+    result = fit(
+        small_config(normalize_samples=32),
+        marker_comparisons(32),
+        on_log=logs.append,
+        should_stop=lambda: True,
+        base_samples=base,
+    )
+    assert result.stopped
+    raw, scores = raw_and_scores(result.model, base[:32])
+    mean = raw.sum() / 32  # by hand: population statistics of the raw head outputs
+    std = (((raw - mean) ** 2).sum() / 32).sqrt()
+    assert result.model.gain.item() == pytest.approx((1 / std).item(), rel=1e-5)
+    assert result.model.bias.item() == pytest.approx((-mean / std).item(), rel=1e-5, abs=1e-6)
+    assert scores.mean().item() == pytest.approx(0.0, abs=1e-5)
+    assert scores.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-5)
+    assert logs == [
+        {
+            "step": 0.0,
+            "normalization_before/gain": pytest.approx((1 / std).item(), rel=1e-6),
+            "normalization_before/bias": pytest.approx((-mean / std).item(), rel=1e-6, abs=1e-7),
+            "normalization_before/raw_mean": pytest.approx(mean.item(), rel=1e-6, abs=1e-7),
+            "normalization_before/raw_std": pytest.approx(std.item(), rel=1e-6),
+            "normalization_before/samples": 32.0,
+        }
+    ]
+    assert result.metrics["normalization_before/gain"] == logs[0]["normalization_before/gain"]
+    # The 8 samples past normalize_samples were left out: with them the fit would differ.
+    all_raw, _ = raw_and_scores(result.model, base)
+    assert fit_normalization(all_raw)[0] != pytest.approx(result.model.gain.item(), rel=1e-3)
+
+
+def test_normalize_before_needs_two_base_samples():
+    with pytest.raises(ValueError, match="2 base-policy samples"):
+        fit(small_config(), marker_comparisons(8), base_samples=base_policy_samples(1))
+
+
+def test_best_of_k_loss_ignores_the_bias_but_not_the_gain():
+    """Why 2019 only trained the gain: adding a constant to every reward leaves the softmax loss and
+    every gradient unchanged."""
+    model = RewardModel(build_tiny(seed=0)[0], head_seed=1)
+    data = encode_comparisons(marker_comparisons(8), ByteTokenizer(), 8, 16)
+    losses, grads = [], []
+    for gain, bias in ((1.7, 0.0), (1.7, 7.5), (3.0, 0.0)):
+        model.set_normalization(gain, bias)
+        model.zero_grad(set_to_none=True)
+        loss = best_of_k_loss(comparison_rewards(model, data, torch.device("cpu")), data.best)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert losses[1] == pytest.approx(losses[0], abs=1e-6)
+    assert torch.allclose(grads[1], grads[0], atol=1e-6)
+    assert losses[2] != pytest.approx(losses[0], abs=1e-3)
+
+
+def test_fit_after_normalize_before_keeps_the_trained_gain_for_references_or_none():
+    references = [("query one", "abc ###"), ("query two", "de #"), ("query three", "fghij")]
+    base = base_policy_samples(16)
+    shifted = fit(
+        small_config(normalize="references"), marker_comparisons(32), references=references, base_samples=base
+    )
+    kept = fit(small_config(normalize="none"), marker_comparisons(32), base_samples=base)
+    before_gain = kept.metrics["normalization_before/gain"]
+    assert before_gain != pytest.approx(1.0, abs=1e-3)
+    assert shifted.metrics["normalization_before/gain"] == before_gain  # same seed, same fresh model
+    assert shifted.model.gain.item() == pytest.approx(before_gain)
+    assert kept.model.gain.item() == pytest.approx(before_gain)
+    assert kept.model.bias.item() == pytest.approx(kept.metrics["normalization_before/bias"])
+    tok = ByteTokenizer()
+    q, qm = pad_left([tok.encode(q) for q, _ in references], 8, tok.pad_token_id)
+    r, rm = pad_right([tok.encode(r) for _, r in references], 16, tok.pad_token_id)
+    with torch.no_grad():
+        assert shifted.model.score(q, qm, r, rm).mean().item() == pytest.approx(0.0, abs=1e-5)
