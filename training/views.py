@@ -13,7 +13,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, retarget, reswap
 
 from labeling.errors import Forbidden, LabelingError
-from labeling.selectors import project_get_for_researcher
+from labeling.csv_safe import csv_response
+from labeling.models import Query
+from labeling.selectors import project_get_for_research_page, project_get_for_researcher
 from training import selectors, services
 from training.charts import line_chart
 from training.models import Checkpoint, TrainingRun
@@ -102,7 +104,27 @@ def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
         "runs": selectors.runs_for_project(project)[:50],
         "rounds": project.rounds.all()[:20],
         "can_start": request.user.has_perm("training.start_runs"),
+        "win_rates": list(zip(selectors.round_win_rates(project=project, split=Query.Split.VALID),
+                              selectors.round_win_rates(project=project, split=None), strict=True)),
     })
+
+
+WIN_RATE_CSV_HEADER = ["round", "split", "n", "wins", "losses", "win_rate", "wilson95_low", "wilson95_high",
+                       "chance", "unsure"]
+
+
+@require_GET
+@login_required
+def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """Policy-versus-base win rate per round (selectors.round_win_rates), validation and all splits."""
+    project = project_get_for_research_page(slug=slug, user=request.user)
+    rows = []
+    for split, label in ((Query.Split.VALID, "valid"), (None, "all")):
+        for r in selectors.round_win_rates(project=project, split=split):
+            low, high = r.interval or ("", "")
+            rows.append([r.round_number, label, r.n, r.wins, r.losses, "" if r.rate is None else r.rate, low, high,
+                         "" if r.chance is None else r.chance, r.unsure])
+    return csv_response(filename=f"{project.slug}-win-rates.csv", header=WIN_RATE_CSV_HEADER, rows=rows)
 
 
 @require_POST
