@@ -5,6 +5,7 @@ import difflib
 import pytest
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Instructions, InstructionsAck, Label
 from labeling.selectors_instructions import instructions_versions, text_diff
@@ -233,3 +234,20 @@ def test_contractor_mid_session_must_reacknowledge_and_next_label_records_new_ve
                  HTTP_HX_REQUEST="true")
     label = Label.objects.get()
     assert label.assignment_id == lease.id and label.instructions.version == 2
+
+
+# ---------------------------------------------------------------- API
+
+
+def test_versions_api_lists_versions_with_counts(project, researcher, contractor):
+    v1 = instructions_publish(project=project, body="one", author=researcher)
+    instructions_publish(project=project, body="two")
+    make_label(make_comparison(project), contractor, chosen_index=0, instructions=v1)
+    api = APIClient()
+    api.force_authenticate(researcher)
+    response = api.get(reverse("api-instructions-versions", kwargs={"project_slug": project.slug}))
+    assert response.status_code == 200
+    assert [(v["version"], v["author"], v["label_count"], v["body"]) for v in response.json()] == [
+        (2, None, 0, "two"), (1, researcher.username, 1, "one")]
+    api.force_authenticate(contractor)
+    assert api.get(reverse("api-instructions-versions", kwargs={"project_slug": project.slug})).status_code == 403
