@@ -127,13 +127,16 @@ LABEL_CSV_HEADER = ["label_id", "labeler", "researcher", "created_at", "duration
 def comparison_label_table(detail: ComparisonDetail) -> list[list]:
     """The label table as CSV rows (LABEL_CSV_HEADER); flags as "#index: note [correction: …]" joined by " | ".
     Cells are raw: the CSV writer neutralises formulas."""
+    def blank(value):
+        return "" if value is None else value
+
+    def flag_text(flag: FlagRow) -> str:
+        correction = f" [correction: {flag.suggested_correction}]" if flag.suggested_correction else ""
+        return f"#{flag.index}: {flag.note}{correction}"
+
     return [
-        [row.id, row.labeler, row.by_researcher, row.created_at.isoformat(), row.duration_ms,
-         "" if row.chosen_index is None else row.chosen_index,
-         "" if row.display_position is None else row.display_position, row.display_letter,
-         row.unsure, row.skipped, row.skip_reason,
-         "" if row.instructions_version is None else row.instructions_version,
-         " | ".join(f"#{f.index}: {f.note}" + (f" [correction: {f.suggested_correction}]" if f.suggested_correction else "")
-                    for f in row.flags)]
+        [row.id, row.labeler, row.by_researcher, row.created_at.isoformat(), row.duration_ms, blank(row.chosen_index),
+         blank(row.display_position), row.display_letter, row.unsure, row.skipped, row.skip_reason,
+         blank(row.instructions_version), " | ".join(flag_text(f) for f in row.flags)]
         for row in detail.labels
     ]
