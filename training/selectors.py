@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.http import Http404
 
-from labeling.models import ComparisonSample
+from labeling.models import ComparisonSample, Query
 from training.models import AndonPull, Checkpoint, Round, RunMetric, TrainingRun
 from training.rlhf.data import Comparison
 from training.services.andon import run_comparisons, run_served_to
@@ -170,33 +170,45 @@ def round_win_rates(*, project, split: str | None = "valid") -> list[RoundWinRat
     "train"): a project gets validation comparisons when its training settings say
     `"sample": {"split": "valid"}`.
     """
+    return [by_split[split] for by_split in round_win_rate_table(project=project, splits=(split,))]
+
+
+def round_win_rate_table(*, project, splits=(Query.Split.VALID, None)) -> list[dict[str | None, RoundWinRate]]:
+    """round_win_rates for several splits at once (None: every split), newest round first, as
+    [{split: RoundWinRate}], from one read of the labels (3 queries)."""
     from labeling.models import Label
 
     labels = Label.objects.filter(comparison__project=project, comparison__source_run__round__isnull=False,
                                   skipped=False)
-    if split:
-        labels = labels.filter(comparison__query__split=split)
-    answers = list(labels.values_list("comparison_id", "chosen_index", "unsure", "comparison__source_run__round_id"))
+    if None not in splits:
+        labels = labels.filter(comparison__query__split__in=splits)
+    answers = list(labels.values_list("comparison_id", "chosen_index", "unsure", "comparison__source_run__round_id",
+                                      "comparison__query__split"))
     sides: dict[int, dict[int, str | None]] = defaultdict(dict)
-    entries = (ComparisonSample.objects.filter(comparison_id__in={a[0] for a in answers})
+    entries = (ComparisonSample.objects.filter(comparison_id__in=labels.values("comparison_id"))
                .values_list("comparison_id", "position", "sample__source"))
     for comparison_id, position, source in entries:
         sides[comparison_id][position] = sample_side(source)
 
-    tally: dict[int, list] = defaultdict(lambda: [0, 0, 0, 0.0])  # wins, losses, unsure, sum of policy shares
-    for comparison_id, chosen, unsure, round_id in answers:
+    # (round, split) -> wins, losses, unsure, sum of policy shares
+    tally: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0])
+    for comparison_id, chosen, unsure, round_id, query_split in answers:
         in_comparison = list(sides[comparison_id].values())
         policy, base = in_comparison.count("policy"), in_comparison.count("base")
         side = sides[comparison_id].get(chosen)
         if not policy or not base or side is None:
             continue
-        counts = tally[round_id]
-        counts[0 if side == "policy" else 1] += 1
-        counts[2] += unsure
-        counts[3] += policy / (policy + base)
-    rows = []
+        for split in {query_split, None} & set(splits):
+            counts = tally[round_id, split]
+            counts[0 if side == "policy" else 1] += 1
+            counts[2] += unsure
+            counts[3] += policy / (policy + base)
+    table = []
     for round_id, number in Round.objects.filter(project=project).order_by("-number").values_list("id", "number"):
-        wins, losses, unsure, share_sum = tally[round_id]
-        rows.append(RoundWinRate(round_id=round_id, round_number=number, wins=wins, losses=losses, unsure=unsure,
-                                 chance=share_sum / (wins + losses) if wins + losses else None))
-    return rows
+        row = {}
+        for split in splits:
+            wins, losses, unsure, share_sum = tally[round_id, split]
+            row[split] = RoundWinRate(round_id=round_id, round_number=number, wins=wins, losses=losses, unsure=unsure,
+                                      chance=share_sum / (wins + losses) if wins + losses else None)
+        table.append(row)
+    return table

@@ -104,8 +104,7 @@ def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
         "runs": selectors.runs_for_project(project)[:50],
         "rounds": project.rounds.all()[:20],
         "can_start": request.user.has_perm("training.start_runs"),
-        "win_rates": list(zip(selectors.round_win_rates(project=project, split=Query.Split.VALID),
-                              selectors.round_win_rates(project=project, split=None), strict=True)),
+        "win_rates": [(row[Query.Split.VALID], row[None]) for row in selectors.round_win_rate_table(project=project)],
     })
 
 
@@ -118,9 +117,10 @@ WIN_RATE_CSV_HEADER = ["round", "split", "n", "wins", "losses", "win_rate", "wil
 def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
     """Policy-versus-base win rate per round (selectors.round_win_rates), validation and all splits."""
     project = project_get_for_research_page(slug=slug, user=request.user)
+    table = selectors.round_win_rate_table(project=project)
     rows = []
     for split, label in ((Query.Split.VALID, "valid"), (None, "all")):
-        for r in selectors.round_win_rates(project=project, split=split):
+        for r in (by_split[split] for by_split in table):
             low, high = r.interval or ("", "")
             rows.append([r.round_number, label, r.n, r.wins, r.losses, "" if r.rate is None else r.rate, low, high,
                          "" if r.chance is None else r.chance, r.unsure])

@@ -9,7 +9,7 @@ from labeling.models import Comparison, Query, Sample
 from labeling.services import comparison_create
 from tests.factories import ProjectFactory, QueryFactory, TrainingRunFactory, UserFactory, make_label
 from training.models import Round
-from training.selectors import BASE_POLICY_SOURCE, round_win_rates, sample_side
+from training.selectors import BASE_POLICY_SOURCE, round_win_rate_table, round_win_rates, sample_side
 from training.stats import wilson_interval
 
 POLICY, BASE, REF = "run7-step100", BASE_POLICY_SOURCE, "reference"
@@ -127,6 +127,8 @@ def test_split_and_round_and_project_scoping(project, labelers, round_one):
     every = round_win_rates(project=project, split=None)
     assert [(r.round_number, r.wins, r.losses) for r in every] == [(2, 0, 1), (1, 1, 1)]
     assert round_win_rates(project=project, split=Query.Split.TEST)[0].rate is None
+    table = round_win_rate_table(project=project)  # both at once, as the runs page reads them
+    assert [row[Query.Split.VALID] for row in table] == valid and [row[None] for row in table] == every
 
 
 def test_round_win_rates_query_count_does_not_grow(project, labelers, round_one, django_assert_num_queries):
