@@ -212,3 +212,18 @@ def round_win_rate_table(*, project, splits=(Query.Split.VALID, None)) -> list[d
                                       chance=share_sum / (wins + losses) if wins + losses else None)
         table.append(row)
     return table
+
+
+WIN_RATE_CSV_HEADER = ["round", "split", "n", "wins", "losses", "win_rate", "wilson95_low", "wilson95_high",
+                       "chance", "unsure"]
+
+
+def win_rate_csv_rows(table: list[dict[str | None, RoundWinRate]]) -> list[list]:
+    """round_win_rate_table as CSV rows (WIN_RATE_CSV_HEADER): validation rows, then all-splits rows."""
+    rows = []
+    for split, name in ((Query.Split.VALID, "valid"), (None, "all")):
+        for r in (by_split[split] for by_split in table):
+            low, high = r.interval or ("", "")
+            rows.append([r.round_number, name, r.n, r.wins, r.losses, "" if r.rate is None else r.rate, low, high,
+                         "" if r.chance is None else r.chance, r.unsure])
+    return rows

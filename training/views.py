@@ -108,23 +108,13 @@ def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-WIN_RATE_CSV_HEADER = ["round", "split", "n", "wins", "losses", "win_rate", "wilson95_low", "wilson95_high",
-                       "chance", "unsure"]
-
-
 @require_GET
 @login_required
 def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
     """Policy-versus-base win rate per round (selectors.round_win_rates), validation and all splits."""
     project = project_get_for_research_page(slug=slug, user=request.user)
-    table = selectors.round_win_rate_table(project=project)
-    rows = []
-    for split, label in ((Query.Split.VALID, "valid"), (None, "all")):
-        for r in (by_split[split] for by_split in table):
-            low, high = r.interval or ("", "")
-            rows.append([r.round_number, label, r.n, r.wins, r.losses, "" if r.rate is None else r.rate, low, high,
-                         "" if r.chance is None else r.chance, r.unsure])
-    return csv_response(filename=f"{project.slug}-win-rates.csv", header=WIN_RATE_CSV_HEADER, rows=rows)
+    rows = selectors.win_rate_csv_rows(selectors.round_win_rate_table(project=project))
+    return csv_response(filename=f"{project.slug}-win-rates.csv", header=selectors.WIN_RATE_CSV_HEADER, rows=rows)
 
 
 @require_POST

@@ -251,3 +251,14 @@ def test_versions_api_lists_versions_with_counts(project, researcher, contractor
         (2, None, 0, "two"), (1, researcher.username, 1, "one")]
     api.force_authenticate(contractor)
     assert api.get(reverse("api-instructions-versions", kwargs={"project_slug": project.slug})).status_code == 403
+
+
+@pytest.mark.parametrize("body", ["Pick the best.", "Pick the best.\r\n", "  "])
+def test_publish_api_refuses_unchanged_or_empty_body(project, researcher, body):
+    instructions_publish(project=project, body="Pick the best.", author=researcher)
+    api = APIClient()
+    api.force_authenticate(researcher)
+    response = api.post(reverse("api-instructions-publish", kwargs={"project_slug": project.slug}), {"body": body},
+                        format="json")
+    assert response.status_code == 400
+    assert Instructions.objects.filter(project=project).count() == 1
