@@ -69,6 +69,7 @@ def run_samples_side_by_side(run: TrainingRun, limit: int = 8) -> list[dict]:
         # Policy samples are named by checkpoint; the base policy is "baseline:base-policy".
         baseline = [s for s in samples if s.source.startswith(("baseline:", "reference"))]
         rows.append({
+            "comparison": comparison,
             "context": comparison.query.context,
             "policy": [s for s in samples if s not in baseline],
             "others": baseline,

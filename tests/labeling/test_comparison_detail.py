@@ -5,10 +5,10 @@ import io
 import pytest
 from django.urls import reverse
 
-from labeling.models import Sample, SampleFlag
+from labeling.models import Comparison, Sample, SampleFlag
 from labeling.selectors_comparison import LABEL_CSV_HEADER, comparison_detail, comparison_label_table
-from labeling.services import instructions_publish
-from tests.factories import ProjectFactory, UserFactory, make_comparison, make_label
+from labeling.services import comparison_next_for_labeler, instructions_publish
+from tests.factories import ProjectFactory, TrainingRunFactory, UserFactory, make_comparison, make_label
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +121,16 @@ def test_roles(client, contractor, admin_user, project, name):
     assert client.get(url).status_code == 403
     client.force_login(admin_user)
     assert client.get(url).status_code == 200
+
+
+def test_run_page_links_its_samples_comparisons_for_researchers_only(client, researcher, contractor, project):
+    run = TrainingRunFactory(project=project, kind="sample")
+    comparison = make_comparison(project)
+    Comparison.objects.filter(id=comparison.id).update(source_run=run)
+    link = _url("labeling-comparison-detail", comparison)
+    client.force_login(researcher)
+    assert link in client.get(reverse("training-run-detail", kwargs={"run_id": run.id})).content.decode()
+    comparison_next_for_labeler(project=project, labeler=contractor)  # served its samples: may see the run
+    client.force_login(contractor)
+    page = client.get(reverse("training-run-detail", kwargs={"run_id": run.id}))
+    assert page.status_code == 200 and link not in page.content.decode()
