@@ -3,12 +3,13 @@ and labelers re-acknowledging a version published mid-session."""
 import difflib
 
 import pytest
+from django.http import Http404
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Instructions, InstructionsAck, Label
-from labeling.selectors_instructions import instructions_versions, text_diff
+from labeling.selectors_instructions import instructions_get_version, instructions_versions, text_diff
 from labeling.services import instructions_acknowledge, instructions_publish
 from tests.factories import ProjectFactory, make_comparison, make_label
 
@@ -262,3 +263,12 @@ def test_publish_api_refuses_unchanged_or_empty_body(project, researcher, body):
                         format="json")
     assert response.status_code == 400
     assert Instructions.objects.filter(project=project).count() == 1
+
+
+def test_instructions_get_version_scopes_to_the_project(project):
+    mine = instructions_publish(project=project, body="mine")
+    instructions_publish(project=ProjectFactory(), body="a")
+    instructions_publish(project=ProjectFactory(), body="b")
+    assert instructions_get_version(project=project, version=1) == mine
+    with pytest.raises(Http404):
+        instructions_get_version(project=project, version=2)

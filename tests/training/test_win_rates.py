@@ -9,7 +9,13 @@ from labeling.models import Comparison, Query, Sample
 from labeling.services import comparison_create
 from tests.factories import ProjectFactory, QueryFactory, TrainingRunFactory, UserFactory, make_label
 from training.models import Round
-from training.selectors import BASE_POLICY_SOURCE, round_win_rate_table, round_win_rates, sample_side
+from training.selectors import (
+    BASE_POLICY_SOURCE,
+    round_win_rate_table,
+    round_win_rates,
+    sample_side,
+    win_rate_csv_rows,
+)
 from training.stats import wilson_interval
 
 POLICY, BASE, REF = "run7-step100", BASE_POLICY_SOURCE, "reference"
@@ -183,3 +189,17 @@ def test_win_rate_csv_roles(client, contractor, project):
     assert response.status_code == 302 and reverse("login") in response["Location"]
     client.force_login(contractor)
     assert client.get(url).status_code == 403
+
+
+def test_win_rate_csv_rows_hand_checked(project, labelers, round_one):
+    rnd, run = round_one
+    Round.objects.create(project=project, number=2)  # no labels yet: empty cells, not zeros or errors
+    comparison = _comparison(project, run, PB, split=Query.Split.TRAIN)
+    make_label(comparison, labelers[0], chosen_index=0, unsure=True)
+    low, high = wilson_interval(1, 1)
+    assert win_rate_csv_rows(round_win_rate_table(project=project)) == [
+        [2, "valid", 0, 0, 0, "", "", "", "", 0],
+        [1, "valid", 0, 0, 0, "", "", "", "", 0],
+        [2, "all", 0, 0, 0, "", "", "", "", 0],
+        [1, "all", 1, 1, 0, 1.0, low, high, 0.5, 1],
+    ]
