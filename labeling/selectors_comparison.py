@@ -82,7 +82,7 @@ def _researcher_ids(user_ids: set[int]) -> set[int]:
 
 
 def comparison_detail(comparison: Comparison) -> ComparisonDetail:
-    """Everything the comparison page shows, in a fixed number of queries (4) however many labels and flags."""
+    """Everything the comparison page shows, in at most 4 queries however many labels and flags."""
     entries = list(
         ComparisonSample.objects.filter(comparison=comparison).select_related("sample").order_by("position")
     )
