@@ -69,6 +69,7 @@ def test_publish_with_keyboard_view_diff_and_contractor_reacknowledges(live_serv
     assert labeler.locator(".instructions-body strong", has_text="strict").is_visible()
     labeler.keyboard.press("Enter")
     labeler.locator(f'#label-form[data-assignment="{lease}"]').wait_for()
+    labeler.wait_for_load_state()  # the form shows while parsing; the deferred compare.js binds the keys after
     labeler.keyboard.press("2")
     labeler.keyboard.press("Enter")
     labeler.locator(f'#label-form:not([data-assignment="{lease}"])').wait_for()
