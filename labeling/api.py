@@ -30,6 +30,7 @@ from labeling.selectors import (
     projects_for_user,
 )
 from labeling.selectors_export import EXPORT_LAYOUTS, labels_export_jsonl
+from labeling.selectors_instructions import instructions_versions
 from labeling.services.imports import DEFAULT_IMPORT_LABELER, LAYOUTS
 
 
@@ -496,3 +497,20 @@ class InstructionsAckApi(Api):
             raise ServiceError(NotFound("No such instructions version in this project."))
         ack = services.instructions_acknowledge(instructions=instructions, user=request.user)
         return Response(self.OutputSerializer(ack).data)
+
+
+class InstructionsVersionsApi(Api):
+    """Every instructions version of the project, newest first, with its author and the number of
+    labels given under it (researchers and admins). Publish with `instructions/publish/`."""
+
+    permission_classes = [IsResearcher]
+
+    @extend_schema_serializer(component_name="InstructionsVersionOutput")
+    class OutputSerializer(InstructionsOutputSerializer):
+        author = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+        label_count = serializers.IntegerField(help_text="Labels given under this version.")
+
+    @extend_schema(responses={200: OutputSerializer(many=True), **errors(401, 403, 404)})
+    def get(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        return Response(self.OutputSerializer(instructions_versions(project), many=True).data)

@@ -18,4 +18,6 @@ urlpatterns = [
     path("projects/<slug:project_slug>/instructions/publish/", api.InstructionsPublishApi.as_view(),
          name="api-instructions-publish"),
     path("projects/<slug:project_slug>/instructions/ack/", api.InstructionsAckApi.as_view(), name="api-instructions-ack"),
+    path("projects/<slug:project_slug>/instructions/versions/",
+         api.InstructionsVersionsApi.as_view(), name="api-instructions-versions"),
 ]

@@ -31,6 +31,12 @@ class Conflict(LabelingError):
     code = "conflict"
 
 
+class InstructionsUnread(Conflict):
+    """The labeler has not acknowledged the project's current instructions version."""
+
+    code = "instructions_unread"
+
+
 class PayloadTooLarge(LabelingError):
     status_code = 413
     code = "too_large"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -81,3 +82,11 @@ def project_progress(project: Project) -> dict:
         comparisons=Count("id"), wanted=Sum("labels_wanted"), labeled=Sum("label_count")
     )
     return {k: v or 0 for k, v in agg.items()}
+
+
+def project_get_for_research_page(*, slug: str, user) -> Project:
+    """Like project_get_for_researcher, but a signed-in user without the researcher role gets 403
+    (the researcher dashboards answer 403, as the issue asks); an unknown slug is 404."""
+    if user.is_authenticated and not user.has_perm(PERM_RESEARCH):
+        raise PermissionDenied("Only researchers may see this page.")
+    return project_get_for_researcher(slug=slug, user=user)

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, retarget, reswap
 
 from labeling import services
-from labeling.errors import InvalidInput, LabelingError
+from labeling.errors import InstructionsUnread, InvalidInput, LabelingError
 from labeling.selectors import (
     LETTERS,
     assignment_for_display,
@@ -104,6 +104,9 @@ def labeling_submit(request: HttpRequest, slug: str) -> HttpResponse:
         answer = _answer_from_form(request, project.k)
         services.label_submit(assignment_id=assignment_id, labeler=request.user, answer=answer)
     except LabelingError as error:
+        if request.htmx and isinstance(error, InstructionsUnread):
+            # New instructions were published mid-session: off to read and acknowledge them (the lease is kept).
+            return HttpResponseClientRedirect(reverse("labeling-compare", kwargs={"slug": project.slug}))
         response = render(request, "labeling/_notice.html", {"message": error.message, "level": "error"},
                           status=error.status_code)
         if request.htmx:

@@ -76,3 +76,18 @@ class TrainingRunFactory(factory.django.DjangoModelFactory):
     kind = "ppo"
     base_model = "tiny"
     config = factory.LazyFunction(dict)
+
+
+def make_label(comparison, labeler, *, chosen_index=None, display_order=None, skip_reason="", **fields):
+    """A submitted assignment and its label, written directly (for selector tests that need exact answers).
+    `chosen_index` is canonical; None skips. The comparison's counters are not touched."""
+    now = timezone.now()
+    k = comparison.entries.count()
+    assignment = models.Assignment.objects.create(
+        comparison=comparison, labeler=labeler, display_order=display_order or list(range(k)), leased_at=now,
+        expires_at=now, state=models.Assignment.State.SUBMITTED,
+    )
+    return models.Label.objects.create(
+        assignment=assignment, comparison=comparison, labeler=labeler, chosen_index=chosen_index,
+        skipped=chosen_index is None, skip_reason=skip_reason, duration_ms=fields.pop("duration_ms", 1000), **fields,
+    )

@@ -10,4 +10,5 @@ urlpatterns = [
     path("projects/<slug:slug>/rounds/start/", views.training_round_start, name="training-round-start"),
     path("projects/<slug:slug>/demo-autolabel/", views.training_demo_autolabel, name="training-demo-autolabel"),
     path("checkpoints/<int:checkpoint_id>/download/", views.training_checkpoint_download, name="training-checkpoint-download"),
+    path("projects/<slug:slug>/runs/win-rates.csv", views.training_win_rates_csv, name="training-win-rates-csv"),
 ]

@@ -14,7 +14,9 @@ from django_htmx.http import HttpResponseStopPolling, retarget, reswap
 
 from labeling.demo import DEMO_SIMULATED_LABELS
 from labeling.errors import Forbidden, LabelingError
-from labeling.selectors import project_get_for_researcher
+from labeling.csv_safe import csv_response
+from labeling.models import Query
+from labeling.selectors import project_get_for_research_page, project_get_for_researcher
 from training import selectors, services
 from training.charts import line_chart
 from training.models import Checkpoint, TrainingRun
@@ -104,7 +106,17 @@ def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
         "rounds": project.rounds.all()[:20],
         "can_start": request.user.has_perm("training.start_runs"),
         "demo_labels": DEMO_SIMULATED_LABELS,
+        "win_rates": [(row[Query.Split.VALID], row[None]) for row in selectors.round_win_rate_table(project=project)],
     })
+
+
+@require_GET
+@login_required
+def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """Policy-versus-base win rate per round (selectors.round_win_rates), validation and all splits."""
+    project = project_get_for_research_page(slug=slug, user=request.user)
+    rows = selectors.win_rate_csv_rows(selectors.round_win_rate_table(project=project))
+    return csv_response(filename=f"{project.slug}-win-rates.csv", header=selectors.WIN_RATE_CSV_HEADER, rows=rows)
 
 
 @require_POST

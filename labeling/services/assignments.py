@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from labeling.errors import Conflict, Forbidden, InvalidInput, NotFound
+from labeling.errors import Conflict, Forbidden, InstructionsUnread, InvalidInput, NotFound
 from labeling.models import Assignment, Comparison, ComparisonSample, InstructionsAck, Label, Project, SampleFlag
 from labeling.roles import PERM_RESEARCH
 
@@ -209,7 +209,7 @@ def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: dateti
             .first()
         )
         if instructions is not None and not instructions.acknowledged:
-            raise Conflict(f"Read and acknowledge instructions v{instructions.version} first.")
+            raise InstructionsUnread(f"Read and acknowledge instructions v{instructions.version} first.")
 
         # Trust the client's timer only when it is plausible against the server's clock.
         server_ms = max(0, int((now - assignment.leased_at).total_seconds() * 1000))

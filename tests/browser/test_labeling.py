@@ -42,6 +42,7 @@ def test_contractor_labels_five_comparisons_with_keyboard_only(live_server, page
     page.locator("button.primary:focus").wait_for()  # autofocus lands on the acknowledge button
     page.keyboard.press("Enter")
     page.locator("#label-form").wait_for()
+    page.wait_for_load_state()  # the form shows while parsing; the deferred compare.js binds the keys after
 
     # The hostile sample shows as text, and nothing it contains ran.
     assert page.get_by_text(XSS, exact=True).is_visible()

@@ -277,7 +277,7 @@ def test_schema_validates_without_warnings(tmp_path):
                  "/api/projects/{project_slug}/comparisons/import/", "/api/projects/{project_slug}/labels/export/",
                  "/api/projects/{project_slug}/instructions/", "/api/projects/{project_slug}/instructions/publish/",
                  "/api/projects/{project_slug}/instructions/ack/", "/api/assignments/{assignment_id}/label/",
-                 "/api/assignments/next/{project_slug}/"]:
+                 "/api/assignments/next/{project_slug}/", "/api/projects/{project_slug}/instructions/versions/"]:
         assert f"  {path}:\n" in schema, path
     assert "application/x-ndjson" in schema and "multipart/form-data" in schema
     assert "#/components/schemas/ErrorOutput" in schema and "'413':" in schema  # error answers are documented too
