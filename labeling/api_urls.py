@@ -19,3 +19,11 @@ urlpatterns = [
          name="api-instructions-publish"),
     path("projects/<slug:project_slug>/instructions/ack/", api.InstructionsAckApi.as_view(), name="api-instructions-ack"),
 ]
+
+# Researcher dashboards (labeling/api_dashboard.py)
+from labeling import api_dashboard  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:project_slug>/dashboard/labelers/", api_dashboard.LabelerTableApi.as_view(),
+         name="api-dashboard-labelers"),
+]

@@ -31,6 +31,7 @@ TABLE = [
     ("api-instructions-publish", "post", {"body": "v2"},                       401, 403, 201, 201),
     ("api-instructions-ack",     "post", {"version": 1},                       401, 200, 200, 200),
     ("api-assignment-next",      "post", None,                                 401, 200, 200, 200),
+    ("api-dashboard-labelers",   "get",  None,                                 401, 403, 200, 200),
 ]
 ROWS = [pytest.param(*row[:3], dict(zip(ROLES, row[3:], strict=True)), role, id=f"{row[0]}-{role}")
         for row in TABLE for role in ROLES]
@@ -162,6 +163,8 @@ PAGE_TABLE = [
     ("training-run-detail",           "run",                                             302, 404, 200, 200),
     ("admin:labeling_label_changelist", None,                                            302, 302, 302, 200),
     ("admin:labeling_comparison_changelist", None,                                       302, 302, 302, 200),
+    ("dashboard-project",             "project",                                         302, 403, 200, 200),
+    ("dashboard-labelers",            "project",                                         302, 403, 200, 200),
 ]
 PAGE_ROWS = [pytest.param(row[0], row[1], dict(zip(ROLES, row[2:], strict=True)), role, hx, id=f"{row[0]}-{role}-{hx}")
              for row in PAGE_TABLE for role in ROLES for hx in ("page", "htmx")]
@@ -169,7 +172,8 @@ PAGE_ROWS = [pytest.param(row[0], row[1], dict(zip(ROLES, row[2:], strict=True))
 
 @pytest.mark.parametrize(("name", "needs", "expected", "role", "hx"), PAGE_ROWS)
 def test_researcher_pages_table(client, world, users, name, needs, expected, role, hx):
-    """Researcher pages (full and htmx partial) are 404 for contractors: not even their existence shows."""
+    """Researcher pages (full and htmx partial) are 404 for contractors (not even a run's existence shows);
+    the dashboards, whose URLs name only project slugs a contractor already knows, are 403 (issue 5)."""
     run = TrainingRunFactory(project=world)  # never served to the contractor
     kwargs = {"project": {"slug": world.slug}, "run": {"run_id": run.id}, None: {}}[needs]
     if users[role] is not None:
