@@ -145,12 +145,18 @@ def position_bias_test(positions: Sequence[int], k: int) -> TestResult:
     Display orders are shuffled uniformly per assignment, so an unbiased labeler's chosen
     position is uniform whatever they prefer. statistic = χ² with K−1 degrees of freedom.
     """
-    n = len(positions)
+    return position_bias_counts_test(np.bincount(np.asarray(positions, dtype=int), minlength=k))
+
+
+def position_bias_counts_test(counts: Sequence[int]) -> TestResult:
+    """`position_bias_test` from how often each display position was chosen."""
+    observed = np.asarray(counts, dtype=float)
+    n = int(observed.sum())
     if n == 0:
         return TestResult(statistic=None, p_value=None, n=0)
-    observed = np.bincount(np.asarray(positions, dtype=int), minlength=k)
     chi2, p = stats.chisquare(observed)
-    return TestResult(statistic=float(chi2), p_value=float(p), n=n, observed=float(observed.max()), expected=n / k)
+    return TestResult(statistic=float(chi2), p_value=float(p), n=n, observed=float(observed.max()),
+                      expected=n / len(observed))
 
 
 def poisson_binomial_sf(hits: int, probabilities: Sequence[float]) -> float:
@@ -159,14 +165,20 @@ def poisson_binomial_sf(hits: int, probabilities: Sequence[float]) -> float:
     The p_i are tie shares (t/K), so they take few distinct values: X is a sum of a few
     binomials, and its pmf is their convolution (exact, fast at 100k trials).
     """
-    if hits <= 0:
-        return 1.0
     groups: dict[float, int] = {}
     for p in probabilities:
         groups[round(p, 12)] = groups.get(round(p, 12), 0) + 1
+    return poisson_binomial_sf_grouped(hits, groups)
+
+
+def poisson_binomial_sf_grouped(hits: int, groups: dict[float, int]) -> float:
+    """`poisson_binomial_sf` with the trials given as {probability: how many trials}."""
+    if hits <= 0:
+        return 1.0
     pmf = np.array([1.0])
     for p, n in groups.items():
-        pmf = np.convolve(pmf, stats.binom.pmf(np.arange(n + 1), n, p))
+        if n:
+            pmf = np.convolve(pmf, stats.binom.pmf(np.arange(n + 1), n, p))
     return float(min(1.0, max(0.0, pmf[hits:].sum())))
 
 
@@ -178,13 +190,20 @@ def preference_test(hits: Sequence[bool], chance: Sequence[float]) -> TestResult
     Poisson-binomial sum; p = P(X ≥ observed) exactly (`poisson_binomial_sf`). statistic =
     observed hit rate − expected hit rate.
     """
-    n = len(hits)
+    groups: dict[float, int] = {}
+    for p in chance:
+        groups[round(p, 12)] = groups.get(round(p, 12), 0) + 1
+    return preference_test_grouped(int(sum(bool(h) for h in hits)), groups)
+
+
+def preference_test_grouped(observed: int, groups: dict[float, int]) -> TestResult:
+    """`preference_test` from the hit count and the labels' chances as {chance: how many labels}."""
+    n = int(sum(groups.values()))
     if n == 0:
         return TestResult(statistic=None, p_value=None, n=0)
-    observed = int(sum(bool(h) for h in hits))
-    expected = float(sum(chance))
-    p = poisson_binomial_sf(observed, chance)
-    return TestResult(statistic=(observed - expected) / n, p_value=p, n=n, observed=observed, expected=expected)
+    expected = float(sum(p * m for p, m in groups.items()))
+    p_value = poisson_binomial_sf_grouped(observed, groups)
+    return TestResult(statistic=(observed - expected) / n, p_value=p_value, n=n, observed=observed, expected=expected)
 
 
 def too_fast_test(too_fast: int, n: int, allowed_share: float) -> TestResult:

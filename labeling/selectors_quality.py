@@ -26,6 +26,7 @@ Every function reads with a fixed number of queries whatever the number of label
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
@@ -34,7 +35,8 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Q, TextField
+from django.db.models.functions import Cast
 from django.db.models.functions import TruncDate
 from django.http import Http404
 
@@ -60,20 +62,23 @@ def researcher_ids() -> set[int]:
     return set(users.values_list("id", flat=True))
 
 
-def _reference(per_comparison: dict[int, list[tuple[int, int]]], comparison_id: int, labeler_id: int) -> int | None:
-    """The researchers' answer for this comparison with `labeler_id`'s own label left out."""
-    answers = per_comparison.get(comparison_id)
-    if not answers:
-        return None
-    return metrics.majority(choice for user, choice in answers if user != labeler_id)
+class ResearcherAnswers:
+    """Researchers' answers per calibration comparison, and each comparison's majority (computed once)."""
 
+    def __init__(self, rows: Iterable[tuple[int, int, int]]):
+        self.by_comparison: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for labeler_id, comparison_id, chosen in rows:
+            self.by_comparison[comparison_id].append((labeler_id, chosen))
+        self.majority = {c: metrics.majority(ch for _, ch in answers) for c, answers in self.by_comparison.items()}
 
-def _researcher_answers(rows: Iterable[tuple]) -> dict[int, list[tuple[int, int]]]:
-    """comparison id → [(researcher id, choice)] from (labeler, comparison, chosen) rows already filtered."""
-    out: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for labeler_id, comparison_id, chosen in rows:
-        out[comparison_id].append((labeler_id, chosen))
-    return out
+    def reference(self, comparison_id: int, labeler_id: int) -> int | None:
+        """The researchers' answer for this comparison with `labeler_id`'s own label left out."""
+        answers = self.by_comparison.get(comparison_id)
+        if not answers:
+            return None
+        if all(user != labeler_id for user, _ in answers):
+            return self.majority[comparison_id]
+        return metrics.majority(choice for user, choice in answers if user != labeler_id)
 
 
 @dataclass(frozen=True)
@@ -154,26 +159,26 @@ def project_quality(project: Project) -> ProjectQuality:
     per_day = list(
         labels.annotate(day=TruncDate("created_at")).values_list("day").annotate(n=Count("id")).order_by("day")
     )
-    flagged = SampleFlag.objects.filter(label_id=OuterRef("pk"))
     totals = labels.aggregate(
         n_all=Count("id"), n_skipped=Count("id", filter=Q(skipped=True)),
-        n_unsure=Count("id", filter=Q(skipped=False, unsure=True)), n_flagged=Count("id", filter=Q(Exists(flagged))),
+        n_unsure=Count("id", filter=Q(skipped=False, unsure=True)),
     )
-    total, skipped, unsure, n_flagged = totals["n_all"], totals["n_skipped"], totals["n_unsure"], totals["n_flagged"]
+    total, skipped, unsure = totals["n_all"], totals["n_skipped"], totals["n_unsure"]
+    n_flagged = SampleFlag.objects.filter(label__comparison__project=project).values("label_id").distinct().count()
 
     # 2. Calibration labels: researcher answers and everyone's agreement with them.
     calibration = list(
         labels.filter(comparison__is_calibration=True, skipped=False)
         .values_list("labeler_id", "comparison_id", "chosen_index", "created_at", "instructions__version")
-        .order_by("id")
+        .order_by()
     )
-    answers = _researcher_answers((u, c, ch) for u, c, ch, _, _ in calibration if u in researchers)
+    answers = ResearcherAnswers((u, c, ch) for u, c, ch, _, _ in calibration if u in researchers)
     overall, rr, majority_tally = _Tally(), _Tally(), _Tally()
     weekly: dict[date, _Tally] = defaultdict(_Tally)
     versions: dict[int | None, _Tally] = defaultdict(_Tally)
     labeler_choices: dict[int, list[int]] = defaultdict(list)
     for labeler_id, comparison_id, chosen, created_at, version in calibration:
-        reference = _reference(answers, comparison_id, labeler_id)
+        reference = answers.reference(comparison_id, labeler_id)
         if labeler_id not in researchers:
             labeler_choices[comparison_id].append(chosen)
         if reference is None:
@@ -186,7 +191,7 @@ def project_quality(project: Project) -> ProjectQuality:
         versions[version].add(chosen == reference)
     majority_items = 0
     for comparison_id, choices in labeler_choices.items():
-        reference = _reference(answers, comparison_id, -1)
+        reference = answers.reference(comparison_id, -1)
         if len(choices) < 2 or reference is None:
             continue
         majority_items += 1
@@ -199,11 +204,13 @@ def project_quality(project: Project) -> ProjectQuality:
         labels.filter(skipped=False, comparison__label_count__gte=2)
         .exclude(labeler_id__in=researchers)
         .values_list("comparison_id", "chosen_index")
+        .order_by()
     )
-    per_item: dict[int, list[int]] = defaultdict(list)
-    for comparison_id, chosen in overlap_rows:
-        per_item[comparison_id].append(chosen)
-    counts = metrics.category_counts([c for c in per_item.values() if len(c) >= 2], k)
+    pairs = np.array(list(overlap_rows), dtype=np.int64).reshape(-1, 2)
+    items, item_of = np.unique(pairs[:, 0], return_inverse=True)
+    counts = np.zeros((len(items), k))
+    np.add.at(counts, (item_of.ravel(), pairs[:, 1]), 1)
+    counts = counts[counts.sum(axis=1) >= 2]
     inter = InterRater(
         items=len(counts), ratings=int(counts.sum()), percent=metrics.percent_agreement(counts),
         fleiss_kappa=metrics.fleiss_kappa(counts), krippendorff_alpha=metrics.krippendorff_alpha(counts),
@@ -226,17 +233,22 @@ def project_quality(project: Project) -> ProjectQuality:
 
 @dataclass(frozen=True)
 class TextStats:
-    """Per canonical index: text length and copy overlap with the context; all characters read."""
+    """Per canonical index: text length and copy overlap with the context; all characters read.
+
+    `length_top`/`copy_top` are bit masks of the indices tied at the maximum (bit i = index i).
+    """
 
     lengths: tuple[int, ...]
     overlaps: tuple[float, ...]
     chars: int
+    length_top: int
+    copy_top: int
 
 
-# Samples and contexts never change once a comparison exists, and n-gram overlap of 100k labels'
-# samples costs seconds (measured by bench/dashboard_load.py), so the figures are kept per
-# process, keyed by (comparison id, created_at) so a reused id never hits a stale entry.
-_TEXT_CACHE: OrderedDict[tuple[int, datetime], TextStats] = OrderedDict()
+# Samples and contexts never change once a comparison exists, and the n-gram overlaps of 100k
+# labels' samples cost seconds (bench/dashboard_load.py: "first" against later requests), so the
+# figures are kept per process, keyed by (comparison id, query id). Tests clear it.
+_TEXT_CACHE: OrderedDict[tuple[int, int], TextStats] = OrderedDict()
 _TEXT_CACHE_MAX = 500_000
 _TEXT_LOCK = threading.Lock()
 
@@ -246,37 +258,40 @@ def text_stats_cache_clear() -> None:
         _TEXT_CACHE.clear()
 
 
+def _top_mask(values: tuple) -> int:
+    best = max(values)
+    return sum(1 << i for i, v in enumerate(values) if v == best)
+
+
 def _stats_of(context: str, texts: list[str]) -> TextStats:
-    return TextStats(
-        lengths=tuple(text_length(t) for t in texts),
-        overlaps=tuple(copy_overlap(context, t) for t in texts),
-        chars=len(context) + sum(len(t) for t in texts),
-    )
+    lengths = tuple(text_length(t) for t in texts)
+    overlaps = tuple(copy_overlap(context, t) for t in texts)
+    return TextStats(lengths=lengths, overlaps=overlaps, chars=len(context) + sum(len(t) for t in texts),
+                     length_top=_top_mask(lengths), copy_top=_top_mask(overlaps))
 
 
-def comparison_text_stats(keys: set[tuple[int, datetime]], *, project: Project) -> dict[int, TextStats]:
-    """TextStats of the given (comparison id, created_at) keys: at most 2 queries, none when all are known."""
+def comparison_text_stats(keys: set[tuple[int, int]], *, project: Project) -> dict[int, TextStats]:
+    """TextStats of the given (comparison id, query id) keys: at most 2 queries, none when all are known."""
     with _TEXT_LOCK:
         known = {key: _TEXT_CACHE[key] for key in keys if key in _TEXT_CACHE}
     missing = {key[0]: key for key in keys if key not in known}
     if missing:
         texts: dict[int, dict[int, str]] = defaultdict(dict)
-        query_of: dict[int, int] = {}
         rows = ComparisonSample.objects.filter(comparison__project=project).values_list(
-            "comparison_id", "position", "sample__text", "comparison__query_id"
+            "comparison_id", "position", "sample__text"
         )
+        contexts = Query.objects.filter(project=project)
         if len(missing) < 1000:  # few: ask for those only (one IN list); many: the project's rows
             rows = rows.filter(comparison_id__in=list(missing))
-        for comparison_id, position, text, query_id in rows:
+            contexts = contexts.filter(id__in={key[1] for key in missing.values()})
+        for comparison_id, position, text in rows:
             if comparison_id in missing:
                 texts[comparison_id][position] = text
-                query_of[comparison_id] = query_id
-        contexts = dict(Query.objects.filter(id__in=set(query_of.values())).values_list("id", "context")) if len(
-            query_of) < 1000 else dict(Query.objects.filter(project=project).values_list("id", "context"))
+        context_of = dict(contexts.values_list("id", "context"))
         fresh = {}
         for comparison_id, by_position in texts.items():
-            ordered = [by_position[p] for p in sorted(by_position)]
-            fresh[missing[comparison_id]] = _stats_of(contexts.get(query_of[comparison_id], ""), ordered)
+            key = missing[comparison_id]
+            fresh[key] = _stats_of(context_of.get(key[1], ""), [by_position[p] for p in sorted(by_position)])
         with _TEXT_LOCK:
             for key, value in fresh.items():
                 _TEXT_CACHE[key] = value
@@ -286,14 +301,10 @@ def comparison_text_stats(keys: set[tuple[int, datetime]], *, project: Project) 
     return {key[0]: value for key, value in known.items()}
 
 
-def _top_set(values: tuple, ) -> tuple[set[int], float]:
-    """Indices tied at the maximum, and the chance of hitting one by picking uniformly."""
-    best = max(values)
-    top = {i for i, v in enumerate(values) if v == best}
-    return top, len(top) / len(values)
-
-
 # ---------------------------------------------------------------- per labeler
+
+
+DETECTORS = ("position", "length", "copy", "too_fast")
 
 
 @dataclass
@@ -306,6 +317,9 @@ class LabelerQuality:
     - copy: picks a sample with the highest copy_overlap with the context more than chance (same test);
     - too_fast: share of answers faster than READING_CHARS_PER_SECOND over context + all samples,
       exact binomial test against TOO_FAST_ALLOWED_SHARE.
+    `hits` (filled for the drill-down) holds, per detector, the ids of the labels behind it: the
+    label chose the longest / most copying sample, was too fast, or chose the labeler's most
+    chosen screen position.
     """
 
     labeler_id: int
@@ -324,7 +338,7 @@ class LabelerQuality:
     length: metrics.TestResult
     copy: metrics.TestResult
     too_fast: metrics.TestResult
-    hits: dict[str, set[int]] = field(default_factory=dict)  # detector → label ids behind it
+    hits: dict[str, set[int]] = field(default_factory=dict)
 
     @property
     def flags(self) -> list[str]:
@@ -335,85 +349,168 @@ class LabelerQuality:
         return [getattr(self, name) for name in DETECTORS]
 
 
-DETECTORS = ("position", "length", "copy", "too_fast")
+_ORDERS: dict[str, tuple[int, ...]] = {}  # display_order JSON text → tuple (at most K! distinct values)
 
 
-@dataclass(frozen=True)
-class _LabelRow:
-    id: int
-    labeler_id: int
-    comparison_id: int
-    comparison_created: datetime
-    chosen: int | None
-    unsure: bool
-    skipped: bool
-    duration_ms: int
-    is_calibration: bool
-    flagged: bool
-    display_order: list[int]
-    created_at: datetime
+def _order(text: str) -> tuple[int, ...]:
+    order = _ORDERS.get(text)
+    if order is None:
+        order = _ORDERS[text] = tuple(json.loads(text))
+    return order
 
 
-def _label_rows(labels) -> list[_LabelRow]:
-    flagged = SampleFlag.objects.filter(label_id=OuterRef("pk"))
-    rows = labels.annotate(has_flag=Exists(flagged)).values_list(
-        "id", "labeler_id", "comparison_id", "comparison__created_at", "chosen_index", "unsure", "skipped",
-        "duration_ms", "comparison__is_calibration", "has_flag", "assignment__display_order", "created_at",
-    ).order_by("id")
-    return [_LabelRow(*row) for row in rows]
+@dataclass
+class _Labels:
+    """The project's labels as columns (numpy arrays, one entry per label, by id)."""
+
+    id: np.ndarray
+    labeler: np.ndarray
+    comparison: np.ndarray
+    query: np.ndarray
+    chosen: np.ndarray  # canonical index, −1 when skipped
+    position: np.ndarray  # display position of the chosen sample, −1 when skipped
+    orders: list[tuple[int, ...]]
+    unsure: np.ndarray
+    skipped: np.ndarray
+    duration_ms: np.ndarray
+    calibration: np.ndarray
+    flagged: np.ndarray
 
 
-def _labeler_quality(labeler_id: int, username: str, rows: list[_LabelRow], *, k: int, researchers: set[int],
-                     answers: dict[int, list[tuple[int, int]]], texts: dict[int, TextStats]) -> LabelerQuality:
-    durations = [r.duration_ms / 1000 for r in rows]
-    answered = [r for r in rows if not r.skipped]
-    tally = _Tally()
-    positions, length_hits, length_chance, copy_hits, copy_chance = [], [], [], [], []
-    hits: dict[str, set[int]] = {name: set() for name in DETECTORS}
-    too_fast = 0
-    for r in answered:
-        if r.is_calibration:
-            reference = _reference(answers, r.comparison_id, labeler_id)
-            if reference is not None:
-                tally.add(r.chosen == reference)
-        position = r.display_order.index(r.chosen) if r.chosen in r.display_order else None
-        if position is not None:
-            positions.append(position)
-        stats = texts.get(r.comparison_id)
-        if stats is None or len(stats.lengths) != k:
-            continue
-        for name, values, hit_list, chance_list in (("length", stats.lengths, length_hits, length_chance),
-                                                    ("copy", stats.overlaps, copy_hits, copy_chance)):
-            top, chance = _top_set(values)
-            if chance < 1:  # all tied: the label says nothing about this preference
-                hit_list.append(r.chosen in top)
-                chance_list.append(chance)
-                if r.chosen in top:
-                    hits[name].add(r.id)
-        if r.duration_ms < 1000 * stats.chars / READING_CHARS_PER_SECOND:
-            too_fast += 1
-            hits["too_fast"].add(r.id)
-    if positions:
-        counts = np.bincount(positions, minlength=k)
-        top_position = int(counts.argmax())
-        hits["position"] = {r.id for r in answered if r.chosen in r.display_order
-                            and r.display_order.index(r.chosen) == top_position}
-    mean_s = sum(durations) / len(durations) if durations else 0
-    return LabelerQuality(
-        labeler_id=labeler_id, username=username, is_researcher=labeler_id in researchers,
-        labels=len(rows), answers=len(answered),
-        labels_per_hour=3600 / mean_s if mean_s > 0 else None,
-        median_s=metrics.quantile(durations, 0.5), p10_s=metrics.quantile(durations, 0.1),
-        skip_rate=metrics.rate(len(rows) - len(answered), len(rows)),
-        flag_rate=metrics.rate(sum(r.flagged for r in rows), len(rows)),
-        unsure_rate=metrics.rate(sum(r.unsure for r in answered), len(answered)),
-        agreement=tally.result(k),
-        position=metrics.position_bias_test(positions, k),
-        length=metrics.preference_test(length_hits, length_chance),
-        copy=metrics.preference_test(copy_hits, copy_chance),
-        too_fast=metrics.too_fast_test(too_fast, sum(1 for r in answered if r.comparison_id in texts), TOO_FAST_ALLOWED_SHARE),
-        hits=hits,
+def _label_columns(labels, project: Project) -> _Labels:
+    """Two queries: the label columns, and the ids of flagged labels."""
+    rows = list(labels.annotate(order_text=Cast("assignment__display_order", TextField())).values_list(
+        "id", "labeler_id", "comparison_id", "comparison__query_id", "chosen_index", "unsure", "skipped",
+        "duration_ms", "comparison__is_calibration", "order_text",
+    ).order_by())  # no ORDER BY: sorting 100k rows costs more than the rest of the query
+    flagged_ids = set(SampleFlag.objects.filter(label__comparison__project=project).values_list("label_id", flat=True))
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Labels(empty, empty, empty, empty, empty, empty, [], empty.astype(bool), empty.astype(bool), empty,
+                       empty.astype(bool), empty.astype(bool))
+    ids, labelers, comparisons, queries, chosen, unsure, skipped, durations, calibration, order_texts = zip(*rows)
+    orders = [_order(text) for text in order_texts]
+    chosen_arr = np.array([-1 if c is None else c for c in chosen], dtype=np.int64)
+    positions = np.array([o.index(c) if c is not None and c in o else -1 for o, c in zip(orders, chosen, strict=True)],
+                         dtype=np.int64)
+    id_arr = np.array(ids, dtype=np.int64)
+    return _Labels(
+        id=id_arr, labeler=np.array(labelers, dtype=np.int64), comparison=np.array(comparisons, dtype=np.int64),
+        query=np.array(queries, dtype=np.int64), chosen=chosen_arr, position=positions, orders=orders,
+        unsure=np.array(unsure, dtype=bool), skipped=np.array(skipped, dtype=bool),
+        duration_ms=np.array(durations, dtype=np.int64), calibration=np.array(calibration, dtype=bool),
+        flagged=np.isin(id_arr, np.fromiter(flagged_ids, dtype=np.int64, count=len(flagged_ids))),
     )
+
+
+def _agreement_by_labeler(cols: _Labels, researchers: set[int], k: int) -> tuple[dict[int, Agreement], ResearcherAnswers]:
+    """Each labeler's agreement with the researchers' answer (own label left out), and the answers."""
+    calibration = np.flatnonzero(cols.calibration & ~cols.skipped)
+    rows = list(zip(cols.labeler[calibration].tolist(), cols.comparison[calibration].tolist(),
+                    cols.chosen[calibration].tolist(), strict=True))
+    answers = ResearcherAnswers(row for row in rows if row[0] in researchers)
+    tallies: dict[int, _Tally] = defaultdict(_Tally)
+    for labeler_id, comparison_id, chosen in rows:
+        reference = answers.reference(comparison_id, labeler_id)
+        if reference is not None:
+            tallies[labeler_id].add(chosen == reference)
+    return {labeler_id: tally.result(k) for labeler_id, tally in tallies.items()}, answers
+
+
+def _groups(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """values split by group index (0..n_groups−1)."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    ordered = values[order]
+    return [ordered[bounds[g]: bounds[g + 1]] for g in range(n_groups)]
+
+
+def _quality_rows(project: Project, labels, researchers: set[int], *, with_hits_for: int | None = None,
+                  ) -> tuple[list[LabelerQuality], _Labels, ResearcherAnswers]:
+    """Every labeler's LabelerQuality from one pass over the label columns (a fixed number of queries)."""
+    k = project.k
+    cols = _label_columns(labels, project)
+    agreements, answers = _agreement_by_labeler(cols, researchers, k)
+    labeler_ids, g = np.unique(cols.labeler, return_inverse=True)
+    n_groups = len(labeler_ids)
+    names = dict(get_user_model().objects.filter(id__in=labeler_ids.tolist()).values_list("id", "username"))
+
+    # 1. Text statistics of every answered comparison, as per-label columns.
+    answered = ~cols.skipped
+    comparisons, first = np.unique(cols.comparison[answered], return_index=True)
+    queries = cols.query[answered][first]
+    texts = comparison_text_stats(set(zip(comparisons.tolist(), queries.tolist(), strict=True)), project=project)
+    per_comparison = np.zeros((len(comparisons), 4), dtype=np.int64)  # known, length_top, copy_top, chars
+    for row, c in enumerate(comparisons.tolist()):
+        stat = texts.get(c)
+        if stat is not None and len(stat.lengths) == k:
+            per_comparison[row] = (1, stat.length_top, stat.copy_top, stat.chars)
+    known, length_top, copy_top, chars = per_comparison[:, 0].astype(bool), *per_comparison[:, 1:].T
+    where = np.searchsorted(comparisons, cols.comparison).clip(0, max(len(comparisons) - 1, 0))
+    has_text = answered & (known[where] if len(comparisons) else np.zeros(len(cols.id), dtype=bool))
+    chosen_bit = np.left_shift(1, cols.chosen.clip(0))
+
+    # 2. Per-label detector inputs.
+    popcount = np.array([bin(m).count("1") for m in range(1 << k)])
+    detectors: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for name, top in (("length", length_top), ("copy", copy_top)):
+        per_label = top[where] if len(comparisons) else np.zeros(len(cols.id), dtype=np.int64)
+        ties = popcount[per_label]
+        informative = has_text & (ties < k) & (ties > 0)  # all tied: says nothing
+        hit = informative & ((per_label & chosen_bit) > 0)
+        detectors[name] = (informative, hit, ties)
+    too_fast = has_text & (cols.duration_ms * READING_CHARS_PER_SECOND < 1000 * chars[where] if len(comparisons) else False)
+
+    # 3. Per-labeler sums and tests.
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(g, weights=mask.astype(float), minlength=n_groups).astype(int)
+
+    n_labels, n_answered = count(np.ones(len(cols.id), dtype=bool)), count(answered)
+    n_skipped, n_flagged, n_unsure = count(cols.skipped), count(cols.flagged), count(cols.unsure & answered)
+    n_text, n_fast = count(has_text), count(too_fast)
+    position_counts = np.zeros((n_groups, k), dtype=int)
+    np.add.at(position_counts, (g[answered], cols.position[answered]), 1)
+    chance_counts = {}
+    for name, (informative, hit, ties) in detectors.items():
+        by_ties = np.zeros((n_groups, k + 1), dtype=int)
+        np.add.at(by_ties, (g[informative], ties[informative]), 1)
+        chance_counts[name] = (by_ties, count(hit))
+    seconds = _groups(cols.duration_ms / 1000, g, n_groups)
+
+    rows = []
+    for index, labeler_id in enumerate(labeler_ids.tolist()):
+        durations = seconds[index]
+        mean_s = float(durations.mean()) if len(durations) else 0.0
+        tests = {}
+        for name, (by_ties, hits) in chance_counts.items():
+            groups = {t / k: int(by_ties[index, t]) for t in range(1, k) if by_ties[index, t]}
+            tests[name] = metrics.preference_test_grouped(int(hits[index]), groups)
+        positions = position_counts[index]
+        hits_sets: dict[str, set[int]] = {}
+        if labeler_id == with_hits_for:
+            mine = g == index
+            top_position = int(positions.argmax())
+            hits_sets = {
+                "position": set(cols.id[mine & answered & (cols.position == top_position)].tolist()),
+                "length": set(cols.id[mine & detectors["length"][1]].tolist()),
+                "copy": set(cols.id[mine & detectors["copy"][1]].tolist()),
+                "too_fast": set(cols.id[mine & too_fast].tolist()),
+            }
+        rows.append(LabelerQuality(
+            labeler_id=labeler_id, username=names.get(labeler_id, "?"), is_researcher=labeler_id in researchers,
+            labels=int(n_labels[index]), answers=int(n_answered[index]),
+            labels_per_hour=3600 / mean_s if mean_s > 0 else None,
+            median_s=metrics.quantile(durations, 0.5), p10_s=metrics.quantile(durations, 0.1),
+            skip_rate=metrics.rate(int(n_skipped[index]), int(n_labels[index])),
+            flag_rate=metrics.rate(int(n_flagged[index]), int(n_labels[index])),
+            unsure_rate=metrics.rate(int(n_unsure[index]), int(n_answered[index])),
+            agreement=agreements.get(labeler_id, Agreement.of(0, 0, k)),
+            position=metrics.position_bias_counts_test(positions),
+            length=tests["length"], copy=tests["copy"],
+            too_fast=metrics.too_fast_test(int(n_fast[index]), int(n_text[index]), TOO_FAST_ALLOWED_SHARE),
+            hits=hits_sets,
+        ))
+    return rows, cols, answers
 
 
 SORT_KEYS = {
@@ -436,38 +533,17 @@ SORT_KEYS = {
 
 def labelers_sort(rows: list[LabelerQuality], sort: str) -> list[LabelerQuality]:
     """Sort by a SORT_KEYS name, "-name" for descending; missing values last either way."""
-    name = sort.lstrip("-")
-    key = SORT_KEYS[name]
+    key = SORT_KEYS[sort.lstrip("-")]
     present = [r for r in rows if key(r) is not None]
     absent = [r for r in rows if key(r) is None]
     present.sort(key=key, reverse=sort.startswith("-"))
     return present + sorted(absent, key=lambda r: r.username.lower())
 
 
-def _quality_of(project: Project, labels, researchers: set[int]) -> dict[int, tuple[LabelerQuality, list[_LabelRow]]]:
-    rows = _label_rows(labels)
-    answers = _researcher_answers(
-        (r.labeler_id, r.comparison_id, r.chosen) for r in rows
-        if r.is_calibration and not r.skipped and r.labeler_id in researchers
-    )
-    texts = comparison_text_stats({(r.comparison_id, r.comparison_created) for r in rows if not r.skipped},
-                                  project=project)
-    by_labeler: dict[int, list[_LabelRow]] = defaultdict(list)
-    for r in rows:
-        by_labeler[r.labeler_id].append(r)
-    names = dict(get_user_model().objects.filter(id__in=list(by_labeler)).values_list("id", "username"))
-    return {
-        labeler_id: (_labeler_quality(labeler_id, names.get(labeler_id, "?"), mine, k=project.k,
-                                      researchers=researchers, answers=answers, texts=texts), mine)
-        for labeler_id, mine in by_labeler.items()
-    }
-
-
 def labelers_quality(project: Project, *, sort: str = "username") -> list[LabelerQuality]:
     """One LabelerQuality per user who labeled in the project, sorted (a fixed number of queries)."""
-    researchers = researcher_ids()
-    quality = _quality_of(project, Label.objects.filter(comparison__project=project), researchers)
-    return labelers_sort([q for q, _ in quality.values()], sort)
+    rows, _, _ = _quality_rows(project, Label.objects.filter(comparison__project=project), researcher_ids())
+    return labelers_sort(rows, sort)
 
 
 # ---------------------------------------------------------------- one labeler's labels
@@ -514,40 +590,41 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
     labels = Label.objects.filter(comparison__project=project).filter(
         Q(labeler_id=labeler_id) | Q(labeler_id__in=researchers, comparison__is_calibration=True)
     )
-    quality = _quality_of(project, labels, researchers)
-    if labeler_id not in quality:
+    rows, cols, answers = _quality_rows(project, labels, researchers, with_hits_for=labeler_id)
+    mine = next((row for row in rows if row.labeler_id == labeler_id), None)
+    if mine is None:
         raise Http404("No labels by this user in this project.")
-    mine, rows = quality[labeler_id]
-    answers = _researcher_answers(
-        (r.labeler_id, r.comparison_id, r.chosen)
-        for q, rs in quality.values() for r in rs if r.is_calibration and not r.skipped and r.labeler_id in researchers
-    )
-    page = list(reversed(rows))[offset: None if limit is None else offset + limit]
-    comparison_ids = {r.comparison_id for r in page}
+    indices = np.flatnonzero(cols.labeler == labeler_id)
+    indices = indices[np.argsort(-cols.id[indices], kind="stable")]  # newest (highest id) first
+    page = indices[offset: None if limit is None else offset + limit].tolist()
+    page_ids = [int(cols.id[i]) for i in page]
+    created = dict(Label.objects.filter(id__in=page_ids).values_list("id", "created_at"))
     texts: dict[int, dict[int, str]] = defaultdict(dict)
     contexts: dict[int, str] = {}
     for comparison_id, position, text, context in ComparisonSample.objects.filter(
-        comparison_id__in=comparison_ids
+        comparison_id__in={int(cols.comparison[i]) for i in page}
     ).values_list("comparison_id", "position", "sample__text", "comparison__query__context"):
         texts[comparison_id][position] = text
         contexts[comparison_id] = context
-    stats = comparison_text_stats({(r.comparison_id, r.comparison_created) for r in page}, project=project)
+    stats = comparison_text_stats({(int(cols.comparison[i]), int(cols.query[i])) for i in page}, project=project)
     details = []
-    for r in page:
-        stat = stats.get(r.comparison_id)
+    for i in page:
+        label_id, comparison_id = int(cols.id[i]), int(cols.comparison[i])
+        chosen = None if cols.skipped[i] else int(cols.chosen[i])
+        order = cols.orders[i]
+        stat = stats.get(comparison_id)
         shown = [
-            ShownText(canonical=c, letter=LETTERS[p], text=texts[r.comparison_id].get(c, ""),
+            ShownText(canonical=c, letter=LETTERS[p], text=texts[comparison_id].get(c, ""),
                       length=stat.lengths[c] if stat and c < len(stat.lengths) else None,
                       overlap=stat.overlaps[c] if stat and c < len(stat.overlaps) else None)
-            for p, c in enumerate(r.display_order)
+            for p, c in enumerate(order)
         ]
-        reference = _reference(answers, r.comparison_id, labeler_id) if r.is_calibration else None
+        reference = answers.reference(comparison_id, labeler_id) if cols.calibration[i] else None
         details.append(LabelDetail(
-            id=r.id, created_at=r.created_at, context=contexts.get(r.comparison_id, ""), samples=shown,
-            chosen=r.chosen,
-            chosen_letter=LETTERS[r.display_order.index(r.chosen)] if r.chosen in r.display_order else None,
-            researchers=reference, agrees=None if reference is None or r.skipped else r.chosen == reference,
-            duration_s=r.duration_ms / 1000, unsure=r.unsure, skipped=r.skipped,
-            markers=[name for name in DETECTORS if r.id in mine.hits.get(name, ())],
+            id=label_id, created_at=created.get(label_id), context=contexts.get(comparison_id, ""), samples=shown,
+            chosen=chosen, chosen_letter=LETTERS[order.index(chosen)] if chosen in order else None,
+            researchers=reference, agrees=None if reference is None or chosen is None else chosen == reference,
+            duration_s=int(cols.duration_ms[i]) / 1000, unsure=bool(cols.unsure[i]), skipped=chosen is None,
+            markers=[name for name in DETECTORS if label_id in mine.hits.get(name, ())],
         ))
-    return LabelerDetail(quality=mine, labels=details, total=len(rows))
+    return LabelerDetail(quality=mine, labels=details, total=len(indices))

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from labeling.roles import CONTRACTOR
-from labeling.selectors_quality import ALPHA, labelers_quality, text_stats_cache_clear
+from labeling.selectors_quality import ALPHA, labeler_detail, labelers_quality, text_stats_cache_clear
 from labeling.textstats import copy_overlap
 from labeling.services import comparison_create
 from tests.factories import QueryFactory, SampleFactory, UserFactory
@@ -84,6 +84,10 @@ def test_honest_noisy_labeler_is_not_flagged(simulated):
     assert honest.copy.p_value > ALPHA and honest.position.p_value > ALPHA and honest.length.p_value > ALPHA
 
 
-def test_detector_hits_are_the_labels_behind_them(simulated):
-    copier = simulated["copier"]
+def test_detector_hits_are_the_labels_behind_them(simulated, project):
+    """The drill-down names the labels behind each detector: every copier label picked the most copying sample."""
+    copier = labeler_detail(project, labeler_id=simulated["copier"].labeler_id, limit=5).quality
     assert len(copier.hits["copy"]) == copier.copy.observed == copier.copy.n
+    hasty = labeler_detail(project, labeler_id=simulated["hasty"].labeler_id, limit=5)
+    assert len(hasty.quality.hits["too_fast"]) == N
+    assert all("too_fast" in label.markers for label in hasty.labels)
