@@ -247,8 +247,8 @@ class TextStats:
 
 # Samples and contexts never change once a comparison exists, and the n-gram overlaps of 100k
 # labels' samples cost seconds (bench/dashboard_load.py: "first" against later requests), so the
-# figures are kept per process, keyed by (comparison id, query id). Tests clear it.
-_TEXT_CACHE: OrderedDict[tuple[int, int], TextStats] = OrderedDict()
+# figures are kept per process, by comparison id with its query id checked. Tests clear it.
+_TEXT_CACHE: OrderedDict[int, tuple[int, TextStats]] = OrderedDict()
 _TEXT_CACHE_MAX = 500_000
 _TEXT_LOCK = threading.Lock()
 
@@ -270,11 +270,16 @@ def _stats_of(context: str, texts: list[str]) -> TextStats:
                      length_top=_top_mask(lengths), copy_top=_top_mask(overlaps))
 
 
-def comparison_text_stats(keys: set[tuple[int, int]], *, project: Project) -> dict[int, TextStats]:
-    """TextStats of the given (comparison id, query id) keys: at most 2 queries, none when all are known."""
+def comparison_text_stats(keys: dict[int, int], *, project: Project) -> dict[int, TextStats]:
+    """TextStats of the given comparisons ({comparison id: query id}): at most 2 queries, none when all are known."""
+    known: dict[int, TextStats] = {}
     with _TEXT_LOCK:
-        known = {key: _TEXT_CACHE[key] for key in keys if key in _TEXT_CACHE}
-    missing = {key[0]: key for key in keys if key not in known}
+        cache_get = _TEXT_CACHE.get
+        for comparison_id, query_id in keys.items():
+            entry = cache_get(comparison_id)
+            if entry is not None and entry[0] == query_id:
+                known[comparison_id] = entry[1]
+    missing = {c: q for c, q in keys.items() if c not in known}
     if missing:
         texts: dict[int, dict[int, str]] = defaultdict(dict)
         rows = ComparisonSample.objects.filter(comparison__project=project).values_list(
@@ -283,22 +288,22 @@ def comparison_text_stats(keys: set[tuple[int, int]], *, project: Project) -> di
         contexts = Query.objects.filter(project=project)
         if len(missing) < 1000:  # few: ask for those only (one IN list); many: the project's rows
             rows = rows.filter(comparison_id__in=list(missing))
-            contexts = contexts.filter(id__in={key[1] for key in missing.values()})
+            contexts = contexts.filter(id__in=set(missing.values()))
         for comparison_id, position, text in rows:
             if comparison_id in missing:
                 texts[comparison_id][position] = text
         context_of = dict(contexts.values_list("id", "context"))
-        fresh = {}
-        for comparison_id, by_position in texts.items():
-            key = missing[comparison_id]
-            fresh[key] = _stats_of(context_of.get(key[1], ""), [by_position[p] for p in sorted(by_position)])
+        fresh = {
+            comparison_id: _stats_of(context_of.get(missing[comparison_id], ""), [by_position[p] for p in sorted(by_position)])
+            for comparison_id, by_position in texts.items()
+        }
         with _TEXT_LOCK:
-            for key, value in fresh.items():
-                _TEXT_CACHE[key] = value
+            for comparison_id, value in fresh.items():
+                _TEXT_CACHE[comparison_id] = (missing[comparison_id], value)
             while len(_TEXT_CACHE) > _TEXT_CACHE_MAX:
                 _TEXT_CACHE.popitem(last=False)
         known.update(fresh)
-    return {key[0]: value for key, value in known.items()}
+    return known
 
 
 # ---------------------------------------------------------------- per labeler
@@ -389,14 +394,22 @@ def _label_columns(labels, project: Project) -> _Labels:
         return _Labels(empty, empty, empty, empty, empty, empty, [], empty.astype(bool), empty.astype(bool), empty,
                        empty.astype(bool), empty.astype(bool))
     ids, labelers, comparisons, queries, chosen, unsure, skipped, durations, calibration, order_texts = zip(*rows)
-    orders = [_order(text) for text in order_texts]
-    chosen_arr = np.array([-1 if c is None else c for c in chosen], dtype=np.int64)
-    positions = np.array([o.index(c) if c is not None and c in o else -1 for o, c in zip(orders, chosen, strict=True)],
-                         dtype=np.int64)
+    # Display orders take at most K! distinct values: index them, then look positions up in a table.
+    index: dict[str, int] = {}
+    order_ids = np.fromiter((index.setdefault(t, len(index)) for t in order_texts), dtype=np.int64, count=len(rows))
+    distinct = [_order(text) for text in index]
+    position_of = np.full((len(distinct), Project.K_MAX), -1, dtype=np.int64)
+    for row, order in enumerate(distinct):
+        for position, canonical in enumerate(order):
+            if 0 <= canonical < Project.K_MAX:
+                position_of[row, canonical] = position
+    chosen_arr = np.nan_to_num(np.array(chosen, dtype=float), nan=-1).astype(np.int64)
+    positions = np.where(chosen_arr >= 0, position_of[order_ids, chosen_arr.clip(0, Project.K_MAX - 1)], -1)
     id_arr = np.array(ids, dtype=np.int64)
     return _Labels(
         id=id_arr, labeler=np.array(labelers, dtype=np.int64), comparison=np.array(comparisons, dtype=np.int64),
-        query=np.array(queries, dtype=np.int64), chosen=chosen_arr, position=positions, orders=orders,
+        query=np.array(queries, dtype=np.int64), chosen=chosen_arr, position=positions,
+        orders=[distinct[i] for i in order_ids.tolist()],
         unsure=np.array(unsure, dtype=bool), skipped=np.array(skipped, dtype=bool),
         duration_ms=np.array(durations, dtype=np.int64), calibration=np.array(calibration, dtype=bool),
         flagged=np.isin(id_arr, np.fromiter(flagged_ids, dtype=np.int64, count=len(flagged_ids))),
@@ -439,7 +452,7 @@ def _quality_rows(project: Project, labels, researchers: set[int], *, with_hits_
     answered = ~cols.skipped
     comparisons, first = np.unique(cols.comparison[answered], return_index=True)
     queries = cols.query[answered][first]
-    texts = comparison_text_stats(set(zip(comparisons.tolist(), queries.tolist(), strict=True)), project=project)
+    texts = comparison_text_stats(dict(zip(comparisons.tolist(), queries.tolist(), strict=True)), project=project)
     per_comparison = np.zeros((len(comparisons), 4), dtype=np.int64)  # known, length_top, copy_top, chars
     for row, c in enumerate(comparisons.tolist()):
         stat = texts.get(c)
@@ -606,7 +619,7 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
     ).values_list("comparison_id", "position", "sample__text", "comparison__query__context"):
         texts[comparison_id][position] = text
         contexts[comparison_id] = context
-    stats = comparison_text_stats({(int(cols.comparison[i]), int(cols.query[i])) for i in page}, project=project)
+    stats = comparison_text_stats({int(cols.comparison[i]): int(cols.query[i]) for i in page}, project=project)
     details = []
     for i in page:
         label_id, comparison_id = int(cols.id[i]), int(cols.comparison[i])
