@@ -30,13 +30,13 @@ import json
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, TextField
-from django.db.models.functions import Cast
+from django.db.models import Count, Q, Sum, TextField, Value
+from django.db.models.functions import Cast, Coalesce
 from django.db.models.functions import TruncDate
 from django.http import Http404
 
@@ -254,8 +254,10 @@ _TEXT_LOCK = threading.Lock()
 
 
 def text_stats_cache_clear() -> None:
+    """Forget what this process keeps between requests (text statistics and label columns)."""
     with _TEXT_LOCK:
         _TEXT_CACHE.clear()
+        _COLUMNS_CACHE.clear()
 
 
 def _top_mask(values: tuple) -> int:
@@ -366,7 +368,7 @@ def _order(text: str) -> tuple[int, ...]:
 
 @dataclass
 class _Labels:
-    """The project's labels as columns (numpy arrays, one entry per label, by id)."""
+    """A project's labels as columns (numpy arrays, one entry per label)."""
 
     id: np.ndarray
     labeler: np.ndarray
@@ -381,14 +383,31 @@ class _Labels:
     calibration: np.ndarray
     flagged: np.ndarray
 
+    _ARRAYS = ("id", "labeler", "comparison", "query", "chosen", "position", "unsure", "skipped", "duration_ms",
+               "calibration", "flagged")
 
-def _label_columns(labels, project: Project) -> _Labels:
-    """Two queries: the label columns, and the ids of flagged labels."""
+    def subset(self, mask: np.ndarray) -> _Labels:
+        picked = np.flatnonzero(mask).tolist()
+        return _Labels(**{name: getattr(self, name)[mask] for name in self._ARRAYS},
+                       orders=[self.orders[i] for i in picked])
+
+    def extended(self, more: _Labels) -> _Labels:
+        return _Labels(**{name: np.concatenate([getattr(self, name), getattr(more, name)]) for name in self._ARRAYS},
+                       orders=self.orders + more.orders)
+
+    def fingerprint(self) -> tuple[int, ...]:
+        """What `_labels_fingerprint` reads from the database for the same rows."""
+        return (len(self.id), int(self.id.sum()), int(self.comparison.sum()), int(self.labeler.sum()),
+                int(self.chosen.sum()), int(self.duration_ms.sum()), int(self.unsure.sum()), int(self.skipped.sum()),
+                int(self.calibration.sum()))
+
+
+def _label_rows_fetch(labels) -> _Labels:
+    """One query: the label columns (flagged left False)."""
     rows = list(labels.annotate(order_text=Cast("assignment__display_order", TextField())).values_list(
         "id", "labeler_id", "comparison_id", "comparison__query_id", "chosen_index", "unsure", "skipped",
         "duration_ms", "comparison__is_calibration", "order_text",
     ).order_by())  # no ORDER BY: sorting 100k rows costs more than the rest of the query
-    flagged_ids = set(SampleFlag.objects.filter(label__comparison__project=project).values_list("label_id", flat=True))
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
         return _Labels(empty, empty, empty, empty, empty, empty, [], empty.astype(bool), empty.astype(bool), empty,
@@ -405,15 +424,58 @@ def _label_columns(labels, project: Project) -> _Labels:
                 position_of[row, canonical] = position
     chosen_arr = np.nan_to_num(np.array(chosen, dtype=float), nan=-1).astype(np.int64)
     positions = np.where(chosen_arr >= 0, position_of[order_ids, chosen_arr.clip(0, Project.K_MAX - 1)], -1)
-    id_arr = np.array(ids, dtype=np.int64)
     return _Labels(
-        id=id_arr, labeler=np.array(labelers, dtype=np.int64), comparison=np.array(comparisons, dtype=np.int64),
-        query=np.array(queries, dtype=np.int64), chosen=chosen_arr, position=positions,
-        orders=[distinct[i] for i in order_ids.tolist()],
+        id=np.array(ids, dtype=np.int64), labeler=np.array(labelers, dtype=np.int64),
+        comparison=np.array(comparisons, dtype=np.int64), query=np.array(queries, dtype=np.int64),
+        chosen=chosen_arr, position=positions, orders=[distinct[i] for i in order_ids.tolist()],
         unsure=np.array(unsure, dtype=bool), skipped=np.array(skipped, dtype=bool),
         duration_ms=np.array(durations, dtype=np.int64), calibration=np.array(calibration, dtype=bool),
-        flagged=np.isin(id_arr, np.fromiter(flagged_ids, dtype=np.int64, count=len(flagged_ids))),
+        flagged=np.zeros(len(rows), dtype=bool),
     )
+
+
+def _labels_fingerprint(labels, up_to_id: int) -> tuple[int, ...]:
+    """Count and column sums of the labels with id ≤ up_to_id: one aggregate query, nothing transferred."""
+    agg = labels.filter(id__lte=up_to_id).aggregate(
+        n=Count("id"), ids=Sum("id"), comparisons=Sum("comparison_id"), labelers=Sum("labeler_id"),
+        chosen=Sum(Coalesce("chosen_index", Value(-1))), duration=Sum("duration_ms"),
+        unsure=Count("id", filter=Q(unsure=True)), skipped=Count("id", filter=Q(skipped=True)),
+        calibration=Count("id", filter=Q(comparison__is_calibration=True)),
+    )
+    keys = ("n", "ids", "comparisons", "labelers", "chosen", "duration", "unsure", "skipped", "calibration")
+    return tuple(int(agg[key] or 0) for key in keys)
+
+
+# Labels are written once (label_submit never updates one) and a project's table is read often,
+# so each process keeps the columns it fetched and, per request, checks with one aggregate that the
+# rows it holds are unchanged (count and column sums) and fetches only the newer ones; anything
+# else (an admin edit or delete, a comparison moved in or out of calibration) reloads everything.
+# bench/dashboard_load.py measured the full fetch at most of the labeler table's time at 100k labels.
+_COLUMNS_CACHE: OrderedDict[int, _Labels] = OrderedDict()
+_COLUMNS_CACHE_PROJECTS = 16
+
+
+def _project_columns(project: Project) -> _Labels:
+    """The project's label columns with fresh flags: 3 queries warm (check, newer rows, flags), 2 cold."""
+    labels = Label.objects.filter(comparison__project=project)
+    with _TEXT_LOCK:
+        cached = _COLUMNS_CACHE.get(project.id)
+    if cached is not None and len(cached.id):
+        newest = int(cached.id.max())
+        if _labels_fingerprint(labels, newest) == cached.fingerprint():
+            cols = cached.extended(_label_rows_fetch(labels.filter(id__gt=newest)))
+        else:
+            cols = _label_rows_fetch(labels)
+    else:
+        cols = _label_rows_fetch(labels)
+    with _TEXT_LOCK:
+        _COLUMNS_CACHE[project.id] = cols
+        _COLUMNS_CACHE.move_to_end(project.id)
+        while len(_COLUMNS_CACHE) > _COLUMNS_CACHE_PROJECTS:
+            _COLUMNS_CACHE.popitem(last=False)
+    # Flags may come later than their label (admin), and are few: always read fresh.
+    flagged_ids = list(SampleFlag.objects.filter(label__comparison__project=project).values_list("label_id", flat=True))
+    return replace(cols, flagged=np.isin(cols.id, np.array(flagged_ids, dtype=np.int64)))
 
 
 def _agreement_by_labeler(cols: _Labels, researchers: set[int], k: int) -> tuple[dict[int, Agreement], ResearcherAnswers]:
@@ -438,11 +500,10 @@ def _groups(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[np.nda
     return [ordered[bounds[g]: bounds[g + 1]] for g in range(n_groups)]
 
 
-def _quality_rows(project: Project, labels, researchers: set[int], *, with_hits_for: int | None = None,
-                  ) -> tuple[list[LabelerQuality], _Labels, ResearcherAnswers]:
+def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, with_hits_for: int | None = None,
+                  ) -> tuple[list[LabelerQuality], ResearcherAnswers]:
     """Every labeler's LabelerQuality from one pass over the label columns (a fixed number of queries)."""
     k = project.k
-    cols = _label_columns(labels, project)
     agreements, answers = _agreement_by_labeler(cols, researchers, k)
     labeler_ids, g = np.unique(cols.labeler, return_inverse=True)
     n_groups = len(labeler_ids)
@@ -523,7 +584,7 @@ def _quality_rows(project: Project, labels, researchers: set[int], *, with_hits_
             too_fast=metrics.too_fast_test(int(n_fast[index]), int(n_text[index]), TOO_FAST_ALLOWED_SHARE),
             hits=hits_sets,
         ))
-    return rows, cols, answers
+    return rows, answers
 
 
 SORT_KEYS = {
@@ -555,7 +616,7 @@ def labelers_sort(rows: list[LabelerQuality], sort: str) -> list[LabelerQuality]
 
 def labelers_quality(project: Project, *, sort: str = "username") -> list[LabelerQuality]:
     """One LabelerQuality per user who labeled in the project, sorted (a fixed number of queries)."""
-    rows, _, _ = _quality_rows(project, Label.objects.filter(comparison__project=project), researcher_ids())
+    rows, _ = _quality_rows(project, _project_columns(project), researcher_ids())
     return labelers_sort(rows, sort)
 
 
@@ -600,10 +661,10 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
     404 when the user has no label in the project. A fixed number of queries.
     """
     researchers = researcher_ids()
-    labels = Label.objects.filter(comparison__project=project).filter(
-        Q(labeler_id=labeler_id) | Q(labeler_id__in=researchers, comparison__is_calibration=True)
-    )
-    rows, cols, answers = _quality_rows(project, labels, researchers, with_hits_for=labeler_id)
+    cols = _project_columns(project)
+    researcher_array = np.array(sorted(researchers), dtype=np.int64)
+    cols = cols.subset((cols.labeler == labeler_id) | (np.isin(cols.labeler, researcher_array) & cols.calibration))
+    rows, answers = _quality_rows(project, cols, researchers, with_hits_for=labeler_id)
     mine = next((row for row in rows if row.labeler_id == labeler_id), None)
     if mine is None:
         raise Http404("No labels by this user in this project.")

@@ -90,3 +90,25 @@ def test_labeler_detail_unknown_user_is_404(project, contractor):
 
     with pytest.raises(Http404):
         labeler_detail(project, labeler_id=contractor.id)
+
+
+def test_labeler_table_follows_new_edited_and_deleted_labels(project):
+    """The per-process column cache never serves stale rows: new labels are added, edits and deletes reload."""
+    from labeling.models import Assignment, Label
+    from tests.factories import make_comparison
+    from tests.labeling.quality_helpers import add_label
+
+    world = hand_world(project)
+    before = {q.username: q for q in labelers_quality(project)}
+    assert before["lab-c"].labels == 2
+    add_label(make_comparison(project, labels_wanted=8), world["c"], 3)
+    assert {q.username: q for q in labelers_quality(project)}["lab-c"].labels == 3
+    first_of_a = Label.objects.filter(labeler=world["a"]).order_by("id").first()  # C1, chose 0 = researchers
+    Label.objects.filter(id=first_of_a.id).update(chosen_index=3)
+    after_edit = {q.username: q for q in labelers_quality(project)}["lab-a"]
+    assert (after_edit.agreement.same, after_edit.agreement.different) == (1, 2)
+    newest = Label.objects.filter(labeler=world["c"]).order_by("-id").first()
+    assignment_id = newest.assignment_id
+    newest.delete()
+    Assignment.objects.filter(id=assignment_id).delete()
+    assert {q.username: q for q in labelers_quality(project)}["lab-c"].labels == 2
