@@ -31,17 +31,16 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum, TextField, Value
-from django.db.models.functions import Cast, Coalesce
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.http import Http404
 
 from labeling import metrics
-from labeling.models import ComparisonSample, Label, Project, Query, SampleFlag
+from labeling.models import ComparisonSample, Instructions, Label, Project, Query, SampleFlag
 from labeling.roles import PERM_RESEARCH
 from labeling.selectors import LETTERS, project_progress
 from labeling.textstats import copy_overlap, text_length
@@ -144,40 +143,33 @@ class ProjectQuality:
     majority_items: int
 
 
-def _week_start(moment: datetime) -> date:
-    day = moment.date()
-    return day - timedelta(days=day.weekday())
-
-
 def project_quality(project: Project) -> ProjectQuality:
-    """The dashboard's figures for one project (a fixed number of queries whatever the size)."""
+    """The dashboard's figures for one project (a fixed number of queries whatever the size).
+
+    Reads the same label columns as the labeler table (`_project_columns`), so both pages agree.
+    """
     k = project.k
     researchers = researcher_ids()
-    labels = Label.objects.filter(comparison__project=project)
+    cols = _project_columns(project)
+    versions_of = dict(Instructions.objects.filter(project=project).values_list("id", "version"))
+    total = len(cols.id)
+    answered = ~cols.skipped
 
-    # 1. Volume: labels per day and the overall rates, aggregated in SQL.
-    per_day = list(
-        labels.annotate(day=TruncDate("created_at")).values_list("day").annotate(n=Count("id")).order_by("day")
-    )
-    totals = labels.aggregate(
-        n_all=Count("id"), n_skipped=Count("id", filter=Q(skipped=True)),
-        n_unsure=Count("id", filter=Q(skipped=False, unsure=True)),
-    )
-    total, skipped, unsure = totals["n_all"], totals["n_skipped"], totals["n_unsure"]
-    n_flagged = SampleFlag.objects.filter(label__comparison__project=project).values("label_id").distinct().count()
+    # 1. Volume: labels per day and the overall rates.
+    days, per_day_counts = np.unique(cols.day, return_counts=True)
+    per_day = [(date.fromordinal(int(d)), int(n)) for d, n in zip(days, per_day_counts, strict=True)]
 
     # 2. Calibration labels: researcher answers and everyone's agreement with them.
-    calibration = list(
-        labels.filter(comparison__is_calibration=True, skipped=False)
-        .values_list("labeler_id", "comparison_id", "chosen_index", "created_at", "instructions__version")
-        .order_by()
-    )
-    answers = ResearcherAnswers((u, c, ch) for u, c, ch, _, _ in calibration if u in researchers)
+    calibration = np.flatnonzero(cols.calibration & answered)
+    rows = list(zip(cols.labeler[calibration].tolist(), cols.comparison[calibration].tolist(),
+                    cols.chosen[calibration].tolist(), cols.day[calibration].tolist(),
+                    cols.instructions[calibration].tolist(), strict=True))
+    answers = ResearcherAnswers((u, c, ch) for u, c, ch, _, _ in rows if u in researchers)
     overall, rr, majority_tally = _Tally(), _Tally(), _Tally()
-    weekly: dict[date, _Tally] = defaultdict(_Tally)
+    weekly: dict[int, _Tally] = defaultdict(_Tally)
     versions: dict[int | None, _Tally] = defaultdict(_Tally)
     labeler_choices: dict[int, list[int]] = defaultdict(list)
-    for labeler_id, comparison_id, chosen, created_at, version in calibration:
+    for labeler_id, comparison_id, chosen, day, instructions_id in rows:
         reference = answers.reference(comparison_id, labeler_id)
         if labeler_id not in researchers:
             labeler_choices[comparison_id].append(chosen)
@@ -187,8 +179,8 @@ def project_quality(project: Project) -> ProjectQuality:
             rr.add(chosen == reference)
             continue
         overall.add(chosen == reference)
-        weekly[_week_start(created_at)].add(chosen == reference)
-        versions[version].add(chosen == reference)
+        weekly[day - date.fromordinal(day).weekday()].add(chosen == reference)
+        versions[versions_of.get(instructions_id)].add(chosen == reference)
     majority_items = 0
     for comparison_id, choices in labeler_choices.items():
         reference = answers.reference(comparison_id, -1)
@@ -199,30 +191,25 @@ def project_quality(project: Project) -> ProjectQuality:
         if modal is not None:
             majority_tally.add(modal == reference)
 
-    # 3. Labeler–labeler on overlapping comparisons (non-researchers' answers).
-    overlap_rows = (
-        labels.filter(skipped=False, comparison__label_count__gte=2)
-        .exclude(labeler_id__in=researchers)
-        .values_list("comparison_id", "chosen_index")
-        .order_by()
-    )
-    pairs = np.array(list(overlap_rows), dtype=np.int64).reshape(-1, 2)
-    items, item_of = np.unique(pairs[:, 0], return_inverse=True)
+    # 3. Labeler–labeler on comparisons with two or more non-researchers' answers.
+    researcher_array = np.array(sorted(researchers), dtype=np.int64)
+    theirs = answered & ~np.isin(cols.labeler, researcher_array)
+    items, item_of = np.unique(cols.comparison[theirs], return_inverse=True)
     counts = np.zeros((len(items), k))
-    np.add.at(counts, (item_of.ravel(), pairs[:, 1]), 1)
+    np.add.at(counts, (item_of.ravel(), cols.chosen[theirs].clip(0, k - 1)), 1)
     counts = counts[counts.sum(axis=1) >= 2]
     inter = InterRater(
         items=len(counts), ratings=int(counts.sum()), percent=metrics.percent_agreement(counts),
         fleiss_kappa=metrics.fleiss_kappa(counts), krippendorff_alpha=metrics.krippendorff_alpha(counts),
     )
-    answered = total - skipped
+    n_answered = int(answered.sum())
     return ProjectQuality(
         project=project, k=k, chance_kway=1 / k, chance_pairwise=0.5, progress=project_progress(project),
         labels_per_day=per_day, labels=total,
-        skip_rate=metrics.rate(skipped, total), unsure_rate=metrics.rate(unsure, answered),
-        flag_rate=metrics.rate(n_flagged, total),
+        skip_rate=metrics.rate(total - n_answered, total), unsure_rate=metrics.rate(int((cols.unsure & answered).sum()), n_answered),
+        flag_rate=metrics.rate(int(cols.flagged.sum()), total),
         labeler_researcher=overall.result(k), researcher_researcher=rr.result(k),
-        weekly=[(week, tally.result(k)) for week, tally in sorted(weekly.items())],
+        weekly=[(date.fromordinal(week), tally.result(k)) for week, tally in sorted(weekly.items())],
         by_instructions=[(v, t.result(k)) for v, t in sorted(versions.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))],
         labeler_labeler=inter, majority_vs_researchers=majority_tally.result(k), majority_items=majority_items,
     )
@@ -382,9 +369,11 @@ class _Labels:
     duration_ms: np.ndarray
     calibration: np.ndarray
     flagged: np.ndarray
+    day: np.ndarray  # date.toordinal() of created_at (UTC date, as TruncDate)
+    instructions: np.ndarray  # Instructions id, −1 when none
 
     _ARRAYS = ("id", "labeler", "comparison", "query", "chosen", "position", "unsure", "skipped", "duration_ms",
-               "calibration", "flagged")
+               "calibration", "flagged", "day", "instructions")
 
     def subset(self, mask: np.ndarray) -> _Labels:
         picked = np.flatnonzero(mask).tolist()
@@ -399,20 +388,27 @@ class _Labels:
         """What `_labels_fingerprint` reads from the database for the same rows."""
         return (len(self.id), int(self.id.sum()), int(self.comparison.sum()), int(self.labeler.sum()),
                 int(self.chosen.sum()), int(self.duration_ms.sum()), int(self.unsure.sum()), int(self.skipped.sum()),
-                int(self.calibration.sum()))
+                int(self.calibration.sum()), int(self.instructions.sum()))
 
 
 def _label_rows_fetch(labels) -> _Labels:
     """One query: the label columns (flagged left False)."""
-    rows = list(labels.annotate(order_text=Cast("assignment__display_order", TextField())).values_list(
+    rows = list(labels.annotate(
+        order_text=Cast("assignment__display_order", TextField()),
+        day_text=Cast(TruncDate("created_at"), TextField()),  # 60 distinct strings convert faster than 100k dates
+    ).values_list(
         "id", "labeler_id", "comparison_id", "comparison__query_id", "chosen_index", "unsure", "skipped",
-        "duration_ms", "comparison__is_calibration", "order_text",
+        "duration_ms", "comparison__is_calibration", "order_text", "day_text", "instructions_id",
     ).order_by())  # no ORDER BY: sorting 100k rows costs more than the rest of the query
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
         return _Labels(empty, empty, empty, empty, empty, empty, [], empty.astype(bool), empty.astype(bool), empty,
-                       empty.astype(bool), empty.astype(bool))
-    ids, labelers, comparisons, queries, chosen, unsure, skipped, durations, calibration, order_texts = zip(*rows)
+                       empty.astype(bool), empty.astype(bool), empty, empty)
+    (ids, labelers, comparisons, queries, chosen, unsure, skipped, durations, calibration, order_texts, day_texts,
+     instructions) = zip(*rows)
+    day_of: dict[str, int] = {}
+    for text in set(day_texts):
+        day_of[text] = date.fromisoformat(str(text)[:10]).toordinal()
     # Display orders take at most K! distinct values: index them, then look positions up in a table.
     index: dict[str, int] = {}
     order_ids = np.fromiter((index.setdefault(t, len(index)) for t in order_texts), dtype=np.int64, count=len(rows))
@@ -431,6 +427,8 @@ def _label_rows_fetch(labels) -> _Labels:
         unsure=np.array(unsure, dtype=bool), skipped=np.array(skipped, dtype=bool),
         duration_ms=np.array(durations, dtype=np.int64), calibration=np.array(calibration, dtype=bool),
         flagged=np.zeros(len(rows), dtype=bool),
+        day=np.array([day_of[text] for text in day_texts], dtype=np.int64),
+        instructions=np.array([-1 if i is None else i for i in instructions], dtype=np.int64),
     )
 
 
@@ -441,8 +439,10 @@ def _labels_fingerprint(labels, up_to_id: int) -> tuple[int, ...]:
         chosen=Sum(Coalesce("chosen_index", Value(-1))), duration=Sum("duration_ms"),
         unsure=Count("id", filter=Q(unsure=True)), skipped=Count("id", filter=Q(skipped=True)),
         calibration=Count("id", filter=Q(comparison__is_calibration=True)),
+        instructions=Sum(Coalesce("instructions_id", Value(-1))),
     )
-    keys = ("n", "ids", "comparisons", "labelers", "chosen", "duration", "unsure", "skipped", "calibration")
+    keys = ("n", "ids", "comparisons", "labelers", "chosen", "duration", "unsure", "skipped", "calibration",
+            "instructions")
     return tuple(int(agg[key] or 0) for key in keys)
 
 
