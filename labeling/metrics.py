@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import krippendorff
 import numpy as np
 from scipy import stats
+from scipy.special import gammaln
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
@@ -160,6 +161,15 @@ def position_bias_counts_test(counts: Sequence[int]) -> TestResult:
     return TestResult(statistic=chi2, p_value=p, n=n, observed=float(observed.max()), expected=expected)
 
 
+def _binom_pmf(n: int, p: float) -> np.ndarray:
+    """Binomial(n, p) pmf over 0..n from log-gamma (the same values as scipy.stats.binom.pmf, less overhead)."""
+    x = np.arange(n + 1)
+    if p <= 0 or p >= 1:
+        return (x == (n if p >= 1 else 0)).astype(float)
+    log_pmf = gammaln(n + 1) - gammaln(x + 1) - gammaln(n - x + 1) + x * math.log(p) + (n - x) * math.log1p(-p)
+    return np.exp(log_pmf)
+
+
 def poisson_binomial_sf(hits: int, probabilities: Sequence[float]) -> float:
     """Exact P(X ≥ hits) for X a sum of independent Bernoulli(p_i).
 
@@ -179,7 +189,7 @@ def poisson_binomial_sf_grouped(hits: int, groups: dict[float, int]) -> float:
     pmf = np.array([1.0])
     for p, n in groups.items():
         if n:
-            pmf = np.convolve(pmf, stats.binom.pmf(np.arange(n + 1), n, p))
+            pmf = np.convolve(pmf, _binom_pmf(n, p))
     return float(min(1.0, max(0.0, pmf[hits:].sum())))
 
 

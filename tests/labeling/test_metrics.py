@@ -124,3 +124,10 @@ def test_quantile_linear():
     assert metrics.quantile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0.1) == pytest.approx(2.0)
     assert metrics.quantile([4, 1, 3], 0.5) == 3.0
     assert metrics.quantile([], 0.5) is None
+
+
+@pytest.mark.parametrize(("n", "p"), [(1, 0.25), (7, 0.5), (400, 0.75), (1250, 1 / 3), (5, 0.0), (5, 1.0)])
+def test_binomial_pmf_matches_scipy(n, p):
+    from scipy import stats
+
+    assert np.allclose(metrics._binom_pmf(n, p), stats.binom.pmf(np.arange(n + 1), n, p), atol=1e-12)
