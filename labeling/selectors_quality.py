@@ -22,7 +22,9 @@ Definitions (the math is in `labeling/metrics.py`):
   labeling, not over the wall-clock day.
 
 Every function reads with a fixed number of queries whatever the number of labels or labelers
-(columns via values_list, grouped in Python).
+(columns via values_list, computed on numpy arrays). Each process keeps a project's label columns
+and the samples' text statistics between requests (see `_project_columns` and
+`comparison_text_stats` for why and how they stay fresh); `text_stats_cache_clear` forgets both.
 """
 from __future__ import annotations
 
@@ -543,7 +545,8 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
     n_skipped, n_flagged, n_unsure = count(cols.skipped), count(cols.flagged), count(cols.unsure & answered)
     n_text, n_fast = count(has_text), count(too_fast)
     position_counts = np.zeros((n_groups, k), dtype=int)
-    np.add.at(position_counts, (g[answered], cols.position[answered]), 1)
+    shown = answered & (cols.position >= 0)  # a choice missing from its display order counts nowhere
+    np.add.at(position_counts, (g[shown], cols.position[shown]), 1)
     chance_counts = {}
     for name, (informative, hit, ties) in detectors.items():
         by_ties = np.zeros((n_groups, k + 1), dtype=int)
