@@ -45,7 +45,7 @@ from labeling import metrics
 from labeling.models import ComparisonSample, Instructions, Label, Project, Query, SampleFlag
 from labeling.roles import PERM_RESEARCH
 from labeling.selectors import LETTERS, project_progress
-from labeling.textstats import copy_overlap, text_length
+from labeling.textstats import copy_overlaps, text_length
 
 ALPHA = 0.01  # detectors flag at p < ALPHA
 READING_CHARS_PER_SECOND = 60.0  # ≈ 3× a fast reader (~20 chars/s): faster than this is not reading
@@ -256,7 +256,7 @@ def _top_mask(values: tuple) -> int:
 
 def _stats_of(context: str, texts: list[str]) -> TextStats:
     lengths = tuple(text_length(t) for t in texts)
-    overlaps = tuple(copy_overlap(context, t) for t in texts)
+    overlaps = tuple(copy_overlaps(context, texts))  # = copy_overlap per text, the simulated labelers' score
     return TextStats(lengths=lengths, overlaps=overlaps, chars=len(context) + sum(len(t) for t in texts),
                      length_top=_top_mask(lengths), copy_top=_top_mask(overlaps))
 
