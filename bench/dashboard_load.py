@@ -17,8 +17,9 @@ the copy and length detectors have work to do.
 
 Timed: the overview (`/projects/<slug>/dashboard/`), the labeler table
 (`/projects/<slug>/dashboard/labelers/`), its CSV, and one labeler's drill-down. The first request
-of the labeler table fills the per-process text-statistics cache (n-gram overlaps of every
-labeled comparison); later ones reuse it.
+of the overview fetches all label columns, and the first of the labeler table computes the text
+statistics (n-gram overlaps of every labeled comparison); the process keeps both, and later
+requests check them with one aggregate query and fetch only newer labels.
 """
 from __future__ import annotations
 
