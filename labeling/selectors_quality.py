@@ -37,7 +37,7 @@ from datetime import date, datetime
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, Sum, TextField, Value
+from django.db.models import Count, F, Q, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.http import Http404
 
@@ -390,7 +390,7 @@ class _Labels:
         """What `_labels_fingerprint` reads from the database for the same rows."""
         return (len(self.id), int(self.id.sum()), int(self.comparison.sum()), int(self.labeler.sum()),
                 int(self.chosen.sum()), int(self.duration_ms.sum()), int(self.unsure.sum()), int(self.skipped.sum()),
-                int(self.calibration.sum()), int(self.instructions.sum()))
+                int(self.calibration.sum()), int(self.instructions.sum()), int((self.id * self.chosen).sum()))
 
 
 def _label_rows_fetch(labels) -> _Labels:
@@ -442,9 +442,10 @@ def _labels_fingerprint(labels, up_to_id: int) -> tuple[int, ...]:
         unsure=Count("id", filter=Q(unsure=True)), skipped=Count("id", filter=Q(skipped=True)),
         calibration=Count("id", filter=Q(comparison__is_calibration=True)),
         instructions=Sum(Coalesce("instructions_id", Value(-1))),
+        weighted=Sum(F("id") * Coalesce("chosen_index", Value(-1))),  # an edit that swaps two choices shows here
     )
     keys = ("n", "ids", "comparisons", "labelers", "chosen", "duration", "unsure", "skipped", "calibration",
-            "instructions")
+            "instructions", "weighted")
     return tuple(int(agg[key] or 0) for key in keys)
 
 

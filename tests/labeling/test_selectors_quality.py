@@ -112,3 +112,16 @@ def test_labeler_table_follows_new_edited_and_deleted_labels(project):
     newest.delete()
     Assignment.objects.filter(id=assignment_id).delete()
     assert {q.username: q for q in labelers_quality(project)}["lab-c"].labels == 2
+
+
+def test_swapped_choices_are_not_served_stale(project):
+    """An edit that swaps two labels' choices keeps count and sums: the id-weighted sum still catches it."""
+    from labeling.models import Label
+
+    world = hand_world(project)
+    assert labeler_detail(project, labeler_id=world["a"].id).quality.agreement.same == 2
+    c1, c2 = Label.objects.filter(labeler=world["a"]).order_by("id")[:2]  # chose 0 (agrees) and 2 (differs)
+    Label.objects.filter(id=c1.id).update(chosen_index=2)
+    Label.objects.filter(id=c2.id).update(chosen_index=0)
+    agreement = labeler_detail(project, labeler_id=world["a"].id).quality.agreement
+    assert (agreement.same, agreement.different) == (1, 2)
