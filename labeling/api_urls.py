@@ -21,3 +21,11 @@ urlpatterns = [
     path("projects/<slug:project_slug>/instructions/versions/",
          api.InstructionsVersionsApi.as_view(), name="api-instructions-versions"),
 ]
+
+# Researcher dashboards (labeling/api_dashboard.py)
+from labeling import api_dashboard  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:project_slug>/dashboard/labelers/", api_dashboard.LabelerTableApi.as_view(),
+         name="api-dashboard-labelers"),
+]

@@ -38,3 +38,21 @@ def copy_overlap(context: str, text: str, n: int = 3) -> float:
 def text_length(text: str) -> int:
     """Length used by the length-preference checks: characters after trimming whitespace."""
     return len(text.strip())
+
+
+def copy_overlaps(context: str, texts: list[str], n: int = 3) -> list[float]:
+    """`[copy_overlap(context, t, n) for t in texts]`, tokenising the context once (dashboards score 100k samples)."""
+    context_words = words(context)
+    context_grams: dict[int, set[tuple[str, ...]]] = {}
+    out = []
+    for text in texts:
+        text_words = words(text)
+        size = min(n, len(text_words))
+        if size == 0:
+            out.append(0.0)
+            continue
+        if size not in context_grams:
+            context_grams[size] = ngrams(context_words, size)
+        text_grams = ngrams(text_words, size)
+        out.append(len(text_grams & context_grams[size]) / len(text_grams))
+    return out

@@ -1,7 +1,6 @@
 from django.urls import path
 
-from labeling import views
-from labeling import views_comparisons, views_instructions
+from labeling import views, views_comparisons, views_dashboard, views_instructions
 
 urlpatterns = [
     path("", views.labeling_home, name="home"),
@@ -24,4 +23,12 @@ urlpatterns += [
          name="labeling-comparison-detail"),
     path("projects/<slug:slug>/comparisons/<int:comparison_id>/labels.csv",
          views_comparisons.labeling_comparison_labels_csv, name="labeling-comparison-labels-csv"),
+]
+
+# Researcher dashboards: agreement, labeler quality, drill-down (labeling/views_dashboard.py).
+urlpatterns += [
+    path("projects/<slug:slug>/dashboard/", views_dashboard.dashboard_project, name="dashboard-project"),
+    path("projects/<slug:slug>/dashboard/labelers/", views_dashboard.dashboard_labelers, name="dashboard-labelers"),
+    path("projects/<slug:slug>/dashboard/labelers/<int:user_id>/", views_dashboard.dashboard_labeler,
+         name="dashboard-labeler"),
 ]

@@ -32,6 +32,7 @@ TABLE = [
     ("api-instructions-ack",     "post", {"version": 1},                       401, 200, 200, 200),
     ("api-assignment-next",      "post", None,                                 401, 200, 200, 200),
     ("api-instructions-versions", "get", None,                                 401, 403, 200, 200),
+    ("api-dashboard-labelers",   "get",  None,                                 401, 403, 200, 200),
 ]
 ROWS = [pytest.param(*row[:3], dict(zip(ROLES, row[3:], strict=True)), role, id=f"{row[0]}-{role}")
         for row in TABLE for role in ROLES]
@@ -170,6 +171,8 @@ PAGE_TABLE = [
     ("labeling-comparison-detail",    "comparison",                                      302, 403, 200, 200),
     ("labeling-comparison-labels-csv", "comparison",                                     302, 403, 200, 200),
     ("training-win-rates-csv",        "project",                                         302, 403, 200, 200),
+    ("dashboard-project",             "project",                                         302, 403, 200, 200),
+    ("dashboard-labelers",            "project",                                         302, 403, 200, 200),
 ]
 PAGE_ROWS = [pytest.param(row[0], row[1], dict(zip(ROLES, row[2:], strict=True)), role, hx, id=f"{row[0]}-{role}-{hx}")
              for row in PAGE_TABLE for role in ROLES for hx in ("page", "htmx")]
@@ -177,8 +180,9 @@ PAGE_ROWS = [pytest.param(row[0], row[1], dict(zip(ROLES, row[2:], strict=True))
 
 @pytest.mark.parametrize(("name", "needs", "expected", "role", "hx"), PAGE_ROWS)
 def test_researcher_pages_table(client, world, users, name, needs, expected, role, hx):
-    """Researcher pages (full and htmx partial) are 404 for contractors (not even their existence shows),
-    except the researcher dashboards, which answer 403."""
+    """Researcher pages (full and htmx partial) are 404 for contractors (not even a run's existence shows);
+    the dashboards, instructions and comparison pages, whose URLs name only project slugs a contractor
+    already knows, are 403 (issue 5)."""
     run = TrainingRunFactory(project=world)  # never served to the contractor
     comparison = world.comparisons.first()
     kwargs = {"project": {"slug": world.slug}, "run": {"run_id": run.id}, None: {},

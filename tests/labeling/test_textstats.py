@@ -21,3 +21,17 @@ def test_copy_overlap_short_and_empty_texts():
 
 def test_text_length_trims():
     assert text_length("  four\n") == 4
+
+
+def test_copy_overlaps_equals_copy_overlap_per_text():
+    """The batched form used by the dashboards gives exactly copy_overlap's numbers."""
+    import random
+
+    from labeling.textstats import copy_overlaps
+
+    rng = random.Random(7)
+    vocabulary = ["the", "cat", "sat", "on", "mat", "and", "dog", "ran", "A", "B!"]
+    for _ in range(200):
+        context = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 30)))
+        texts = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 8))) for _ in range(4)]
+        assert copy_overlaps(context, texts) == [copy_overlap(context, t) for t in texts]

@@ -1,0 +1,228 @@
+"""Server time of the researcher dashboards with 100,000 labels from 80 labelers (PostgreSQL).
+
+Not a test: it prints figures. It migrates a template database (`rlhf_dashbench_tpl`), clones it
+into a fresh `rlhf_dashbench` (both dropped and recreated: never point it at a database you care
+about), bulk-loads one project with SQL, then requests each page in-process through Django's test
+client (no network, no gunicorn) and prints the first (cold) time and the median of the next
+--repeat requests:
+
+    .venv/bin/python bench/dashboard_load.py
+    .venv/bin/python bench/dashboard_load.py --labels 100000 --labelers 80 --repeat 7
+
+Workload: K=4; --labels / 2 comparisons, each answered by two different labelers (about 3% skips,
+1% flagged); every 10th comparison is in the calibration slice and also has two researchers'
+labels (so the table holds 10% more labels than --labels); labels spread over 60 days. Sample
+texts come from a 300-word vocabulary and one sample in four copies a span of its context, so
+the copy and length detectors have work to do.
+
+Timed: the overview (`/projects/<slug>/dashboard/`), the labeler table
+(`/projects/<slug>/dashboard/labelers/`), its CSV, and one labeler's drill-down. The first request
+of the overview fetches all label columns, and the first of the labeler table computes the text
+statistics (n-gram overlaps of every labeled comparison); the process keeps both, and later
+requests check them with one aggregate query and fetch only newer labels.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+TEMPLATE_DB = "rlhf_dashbench_tpl"
+DB = "rlhf_dashbench"
+SLUG = "dash-bench"
+K = 4
+
+
+def _admin_sql(*statements: str) -> None:
+    conn = psycopg2.connect(dbname="postgres", **PG)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    conn.close()
+
+
+def _env(db: str) -> dict:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{db}",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
+        "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "RLHF_SKIP_BOOTSTRAP": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def database_prepare() -> None:
+    _admin_sql(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_env(TEMPLATE_DB), check=True)
+    _admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", f"CREATE DATABASE {DB} TEMPLATE {TEMPLATE_DB}")
+
+
+# Python fills seed and n; the SQL then goes through psycopg2's formatting, hence %%%% → %% → %.
+WORDS = "(SELECT string_agg('w' || ((%(seed)s * 7919 + g * 104729) %%%% 300), ' ') FROM generate_series(1, %(n)s) g)"
+
+
+def database_load(*, labels: int, labelers: int) -> None:
+    """One project, its comparisons, 80 labelers' and 2 researchers' labels, all with generate_series."""
+    comparisons = labels // 2
+    conn = psycopg2.connect(dbname=DB, **PG)
+    cur = conn.cursor()
+    cur.execute("SET session_replication_role = replica")  # consistent rows; skip per-row FK triggers
+    cur.execute(
+        """INSERT INTO labeling_project (name, slug, description, task_kind, k, labels_per_comparison,
+               calibration_share, is_active, created_at, training_settings)
+           VALUES ('Dashboard bench', %s, '', 'continuation', %s, 4, 0.1, true, now(), '{}') RETURNING id""",
+        (SLUG, K),
+    )
+    (project,) = cur.fetchone()
+    cur.execute("INSERT INTO labeling_instructions (project_id, version, body, created_at) VALUES (%s, 1, 'Pick', now())"
+                " RETURNING id", (project,))
+    (instructions,) = cur.fetchone()
+    cur.execute(
+        "INSERT INTO labeling_query (project_id, context, reference, external_id, split, created_at) "
+        "SELECT %(p)s, 'Context ' || i || ': ' || " + WORDS % {"seed": "i", "n": "40 + i %% 30"} + ", '', '', 'train', now() "
+        "FROM generate_series(1, %(n)s) i",
+        {"p": project, "n": comparisons},
+    )
+    cur.execute(
+        "INSERT INTO labeling_sample (query_id, text, tokens, source, generation_params, created_at) "
+        "SELECT q.id, ' ' || CASE WHEN p = q.id %% 4 THEN substr(q.context, 12, (30 + q.id %% 90)::int) || ' ' ELSE '' END || "
+        + WORDS % {"seed": "q.id * 5 + p", "n": "6 + (q.id + p * 7) %% 25"}
+        + ", NULL, 'policy:base', '{}', now() FROM labeling_query q CROSS JOIN generate_series(0, 3) p ORDER BY q.id, p",
+        {},
+    )
+    cur.execute(
+        """INSERT INTO labeling_comparison (project_id, query_id, labels_wanted, label_count, open_slots,
+               is_calibration, status, batch, external_id, source_run_id, created_at)
+           SELECT %s, q.id, 4, 0, 0, q.id %% 10 = 0, 'active', 'bench', '', NULL, now() - interval '61 days'
+           FROM labeling_query q WHERE q.project_id = %s ORDER BY q.id""",
+        (project, project),
+    )
+    cur.execute(
+        """INSERT INTO labeling_comparisonsample (comparison_id, sample_id, position)
+           SELECT c.id, s.id, s.position FROM labeling_comparison c
+           JOIN (SELECT id, query_id, row_number() OVER (PARTITION BY query_id ORDER BY id) - 1 AS position
+                 FROM labeling_sample) s ON s.query_id = c.query_id"""
+    )
+    cur.execute(
+        """INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, last_name, email,
+               is_staff, is_active, date_joined)
+           SELECT '!', NULL, false, name, '', '', '', false, true, now()
+           FROM (SELECT 'dash-l' || i AS name FROM generate_series(0, %s - 1) i
+                 UNION ALL SELECT 'dash-r' || i FROM generate_series(0, 1) i) n""",
+        (labelers,),
+    )
+    cur.execute("""INSERT INTO auth_user_groups (user_id, group_id)
+                   SELECT u.id, g.id FROM auth_user u, auth_group g
+                   WHERE (u.username LIKE 'dash-l%%' AND g.name = 'contractor')
+                      OR (u.username LIKE 'dash-r%%' AND g.name = 'researcher')""", {})
+    # Who answers what: labelers a = i mod L and b = (i + 1 + i mod (L−1)) mod L (never a); researchers
+    # r0 and r1 on the calibration slice.
+    cur.execute(
+        """CREATE TEMP TABLE who AS
+           SELECT c.id AS comparison_id, u.id AS user_id, c.is_calibration, row_number() OVER () AS n
+           FROM (SELECT id, is_calibration, row_number() OVER (ORDER BY id) - 1 AS i FROM labeling_comparison) c
+           JOIN LATERAL (VALUES ('dash-l' || (c.i %% %(L)s)), ('dash-l' || ((c.i + 1 + c.i %% (%(L)s - 1)) %% %(L)s)),
+                                (CASE WHEN c.is_calibration THEN 'dash-r0' END),
+                                (CASE WHEN c.is_calibration THEN 'dash-r1' END)) v(name) ON v.name IS NOT NULL
+           JOIN auth_user u ON u.username = v.name""",
+        {"L": labelers},
+    )
+    cur.execute(
+        """INSERT INTO labeling_assignment (comparison_id, labeler_id, display_order, leased_at, expires_at, state)
+           SELECT comparison_id, user_id, (ARRAY['[0,1,2,3]','[3,2,1,0]','[1,3,0,2]','[2,0,3,1]'])[1 + n %% 4]::jsonb,
+                  now() - (n %% 86400) * interval '60 seconds', now(), 'submitted' FROM who ORDER BY n""",
+        {},
+    )
+    cur.execute(
+        """INSERT INTO labeling_label (assignment_id, comparison_id, labeler_id, chosen_index, unsure, skipped,
+               skip_reason, duration_ms, instructions_id, created_at)
+           SELECT a.id, a.comparison_id, a.labeler_id,
+                  CASE WHEN r < 0.03 THEN NULL ELSE (floor(random() * 4))::int END, random() < 0.05, r < 0.03,
+                  CASE WHEN r < 0.03 THEN 'unclear' ELSE '' END, 3000 + (random() * 40000)::int, %s, a.leased_at
+           FROM (SELECT *, random() AS r FROM labeling_assignment) a ORDER BY a.id""",
+        (instructions,),
+    )
+    cur.execute("""UPDATE labeling_comparison c SET label_count = l.n
+                   FROM (SELECT comparison_id, count(*) n FROM labeling_label WHERE NOT skipped GROUP BY 1) l
+                   WHERE l.comparison_id = c.id""")
+    cur.execute("""INSERT INTO labeling_sampleflag (label_id, sample_id, note, suggested_correction, created_at)
+                   SELECT l.id, cs.sample_id, 'odd', '', now() FROM labeling_label l
+                   JOIN labeling_comparisonsample cs ON cs.comparison_id = l.comparison_id AND cs.position = 0
+                   WHERE l.id %% 100 = 0""", {})
+    conn.commit()
+    conn.autocommit = True
+    cur.execute("VACUUM ANALYZE")
+    cur.execute("SELECT count(*), count(*) FILTER (WHERE labeler_id IN (SELECT id FROM auth_user WHERE username LIKE "
+                "'dash-l%%')) FROM labeling_label", {})
+    total, by_labelers = cur.fetchone()
+    conn.close()
+    print(f"loaded: {comparisons} comparisons, {total} labels ({by_labelers} by {labelers} labelers, "
+          f"{total - by_labelers} by 2 researchers on the calibration slice)")
+
+
+def measure(repeat: int) -> None:
+    """In-process requests as a researcher: first (cold) and median of `repeat` more, server time only."""
+    os.environ.update(_env(DB))
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    researcher = get_user_model().objects.get(username="dash-r0")
+    labeler = get_user_model().objects.get(username="dash-l7")
+    client = Client()
+    client.force_login(researcher)
+    pages = [
+        ("overview", reverse("dashboard-project", kwargs={"slug": SLUG})),
+        ("labeler table", reverse("dashboard-labelers", kwargs={"slug": SLUG})),
+        ("labeler table CSV", reverse("dashboard-labelers", kwargs={"slug": SLUG}) + "?format=csv"),
+        ("labeler drill-down", reverse("dashboard-labeler", kwargs={"slug": SLUG, "user_id": labeler.id})),
+    ]
+    for name, url in pages:
+        times = []
+        for _ in range(repeat + 1):
+            with CaptureQueriesContext(connection) as queries:
+                start = time.perf_counter()
+                response = client.get(url)
+                times.append((time.perf_counter() - start) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+        print(f"{name:20s} first {times[0]:7.0f} ms · median of next {repeat} {statistics.median(times[1:]):7.0f} ms "
+              f"(min {min(times[1:]):.0f}, max {max(times[1:]):.0f}) · {len(queries.captured_queries)} queries · "
+              f"{len(response.content) // 1024} KiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--labels", type=int, default=100_000, help="labels by labelers (researchers add 10%%)")
+    parser.add_argument("--labelers", type=int, default=80)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip-load", action="store_true", help="reuse the loaded rlhf_dashbench")
+    args = parser.parse_args()
+    print(f"cpus: {os.cpu_count()} · load average: {os.getloadavg()}")
+    if not args.skip_load:
+        start = time.perf_counter()
+        database_prepare()
+        database_load(labels=args.labels, labelers=args.labelers)
+        print(f"load took {time.perf_counter() - start:.0f} s")
+    measure(args.repeat)
+
+
+if __name__ == "__main__":
+    main()

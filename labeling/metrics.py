@@ -1,0 +1,235 @@
+"""Agreement and labeler-quality statistics: pure math on plain numbers, no database.
+
+The selectors in `labeling/selectors_quality/` read labels and call these. Conventions:
+- A rater's answer to a K-way item is the chosen canonical index 0..K-1.
+- `wilson_interval` is the Wilson score interval (Wilson 1927), the usual choice for a
+  proportion with small n or a rate near 0 or 1; it never leaves [0, 1].
+- The shortcut tests are one-sided ("more than chance") and report (statistic, p-value).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import krippendorff
+import numpy as np
+from scipy import stats
+from scipy.special import gammaln
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A proportion `hits / n` with its Wilson 95% interval; `value` is None when n is 0."""
+
+    hits: float
+    n: float
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+def wilson_interval(hits: float, n: float, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval for hits successes out of n trials; None when n is 0.
+
+    centre = (p + z²/2n) / (1 + z²/n), half = z·sqrt(p(1−p)/n + z²/4n²) / (1 + z²/n).
+    """
+    if n <= 0:
+        return None
+    p = hits / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate(hits: float, n: float) -> Rate:
+    interval = wilson_interval(hits, n)
+    if interval is None:
+        return Rate(hits=hits, n=n, value=None, low=None, high=None)
+    return Rate(hits=hits, n=n, value=hits / n, low=interval[0], high=interval[1])
+
+
+def kway_and_pairwise(same: int, different: int, k: int) -> tuple[Rate, Rate]:
+    """K-way agreement s/(s+d) and implied pairwise agreement (K−1)s / ((K−1)s + d).
+
+    Pairwise: the reference choice r beats each of the K−1 other samples. A label that also
+    chose r agrees on all K−1 pairs; a label that chose j ≠ r disagrees on the pair (r, j) and
+    says nothing about the pairs (r, other) since it ranked neither of them. The pairs are
+    treated as independent for the interval, which makes it somewhat too narrow.
+    """
+    pairs_agree = (k - 1) * same
+    return rate(same, same + different), rate(pairs_agree, pairs_agree + different)
+
+
+def majority(choices: Iterable[int]) -> int | None:
+    """The most frequent choice, or None on a tie for first place (or no choices)."""
+    counts: dict[int, int] = {}
+    for c in choices:
+        counts[c] = counts.get(c, 0) + 1
+    if not counts:
+        return None
+    best = max(counts.values())
+    winners = [c for c, n in counts.items() if n == best]
+    return winners[0] if len(winners) == 1 else None
+
+
+def category_counts(items: Iterable[Sequence[int]], k: int) -> np.ndarray:
+    """Items × categories matrix n_ij: how many raters put item i in category j."""
+    rows = [np.bincount(np.asarray(item, dtype=int), minlength=k) for item in items]
+    return np.array(rows, dtype=float).reshape(len(rows), k)
+
+
+def percent_agreement(counts: np.ndarray) -> float | None:
+    """Mean over items of the share of agreeing rater pairs, P̄ = mean_i Σ_j n_ij(n_ij−1) / n_i(n_i−1).
+
+    Items with fewer than two raters are ignored; None if none is left.
+    """
+    counts = counts[counts.sum(axis=1) >= 2]
+    if len(counts) == 0:
+        return None
+    n_i = counts.sum(axis=1)
+    p_i = (counts * (counts - 1)).sum(axis=1) / (n_i * (n_i - 1))
+    return float(p_i.mean())
+
+
+def fleiss_kappa(counts: np.ndarray) -> float | None:
+    """Fleiss' κ (1971) from an items × categories count matrix.
+
+    κ = (P̄ − P̄e) / (1 − P̄e), with P̄ the mean per-item pair agreement and P̄e = Σ_j p_j², p_j the
+    share of all ratings in category j. Items may have different numbers of raters (≥ 2; others
+    are dropped): P_i then uses each item's own n_i, the usual generalisation. None when
+    undefined (no item, or P̄e = 1: every rating in one category).
+    """
+    counts = counts[counts.sum(axis=1) >= 2]
+    if len(counts) == 0:
+        return None
+    p_bar = percent_agreement(counts)
+    p_j = counts.sum(axis=0) / counts.sum()
+    p_e = float((p_j**2).sum())
+    if math.isclose(p_e, 1.0):
+        return None
+    return (p_bar - p_e) / (1 - p_e)
+
+
+def krippendorff_alpha(counts: np.ndarray) -> float | None:
+    """Krippendorff's α for nominal data (the `krippendorff` package), from item × category counts.
+
+    Items with fewer than two ratings carry no pairable values and are dropped. None when
+    undefined (no pairable item, or a single category used throughout).
+    """
+    counts = counts[counts.sum(axis=1) >= 2]
+    if len(counts) == 0 or np.count_nonzero(counts.sum(axis=0)) < 2:
+        return None
+    return float(krippendorff.alpha(value_counts=counts, level_of_measurement="nominal"))
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One detector's outcome: its statistic, one-sided p-value, and sizes behind it."""
+
+    statistic: float | None
+    p_value: float | None
+    n: int
+    observed: float = 0.0  # e.g. hits, or too-fast labels
+    expected: float = 0.0  # the same under the null hypothesis
+
+    def flagged(self, alpha: float) -> bool:
+        return self.p_value is not None and self.p_value < alpha
+
+
+def position_bias_test(positions: Sequence[int], k: int) -> TestResult:
+    """Chi-square goodness of fit of chosen display positions (0..K−1) against uniform.
+
+    Display orders are shuffled uniformly per assignment, so an unbiased labeler's chosen
+    position is uniform whatever they prefer. statistic = χ² with K−1 degrees of freedom.
+    """
+    return position_bias_counts_test(np.bincount(np.asarray(positions, dtype=int), minlength=k))
+
+
+def position_bias_counts_test(counts: Sequence[int]) -> TestResult:
+    """`position_bias_test` from how often each display position was chosen."""
+    observed = np.asarray(counts, dtype=float)
+    n = int(observed.sum())
+    if n == 0:
+        return TestResult(statistic=None, p_value=None, n=0)
+    expected = n / len(observed)
+    chi2 = float(((observed - expected) ** 2).sum() / expected)
+    p = float(stats.chi2.sf(chi2, len(observed) - 1))  # = scipy.stats.chisquare, without its per-call overhead
+    return TestResult(statistic=chi2, p_value=p, n=n, observed=float(observed.max()), expected=expected)
+
+
+def _binom_pmf(n: int, p: float) -> np.ndarray:
+    """Binomial(n, p) pmf over 0..n from log-gamma (the same values as scipy.stats.binom.pmf, less overhead)."""
+    x = np.arange(n + 1)
+    if p <= 0 or p >= 1:
+        return (x == (n if p >= 1 else 0)).astype(float)
+    log_pmf = gammaln(n + 1) - gammaln(x + 1) - gammaln(n - x + 1) + x * math.log(p) + (n - x) * math.log1p(-p)
+    return np.exp(log_pmf)
+
+
+def poisson_binomial_sf(hits: int, probabilities: Sequence[float]) -> float:
+    """Exact P(X ≥ hits) for X a sum of independent Bernoulli(p_i).
+
+    The p_i are tie shares (t/K), so they take few distinct values: X is a sum of a few
+    binomials, and its pmf is their convolution (exact, fast at 100k trials).
+    """
+    groups: dict[float, int] = {}
+    for p in probabilities:
+        groups[round(p, 12)] = groups.get(round(p, 12), 0) + 1
+    return poisson_binomial_sf_grouped(hits, groups)
+
+
+def poisson_binomial_sf_grouped(hits: int, groups: dict[float, int]) -> float:
+    """`poisson_binomial_sf` with the trials given as {probability: how many trials}."""
+    if hits <= 0:
+        return 1.0
+    pmf = np.array([1.0])
+    for p, n in groups.items():
+        if n:
+            pmf = np.convolve(pmf, _binom_pmf(n, p))
+    return float(min(1.0, max(0.0, pmf[hits:].sum())))
+
+
+def preference_test(hits: Sequence[bool], chance: Sequence[float]) -> TestResult:
+    """One-sided exact test that a labeler picks the "top" sample (longest, most copying) more than chance.
+
+    Per label, chance is (samples tied at the maximum)/K and a hit is picking any of them; labels
+    where all K tie say nothing and should be left out by the caller. Under H0 the hits are a
+    Poisson-binomial sum; p = P(X ≥ observed) exactly (`poisson_binomial_sf`). statistic =
+    observed hit rate − expected hit rate.
+    """
+    groups: dict[float, int] = {}
+    for p in chance:
+        groups[round(p, 12)] = groups.get(round(p, 12), 0) + 1
+    return preference_test_grouped(int(sum(bool(h) for h in hits)), groups)
+
+
+def preference_test_grouped(observed: int, groups: dict[float, int]) -> TestResult:
+    """`preference_test` from the hit count and the labels' chances as {chance: how many labels}."""
+    n = int(sum(groups.values()))
+    if n == 0:
+        return TestResult(statistic=None, p_value=None, n=0)
+    expected = float(sum(p * m for p, m in groups.items()))
+    p_value = poisson_binomial_sf_grouped(observed, groups)
+    return TestResult(statistic=(observed - expected) / n, p_value=p_value, n=n, observed=observed, expected=expected)
+
+
+def too_fast_test(too_fast: int, n: int, allowed_share: float) -> TestResult:
+    """One-sided exact binomial test that the share of too-fast labels exceeds `allowed_share`.
+
+    statistic = observed too-fast share.
+    """
+    if n == 0:
+        return TestResult(statistic=None, p_value=None, n=0)
+    p = stats.binom.sf(too_fast - 1, n, allowed_share)  # P(X ≥ too_fast), as binomtest(alternative="greater")
+    return TestResult(statistic=too_fast / n, p_value=float(min(1.0, p)), n=n, observed=too_fast, expected=allowed_share * n)
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolation quantile (numpy's default); None for no values."""
+    if len(values) == 0:
+        return None
+    return float(np.quantile(np.asarray(values, dtype=float), q))

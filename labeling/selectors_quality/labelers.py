@@ -1,0 +1,295 @@
+"""The labeler table and one labeler's labels, with the shortcut detectors."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.http import Http404
+
+from labeling import metrics
+from labeling.models import ComparisonSample, Label, Project
+from labeling.selectors import LETTERS
+from labeling.selectors_quality.columns import _Labels, _project_columns, comparison_text_stats
+from labeling.selectors_quality.common import (
+    ALPHA,
+    READING_CHARS_PER_SECOND,
+    TOO_FAST_ALLOWED_SHARE,
+    Agreement,
+    ResearcherAnswers,
+    _Tally,
+    researcher_ids,
+)
+
+DETECTORS = ("position", "length", "copy", "too_fast")
+
+
+@dataclass
+class LabelerQuality:
+    """One labeler's row of the labeler table. Rates over all labels (skip, flag) or answers (unsure).
+
+    Detectors (each a metrics.TestResult, flagged at p < ALPHA):
+    - position: χ² of chosen display positions against uniform;
+    - length: picks a longest sample (text_length) more than chance, exact Poisson-binomial test;
+    - copy: picks a sample with the highest copy_overlap with the context more than chance (same test);
+    - too_fast: share of answers faster than READING_CHARS_PER_SECOND over context + all samples,
+      exact binomial test against TOO_FAST_ALLOWED_SHARE.
+    `hits` (filled for the drill-down) holds, per detector, the ids of the labels behind it: the
+    label chose the longest / most copying sample, was too fast, or chose the labeler's most
+    chosen screen position.
+    """
+
+    labeler_id: int
+    username: str
+    is_researcher: bool
+    labels: int
+    answers: int
+    labels_per_hour: float | None
+    median_s: float | None
+    p10_s: float | None
+    skip_rate: metrics.Rate
+    flag_rate: metrics.Rate
+    unsure_rate: metrics.Rate
+    agreement: Agreement
+    position: metrics.TestResult
+    length: metrics.TestResult
+    copy: metrics.TestResult
+    too_fast: metrics.TestResult
+    hits: dict[str, set[int]] = field(default_factory=dict)
+
+    @property
+    def flags(self) -> list[str]:
+        return [name for name in DETECTORS if getattr(self, name).flagged(ALPHA)]
+
+    @property
+    def detector_results(self) -> list[metrics.TestResult]:
+        return [getattr(self, name) for name in DETECTORS]
+
+
+def _agreement_by_labeler(cols: _Labels, researchers: set[int], k: int) -> tuple[dict[int, Agreement], ResearcherAnswers]:
+    """Each labeler's agreement with the researchers' answer (own label left out), and the answers."""
+    calibration = np.flatnonzero(cols.calibration & ~cols.skipped)
+    rows = list(zip(cols.labeler[calibration].tolist(), cols.comparison[calibration].tolist(),
+                    cols.chosen[calibration].tolist(), strict=True))
+    answers = ResearcherAnswers(row for row in rows if row[0] in researchers)
+    tallies: dict[int, _Tally] = defaultdict(_Tally)
+    for labeler_id, comparison_id, chosen in rows:
+        reference = answers.reference(comparison_id, labeler_id)
+        if reference is not None:
+            tallies[labeler_id].add(chosen == reference)
+    return {labeler_id: tally.result(k) for labeler_id, tally in tallies.items()}, answers
+
+
+def _groups(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[np.ndarray]:
+    """values split by group index (0..n_groups−1)."""
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    ordered = values[order]
+    return [ordered[bounds[g]: bounds[g + 1]] for g in range(n_groups)]
+
+
+def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, with_hits_for: int | None = None,
+                  ) -> tuple[list[LabelerQuality], ResearcherAnswers]:
+    """Every labeler's LabelerQuality from one pass over the label columns (a fixed number of queries)."""
+    k = project.k
+    agreements, answers = _agreement_by_labeler(cols, researchers, k)
+    labeler_ids, g = np.unique(cols.labeler, return_inverse=True)
+    n_groups = len(labeler_ids)
+    names = dict(get_user_model().objects.filter(id__in=labeler_ids.tolist()).values_list("id", "username"))
+
+    # 1. Text statistics of every answered comparison, as per-label columns.
+    answered = ~cols.skipped
+    comparisons, first = np.unique(cols.comparison[answered], return_index=True)
+    queries = cols.query[answered][first]
+    texts = comparison_text_stats(dict(zip(comparisons.tolist(), queries.tolist(), strict=True)), project=project)
+    per_comparison = np.zeros((len(comparisons), 4), dtype=np.int64)  # known, length_top, copy_top, chars
+    for row, c in enumerate(comparisons.tolist()):
+        stat = texts.get(c)
+        if stat is not None and len(stat.lengths) == k:
+            per_comparison[row] = (1, stat.length_top, stat.copy_top, stat.chars)
+    known, length_top, copy_top, chars = per_comparison[:, 0].astype(bool), *per_comparison[:, 1:].T
+    where = np.searchsorted(comparisons, cols.comparison).clip(0, max(len(comparisons) - 1, 0))
+    has_text = answered & (known[where] if len(comparisons) else np.zeros(len(cols.id), dtype=bool))
+    chosen_bit = np.left_shift(1, cols.chosen.clip(0))
+
+    # 2. Per-label detector inputs.
+    popcount = np.array([bin(m).count("1") for m in range(1 << k)])
+    detectors: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for name, top in (("length", length_top), ("copy", copy_top)):
+        per_label = top[where] if len(comparisons) else np.zeros(len(cols.id), dtype=np.int64)
+        ties = popcount[per_label]
+        informative = has_text & (ties < k) & (ties > 0)  # all tied: says nothing
+        hit = informative & ((per_label & chosen_bit) > 0)
+        detectors[name] = (informative, hit, ties)
+    too_fast = has_text & (cols.duration_ms * READING_CHARS_PER_SECOND < 1000 * chars[where] if len(comparisons) else False)
+
+    # 3. Per-labeler sums and tests.
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(g, weights=mask.astype(float), minlength=n_groups).astype(int)
+
+    n_labels, n_answered = count(np.ones(len(cols.id), dtype=bool)), count(answered)
+    n_skipped, n_flagged, n_unsure = count(cols.skipped), count(cols.flagged), count(cols.unsure & answered)
+    n_text, n_fast = count(has_text), count(too_fast)
+    position_counts = np.zeros((n_groups, k), dtype=int)
+    shown = answered & (cols.position >= 0)  # a choice missing from its display order counts nowhere
+    np.add.at(position_counts, (g[shown], cols.position[shown]), 1)
+    chance_counts = {}
+    for name, (informative, hit, ties) in detectors.items():
+        by_ties = np.zeros((n_groups, k + 1), dtype=int)
+        np.add.at(by_ties, (g[informative], ties[informative]), 1)
+        chance_counts[name] = (by_ties, count(hit))
+    seconds = _groups(cols.duration_ms / 1000, g, n_groups)
+
+    rows = []
+    for index, labeler_id in enumerate(labeler_ids.tolist()):
+        durations = seconds[index]
+        mean_s = float(durations.mean()) if len(durations) else 0.0
+        tests = {}
+        for name, (by_ties, hits) in chance_counts.items():
+            groups = {t / k: int(by_ties[index, t]) for t in range(1, k) if by_ties[index, t]}
+            tests[name] = metrics.preference_test_grouped(int(hits[index]), groups)
+        positions = position_counts[index]
+        hits_sets: dict[str, set[int]] = {}
+        if labeler_id == with_hits_for:
+            mine = g == index
+            top_position = int(positions.argmax())
+            hits_sets = {
+                "position": set(cols.id[mine & answered & (cols.position == top_position)].tolist()),
+                "length": set(cols.id[mine & detectors["length"][1]].tolist()),
+                "copy": set(cols.id[mine & detectors["copy"][1]].tolist()),
+                "too_fast": set(cols.id[mine & too_fast].tolist()),
+            }
+        rows.append(LabelerQuality(
+            labeler_id=labeler_id, username=names.get(labeler_id, "?"), is_researcher=labeler_id in researchers,
+            labels=int(n_labels[index]), answers=int(n_answered[index]),
+            labels_per_hour=3600 / mean_s if mean_s > 0 else None,
+            median_s=metrics.quantile(durations, 0.5), p10_s=metrics.quantile(durations, 0.1),
+            skip_rate=metrics.rate(int(n_skipped[index]), int(n_labels[index])),
+            flag_rate=metrics.rate(int(n_flagged[index]), int(n_labels[index])),
+            unsure_rate=metrics.rate(int(n_unsure[index]), int(n_answered[index])),
+            agreement=agreements.get(labeler_id, Agreement.of(0, 0, k)),
+            position=metrics.position_bias_counts_test(positions),
+            length=tests["length"], copy=tests["copy"],
+            too_fast=metrics.too_fast_test(int(n_fast[index]), int(n_text[index]), TOO_FAST_ALLOWED_SHARE),
+            hits=hits_sets,
+        ))
+    return rows, answers
+
+
+SORT_KEYS = {
+    "username": lambda q: q.username.lower(),
+    "labels": lambda q: q.labels,
+    "per_hour": lambda q: q.labels_per_hour,
+    "median": lambda q: q.median_s,
+    "p10": lambda q: q.p10_s,
+    "skip": lambda q: q.skip_rate.value,
+    "flag": lambda q: q.flag_rate.value,
+    "unsure": lambda q: q.unsure_rate.value,
+    "kway": lambda q: q.agreement.kway.value,
+    "pairwise": lambda q: q.agreement.pairwise.value,
+    "position": lambda q: q.position.p_value,
+    "length": lambda q: q.length.p_value,
+    "copy": lambda q: q.copy.p_value,
+    "too_fast": lambda q: q.too_fast.p_value,
+}
+
+
+def labelers_sort(rows: list[LabelerQuality], sort: str) -> list[LabelerQuality]:
+    """Sort by a SORT_KEYS name, "-name" for descending; missing values last either way."""
+    key = SORT_KEYS[sort.lstrip("-")]
+    present = [r for r in rows if key(r) is not None]
+    absent = [r for r in rows if key(r) is None]
+    present.sort(key=key, reverse=sort.startswith("-"))
+    return present + sorted(absent, key=lambda r: r.username.lower())
+
+
+def labelers_quality(project: Project, *, sort: str = "username") -> list[LabelerQuality]:
+    """One LabelerQuality per user who labeled in the project, sorted (a fixed number of queries)."""
+    rows, _ = _quality_rows(project, _project_columns(project), researcher_ids())
+    return labelers_sort(rows, sort)
+
+
+# ---------------------------------------------------------------- one labeler's labels
+
+
+@dataclass(frozen=True)
+class ShownText:
+    canonical: int
+    letter: str  # where this labeler saw it
+    text: str
+    length: int | None
+    overlap: float | None
+
+
+@dataclass(frozen=True)
+class LabelDetail:
+    id: int
+    created_at: datetime
+    context: str
+    samples: list[ShownText]  # in the labeler's display order
+    chosen: int | None
+    chosen_letter: str | None
+    researchers: int | None  # the researchers' answer (canonical), None when none
+    agrees: bool | None
+    duration_s: float
+    unsure: bool
+    skipped: bool
+    markers: list[str]  # detectors this label counts for
+
+
+@dataclass(frozen=True)
+class LabelerDetail:
+    quality: LabelerQuality
+    labels: list[LabelDetail]
+    total: int
+
+
+def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit: int | None = 100) -> LabelerDetail:
+    """A labeler's figures and their labels (newest first, a page of `limit`) beside the researchers' answers.
+
+    404 when the user has no label in the project. A fixed number of queries.
+    """
+    researchers = researcher_ids()
+    cols = _project_columns(project)
+    researcher_array = np.array(sorted(researchers), dtype=np.int64)
+    cols = cols.subset((cols.labeler == labeler_id) | (np.isin(cols.labeler, researcher_array) & cols.calibration))
+    rows, answers = _quality_rows(project, cols, researchers, with_hits_for=labeler_id)
+    mine = next((row for row in rows if row.labeler_id == labeler_id), None)
+    if mine is None:
+        raise Http404("No labels by this user in this project.")
+    indices = np.flatnonzero(cols.labeler == labeler_id)
+    indices = indices[np.argsort(-cols.id[indices], kind="stable")]  # newest (highest id) first
+    page = indices[offset: None if limit is None else offset + limit].tolist()
+    page_ids = [int(cols.id[i]) for i in page]
+    created = dict(Label.objects.filter(id__in=page_ids).values_list("id", "created_at"))
+    texts: dict[int, dict[int, str]] = defaultdict(dict)
+    contexts: dict[int, str] = {}
+    for comparison_id, position, text, context in ComparisonSample.objects.filter(
+        comparison_id__in={int(cols.comparison[i]) for i in page}
+    ).values_list("comparison_id", "position", "sample__text", "comparison__query__context"):
+        texts[comparison_id][position] = text
+        contexts[comparison_id] = context
+    stats = comparison_text_stats({int(cols.comparison[i]): int(cols.query[i]) for i in page}, project=project)
+    details = []
+    for i in page:
+        label_id, comparison_id = int(cols.id[i]), int(cols.comparison[i])
+        chosen = None if cols.skipped[i] else int(cols.chosen[i])
+        order = cols.orders[i]
+        stat = stats.get(comparison_id)
+        shown = [
+            ShownText(canonical=c, letter=LETTERS[p], text=texts[comparison_id].get(c, ""),
+                      length=stat.lengths[c] if stat and c < len(stat.lengths) else None,
+                      overlap=stat.overlaps[c] if stat and c < len(stat.overlaps) else None)
+            for p, c in enumerate(order)
+        ]
+        reference = answers.reference(comparison_id, labeler_id) if cols.calibration[i] else None
+        details.append(LabelDetail(
+            id=label_id, created_at=created.get(label_id), context=contexts.get(comparison_id, ""), samples=shown,
+            chosen=chosen, chosen_letter=LETTERS[order.index(chosen)] if chosen in order else None,
+            researchers=reference, agrees=None if reference is None or chosen is None else chosen == reference,
+            duration_s=int(cols.duration_ms[i]) / 1000, unsure=bool(cols.unsure[i]), skipped=chosen is None,
+            markers=[name for name in DETECTORS if label_id in mine.hits.get(name, ())],
+        ))
+    return LabelerDetail(quality=mine, labels=details, total=len(indices))

@@ -1,0 +1,133 @@
+"""The agreement and detector math (labeling/metrics.py) on small cases worked out by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from labeling import metrics
+
+# Fleiss (1971) as reproduced on Wikipedia's "Fleiss' kappa" page: 10 subjects, 14 raters, 5 categories.
+FLEISS_WIKIPEDIA = np.array([
+    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+], dtype=float)
+
+
+def test_wilson_interval_hand_computed():
+    """7 of 10: centre (0.7 + 1.92/10)/1.384, half 1.96·sqrt(0.021 + 0.00096)/1.384 → [0.397, 0.892]."""
+    low, high = metrics.wilson_interval(7, 10)
+    assert low == pytest.approx(0.3968, abs=1e-4)
+    assert high == pytest.approx(0.8922, abs=1e-4)
+
+
+def test_wilson_interval_edges():
+    assert metrics.wilson_interval(0, 0) is None
+    low, high = metrics.wilson_interval(0, 5)
+    assert low == 0.0 and 0 < high < 0.5
+    low, high = metrics.wilson_interval(5, 5)
+    assert high == 1.0 and 0.5 < low < 1
+
+
+def test_kway_and_pairwise_agreement():
+    """K=4, 3 same and 2 different labels: K-way 3/5; pairwise (3·3)/(3·3 + 2) = 9/11."""
+    kway, pairwise = metrics.kway_and_pairwise(3, 2, 4)
+    assert kway.value == pytest.approx(0.6)
+    assert (pairwise.hits, pairwise.n) == (9, 11)
+    assert pairwise.value == pytest.approx(9 / 11)
+    assert kway.low < 0.6 < kway.high
+
+
+def test_pairwise_equals_kway_for_two_samples():
+    kway, pairwise = metrics.kway_and_pairwise(4, 3, 2)
+    assert kway.value == pairwise.value == pytest.approx(4 / 7)
+
+
+def test_majority_ties_give_no_answer():
+    assert metrics.majority([2, 2, 1]) == 2
+    assert metrics.majority([2, 1]) is None
+    assert metrics.majority([]) is None
+
+
+def test_fleiss_kappa_wikipedia_example():
+    """P̄ = 0.378, P̄e = 0.213, κ = 0.210 (Fleiss 1971 / Wikipedia worked example)."""
+    assert metrics.percent_agreement(FLEISS_WIKIPEDIA) == pytest.approx(0.378, abs=5e-4)
+    assert metrics.fleiss_kappa(FLEISS_WIKIPEDIA) == pytest.approx(0.210, abs=5e-4)
+
+
+def test_fleiss_kappa_two_raters_hand_computed():
+    """Two raters, 4 items, K=2: answers (0,0) (1,1) (0,1) (0,0): P̄ = 3/4; p = (5/8, 3/8), P̄e = 34/64; κ = (0.75 − 0.53125)/0.46875."""
+    counts = metrics.category_counts([[0, 0], [1, 1], [0, 1], [0, 0]], 2)
+    assert counts.tolist() == [[2, 0], [0, 2], [1, 1], [2, 0]]
+    assert metrics.percent_agreement(counts) == pytest.approx(0.75)
+    assert metrics.fleiss_kappa(counts) == pytest.approx((0.75 - 34 / 64) / (1 - 34 / 64))
+
+
+def test_krippendorff_alpha_nominal_hand_computed():
+    """Same 4 items: coincidences o_00 = 6, o_11 = 2, o_01 = o_10 = 1; n = 8, n_0 = 5, n_1 = 3.
+
+    D_o = 2/8, D_e = 2·5·3/(8·7) = 30/56; α = 1 − D_o/D_e = 1 − (1/4)/(15/28) = 1 − 7/15 = 8/15.
+    """
+    counts = metrics.category_counts([[0, 0], [1, 1], [0, 1], [0, 0]], 2)
+    assert metrics.krippendorff_alpha(counts) == pytest.approx(8 / 15)
+
+
+def test_inter_rater_undefined_cases():
+    single = metrics.category_counts([[1], [2]], 4)
+    assert metrics.percent_agreement(single) is None
+    assert metrics.fleiss_kappa(single) is None
+    assert metrics.krippendorff_alpha(single) is None
+    unanimous = metrics.category_counts([[1, 1], [1, 1]], 4)
+    assert metrics.percent_agreement(unanimous) == 1.0
+    assert metrics.fleiss_kappa(unanimous) is None
+
+
+def test_position_bias_chi_square_hand_computed():
+    """Positions chosen 10, 2, 2, 2 times (n 16, expected 4): χ² = (36 + 4 + 4 + 4)/4 = 12, df 3."""
+    result = metrics.position_bias_test([0] * 10 + [1, 1, 2, 2, 3, 3], 4)
+    assert result.statistic == pytest.approx(12.0)
+    assert result.p_value == pytest.approx(0.00738, abs=1e-4)
+    assert result.flagged(0.01)
+    uniform = metrics.position_bias_test([0, 1, 2, 3] * 5, 4)
+    assert uniform.statistic == 0 and not uniform.flagged(0.01)
+
+
+def test_poisson_binomial_sf_against_hand_and_brute_force():
+    """All p = 1/4, n = 4: P(X ≥ 3) = 4·(1/4)³(3/4) + (1/4)⁴ = 13/256. Mixed p checked by enumeration."""
+    assert metrics.poisson_binomial_sf(3, [0.25] * 4) == pytest.approx(13 / 256)
+    probabilities = [0.25, 0.5, 0.5, 0.25, 0.75]
+    brute = 0.0
+    for mask in range(2 ** len(probabilities)):
+        bits = [(mask >> i) & 1 for i in range(len(probabilities))]
+        if sum(bits) >= 3:
+            brute += math.prod(p if b else 1 - p for p, b in zip(probabilities, bits, strict=True))
+    assert metrics.poisson_binomial_sf(3, probabilities) == pytest.approx(brute)
+    assert metrics.poisson_binomial_sf(0, probabilities) == 1.0
+
+
+def test_preference_test_counts_ties_as_chance():
+    """Two labels: a hit with 1 of 4 top (p .25), a hit with 2 of 4 tied (p .5): P(X ≥ 2) = .125; statistic (2 − .75)/2."""
+    result = metrics.preference_test([True, True], [0.25, 0.5])
+    assert result.p_value == pytest.approx(0.125)
+    assert result.statistic == pytest.approx(0.625)
+    assert (result.observed, result.expected, result.n) == (2, 0.75, 2)
+
+
+def test_too_fast_binomial_test():
+    """2 of 10 too fast against an allowed 5%: P(X ≥ 2) = 1 − .95¹⁰ − 10·.05·.95⁹ ≈ 0.0861."""
+    result = metrics.too_fast_test(2, 10, 0.05)
+    assert result.p_value == pytest.approx(1 - 0.95**10 - 10 * 0.05 * 0.95**9)
+    assert result.statistic == pytest.approx(0.2)
+    assert metrics.too_fast_test(0, 0, 0.05).p_value is None
+
+
+def test_quantile_linear():
+    assert metrics.quantile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0.1) == pytest.approx(2.0)
+    assert metrics.quantile([4, 1, 3], 0.5) == 3.0
+    assert metrics.quantile([], 0.5) is None
+
+
+@pytest.mark.parametrize(("n", "p"), [(1, 0.25), (7, 0.5), (400, 0.75), (1250, 1 / 3), (5, 0.0), (5, 1.0)])
+def test_binomial_pmf_matches_scipy(n, p):
+    from scipy import stats
+
+    assert np.allclose(metrics._binom_pmf(n, p), stats.binom.pmf(np.arange(n + 1), n, p), atol=1e-12)
