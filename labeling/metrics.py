@@ -32,17 +32,23 @@ class Rate:
 
 
 def wilson_interval(hits: float, n: float, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval for hits successes out of n trials; None when n is 0.
+    """Wilson score interval for `hits` successes out of `n` trials (Wilson 1927); None when n is 0.
 
-    centre = (p + z²/2n) / (1 + z²/n), half = z·sqrt(p(1−p)/n + z²/4n²) / (1 + z²/n).
+    centre = (p + z²/2n) / (1 + z²/n), half = z·sqrt(p(1−p)/n + z²/4n²) / (1 + z²/n). Unlike the
+    normal (Wald) interval it stays inside [0, 1] and is not zero-width at 0 or n successes; at
+    exactly 0 or n the bound is 0 or 1 (no rounding error).
     """
     if n <= 0:
         return None
+    if not 0 <= hits <= n:
+        raise ValueError(f"hits must lie in 0..n, got {hits} of {n}")
     p = hits / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if hits == 0 else max(0.0, centre - half)
+    high = 1.0 if hits == n else min(1.0, centre + half)
+    return low, high
 
 
 def rate(hits: float, n: float) -> Rate:

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from labeling.csv_safe import csv_response
+from labeling.csv_export import csv_response
 from labeling.selectors import project_get_for_research_page
 from labeling.selectors_comparison import (
     LABEL_CSV_HEADER,

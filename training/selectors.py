@@ -11,7 +11,7 @@ from training.models import AndonPull, Checkpoint, Round, RunMetric, TrainingRun
 from training.rlhf.data import Comparison
 from training.services.andon import run_comparisons, run_served_to
 from training.services.models_io import BASE_POLICY_SOURCE
-from training.stats import wilson_interval
+from labeling.metrics import wilson_interval
 
 CHART_KEYS = ["objective/score", "objective/kl", "objective/kl_coef", "objective/entropy",
               "ppo/loss/policy", "ppo/loss/value", "train/loss", "train/accuracy", "valid/accuracy"]

@@ -14,7 +14,7 @@ from django_htmx.http import HttpResponseStopPolling, retarget, reswap
 
 from labeling.demo import DEMO_SIMULATED_LABELS
 from labeling.errors import Forbidden, LabelingError
-from labeling.csv_safe import csv_response
+from labeling.csv_export import csv_response
 from labeling.models import Query
 from labeling.selectors import project_get_for_research_page, project_get_for_researcher
 from training import selectors, services

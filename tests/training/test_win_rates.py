@@ -16,7 +16,7 @@ from training.selectors import (
     sample_side,
     win_rate_csv_rows,
 )
-from training.stats import wilson_interval
+from labeling.metrics import wilson_interval
 
 POLICY, BASE, REF = "run7-step100", BASE_POLICY_SOURCE, "reference"
 PB = [POLICY, BASE, POLICY, BASE]  # canonical 0 and 2 are wins, 1 and 3 losses
