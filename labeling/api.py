@@ -10,7 +10,7 @@ from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, UnsupportedMediaType
 from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import services
+from labeling.auth_backends import TokenAuthenticationWithPermissions
 from labeling.errors import InvalidInput, LabelingError, NotFound, PayloadTooLarge
 from labeling.models import Instructions, Project, Query
 from labeling.permissions import CanLabel, CanManageProjects, IsResearcher
@@ -79,9 +80,12 @@ def errors(*codes: int) -> dict:
 
 
 class Api(APIView):
-    """Base of the labeling API: token first, so an anonymous client gets 401 with `WWW-Authenticate: Token`."""
+    """Base of the labeling API: token first, so an anonymous client gets 401 with `WWW-Authenticate: Token`.
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    The token's query also reads the user's permissions (PostgreSQL): see auth_backends.
+    """
+
+    authentication_classes = [TokenAuthenticationWithPermissions, SessionAuthentication]
 
 
 class SampleShownSerializer(serializers.Serializer):
@@ -98,7 +102,13 @@ class AssignmentOutputSerializer(serializers.Serializer):
     samples = SampleShownSerializer(many=True)
 
 
-class AssignmentNextApi(Api):
+class HotPathApi(Api):
+    """Base of the two endpoints every label goes through (next, submit): the answer is always JSON."""
+
+    renderer_classes = [JSONRenderer]
+
+
+class AssignmentNextApi(HotPathApi):
     """Lease the next comparison in a project for the calling labeler (204 when none is left)."""
 
     permission_classes = [CanLabel]
@@ -112,7 +122,7 @@ class AssignmentNextApi(Api):
         return Response(AssignmentOutputSerializer(assignment_for_display(assignment)).data)
 
 
-class LabelCreateApi(Api):
+class LabelCreateApi(HotPathApi):
     """Answer a leased assignment. Idempotent: a replay returns the stored label with 200."""
 
     permission_classes = [CanLabel]

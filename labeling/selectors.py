@@ -53,13 +53,17 @@ class AssignmentView:
 
 
 def assignment_for_display(assignment: Assignment) -> AssignmentView:
-    """The assignment's samples in its display order, lettered A, B, … (2 queries)."""
-    comparison = assignment.comparison
-    entries = {
-        e.position: e.sample
-        for e in ComparisonSample.objects.filter(comparison_id=comparison.id).select_related("sample", "sample__query")
-    }
-    query = next(iter(entries.values())).query
+    """The assignment's samples in its display order, lettered A, B, … (1 query; none when the lease read them)."""
+    prefetched = getattr(assignment, "prefetched_display", None)
+    if prefetched is not None:
+        query, entries = prefetched
+    else:
+        entries = {
+            e.position: e.sample
+            for e in ComparisonSample.objects.filter(comparison_id=assignment.comparison_id)
+            .select_related("sample", "sample__query")
+        }
+        query = next(iter(entries.values())).query
     shown = [
         ShownSample(position=p, letter=LETTERS[p], sample=entries[canonical])
         for p, canonical in enumerate(assignment.display_order)

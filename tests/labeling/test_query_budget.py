@@ -9,15 +9,19 @@ from django.contrib.auth.models import AnonymousUser, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from labeling.auth_backends import ModelBackendOneQuery
-from labeling.roles import ADMIN, CONTRACTOR, RESEARCHER
-from labeling.services import instructions_acknowledge, instructions_publish
+from labeling.auth_backends import ModelBackendOneQuery, TokenAuthenticationWithPermissions
+from labeling.models import Assignment, Comparison
+from labeling.roles import ADMIN, CONTRACTOR, RESEARCHER, user_set_role
+from labeling.selectors import assignment_for_display
+from labeling.services import comparison_next_for_labeler, instructions_acknowledge, instructions_publish
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
-NEXT_QUERIES = 12  # token+user, permissions, project, expiry check, BEGIN, labeler lock, live lease, pick, slot, insert, COMMIT, samples
-SUBMIT_QUERIES = 9  # token+user, permissions, BEGIN, assignment, instructions+ack, label, assignment state, count, COMMIT
+# On PostgreSQL; SQLite pays one more query per request (permissions) and three more per lease.
+NEXT_QUERIES = 8  # token+user+permissions, project, expiry check, BEGIN, labeler lock, live lease, lease (pick, slot, insert, samples), COMMIT
+SUBMIT_QUERIES = 8  # token+user+permissions, BEGIN, assignment, instructions+ack, label, assignment state, count, COMMIT
 
 
 def _cycle(client, project) -> tuple[int, int]:
@@ -71,3 +75,77 @@ def test_one_query_backend_superuser_inactive_and_anonymous():
     assert ModelBackendOneQuery().get_all_permissions(inactive) == set()
     assert not ModelBackendOneQuery().has_perm(inactive, "labeling.view_research")
     assert ModelBackendOneQuery().get_all_permissions(AnonymousUser()) == set()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [CONTRACTOR, RESEARCHER, None])
+def test_token_authentication_reads_the_same_permissions_fresh_on_every_request(role):
+    user = UserFactory(username=f"token-perm-{role}", role=role)
+    user.user_permissions.add(*Permission.objects.filter(codename="view_label"))
+    key = Token.objects.create(user=user).key
+    expected = ModelBackend().get_all_permissions(type(user).objects.get(pk=user.pk))
+    authenticated, _ = TokenAuthenticationWithPermissions().authenticate_credentials(key)
+    assert ModelBackendOneQuery().get_all_permissions(authenticated) == expected
+    if connection.vendor == "postgresql":  # token, user and permissions in one round trip
+        assert authenticated._perm_cache == expected
+
+    # A revoked role counts from the next request: nothing outlives the request that read it.
+    user.groups.clear()
+    user.user_permissions.clear()
+    again, _ = TokenAuthenticationWithPermissions().authenticate_credentials(key)
+    assert ModelBackendOneQuery().get_all_permissions(again) == set()
+
+
+@pytest.mark.django_db
+def test_revoked_labeling_role_is_refused_on_the_next_token_request():
+    project = ProjectFactory(k=2)
+    make_comparison(project)
+    make_comparison(project)
+    labeler = UserFactory(username="revoked", role=CONTRACTOR)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=labeler).key)
+    assert client.post(f"/api/assignments/next/{project.slug}/").status_code == 200
+    labeler.groups.clear()
+    assert client.post(f"/api/assignments/next/{project.slug}/").status_code == 403
+    user_set_role(labeler, CONTRACTOR)
+    assert client.post(f"/api/assignments/next/{project.slug}/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_superuser_and_inactive_token_users():
+    root = UserFactory(username="token-root", is_superuser=True)
+    authenticated, _ = TokenAuthenticationWithPermissions().authenticate_credentials(Token.objects.create(user=root).key)
+    assert authenticated.has_perm("labeling.administer") and authenticated.has_perm("training.manage_runs")
+    gone = UserFactory(username="token-gone", role=CONTRACTOR, is_active=False)
+    with pytest.raises(AuthenticationFailed):
+        TokenAuthenticationWithPermissions().authenticate_credentials(Token.objects.create(user=gone).key)
+    with pytest.raises(AuthenticationFailed):
+        TokenAuthenticationWithPermissions().authenticate_credentials("no-such-key")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("calibration_share", [0.0, 1.0])
+def test_lease_returns_the_display_data_the_selector_reads(calibration_share):
+    project = ProjectFactory(k=4, calibration_share=calibration_share)
+    for i in range(3):
+        make_comparison(project, is_calibration=i == 1)
+    labeler = UserFactory(username=f"display-{calibration_share}", role=CONTRACTOR)
+    seen = set()
+    for _ in range(3):
+        assignment = comparison_next_for_labeler(project=project, labeler=labeler)
+        seen.add(assignment.comparison_id)
+        if connection.vendor == "postgresql":
+            assert assignment.prefetched_display is not None  # read by the lease statement itself
+        stored = Assignment.objects.get(pk=assignment.pk)
+        assert (stored.comparison_id, stored.labeler_id, stored.display_order, stored.state) == (
+            assignment.comparison_id, labeler.id, assignment.display_order, Assignment.State.LEASED)
+        assert stored.expires_at == assignment.expires_at and stored.leased_at == assignment.leased_at
+        leased, fresh = assignment_for_display(assignment), assignment_for_display(stored)
+        assert (leased.context, leased.reference) == (fresh.context, fresh.reference)
+        assert [(s.position, s.letter, s.sample.id, s.sample.text) for s in leased.samples] == [
+            (s.position, s.letter, s.sample.id, s.sample.text) for s in fresh.samples]
+        assert Comparison.objects.get(pk=assignment.comparison_id).open_slots == 0
+        assert comparison_next_for_labeler(project=project, labeler=labeler).pk == assignment.pk  # the live lease again
+        Assignment.objects.filter(pk=assignment.pk).update(state=Assignment.State.SUBMITTED)
+    assert len(seen) == 3
+    assert comparison_next_for_labeler(project=project, labeler=labeler) is None
