@@ -116,7 +116,9 @@ def main() -> None:
     print(f"postgres CPU per label: {pg_s / args.labels * 1000:.2f} ms")
     print(f"queries per label: {len(queries) / args.labels:.2f}")
     if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.cprofile)
+        stats = pstats.Stats(profiler).sort_stats("cumulative")
+        stats.print_stats(args.cprofile)
+        stats.print_callees("label_submit|comparison_next_for_labeler|api.py.*post")
     connection.close()
     _admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
 
