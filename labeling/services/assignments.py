@@ -148,6 +148,54 @@ def _live_lease(*, project: Project, labeler, now: datetime) -> Assignment | Non
     )
 
 
+# comparison_next_for_labeler on PostgreSQL, after the labeler's row lock: the live lease and
+# whether any lease in the project is past its expiry, in one statement (the ORM path takes two,
+# the expiry check before the transaction).
+_LIVE_LEASE_SQL = """
+SELECT {assignment_cols},
+       EXISTS (SELECT 1 FROM {assignment} e JOIN {comparison} ec ON ec.id = e.comparison_id
+               WHERE e.state = 'leased' AND e.expires_at <= %(now)s AND ec.project_id = %(project)s)
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT a.* FROM {assignment} a JOIN {comparison} c ON c.id = a.comparison_id
+    WHERE a.labeler_id = %(labeler)s AND c.project_id = %(project)s AND a.state = 'leased' AND a.expires_at > %(now)s
+    ORDER BY a.leased_at LIMIT 1
+) a ON true
+"""
+
+
+def _lock_labeler(labeler) -> None:
+    """One lease at a time per labeler: concurrent requests of one labeler (double clicks, client
+    retries) would otherwise each lease a comparison and hoard its slot until expiry."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            user = get_user_model()._meta
+            cursor.execute(f"SELECT 1 FROM {user.db_table} WHERE {user.pk.column} = %s FOR NO KEY UPDATE", [labeler.id])
+        return
+    list(get_user_model().objects.select_for_update(no_key=True).filter(id=labeler.id).values_list("id"))
+
+
+def _live_lease_postgresql(*, project: Project, labeler, now: datetime) -> tuple[Assignment | None, bool]:
+    """(the labeler's live lease in the project or None, whether any lease in the project has expired)."""
+    fields = [f.attname for f in Assignment._meta.concrete_fields]
+    sql = _LIVE_LEASE_SQL.format(
+        assignment_cols=", ".join(f'a."{Assignment._meta.get_field(f).column}"' for f in fields),
+        assignment=Assignment._meta.db_table, comparison=Comparison._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"now": now, "project": project.id, "labeler": labeler.id})
+        row = cursor.fetchone()
+    return (_assignment_from_row(fields, row[:-1]) if row[0] is not None else None), row[-1]
+
+
+def _assignment_from_row(fields: list[str], row) -> Assignment:
+    """An Assignment from raw columns in model field order (from_db applies no converters: decode the JSON)."""
+    values = list(row)
+    i = fields.index("display_order")
+    values[i] = Assignment._meta.get_field("display_order").from_db_value(values[i], None, connection)
+    return Assignment.from_db(connection.alias, fields, values)
+
+
 def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | None = None) -> Assignment | None:
     """Lease the next comparison for `labeler` in `project`, or None when nothing is left for them.
 
@@ -155,11 +203,14 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
     wanted number of labels; safe under any number of concurrent callers.
     """
     now = now or timezone.now()
-    # A plain existence check first: the locking expiry costs three round trips, and on most
-    # requests nothing has expired.
-    expired = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lte=now, comparison__project=project)
-    if expired.exists():
-        assignments_expire(project=project, now=now)
+    postgresql = connection.vendor == "postgresql"
+    if not postgresql:
+        # A plain existence check first: the locking expiry costs three round trips, and on most
+        # requests nothing has expired.
+        expired = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lte=now,
+                                            comparison__project=project)
+        if expired.exists():
+            assignments_expire(project=project, now=now)
 
     if labeler.has_perm(PERM_RESEARCH):
         pools = [True, False]
@@ -167,10 +218,15 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
         first = _rng.random() < project.calibration_share
         pools = [first, not first]
     with transaction.atomic():
-        # One lease at a time per labeler: concurrent requests of one labeler (double clicks,
-        # client retries) would otherwise each lease a comparison and hoard its slot until expiry.
-        list(get_user_model().objects.select_for_update(no_key=True).filter(id=labeler.id).values_list("id"))
-        live = _live_lease(project=project, labeler=labeler, now=now)
+        _lock_labeler(labeler)
+        if postgresql:
+            live, expired = _live_lease_postgresql(project=project, labeler=labeler, now=now)
+            if expired:
+                # Rare: give the expired slots back now, inside this transaction (a savepoint), so
+                # the lease below can take them.
+                assignments_expire(project=project, now=now)
+        else:
+            live = _live_lease(project=project, labeler=labeler, now=now)
         if live is not None:
             return live
         # SKIP LOCKED passes over rows another transaction holds for a moment (a lease or a submit
@@ -280,12 +336,7 @@ def _submit_lookup_postgresql(*, assignment_id: int, labeler) -> tuple[Assignmen
     n = len(fields)
     status, project_id, k, instructions_id, version, acknowledged = row[n:]
     # Instances with only the columns read; any other field is loaded on access (deferred).
-    # from_db takes raw column values (in model field order) without the fields' converters: decode the JSON.
-    values = list(row[:n])
-    display_order = fields.index("display_order")
-    values[display_order] = Assignment._meta.get_field("display_order").from_db_value(values[display_order], None,
-                                                                                      connection)
-    assignment = Assignment.from_db(connection.alias, fields, values)
+    assignment = _assignment_from_row(fields, row[:n])
     comparison = Comparison.from_db(connection.alias, ["id", "project_id", "status"],
                                     [assignment.comparison_id, project_id, status])
     comparison.project = Project.from_db(connection.alias, ["id", "k"], [project_id, k])
