@@ -13,7 +13,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
 from labeling.auth_backends import ModelBackendOneQuery, TokenAuthenticationWithPermissions
-from labeling.models import Assignment, Comparison
+from labeling.models import Assignment, Comparison, Label
 from labeling.roles import ADMIN, CONTRACTOR, RESEARCHER, user_set_role
 from labeling.selectors import assignment_for_display
 from labeling.services import comparison_next_for_labeler, instructions_acknowledge, instructions_publish
@@ -153,3 +153,26 @@ def test_lease_returns_the_display_data_the_selector_reads(calibration_share):
         Assignment.objects.filter(pk=assignment.pk).update(state=Assignment.State.SUBMITTED)
     assert len(seen) == 3
     assert comparison_next_for_labeler(project=project, labeler=labeler) is None
+
+
+@pytest.mark.django_db
+def test_hot_endpoints_answer_what_their_serializers_give():
+    """next and submit build their answers as plain dicts: the same as the documented serializers."""
+    from labeling.api import AssignmentOutputSerializer, LabelCreateApi
+
+    project = ProjectFactory(k=3)
+    make_comparison(project, texts=["<b>one</b>", "two", "three"])
+    labeler = UserFactory(username="shape", role=CONTRACTOR)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=labeler).key)
+    shown = client.post(f"/api/assignments/next/{project.slug}/")
+    assignment = Assignment.objects.get(pk=shown.json()["id"])
+    assert shown.json() == AssignmentOutputSerializer(assignment_for_display(assignment)).data
+    assert [s["letter"] for s in shown.json()["samples"]] == ["A", "B", "C"]
+    for expected_status in (201, 200):  # the answer, then its replay
+        answer = client.post(f"/api/assignments/{assignment.id}/label/", {"position": 2, "duration_ms": 5},
+                             format="json")
+        assert answer.status_code == expected_status
+        label = Label.objects.get(assignment=assignment)
+        assert answer.json() == LabelCreateApi.OutputSerializer(label).data
+        assert answer.json()["chosen_index"] == assignment.display_order[2]
