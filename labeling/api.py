@@ -27,6 +27,7 @@ from labeling.selectors import (
     assignment_for_display,
     project_get_for_labeler,
     project_get_for_researcher,
+    project_get_for_serving,
     project_progress,
     projects_for_user,
 )
@@ -118,7 +119,7 @@ class AssignmentNextApi(HotPathApi):
 
     @extend_schema(request=None, responses={200: AssignmentOutputSerializer, 204: None, **errors(401, 403, 404)})
     def post(self, request, project_slug: str):
-        project = project_get_for_labeler(slug=project_slug, user=request.user)
+        project = project_get_for_serving(slug=project_slug, user=request.user)
         assignment = services.comparison_next_for_labeler(project=project, labeler=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
