@@ -295,7 +295,11 @@ def _same_answer(label: Label, assignment: Assignment, answer: LabelInput) -> bo
 # compilation). The lookup locks the assignment (FOR UPDATE OF it only, as the ORM path does) and
 # reads with it the comparison's status, the project's K, the project's current instructions and
 # whether this labeler acknowledged them. The write stores the label, marks the assignment
-# submitted and counts the answer (or, for a skip, gives the slot back) in one statement.
+# submitted and counts the answer (or, for a skip, gives the slot back) in one statement. The
+# assignment row is re-read once its lock is granted (a concurrent submit of it is seen: replay or
+# 409); the comparison and project come from the statement's snapshot, as on the ORM path, and so
+# do the instructions (the ORM path reads them just after the lock): a version published while
+# this submit waited on the lock applies from the labeler's next label.
 _SUBMIT_LOOKUP_SQL = """
 SELECT {assignment_cols}, c.status, c.project_id, p.k, i.id, i.version,
        EXISTS (SELECT 1 FROM {ack} k WHERE k.instructions_id = i.id AND k.user_id = %(labeler)s)
