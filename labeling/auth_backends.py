@@ -48,18 +48,19 @@ def _token_sql(token_model, user_model) -> tuple[str, list[str], list[str]]:
     own = user_model._meta.get_field("user_permissions")
     groups = user_model._meta.get_field("groups")
     group_perms = groups.related_model._meta.get_field("permissions")
+    user_pk, token_user = user_model._meta.pk.column, token_model._meta.get_field("user").column
     sql = f"""
         SELECT {", ".join(f't."{c}"' for c in token_cols)}, {", ".join(f'u."{c}"' for c in user_cols)},
           ARRAY(SELECT ct.app_label || '.' || p.codename
                 FROM {Permission._meta.db_table} p JOIN {ContentType._meta.db_table} ct ON ct.id = p.content_type_id
                 WHERE p.id IN (SELECT up.{own.m2m_reverse_name()} FROM {own.m2m_db_table()} up
-                               WHERE up.{own.m2m_column_name()} = u.{user_model._meta.pk.column}
+                               WHERE up.{own.m2m_column_name()} = u.{user_pk}
                                UNION
                                SELECT gp.{group_perms.m2m_reverse_name()} FROM {group_perms.m2m_db_table()} gp
-                               JOIN {groups.m2m_db_table()} ug ON ug.{groups.m2m_reverse_name()} = gp.{group_perms.m2m_column_name()}
-                               WHERE ug.{groups.m2m_column_name()} = u.{user_model._meta.pk.column}))
-        FROM {token_model._meta.db_table} t
-        JOIN {user_model._meta.db_table} u ON u.{user_model._meta.pk.column} = t.{token_model._meta.get_field("user").column}
+                               JOIN {groups.m2m_db_table()} ug
+                                 ON ug.{groups.m2m_reverse_name()} = gp.{group_perms.m2m_column_name()}
+                               WHERE ug.{groups.m2m_column_name()} = u.{user_pk}))
+        FROM {token_model._meta.db_table} t JOIN {user_model._meta.db_table} u ON u.{user_pk} = t.{token_user}
         WHERE t.{token_model._meta.pk.column} = %s"""
     return sql, token_fields, user_fields
 

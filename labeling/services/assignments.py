@@ -415,7 +415,9 @@ def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: dateti
             # The current version and whether this labeler acknowledged it, in one query.
             instructions = (
                 project.instructions.order_by("-version")
-                .annotate(acknowledged=Exists(InstructionsAck.objects.filter(instructions=OuterRef("pk"), user=labeler)))
+                .annotate(
+                    acknowledged=Exists(InstructionsAck.objects.filter(instructions=OuterRef("pk"), user=labeler))
+                )
                 .first()
             )
         if instructions is not None and not instructions.acknowledged:

@@ -23,7 +23,9 @@ from tests.factories import ProjectFactory, UserFactory, make_comparison
 # On PostgreSQL. Elsewhere (SQLite) the permissions are one more query per request, the expiry
 # check one more, the lease the ORM's pick, slot, insert and samples read, and the submit the ORM's
 # five: SQLITE_EXTRA more.
-NEXT_QUERIES = 7  # token+user+permissions, project, BEGIN, labeler lock, live lease+expiry check, lease (pick, slot, insert, samples), COMMIT
+# next: token+user+permissions, project, BEGIN, labeler lock, live lease+expiry check,
+# lease (pick, slot, insert, samples), COMMIT
+NEXT_QUERIES = 7
 SUBMIT_QUERIES = 5  # token+user+permissions, BEGIN, assignment+comparison+instructions+ack, label+state+count, COMMIT
 SQLITE_EXTRA = {"next": 5, "submit": 4}
 
@@ -119,7 +121,8 @@ def test_revoked_labeling_role_is_refused_on_the_next_token_request():
 @pytest.mark.django_db
 def test_superuser_and_inactive_token_users():
     root = UserFactory(username="token-root", is_superuser=True)
-    authenticated, _ = TokenAuthenticationWithPermissions().authenticate_credentials(Token.objects.create(user=root).key)
+    key = Token.objects.create(user=root).key
+    authenticated, _ = TokenAuthenticationWithPermissions().authenticate_credentials(key)
     assert authenticated.has_perm("labeling.administer") and authenticated.has_perm("training.manage_runs")
     gone = UserFactory(username="token-gone", role=CONTRACTOR, is_active=False)
     with pytest.raises(AuthenticationFailed):
