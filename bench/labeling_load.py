@@ -34,7 +34,7 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-TEMPLATE_DB = "rlhf_bench_tpl"
+TEMPLATE_SUFFIX = "_tpl"  # the migrated template is named after --db, so two benches on one server do not collide
 SLUG = "bench"
 K = 4
 
@@ -69,14 +69,14 @@ def _django_env(db: str, conn_max_age: int = 0) -> dict:
     }
 
 
-def template_migrate() -> None:
+def template_migrate(template: str) -> None:
     """A freshly migrated template database; every run clones it (CREATE DATABASE … TEMPLATE)."""
-    _admin_sql(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_django_env(TEMPLATE_DB), check=True)
+    _admin_sql(f"DROP DATABASE IF EXISTS {template} WITH (FORCE)", f"CREATE DATABASE {template}")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_django_env(template), check=True)
 
 
-def database_create(name: str) -> None:
-    _admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
+def database_create(name: str, template: str) -> None:
+    _admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} TEMPLATE {template}")
 
 
 CONTEXT = "Context %s: " + "The quick brown fox jumps over the lazy dog. " * 8
@@ -339,7 +339,7 @@ def scale_run(args, *, total: int) -> dict:
     print(f"\n=== {total:,} comparisons in the table ({args.comparisons:,} open, {history:,} labeled-out history) ===",
           flush=True)
     t = time.monotonic()
-    database_create(db)
+    database_create(db, args.db + TEMPLATE_SUFFIX)
     tokens = database_load(db, open_comparisons=args.comparisons, history=history, labelers=args.labelers,
                            labels_wanted=args.labels_wanted, calibration_share=args.calibration_share)
     print(f"loaded in {time.monotonic() - t:.1f} s", flush=True)
@@ -391,7 +391,7 @@ def main() -> None:
     print(f"bench: {args.labelers} labelers, pace {args.pace_ms:.0f} ms, {args.duration:.0f} s per scale, gunicorn "
           f"{args.workers}x{args.threads} gthread, CONN_MAX_AGE={args.conn_max_age}, K={K}, "
           f"labels wanted {args.labels_wanted}, {os.cpu_count()} CPUs", flush=True)
-    template_migrate()
+    template_migrate(args.db + TEMPLATE_SUFFIX)
     small = scale_run(args, total=args.comparisons)
     if args.skip_million:
         return

@@ -10,7 +10,7 @@ from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, UnsupportedMediaType
 from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import services
+from labeling.auth_backends import TokenAuthenticationWithPermissions
 from labeling.errors import InvalidInput, LabelingError, NotFound, PayloadTooLarge
 from labeling.models import Instructions, Project, Query
 from labeling.permissions import CanLabel, CanManageProjects, IsResearcher
@@ -26,6 +27,7 @@ from labeling.selectors import (
     assignment_for_display,
     project_get_for_labeler,
     project_get_for_researcher,
+    project_get_for_serving,
     project_progress,
     projects_for_user,
 )
@@ -80,9 +82,12 @@ def errors(*codes: int) -> dict:
 
 
 class Api(APIView):
-    """Base of the labeling API: token first, so an anonymous client gets 401 with `WWW-Authenticate: Token`."""
+    """Base of the labeling API: token first, so an anonymous client gets 401 with `WWW-Authenticate: Token`.
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    The token's query also reads the user's permissions (PostgreSQL): see auth_backends.
+    """
+
+    authentication_classes = [TokenAuthenticationWithPermissions, SessionAuthentication]
 
 
 class SampleShownSerializer(serializers.Serializer):
@@ -99,21 +104,38 @@ class AssignmentOutputSerializer(serializers.Serializer):
     samples = SampleShownSerializer(many=True)
 
 
-class AssignmentNextApi(Api):
+_DATETIME = serializers.DateTimeField()  # DRF's rendering of a datetime, for the hot endpoints' plain dicts
+
+
+class HotPathApi(Api):
+    """Base of the two endpoints every label goes through (next, submit): the answer is always JSON."""
+
+    renderer_classes = [JSONRenderer]
+
+
+class AssignmentNextApi(HotPathApi):
     """Lease the next comparison in a project for the calling labeler (204 when none is left)."""
 
     permission_classes = [CanLabel]
 
     @extend_schema(request=None, responses={200: AssignmentOutputSerializer, 204: None, **errors(401, 403, 404)})
     def post(self, request, project_slug: str):
-        project = project_get_for_labeler(slug=project_slug, user=request.user)
+        project = project_get_for_serving(slug=project_slug, user=request.user)
         assignment = services.comparison_next_for_labeler(project=project, labeler=request.user)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(AssignmentOutputSerializer(assignment_for_display(assignment)).data)
+        # AssignmentOutputSerializer's fields, built directly (a serializer costs more than the lease's SQL).
+        shown = assignment_for_display(assignment)
+        return Response({
+            "id": assignment.id,
+            "comparison_id": assignment.comparison_id,
+            "expires_at": _DATETIME.to_representation(assignment.expires_at),
+            "context": shown.context,
+            "samples": [{"position": s.position, "letter": s.letter, "text": s.sample.text} for s in shown.samples],
+        })
 
 
-class LabelCreateApi(Api):
+class LabelCreateApi(HotPathApi):
     """Answer a leased assignment. Idempotent: a replay returns the stored label with 200."""
 
     permission_classes = [CanLabel]
@@ -169,9 +191,17 @@ class LabelCreateApi(Api):
             label, created = services.label_submit(assignment_id=assignment_id, labeler=request.user, answer=answer)
         except LabelingError as error:
             raise ServiceError(error) from error
-        return Response(
-            self.OutputSerializer(label).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        # OutputSerializer's fields, built directly.
+        data = {
+            "id": label.id,
+            "assignment_id": label.assignment_id,
+            "chosen_index": label.chosen_index,
+            "skipped": label.skipped,
+            "unsure": label.unsure,
+            "duration_ms": label.duration_ms,
+            "created_at": _DATETIME.to_representation(label.created_at),
+        }
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 # ---------------------------------------------------------------- projects

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -24,6 +25,30 @@ def projects_for_user(user) -> QuerySet[Project]:
 def project_get_for_labeler(*, slug: str, user) -> Project:
     """The active project with this slug, if the user may label; 404 otherwise (no existence leak)."""
     project = projects_for_user(user).filter(slug=slug).first()
+    if project is None:
+        raise Http404("No such project.")
+    return project
+
+
+# What serving needs of a project; the rest (description, training settings) loads if touched.
+_SERVING_FIELDS = ["id", "slug", "k", "labels_per_comparison", "calibration_share", "is_active"]
+
+
+def project_get_for_serving(*, slug: str, user) -> Project:
+    """project_get_for_labeler for the next-comparison endpoint: the same answer and 404s, with only the
+    serving fields read, by one fixed statement on PostgreSQL (no ORM compilation per request)."""
+    if not user.is_authenticated or not user.has_perm(PERM_LABEL):
+        raise Http404("No such project.")
+    if connection.vendor != "postgresql":
+        project = Project.objects.filter(is_active=True, slug=slug).only(*_SERVING_FIELDS).first()
+    else:
+        meta = Project._meta
+        fields = [f.attname for f in meta.concrete_fields if f.attname in _SERVING_FIELDS]  # model order, for from_db
+        columns = ", ".join(f'"{meta.get_field(f).column}"' for f in fields)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {columns} FROM {meta.db_table} WHERE slug = %s AND is_active", [slug])
+            row = cursor.fetchone()
+        project = None if row is None else Project.from_db(connection.alias, fields, row)
     if project is None:
         raise Http404("No such project.")
     return project
@@ -54,13 +79,17 @@ class AssignmentView:
 
 
 def assignment_for_display(assignment: Assignment) -> AssignmentView:
-    """The assignment's samples in its display order, lettered A, B, … (2 queries)."""
-    comparison = assignment.comparison
-    entries = {
-        e.position: e.sample
-        for e in ComparisonSample.objects.filter(comparison_id=comparison.id).select_related("sample", "sample__query")
-    }
-    query = next(iter(entries.values())).query
+    """The assignment's samples in its display order, lettered A, B, … (1 query; none when the lease read them)."""
+    prefetched = getattr(assignment, "prefetched_display", None)
+    if prefetched is not None:
+        query, entries = prefetched
+    else:
+        entries = {
+            e.position: e.sample
+            for e in ComparisonSample.objects.filter(comparison_id=assignment.comparison_id)
+            .select_related("sample", "sample__query")
+        }
+        query = next(iter(entries.values())).query
     shown = [
         ShownSample(position=p, letter=LETTERS[p], sample=entries[canonical])
         for p, canonical in enumerate(assignment.display_order)
