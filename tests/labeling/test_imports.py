@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import override_settings
@@ -305,7 +306,9 @@ def test_import_command_error_names_the_line(project, tmp_path):
 def test_large_import_crosses_insert_batches(project, django_assert_max_num_queries):
     """2,500 labeled lines import in bounded statements (batched INSERTs), not one query per line."""
     rows = [_line(i, best=i % 4, labeler=f"l{i % 3}") for i in range(2500)]
-    with django_assert_max_num_queries(60):
+    # SQLite caps the variables of one statement, so Django splits its INSERTs smaller there.
+    budget = 60 if connection.vendor == "postgresql" else 250
+    with django_assert_max_num_queries(budget):
         result = comparisons_import(project=project, source=_jsonl(*rows))
     assert (result.comparisons_created, result.labels_created, result.samples_created) == (2500, 2500, 10000)
     assert Label.objects.filter(comparison__query__context="query 2499").get().chosen_index == 2499 % 4
