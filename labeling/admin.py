@@ -41,7 +41,8 @@ class EvidenceAdmin(admin.ModelAdmin):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "task_kind", "k", "labels_per_comparison", "calibration_share", "is_active", "created_at"]
+    list_display = ["name", "slug", "task_kind", "k", "labels_per_comparison", "calibration_share",
+                    "calibration_labels_wanted", "is_active", "created_at"]
     list_filter = ["is_active", "task_kind", "k"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

@@ -211,7 +211,7 @@ class ProjectOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "slug", "description", "task_kind", "k", "labels_per_comparison", "calibration_share",
-                  "is_active", "created_at"]
+                  "calibration_labels_wanted", "is_active", "created_at"]
         read_only_fields = fields
 
 
@@ -243,10 +243,14 @@ class ProjectCreateApi(Api):
         task_kind = serializers.ChoiceField(choices=Project.TaskKind.choices, default=Project.TaskKind.CONTINUATION)
         labels_per_comparison = serializers.IntegerField(default=1)
         calibration_share = serializers.FloatField(default=0.15)
+        calibration_labels_wanted = serializers.IntegerField(
+            default=10, help_text="Labels wanted on each calibration comparison (researchers' and labelers'), 1–1000.")
         description = serializers.CharField(required=False, allow_blank=True, default="")
 
         def validate_k(self, value):
             # The service checks the range; reject "4" and 4.0 here, as the label API does for choices.
+            if "k" not in self.initial_data:
+                return value  # omitted: the default
             raw = self.initial_data.get("k")
             if isinstance(raw, bool) or not isinstance(raw, int):
                 raise serializers.ValidationError(K_MESSAGE)

@@ -31,6 +31,11 @@ class Project(models.Model):
         default=0.15, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of a labeler's items drawn from the researcher-labeled calibration slice.",
     )
+    calibration_labels_wanted = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Labels wanted on each calibration comparison, researchers' and labelers' together: the "
+                  "calibration slice is labeled by many people so that their agreement can be measured.",
+    )
     is_active = models.BooleanField(default=True)
     training_settings = models.JSONField(
         default=dict, blank=True,

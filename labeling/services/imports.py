@@ -543,7 +543,9 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
     for entry in ordered:
         row = entry["row"]
         n_labels = len(entry["labels"])
-        wanted = max(project.labels_per_comparison, n_labels)
+        base = max(project.calibration_labels_wanted, project.labels_per_comparison) if is_calibration \
+            else project.labels_per_comparison
+        wanted = max(base, n_labels)
         comparisons.append(Comparison(
             project=project, query=queries[row.query.key], labels_wanted=wanted, label_count=n_labels,
             open_slots=wanted - n_labels, is_calibration=is_calibration, batch=row.batch or batch,

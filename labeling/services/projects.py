@@ -8,22 +8,28 @@ from labeling.models import Comparison, ComparisonSample, Project, Query, Sample
 
 
 def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project.TaskKind.CONTINUATION,
-                   labels_per_comparison: int = 1, calibration_share: float = 0.15, description: str = "",
-                   created_by=None) -> Project:
-    """Create a project after checking K (2–8), labels wanted (≥ 1) and calibration share (0–1)."""
+                   labels_per_comparison: int = 1, calibration_share: float = 0.15, calibration_labels_wanted: int = 10,
+                   description: str = "", created_by=None) -> Project:
+    """Create a project after checking K (2–8), labels wanted (≥ 1), calibration share (0–1) and
+    labels wanted on calibration comparisons (1–1000)."""
     if isinstance(k, bool) or not isinstance(k, int) or not Project.K_MIN <= k <= Project.K_MAX:
         raise InvalidInput(f"K must be an integer from {Project.K_MIN} to {Project.K_MAX}.", field="k")
     if not isinstance(labels_per_comparison, int) or labels_per_comparison < 1:
         raise InvalidInput("labels_per_comparison must be at least 1.", field="labels_per_comparison")
     if not 0.0 <= float(calibration_share) <= 1.0:
         raise InvalidInput("calibration_share must be between 0 and 1.", field="calibration_share")
+    if isinstance(calibration_labels_wanted, bool) or not isinstance(calibration_labels_wanted, int) \
+            or not 1 <= calibration_labels_wanted <= 1000:
+        raise InvalidInput("calibration_labels_wanted must be an integer from 1 to 1000.",
+                           field="calibration_labels_wanted")
     if task_kind not in Project.TaskKind.values:
         raise InvalidInput(f"task_kind must be one of {', '.join(Project.TaskKind.values)}.", field="task_kind")
     if Project.objects.filter(slug=slug).exists():
         raise InvalidInput(f"A project with slug {slug!r} exists.", field="slug")
     return Project.objects.create(
         name=name, slug=slug, k=k, task_kind=task_kind, labels_per_comparison=labels_per_comparison,
-        calibration_share=calibration_share, description=description, created_by=created_by,
+        calibration_share=calibration_share, calibration_labels_wanted=calibration_labels_wanted,
+        description=description, created_by=created_by,
     )
 
 
@@ -34,7 +40,11 @@ def comparison_create(*, project: Project, query: Query, samples: list[Sample], 
         raise InvalidInput(f"A comparison in this project needs exactly {project.k} samples, got {len(samples)}.")
     if any(s.query_id != query.id for s in samples):
         raise InvalidInput("Every sample of a comparison must belong to its query.")
-    wanted = labels_wanted or project.labels_per_comparison
+    # Calibration comparisons are labeled by researchers and by many labelers (their agreement is
+    # what the dashboards measure), so they want more labels than an ordinary comparison.
+    default = max(project.calibration_labels_wanted, project.labels_per_comparison) if is_calibration \
+        else project.labels_per_comparison
+    wanted = labels_wanted or default
     with transaction.atomic():
         comparison = Comparison.objects.create(
             project=project, query=query, labels_wanted=wanted, open_slots=wanted,

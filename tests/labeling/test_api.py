@@ -41,7 +41,15 @@ def test_project_create(api, researcher):
     response = api.post(_url("api-project-create"), {"name": "Books", "slug": "books", "k": 2}, format="json")
     assert response.status_code == 201
     assert response.json()["k"] == 2 and response.json()["slug"] == "books"
+    assert response.json()["calibration_labels_wanted"] == 10
     assert Project.objects.get(slug="books").created_by == researcher
+
+
+def test_project_create_without_k_takes_the_default(api, researcher):
+    api.force_authenticate(researcher)
+    response = api.post(_url("api-project-create"), {"name": "Plain", "slug": "plain"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["k"] == 4
 
 
 @pytest.mark.parametrize("k", [1, 9, 0, -2, "4", 4.0, None, True])
@@ -50,6 +58,16 @@ def test_project_create_with_k_outside_2_to_8_is_400(api, researcher, k):
     response = api.post(_url("api-project-create"), {"name": "Bad", "slug": "bad", "k": k}, format="json")
     assert response.status_code == 400
     assert "2" in json.dumps(response.json()) and "8" in json.dumps(response.json())
+    assert not Project.objects.filter(slug="bad").exists()
+
+
+@pytest.mark.parametrize("wanted", [0, 1001, -1])
+def test_project_create_with_calibration_labels_outside_1_to_1000_is_400(api, researcher, wanted):
+    api.force_authenticate(researcher)
+    response = api.post(_url("api-project-create"), {"name": "Bad", "slug": "bad", "calibration_labels_wanted": wanted},
+                        format="json")
+    assert response.status_code == 400
+    assert response.json()["field"] == "calibration_labels_wanted"
     assert not Project.objects.filter(slug="bad").exists()
 
 

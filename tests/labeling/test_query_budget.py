@@ -152,7 +152,8 @@ def test_lease_returns_the_display_data_the_selector_reads(calibration_share):
         assert (leased.context, leased.reference) == (fresh.context, fresh.reference)
         assert [(s.position, s.letter, s.sample.id, s.sample.text) for s in leased.samples] == [
             (s.position, s.letter, s.sample.id, s.sample.text) for s in fresh.samples]
-        assert Comparison.objects.get(pk=assignment.comparison_id).open_slots == 0
+        comparison = Comparison.objects.get(pk=assignment.comparison_id)
+        assert comparison.open_slots == comparison.labels_wanted - 1  # the lease took one slot
         assert comparison_next_for_labeler(project=project, labeler=labeler).pk == assignment.pk  # the live lease again
         Assignment.objects.filter(pk=assignment.pk).update(state=Assignment.State.SUBMITTED)
     assert len(seen) == 3

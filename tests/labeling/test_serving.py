@@ -228,3 +228,39 @@ def test_researchers_get_calibration_first(researcher):
     make_comparison(project)
     calibration = make_comparison(project, is_calibration=True)
     assert _next(project, researcher).comparison_id == calibration.id
+
+
+def test_calibration_comparisons_are_labeled_by_researchers_and_many_labelers(researcher):
+    """One label would use up a calibration comparison and leave nothing to agree on: it wants the
+    project's calibration labels (default 10), while an ordinary comparison wants labels_per_comparison."""
+    project = ProjectFactory(k=4, labels_per_comparison=1, calibration_share=1.0)
+    calibration = make_comparison(project, is_calibration=True)
+    ordinary = make_comparison(project)
+    assert (calibration.labels_wanted, ordinary.labels_wanted) == (10, 1)
+    _answer(_next(project, researcher), researcher)
+    served = []
+    for labeler in _contractors(3):
+        assignment = _next(project, labeler)
+        served.append(assignment.comparison_id)
+        _answer(assignment, labeler)
+    assert served == [calibration.id] * 3  # every labeler gets the calibration slice first at share 1.0
+    calibration.refresh_from_db()
+    assert (calibration.label_count, calibration.open_slots) == (4, 6)
+
+
+def test_existing_calibration_comparisons_get_their_slots_back():
+    """The migration that added calibration_labels_wanted reopens calibration comparisons made before it."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("labeling.migrations.0005_project_calibration_labels_wanted")
+    project = ProjectFactory(k=2, labels_per_comparison=2, calibration_labels_wanted=5)
+    old = make_comparison(project, is_calibration=True, labels_wanted=2)
+    Comparison.objects.filter(id=old.id).update(label_count=2, open_slots=0)
+    ordinary = make_comparison(project)
+    migration.raise_calibration_slots(apps, None)
+    old.refresh_from_db()
+    ordinary.refresh_from_db()
+    assert (old.labels_wanted, old.label_count, old.open_slots) == (5, 2, 3)
+    assert (ordinary.labels_wanted, ordinary.open_slots) == (2, 2)
