@@ -91,15 +91,15 @@ class Settings:
     bt_temperature: float = 0.1  # Bradley–Terry softmax temperature on compound scores in [-1, 1]
     valid_comparisons: int = 500  # held-out comparisons (held-out queries) for RM accuracy
     # reward model
-    rm_lr: float = 1e-4
+    rm_lr: float = 1e-3
     rm_epochs: int = 2
     rm_batch: int = 32
     # PPO
-    ppo_episodes: int = 8192
+    ppo_episodes: int = 4096
     ppo_batch: int = 64
     ppo_minibatches: int = 2
     ppo_lr: float = 1e-4
-    kl_coef: float = 0.1
+    kl_coef: float = 0.05  # initial beta
     kl_target: float = 6.0  # nats; adaptive controller
     kl_horizon: int = 2000
     curve_ppo: bool = False  # also run PPO (and evaluate) at each curve point
@@ -203,12 +203,18 @@ def make_queries(docs: Sequence[str], settings: Settings) -> tuple[list[list[int
     tokenizer = ByteTokenizer()
     train_docs, held_docs = split_train_valid(docs, 0.15, settings.seed + 7)
 
-    def encode(texts: Sequence[str]) -> list[list[int]]:
-        prefixes = sorted({p for p in (query_prefix(d, settings.query_bytes) for d in texts) if p})
-        random.Random(settings.seed).shuffle(prefixes)
-        return [[tokenizer.eos_token_id, *tokenizer.encode(p)] for p in prefixes]
+    def prefixes(texts: Sequence[str]) -> set[str]:
+        return {p for p in (query_prefix(d, settings.query_bytes) for d in texts) if p}
 
-    return encode(train_docs), encode(held_docs)
+    train = prefixes(train_docs)
+    held = prefixes(held_docs) - train  # documents can share a prefix: held-out queries are never trained on
+
+    def encode(texts: set[str]) -> list[list[int]]:
+        ordered = sorted(texts)
+        random.Random(settings.seed).shuffle(ordered)
+        return [[tokenizer.eos_token_id, *tokenizer.encode(p)] for p in ordered]
+
+    return encode(train), encode(held)
 
 
 # --- the simulated labeler ---------------------------------------------------------------------
@@ -707,7 +713,7 @@ def print_summary(results: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, help="labeled comparisons for the main round (default 5000)")
-    parser.add_argument("--ppo-episodes", type=int, help="PPO episodes per run (default 8192)")
+    parser.add_argument("--ppo-episodes", type=int, help="PPO episodes per run (default 4096)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--corpus", default=DEFAULT_CORPUS, help="text file or folder (default: Debian fortunes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
