@@ -680,7 +680,11 @@ def write_plots(results: dict, out: Path) -> dict[str, str]:
     labels = [p["labels"] for p in results["curve"]]
     ax.plot(labels, [p["label_accuracy"] for p in results["curve"]], marker="o", label="labeler's pick (chance 0.25)")
     ax.plot(labels, [p["pairwise_accuracy"] for p in results["curve"]], marker="s", label="pairs ordered like VADER (chance 0.5)")
+    ax.axhline(1 / results["settings"]["k"], color="tab:blue", linestyle=":", linewidth=1)
+    ax.axhline(0.5, color="tab:orange", linestyle=":", linewidth=1)
     ax.set_xscale("log")
+    ax.set_xticks(labels, [str(n) for n in labels])
+    ax.minorticks_off()
     ax.set_xlabel("labels (best-of-4 comparisons)")
     ax.set_ylabel("held-out accuracy")
     ax.set_ylim(0, 1)
