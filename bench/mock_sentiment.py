@@ -1,0 +1,739 @@
+"""Mock-sentiment experiment (issue 6): does the RLHF pipeline learn a preference it never sees directly?
+
+A small byte-level GPT-2 is pretrained here on a plain-text corpus (Debian's ``fortunes`` by default);
+queries are corpus entry prefixes, split into train and held-out queries. From the base we sample
+best-of-4 comparisons and label them with a simulated labeler: VADER's compound score of each
+response plus Bradley–Terry noise (softmax over the four scores at ``--bt-temperature``). One round
+follows: fit a reward model (normalised on base samples), PPO against it; then, as the upper bound,
+PPO directly on the true (noise-free) VADER score, normalised the same way. Evaluation on held-out
+queries at temperature 0.7: win rate of each policy over the base as judged by noise-free VADER
+(a tie counts half; the tie share is printed), mean true score, and KL from the base (nats per
+response, Σ_t log π − log ρ on the policy's own samples, both at temperature 0.7). A label-count
+curve refits the reward model on the first 500 / 1,000 labels (reward-model accuracy on the same
+held-out comparisons; with ``--curve-ppo`` also a PPO run and win rate per point).
+
+    .venv/bin/python bench/mock_sentiment.py                 # 5,000 labels (acceptance run)
+    .venv/bin/python bench/mock_sentiment.py --quick         # miniature run, 1-2 minutes
+    .venv/bin/python bench/mock_sentiment.py --corpus my.txt --labels 2000 --threads 2
+
+Prints each phase's wall and CPU time and the machine's load average (the figures depend on how
+busy the machine is), and writes ``results.json``, ``score_vs_kl.png`` and ``rm_accuracy.png``
+under ``bench/out/mock_sentiment/`` (``--out``). The pretrained base is cached under
+``bench/out/mock_sentiment/base-<hash>/`` and reused while corpus and model settings are unchanged.
+Pure library path: no Django, no Celery. The local Bradley–Terry chooser stands in for
+``labeling.simulation`` until the two are merged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from training.rlhf.config import PPOConfig, RewardFitConfig  # noqa: E402
+from training.rlhf.data import Comparison  # noqa: E402
+from training.rlhf.models import PolicyWithValue, RewardModel, load_lm, response_logits  # noqa: E402
+from training.rlhf.ppo import PPOTrainer  # noqa: E402
+from training.rlhf.pretrain import PretrainConfig, pretrain, read_corpus, split_train_valid  # noqa: E402
+from training.rlhf.reward_model import encode_comparisons, evaluate, fit  # noqa: E402
+from training.rlhf.rewards import fit_normalization  # noqa: E402
+from training.rlhf.sampling import generate, logprobs_of  # noqa: E402
+from training.rlhf.tokenizer import pad_left  # noqa: E402
+
+DEFAULT_CORPUS = "/usr/share/games/fortunes"
+OUT = REPO / "bench" / "out" / "mock_sentiment"
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    """Everything the experiment depends on; ``quick()`` is the miniature version."""
+
+    corpus: str = DEFAULT_CORPUS
+    seed: int = 0
+    threads: int = 1
+    # base LM pretraining
+    n_layer: int = 4
+    n_embd: int = 128
+    n_head: int = 4
+    pretrain_seconds: float = 1200.0  # guard only: the step budget decides on an idle machine
+    pretrain_steps: int = 3000
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 16
+    # queries and responses
+    query_bytes: int = 24  # prefix length before cutting back to a word boundary
+    query_length: int = 32  # tokens kept (eos + prefix), left-padded
+    response_length: int = 48  # bytes sampled per response
+    temperature: float = 0.7  # sampling for labels, PPO and evaluation
+    # labels
+    labels: int = 5000
+    curve: tuple[int, ...] = (500, 1000)  # smaller label counts for the curve (plus `labels`)
+    k: int = 4
+    bt_temperature: float = 0.1  # Bradley–Terry softmax temperature on compound scores in [-1, 1]
+    valid_comparisons: int = 500  # held-out comparisons (held-out queries) for RM accuracy
+    # reward model
+    rm_lr: float = 1e-3
+    rm_epochs: int = 2
+    rm_batch: int = 32
+    # PPO
+    ppo_episodes: int = 3072  # longer runs over-optimise the small reward model (true score falls)
+    ppo_batch: int = 64
+    ppo_minibatches: int = 2
+    ppo_lr: float = 1e-4
+    kl_coef: float = 0.05  # initial beta
+    kl_target: float = 6.0  # nats per response; adaptive controller (0 = fixed kl_coef)
+    kl_horizon: int = 2000  # episodes (a slow controller: 500 let KL overshoot more, see the report)
+    curve_ppo: bool = False  # also run PPO (and evaluate) at each curve point
+    # evaluation
+    eval_queries: int = 1024
+    sample_batch: int = 256
+
+    @classmethod
+    def quick(cls, **overrides) -> Settings:
+        base = dict(
+            pretrain_steps=400,
+            pretrain_seconds=90.0,
+            labels=400,
+            curve=(100, 200),
+            valid_comparisons=200,
+            ppo_episodes=640,
+            eval_queries=256,
+            rm_epochs=2,
+        )
+        return cls(**{**base, **overrides})
+
+    def pretrain_config(self, output_dir: Path | None) -> PretrainConfig:
+        return PretrainConfig(
+            output_dir=str(output_dir) if output_dir else None,
+            n_layer=self.n_layer,
+            n_embd=self.n_embd,
+            n_head=self.n_head,
+            n_positions=256,
+            block_size=128,
+            batch_size=self.pretrain_batch,
+            lr=self.pretrain_lr,
+            max_steps=self.pretrain_steps,
+            max_seconds=self.pretrain_seconds,
+            eval_every=200,
+            seed=self.seed,
+            device="cpu",
+        )
+
+
+# --- phases: timing ----------------------------------------------------------------------------
+
+
+class Phases:
+    """Wall and CPU seconds of each named phase, printed as they end."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, float]] = {}
+
+    def run(self, name: str, fn: Callable, *args, **kwargs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn(*args, **kwargs)
+        row = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+        self.rows[name] = row
+        print(f"[phase] {name}: wall {row['wall_s']:.1f} s, cpu {row['cpu_s']:.1f} s", flush=True)
+        return out
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+# --- corpus and queries ------------------------------------------------------------------------
+
+
+def ensure_corpus(path: str) -> str:
+    """The corpus path; Debian's ``fortunes`` is installed with apt when it is the default and
+    missing and we are root (like config/devservices.ensure_chromium)."""
+    if Path(path).exists() or path != DEFAULT_CORPUS:
+        if not Path(path).exists():
+            raise SystemExit(f"corpus {path} does not exist")
+        return path
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise SystemExit(f"{path} is missing: install Debian's 'fortunes' package or pass --corpus FILE")
+    print("[bench] installing Debian's fortunes package (one time)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "fortunes"], check=False, env=env, stdout=subprocess.DEVNULL)
+    if not Path(path).exists():
+        raise SystemExit(f"installing fortunes did not create {path}; pass --corpus FILE")
+    return path
+
+
+def query_prefix(doc: str, n_bytes: int) -> str | None:
+    """The first line's first ``n_bytes`` bytes cut back to the last space (so the last word is
+    whole), or None when that leaves fewer than two words."""
+    line = " ".join(doc.split())  # one line, single spaces
+    raw = line.encode("utf-8")[:n_bytes].decode("utf-8", errors="ignore")
+    if len(line) > len(raw):
+        raw = raw[: raw.rfind(" ")] if " " in raw else ""
+    raw = raw.strip()
+    return raw if len(raw.split()) >= 2 else None
+
+
+def make_queries(docs: Sequence[str], settings: Settings) -> tuple[list[list[int]], list[list[int]]]:
+    """Train and held-out queries (token ids: eos + prefix bytes) from distinct documents."""
+    from training.rlhf.tokenizer import ByteTokenizer
+
+    tokenizer = ByteTokenizer()
+    train_docs, held_docs = split_train_valid(docs, 0.15, settings.seed + 7)
+
+    def prefixes(texts: Sequence[str]) -> set[str]:
+        return {p for p in (query_prefix(d, settings.query_bytes) for d in texts) if p}
+
+    train = prefixes(train_docs)
+    held = prefixes(held_docs) - train  # documents can share a prefix: held-out queries are never trained on
+
+    def encode(texts: set[str]) -> list[list[int]]:
+        ordered = sorted(texts)
+        random.Random(settings.seed).shuffle(ordered)
+        return [[tokenizer.eos_token_id, *tokenizer.encode(p)] for p in ordered]
+
+    return encode(train), encode(held)
+
+
+# --- the simulated labeler ---------------------------------------------------------------------
+
+
+class TrueScore:
+    """Noise-free VADER compound score of response texts (the experiment's ground truth)."""
+
+    def __init__(self, tokenizer) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.analyzer = SentimentIntensityAnalyzer()
+        self.tokenizer = tokenizer
+
+    def texts(self, texts: Sequence[str]) -> torch.Tensor:
+        return torch.tensor([self.analyzer.polarity_scores(t)["compound"] for t in texts], dtype=torch.float32)
+
+    def ids(self, responses: torch.Tensor, response_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids -> (B,) scores; tokens outside ``response_mask`` are dropped."""
+        rows = responses.tolist()
+        masks = response_mask.tolist() if response_mask is not None else [[1] * len(r) for r in rows]
+        return self.texts([self.tokenizer.decode([t for t, m in zip(r, mk) if m]) for r, mk in zip(rows, masks)])
+
+
+def bradley_terry_choice(scores: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """Index chosen among K samples: softmax(score / temperature) (a noisy labeler). (N, K) -> (N,)."""
+    return torch.multinomial(torch.softmax(scores / temperature, dim=-1), 1, generator=generator).squeeze(-1)
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_responses(
+    model, queries: Sequence[Sequence[int]], settings: Settings, pad_id: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One response per query at ``settings.temperature``. Returns queries, query_mask (N, Lq),
+    responses (N, T) and the temperature-scaled log-probs of the sampled tokens (N, T)."""
+    q, qm = pad_left(queries, settings.query_length, pad_id)
+    generator = torch.Generator().manual_seed(seed)
+    out, logps = [], []
+    for start in range(0, q.shape[0], settings.sample_batch):
+        sl = slice(start, start + settings.sample_batch)
+        gen = generate(model, q[sl], qm[sl], settings.response_length, settings.temperature, generator)
+        out.append(gen.responses)
+        logps.append(gen.logprobs)
+    return q, qm, torch.cat(out), torch.cat(logps)
+
+
+def sample_comparisons(
+    base, tokenizer, queries: Sequence[Sequence[int]], n: int, settings: Settings, scorer: TrueScore, seed: int
+) -> tuple[list[Comparison], torch.Tensor]:
+    """``n`` best-of-K comparisons on ``queries`` (cycled), labeled by the Bradley–Terry chooser.
+    Returns the comparisons (token ids) and the true scores (n, K)."""
+    rows = [queries[i % len(queries)] for i in range(n) for _ in range(settings.k)]
+    _, _, responses, _ = sample_responses(base, rows, settings, tokenizer.pad_token_id, seed)
+    scores = scorer.ids(responses).view(n, settings.k)
+    best = bradley_terry_choice(scores, settings.bt_temperature, torch.Generator().manual_seed(seed + 1))
+    resp = responses.view(n, settings.k, -1).tolist()
+    comparisons = [
+        Comparison(query=list(queries[i % len(queries)]), samples=resp[i], best=int(best[i])) for i in range(n)
+    ]
+    return comparisons, scores
+
+
+# --- reward model ------------------------------------------------------------------------------
+
+
+def fit_reward(base_dir: Path, comparisons: Sequence[Comparison], settings: Settings) -> RewardModel:
+    config = RewardFitConfig(
+        model=str(base_dir),
+        query_length=settings.query_length,
+        response_length=settings.response_length,
+        batch_size=settings.rm_batch,
+        lr=settings.rm_lr,
+        epochs=settings.rm_epochs,
+        valid_fraction=0.0,  # accuracy is measured on the fixed held-out comparisons instead
+        normalize="samples",
+        normalize_samples=512,
+        temperature=settings.temperature,
+        sample_batch_size=settings.sample_batch,
+        seed=settings.seed + 1,
+        device="cpu",
+    )
+    return fit(config, comparisons).model.requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def reward_model_accuracy(
+    model: RewardModel, comparisons: Sequence[Comparison], true_scores: torch.Tensor, settings: Settings, tokenizer
+) -> dict[str, float]:
+    """On held-out comparisons: ``label_accuracy`` (argmax = the labeler's pick; chance 1/K),
+    ``true_best_accuracy`` (argmax = the noise-free best, ties excluded) and ``pairwise_accuracy``
+    (sample pairs with different true scores ordered like VADER; chance 0.5), with ``n_pairs``."""
+    data = encode_comparisons(comparisons, tokenizer, settings.query_length, settings.response_length)
+    label = evaluate(model, data, torch.device("cpu"), settings.sample_batch)["valid/accuracy"]
+    rewards = torch.cat(
+        [
+            model.score_k(
+                data.queries[s : s + 64], data.query_mask[s : s + 64], data.samples[s : s + 64], data.sample_mask[s : s + 64]
+            )
+            for s in range(0, len(data), 64)
+        ]
+    )  # (N, K)
+    top = true_scores.max(-1).values
+    unique_best = (true_scores == top.unsqueeze(-1)).sum(-1) == 1
+    true_best = (rewards.argmax(-1) == true_scores.argmax(-1))[unique_best].float().mean().item()
+    i, j = torch.triu_indices(settings.k, settings.k, offset=1)
+    dt = true_scores[:, i] - true_scores[:, j]
+    dr = rewards[:, i] - rewards[:, j]
+    differs = dt != 0
+    pairwise = ((dt > 0) == (dr > 0))[differs].float()
+    return {
+        "label_accuracy": label,
+        "true_best_accuracy": true_best,
+        "pairwise_accuracy": pairwise.mean().item(),
+        "n_pairs": int(differs.sum()),
+        "n_comparisons": len(comparisons),
+    }
+
+
+# --- PPO ---------------------------------------------------------------------------------------
+
+
+def run_ppo(
+    base_dir: Path,
+    reward_fn,
+    train_queries: Sequence[Sequence[int]],
+    settings: Settings,
+    scorer: TrueScore,
+    name: str,
+) -> tuple[PolicyWithValue, list[dict[str, float]]]:
+    """PPO from the base against ``reward_fn``; each step's metrics gain ``true/score`` (VADER on
+    the rollout's responses, noise-free)."""
+    policy_lm, tokenizer = load_lm(base_dir)
+    ref, _ = load_lm(base_dir)
+    policy = PolicyWithValue(policy_lm)
+    q, qm = pad_left(train_queries, settings.query_length, tokenizer.pad_token_id)
+    true_scores: list[float] = []
+
+    def scored(queries, query_mask, responses, response_mask):
+        true_scores.append(scorer.ids(responses, response_mask).mean().item())
+        return reward_fn(queries, query_mask, responses, response_mask)
+
+    config = PPOConfig(
+        policy_model=str(base_dir),
+        reward=name,
+        query_length=settings.query_length,
+        response_length=settings.response_length,
+        temperature=settings.temperature,
+        total_episodes=settings.ppo_episodes,
+        batch_size=settings.ppo_batch,
+        nminibatches=settings.ppo_minibatches,
+        noptepochs=4,
+        lr=settings.ppo_lr,
+        kl_coef=settings.kl_coef,
+        adaptive_kl=settings.kl_target > 0,
+        kl_target=settings.kl_target if settings.kl_target > 0 else None,
+        kl_horizon=settings.kl_horizon,
+        seed=settings.seed + 11,
+        device="cpu",
+    )
+    trainer = PPOTrainer(config, policy, ref, scored, q, qm, tokenizer)
+    history: list[dict[str, float]] = []
+
+    def on_step(metrics):
+        metrics["true/score"] = true_scores[-1]
+        history.append(metrics)
+        step = int(metrics["step"])
+        if step == 1 or step % 10 == 0 or step == config.n_updates:
+            print(
+                f"  [{name}] step {step}/{config.n_updates} reward {metrics['objective/score']:+.3f}"
+                f" true {metrics['true/score']:+.3f} kl {metrics['objective/kl']:.2f}"
+                f" beta {metrics['objective/kl_coef']:.3f}",
+                flush=True,
+            )
+        return True
+
+    trainer.train(on_step)
+    return policy.eval(), history
+
+
+def normalized_true_reward(scorer: TrueScore, base_scores: torch.Tensor):
+    """VADER as a reward function, scaled like the reward model (mean 0, std 1 on base samples)."""
+    gain, bias = fit_normalization(base_scores)
+
+    def reward(queries, query_mask, responses, response_mask):
+        return gain * scorer.ids(responses, response_mask) + bias
+
+    return reward
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate_policy(
+    policy: PolicyWithValue,
+    ref,
+    queries: Sequence[Sequence[int]],
+    base_scores: torch.Tensor,
+    settings: Settings,
+    scorer: TrueScore,
+    pad_id: int,
+    seed: int,
+) -> dict[str, float]:
+    """Win rate over the base's samples on the same held-out queries (noise-free VADER; a tie counts
+    half), mean true score, and KL from the base (nats per response) on the policy's samples."""
+    q, qm, responses, logps = sample_responses(policy, queries, settings, pad_id, seed)
+    scores = scorer.ids(responses)
+    ids = torch.cat([q, responses], 1)
+    mask = torch.cat([qm, torch.ones_like(responses)], 1)
+    ref_logps = torch.cat(
+        [
+            logprobs_of(
+                response_logits(ref, ids[s : s + 256], mask[s : s + 256], q.shape[1]),
+                responses[s : s + 256],
+                settings.temperature,
+            )
+            for s in range(0, ids.shape[0], 256)
+        ]
+    )
+    kl = (logps - ref_logps).sum(-1)
+    wins = (scores > base_scores).float()
+    ties = (scores == base_scores).float()
+    return {
+        "win_rate": (wins + 0.5 * ties).mean().item(),
+        "strict_win_share": wins.mean().item(),
+        "tie_share": ties.mean().item(),
+        "mean_score": scores.mean().item(),
+        "kl": kl.mean().item(),
+        "n": len(queries),
+    }
+
+
+def decode_examples(tokenizer, queries, responses, n=4) -> list[str]:
+    return [tokenizer.decode(q) + " ⟶ " + tokenizer.decode(r) for q, r in zip(queries[:n], responses[:n])]
+
+
+# --- the experiment ----------------------------------------------------------------------------
+
+
+def pretrained_base(settings: Settings, out: Path, docs: Sequence[str], phases: Phases) -> tuple[Path, dict]:
+    """A cached base LM for these settings and corpus, pretrained when missing."""
+    key = json.dumps(
+        {
+            "corpus": settings.corpus,
+            "n_docs": len(docs),
+            "config": dataclasses.asdict(settings.pretrain_config(None)),
+        },
+        sort_keys=True,
+    )
+    folder = out / f"base-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    metrics_file = folder / "pretrain_metrics.json"
+    if metrics_file.is_file():
+        print(f"[bench] reusing the pretrained base {folder}", flush=True)
+        return folder, json.loads(metrics_file.read_text())
+    def on_log(metrics) -> None:
+        if "valid/loss" in metrics:
+            print(
+                f"  [pretrain] step {int(metrics['step'])} valid bits/byte {metrics['valid/bits_per_byte']:.3f}"
+                f" ({metrics['time/elapsed_s']:.0f} s)",
+                flush=True,
+            )
+
+    result = phases.run("pretrain", pretrain, settings.pretrain_config(folder), documents=docs, on_log=on_log)
+    return folder, result.metrics
+
+
+def run_experiment(settings: Settings, out: Path = OUT) -> dict:
+    """The whole experiment; returns (and writes) the results dict."""
+    hf_logging.disable_progress_bar()  # one "Loading weights" bar per load_lm otherwise
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    phases = Phases()
+    load_start = load_average()
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+
+    docs = read_corpus(ensure_corpus(settings.corpus))
+    base_dir, pretrain_metrics = pretrained_base(settings, out, docs, phases)
+    base, tokenizer = load_lm(base_dir)
+    scorer = TrueScore(tokenizer)
+    train_q, held_q = make_queries(docs, settings)
+    print(
+        f"[bench] corpus {len(docs)} documents; queries {len(train_q)} train / {len(held_q)} held out;"
+        f" base valid bits/byte {pretrain_metrics.get('valid/bits_per_byte', float('nan')):.3f}",
+        flush=True,
+    )
+    held_valid = held_q[: settings.valid_comparisons]
+    eval_q = held_q[: settings.eval_queries]
+
+    comparisons, label_scores = phases.run(
+        "sample+label", sample_comparisons, base, tokenizer, train_q, settings.labels, settings, scorer, settings.seed + 100
+    )
+    valid_comparisons, valid_scores = phases.run(
+        "sample held-out comparisons",
+        sample_comparisons,
+        base,
+        tokenizer,
+        held_valid,
+        len(held_valid),
+        settings,
+        scorer,
+        settings.seed + 200,
+    )
+    # The base's own samples on the evaluation queries: what every policy is compared against.
+    _, _, base_resp, _ = sample_responses(base, eval_q, settings, tokenizer.pad_token_id, settings.seed + 300)
+    base_eval_scores = scorer.ids(base_resp)
+    picked = label_scores.gather(-1, torch.tensor([c.best for c in comparisons]).unsqueeze(-1)).squeeze(-1)
+    label_agreement = (picked == label_scores.max(-1).values).float().mean().item()
+    print(
+        f"[bench] base mean true score {base_eval_scores.mean():+.3f}, share neutral (0) "
+        f"{(base_eval_scores == 0).float().mean():.2f}; labeler picks a top-scored sample {label_agreement:.2f}",
+        flush=True,
+    )
+    for line in decode_examples(tokenizer, eval_q, base_resp.tolist()):
+        print("  base:", json.dumps(line), flush=True)
+
+    results: dict = {
+        "settings": dataclasses.asdict(settings),
+        "machine": {"cpu_count": os.cpu_count(), "threads": settings.threads, "load_average_start": load_start},
+        "pretrain": pretrain_metrics,
+        "queries": {"train": len(train_q), "held_out": len(held_q)},
+        "base": {"mean_score": base_eval_scores.mean().item(), "neutral_share": (base_eval_scores == 0).float().mean().item()},
+        "labeler_top_pick_share": label_agreement,
+        "curve": [],
+    }
+
+    # Reward models along the label-count curve (the full count last), then PPO on each.
+    counts = sorted({n for n in settings.curve if n < settings.labels} | {settings.labels})
+    rm_full = None
+    for n in counts:
+        rm = phases.run(f"reward fit ({n} labels)", fit_reward, base_dir, comparisons[:n], settings)
+        acc = reward_model_accuracy(rm, valid_comparisons, valid_scores, settings, tokenizer)
+        print(
+            f"[bench] {n} labels: RM label accuracy {acc['label_accuracy']:.3f} (chance {1 / settings.k:.2f}),"
+            f" true-best accuracy {acc['true_best_accuracy']:.3f}, pairwise {acc['pairwise_accuracy']:.3f}"
+            f" on {acc['n_pairs']} pairs",
+            flush=True,
+        )
+        point = {"labels": n, **acc}
+        if n == settings.labels or settings.curve_ppo:
+            policy, history = phases.run(
+                f"ppo on reward model ({n} labels)",
+                run_ppo,
+                base_dir,
+                torch.no_grad()(rm.score),
+                train_q,
+                settings,
+                scorer,
+                f"rm{n}",
+            )
+            ev = phases.run(
+                f"evaluate ({n} labels)",
+                evaluate_policy,
+                policy,
+                base,
+                eval_q,
+                base_eval_scores,
+                settings,
+                scorer,
+                tokenizer.pad_token_id,
+                settings.seed + 400,
+            )
+            point.update({"eval": ev, "trajectory": _trajectory(history)})
+            print(f"[bench] tuned ({n} labels): {_fmt(ev)}", flush=True)
+            if n == settings.labels:
+                rm_full = (policy, ev)
+        results["curve"].append(point)
+
+    # Upper bound: PPO directly on the (normalised) true score.
+    _, _, norm_resp, _ = sample_responses(base, train_q[:512], settings, tokenizer.pad_token_id, settings.seed + 500)
+    direct_reward = normalized_true_reward(scorer, scorer.ids(norm_resp))
+    direct, direct_history = phases.run(
+        "ppo on true score", run_ppo, base_dir, direct_reward, train_q, settings, scorer, "direct"
+    )
+    direct_ev = phases.run(
+        "evaluate direct",
+        evaluate_policy,
+        direct,
+        base,
+        eval_q,
+        base_eval_scores,
+        settings,
+        scorer,
+        tokenizer.pad_token_id,
+        settings.seed + 400,
+    )
+    print(f"[bench] direct (upper bound): {_fmt(direct_ev)}", flush=True)
+
+    tuned_policy, tuned_ev = rm_full
+    base_mean = results["base"]["mean_score"]
+    gain_ratio = (tuned_ev["mean_score"] - base_mean) / max(direct_ev["mean_score"] - base_mean, 1e-9)
+    _, _, tuned_resp, _ = sample_responses(tuned_policy, eval_q[:4], settings, tokenizer.pad_token_id, 1)
+    _, _, direct_resp, _ = sample_responses(direct, eval_q[:4], settings, tokenizer.pad_token_id, 1)
+    results.update(
+        {
+            "tuned": tuned_ev,
+            "direct": {**direct_ev, "trajectory": _trajectory(direct_history)},
+            "score_gain_ratio": gain_ratio,
+            "samples": {
+                "base": decode_examples(tokenizer, eval_q, base_resp.tolist()),
+                "tuned": decode_examples(tokenizer, eval_q, tuned_resp.tolist()),
+                "direct": decode_examples(tokenizer, eval_q, direct_resp.tolist()),
+            },
+            "acceptance": {
+                "win_rate_ge_0.8": tuned_ev["win_rate"] >= 0.8,
+                "kl_le_10": tuned_ev["kl"] <= 10.0,
+                "half_of_direct_gain": gain_ratio >= 0.5,
+            },
+        }
+    )
+    results["phases"] = phases.rows
+    results["total"] = {"wall_s": time.perf_counter() - wall_start, "cpu_s": time.process_time() - cpu_start}
+    results["machine"]["load_average_end"] = load_average()
+    results["plots"] = write_plots(results, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print_summary(results, out)
+    return results
+
+
+def _trajectory(history: Sequence[dict[str, float]]) -> list[dict[str, float]]:
+    keys = ("step", "objective/kl", "objective/score", "true/score", "objective/kl_coef")
+    return [{k: round(float(m[k]), 5) for k in keys} for m in history]
+
+
+def _fmt(ev: dict[str, float]) -> str:
+    return (
+        f"win rate {ev['win_rate']:.3f} (strict {ev['strict_win_share']:.3f}, ties {ev['tie_share']:.3f}),"
+        f" mean score {ev['mean_score']:+.3f}, KL {ev['kl']:.2f} nats"
+    )
+
+
+def write_plots(results: dict, out: Path) -> dict[str, str]:
+    """``score_vs_kl.png`` (training trajectories and held-out evaluations) and ``rm_accuracy.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = {}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([0.0], [results["base"]["mean_score"]], color="black", label="base", zorder=3)
+    series = [(f"RM PPO, {p['labels']} labels", p) for p in results["curve"] if "eval" in p]
+    series.append(("PPO on true score", results["direct"]))
+    for label, data in series:
+        traj = data["trajectory"]
+        line = ax.plot([t["objective/kl"] for t in traj], [t["true/score"] for t in traj], alpha=0.35, linewidth=1)[0]
+        ev = data.get("eval", data)
+        ax.scatter([ev["kl"]], [ev["mean_score"]], color=line.get_color(), label=label, zorder=3)
+    ax.axvline(10.0, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("KL from base (nats per response)")
+    ax.set_ylabel("true score (VADER compound)")
+    ax.set_title("True score against KL (dots: held-out eval; lines: training)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths["score_vs_kl"] = str(out / "score_vs_kl.png")
+    fig.savefig(paths["score_vs_kl"], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels = [p["labels"] for p in results["curve"]]
+    ax.plot(labels, [p["label_accuracy"] for p in results["curve"]], marker="o", label="labeler's pick (chance 0.25)")
+    ax.plot(labels, [p["pairwise_accuracy"] for p in results["curve"]], marker="s", label="pairs ordered like VADER (chance 0.5)")
+    ax.axhline(1 / results["settings"]["k"], color="tab:blue", linestyle=":", linewidth=1)
+    ax.axhline(0.5, color="tab:orange", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xticks(labels, [str(n) for n in labels])
+    ax.minorticks_off()
+    ax.set_xlabel("labels (best-of-4 comparisons)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title("Reward-model validation accuracy against labels")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths["rm_accuracy"] = str(out / "rm_accuracy.png")
+    fig.savefig(paths["rm_accuracy"], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def print_summary(results: dict, out: Path) -> None:
+    print("\n=== mock sentiment ===")
+    print(f"base: bits/byte {results['pretrain'].get('valid/bits_per_byte', float('nan')):.3f}, mean score {results['base']['mean_score']:+.3f}")
+    for p in results["curve"]:
+        line = f"{p['labels']:>6} labels: RM label acc {p['label_accuracy']:.3f}, pairwise {p['pairwise_accuracy']:.3f}"
+        if "eval" in p:
+            line += f"; {_fmt(p['eval'])}"
+        print(line)
+    print(f"direct: {_fmt(results['direct'])}")
+    print(f"score gain of tuned / direct: {results['score_gain_ratio']:.2f}")
+    print(f"acceptance: {results['acceptance']}")
+    print(f"total wall {results['total']['wall_s']:.0f} s, cpu {results['total']['cpu_s']:.0f} s;"
+          f" load average {results['machine']['load_average_start']} -> {results['machine']['load_average_end']}"
+          f" on {results['machine']['cpu_count']} cores, {results['settings']['threads']} torch thread(s)")
+    print(f"wrote {out / 'results.json'} and {', '.join(results['plots'].values())}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=int, help="labeled comparisons for the main round (default 5000)")
+    parser.add_argument("--ppo-episodes", type=int, help="PPO episodes per run (default 3072)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--corpus", default=DEFAULT_CORPUS, help="text file or folder (default: Debian fortunes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
+    parser.add_argument("--quick", action="store_true", help="miniature run (about 1-2 minutes)")
+    parser.add_argument("--curve-ppo", action="store_true", help="also PPO + win rate at each curve point")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    overrides = {"seed": args.seed, "corpus": args.corpus, "threads": args.threads, "curve_ppo": args.curve_ppo}
+    if args.labels is not None:
+        overrides["labels"] = args.labels
+    if args.ppo_episodes is not None:
+        overrides["ppo_episodes"] = args.ppo_episodes
+    settings = Settings.quick(**overrides) if args.quick else Settings(**overrides)
+    run_experiment(settings, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
