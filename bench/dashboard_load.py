@@ -32,22 +32,13 @@ import time
 from pathlib import Path
 
 import psycopg2
+from _pg import PG, admin_sql
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 TEMPLATE_DB = "rlhf_dashbench_tpl"
 DB = "rlhf_dashbench"
 SLUG = "dash-bench"
 K = 4
-
-
-def _admin_sql(*statements: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
-    conn.close()
 
 
 def _env(db: str) -> dict:
@@ -64,9 +55,9 @@ def _env(db: str) -> dict:
 
 
 def database_prepare() -> None:
-    _admin_sql(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}")
+    admin_sql(f"DROP DATABASE IF EXISTS {TEMPLATE_DB} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE_DB}")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_env(TEMPLATE_DB), check=True)
-    _admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", f"CREATE DATABASE {DB} TEMPLATE {TEMPLATE_DB}")
+    admin_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", f"CREATE DATABASE {DB} TEMPLATE {TEMPLATE_DB}")
 
 
 # Python fills seed and n; the SQL then goes through psycopg2's formatting, hence %%%% → %% → %.

@@ -18,19 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg2
+from _pg import PG, admin_sql
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-
-
-def _admin_sql(*statements: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
-    conn.close()
 
 
 def _backend_cpu_s(pid: int) -> float:
@@ -50,7 +40,7 @@ def main() -> None:
     parser.add_argument("--cprofile", type=int, default=0, help="print the top N functions by cumulative time")
     args = parser.parse_args()
 
-    _admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)", f"CREATE DATABASE {args.db}")
+    admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)", f"CREATE DATABASE {args.db}")
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
         "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{args.db}",
@@ -120,7 +110,7 @@ def main() -> None:
         stats.print_stats(args.cprofile)
         stats.print_callees("label_submit|comparison_next_for_labeler|api.py.*post")
     connection.close()
-    _admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+    admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
 
 
 if __name__ == "__main__":

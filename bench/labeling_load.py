@@ -31,24 +31,15 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg2
+from _pg import PG, admin_sql
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 TEMPLATE_SUFFIX = "_tpl"  # the migrated template is named after --db, so two benches on one server do not collide
 SLUG = "bench"
 K = 4
 
 
 # ---------------------------------------------------------------- database
-
-
-def _admin_sql(*statements: str) -> None:
-    conn = psycopg2.connect(dbname="postgres", **PG)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
-    conn.close()
 
 
 def _db_url(name: str, conn_max_age: int) -> str:
@@ -71,12 +62,12 @@ def _django_env(db: str, conn_max_age: int = 0) -> dict:
 
 def template_migrate(template: str) -> None:
     """A freshly migrated template database; every run clones it (CREATE DATABASE … TEMPLATE)."""
-    _admin_sql(f"DROP DATABASE IF EXISTS {template} WITH (FORCE)", f"CREATE DATABASE {template}")
+    admin_sql(f"DROP DATABASE IF EXISTS {template} WITH (FORCE)", f"CREATE DATABASE {template}")
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_django_env(template), check=True)
 
 
 def database_create(name: str, template: str) -> None:
-    _admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} TEMPLATE {template}")
+    admin_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} TEMPLATE {template}")
 
 
 CONTEXT = "Context %s: " + "The quick brown fox jumps over the lazy dog. " * 8
