@@ -20,6 +20,7 @@ T = TypeVar("T")
 
 ADAM_STYLES = ("tf", "torch")
 LR_SCHEDULES = ("linear", "cosine", "constant")
+READOUTS = ("last", "mean")  # RewardModel readouts (models.READOUTS)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -59,6 +60,10 @@ class RewardFitConfig:
     log_every: int = 10  # call on_log every this many optimiser steps (and at the end)
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"…
     dtype: str = "float32"
+    # Where the reward is read: "last" = the 2019 reward, the head on the final hidden state of the last
+    # real token; "mean" = the mean of the head's output over the response's real tokens (for small models
+    # whose last token cannot summarise the response; not in the papers). Saved with the model.
+    readout: str = "last"
     # CLI only (python -m training.rlhf.fit_reward):
     comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
     references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"
@@ -77,6 +82,8 @@ class RewardFitConfig:
             errors.append(f"normalize_samples must be >= 2, got {self.normalize_samples}")
         if self.lr_schedule not in LR_SCHEDULES:
             errors.append(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.readout not in READOUTS:
+            errors.append(f"readout must be one of {READOUTS}, got {self.readout!r}")
         _raise(self, errors)
         return self
 

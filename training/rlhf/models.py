@@ -28,6 +28,7 @@ VALUE_HEAD_FILE = "value_head.safetensors"
 REWARD_HEAD_FILE = "reward_head.safetensors"
 VALUE_MODEL_DIR = "value_model"
 CHECKPOINT_POLICY_DIR = "policy"  # where a PPO checkpoint keeps its policy (see ppo.py)
+READOUTS = ("last", "mean")  # where RewardModel reads its reward (see RewardModel)
 
 
 # --- language models ---------------------------------------------------------------------------
@@ -135,10 +136,18 @@ class RewardModel(nn.Module):
 
     ``reward = gain * head(h_last) + bias``; gain and bias are buffers saved with the weights and set
     by normalisation, never by the optimiser. The head starts at N(0, 1/sqrt(d+1)) with bias 0.
+
+    ``readout="mean"`` (not in the papers, for small trunks whose last token cannot summarise the
+    response): ``reward = gain * mean_t head(h_t) + bias`` over the response's real tokens t. An empty
+    response falls back to the head at the query's last real token, as "last" reads it. The readout is
+    saved with the weights.
     """
 
-    def __init__(self, lm: PreTrainedModel, head_seed: int = 0) -> None:
+    def __init__(self, lm: PreTrainedModel, head_seed: int = 0, readout: str = "last") -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        self.readout = readout
         self.lm = disable_dropout(lm)
         freeze_untied_output_embeddings(self.lm)
         d = hidden_size(lm)
@@ -157,18 +166,25 @@ class RewardModel(nn.Module):
         hidden = trunk_forward(self.lm, input_ids, attention_mask).last_hidden_state  # (B, L, d)
         return self.gain * self.head(hidden).squeeze(-1).float() + self.bias
 
-    def raw(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Head output before normalisation at the last real token of each row, (B, L) -> (B,)."""
+    def raw(self, input_ids: Tensor, attention_mask: Tensor, response_start: int | None = None) -> Tensor:
+        """Head output before normalisation, (B, L) -> (B,): at the last real token of each row
+        ("last"), or averaged over the real tokens of ``input_ids[:, response_start:]`` ("mean",
+        which needs ``response_start``; "last" ignores it)."""
+        if self.readout == "mean" and response_start is None:
+            raise ValueError("readout 'mean' needs response_start (where the response begins)")
         hidden = trunk_forward(self.lm, input_ids, attention_mask).last_hidden_state  # (B, L, d)
         L = attention_mask.shape[-1]
         positions = torch.arange(L, device=attention_mask.device).expand_as(attention_mask)  # (B, L)
         last = torch.where(attention_mask.bool(), positions, torch.zeros_like(positions)).amax(-1)  # (B,)
-        picked = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, d)
-        return self.head(picked).squeeze(-1).float()
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if self.readout == "last":
+            return self.head(hidden[rows, last]).squeeze(-1).float()
+        per = self.head(hidden).squeeze(-1).float()  # (B, L)
+        return _masked_mean(per[:, response_start:], attention_mask[:, response_start:], per[rows, last])
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        """Normalised rewards, (B, L) -> (B,)."""
-        return self.gain * self.raw(input_ids, attention_mask) + self.bias
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, response_start: int | None = None) -> Tensor:
+        """Normalised rewards, (B, L) -> (B,); ``response_start`` as for ``raw``."""
+        return self.gain * self.raw(input_ids, attention_mask, response_start) + self.bias
 
     def score(self, queries: Tensor, query_mask: Tensor, responses: Tensor, response_mask: Tensor) -> Tensor:
         """Rewards of left-padded queries (B, Lq) joined to right-padded responses (B, Lr) -> (B,).
@@ -177,7 +193,7 @@ class RewardModel(nn.Module):
         """
         ids = torch.cat([queries, responses], dim=1)
         mask = torch.cat([query_mask, response_mask], dim=1).long()
-        return self(ids, mask)
+        return self(ids, mask, response_start=queries.shape[1])
 
     def score_k(self, queries: Tensor, query_mask: Tensor, responses: Tensor, response_mask: Tensor) -> Tensor:
         """Rewards of K responses per query, with the query's forward pass shared by all K.
@@ -189,7 +205,9 @@ class RewardModel(nn.Module):
         trimmed, the last layer only at the read tokens); other LMs share the query's key/value cache.
         """
         if packable_gpt2(self.lm):
-            raw = packed_gpt2_raw(self.lm, self.head, queries, query_mask, responses, response_mask)
+            raw = packed_gpt2_raw(
+                self.lm, self.head, queries, query_mask, responses, response_mask, readout=self.readout
+            )
             return self.gain * raw + self.bias
         return self.score_k_cached(queries, query_mask, responses, response_mask)
 
@@ -211,6 +229,11 @@ class RewardModel(nn.Module):
         rows = torch.arange(B * K, device=hidden.device)
         from_response = hidden[rows, (n_real - 1).clamp(min=0)]  # (B*K, d)
         from_query = query_out.last_hidden_state[:, -1].repeat_interleave(K, dim=0)  # (B*K, d)
+        if self.readout == "mean":
+            per = self.head(hidden).squeeze(-1).float()  # (B*K, Lr)
+            fallback = self.head(from_query).squeeze(-1).float()  # (B*K,)
+            raw = _masked_mean(per, response_mask.reshape(B * K, Lr), fallback)
+            return (self.gain * raw + self.bias).view(B, K)
         picked = torch.where((n_real > 0).unsqueeze(-1), from_response, from_query)
         raw = self.head(picked).squeeze(-1).float()  # (B*K,)
         return (self.gain * raw + self.bias).view(B, K)
@@ -229,18 +252,29 @@ class RewardModel(nn.Module):
             "bias": self.bias.detach().contiguous(),
         }
         save_file({k: v.cpu() for k, v in tensors.items()}, str(Path(folder) / REWARD_HEAD_FILE))
-        (Path(folder) / META_FILE).write_text(json.dumps({"kind": "reward_model"}))
+        (Path(folder) / META_FILE).write_text(json.dumps({"kind": "reward_model", "readout": self.readout}))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype | None = None) -> tuple[RewardModel, Tokenizer]:
+        """Load a folder written by ``save_pretrained``; one saved without a readout reads "last"."""
         lm, tokenizer = load_lm(folder, dtype=dtype)
-        model = cls(lm)
+        meta_path = Path(folder) / META_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        model = cls(lm, readout=meta.get("readout", "last"))
         tensors = load_file(str(Path(folder) / REWARD_HEAD_FILE))
         with torch.no_grad():
             model.head.weight.copy_(tensors["head.weight"])
             model.head.bias.copy_(tensors["head.bias"])
             model.set_normalization(float(tensors["gain"]), float(tensors["bias"]))
         return model, tokenizer
+
+
+def _masked_mean(values: Tensor, mask: Tensor, empty: Tensor) -> Tensor:
+    """Mean of ``values`` (..., L) over ``mask``'s real positions; ``empty`` (...) where none is real."""
+    weights = mask.to(values.dtype)
+    count = weights.sum(-1)
+    mean = (values * weights).sum(-1) / count.clamp(min=1)
+    return torch.where(count > 0, mean, empty)
 
 
 def packable_gpt2(lm: PreTrainedModel) -> bool:
@@ -256,7 +290,13 @@ def packable_gpt2(lm: PreTrainedModel) -> bool:
 
 
 def packed_gpt2_raw(
-    lm: PreTrainedModel, head: nn.Linear, queries: Tensor, query_mask: Tensor, responses: Tensor, response_mask: Tensor
+    lm: PreTrainedModel,
+    head: nn.Linear,
+    queries: Tensor,
+    query_mask: Tensor,
+    responses: Tensor,
+    response_mask: Tensor,
+    readout: str = "last",
 ) -> Tensor:
     """Raw head outputs of K responses per query through a GPT-2 trunk, (B, K); shapes as ``score_k``.
 
@@ -267,6 +307,8 @@ def packed_gpt2_raw(
     responses). Only the read token of each response (its last real one, or the query's last for an
     empty response) goes through the last layer's query projection, attention output, MLP, final
     norm and head; the other positions only supply that layer's keys and values. No LM logits.
+    ``readout="mean"`` reads every response position instead (plus the query's last, for empty
+    responses) and returns the head's mean over each response's real tokens.
     """
     B, K, Lr = responses.shape
     transformer = lm.transformer
@@ -301,8 +343,13 @@ def packed_gpt2_raw(
     # A pad row attends to itself only: never read, and never an all-masked (NaN) softmax row.
     allowed = (structure & key_real[:, None, :]) | torch.eye(S, dtype=torch.bool, device=device)  # (B, S, S)
 
-    # 3. Read tokens: the response's last real token, else the query's last column.
-    read = torch.where(n_resp > 0, Lq + torch.arange(K, device=device) * Lr + n_resp - 1, Lq - 1)  # (B, K)
+    # 3. Read tokens: the response's last real token, else the query's last column ("last"); or the
+    #    query's last column then every response column ("mean"), (B, R).
+    if readout == "mean":
+        read = torch.arange(Lq - 1, S, device=device).expand(B, S - Lq + 1)  # (B, 1 + K*Lr)
+    else:
+        read = torch.where(n_resp > 0, Lq + torch.arange(K, device=device) * Lr + n_resp - 1, Lq - 1)  # (B, K)
+    R = read.shape[1]
     rows = torch.arange(B, device=device).unsqueeze(-1)  # (B, 1)
 
     hidden = transformer.wte(ids) + transformer.wpe(positions)  # (B, S, d)
@@ -322,12 +369,16 @@ def packed_gpt2_raw(
     weight, bias = attn.c_attn.weight, attn.c_attn.bias  # Conv1D: (d, 3d), (3d,)
     kv = torch.addmm(bias[d:], normed.reshape(B * S, d), weight[:, d:]).view(B, S, 2 * d)
     k, v = kv.split(d, dim=2)
-    picked = hidden[rows, read]  # (B, K, d)
-    q = torch.addmm(bias[:d], normed[rows, read].reshape(B * K, d), weight[:, :d]).view(B, K, d)
-    out = _attend(attn, q, k, v, allowed[rows, read].unsqueeze(1))  # mask (B, 1, K, S)
+    picked = hidden[rows, read]  # (B, R, d)
+    q = torch.addmm(bias[:d], normed[rows, read].reshape(B * R, d), weight[:, :d]).view(B, R, d)
+    out = _attend(attn, q, k, v, allowed[rows, read].unsqueeze(1))  # mask (B, 1, R, S)
     picked = picked + attn.c_proj(out)
     picked = picked + block.mlp(block.ln_2(picked))
-    return head(transformer.ln_f(picked)).squeeze(-1).float()  # (B, K)
+    values = head(transformer.ln_f(picked)).squeeze(-1).float()  # (B, R)
+    if readout != "mean":
+        return values  # (B, K)
+    per = values[:, 1:].view(B, K, Lr)
+    return _masked_mean(per, response_mask, values[:, :1].expand(B, K))  # (B, K)
 
 
 def _attend(attn: nn.Module, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor) -> Tensor:

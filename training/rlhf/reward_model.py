@@ -106,7 +106,7 @@ def fit(
     device = resolve_device(config.device)
     generator = torch.Generator().manual_seed(config.seed)
     lm, tokenizer = load_lm(config.model, dtype=DTYPES[config.dtype])
-    model = RewardModel(lm, head_seed=config.seed).to(device)
+    model = RewardModel(lm, head_seed=config.seed, readout=config.readout).to(device)
     data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length)
 
     # 1. Split: a fixed share is held out for validation accuracy.
@@ -280,7 +280,8 @@ def score_policy_samples(
         q, qm = queries[rows].to(device), query_mask[rows].to(device)
         gen = generate(policy, q, qm, config.response_length, config.temperature, generator, should_stop=should_stop)
         keep, _ = truncation_mask(gen.responses, config.truncate_token, config.truncate_after)
-        scores.append(model.raw(torch.cat([q, gen.responses], 1), torch.cat([qm, keep.long()], 1)))
+        ids, mask = torch.cat([q, gen.responses], 1), torch.cat([qm, keep.long()], 1)
+        scores.append(model.raw(ids, mask, response_start=q.shape[1]))
     return torch.cat(scores).cpu()
 
 
@@ -303,6 +304,7 @@ def score_references(
             model.raw(
                 torch.cat([queries[sl], responses[sl]], 1).to(device),
                 torch.cat([query_mask[sl], response_mask[sl]], 1).to(device),
+                response_start=queries.shape[1],
             )
         )
     return torch.cat(out).cpu()
