@@ -5,9 +5,13 @@ from labeling.models import Comparison, Query, Sample
 from labeling.roles import RESEARCHER
 from labeling.services import comparison_create
 from training.models import AndonPull, Checkpoint, RunMetric, TrainingRun
+from training.rlhf.config import ConfigError
+from training.rlhf.models import RewardModel
 from training.selectors import base_policy_sample_pairs
 from training.services.execute import run_execute
 from training.services.models_io import BASE_POLICY_SOURCE
+from training.services.reward_fit import reward_fit_config
+from training.services.rounds import round_configs
 from tests.factories import ProjectFactory, TrainingRunFactory, UserFactory
 from tests.training.helpers import FAST_REWARD, labeled_project
 
@@ -79,3 +83,28 @@ def test_fit_reward_run_normalises_before_training_on_stored_base_policy_samples
     metrics = dict(RunMetric.objects.filter(run=run).values_list("key", "value"))
     assert metrics["normalization_before/samples"] == 40  # the stored ones, not 48 fresh samples
     assert metrics["valid/accuracy"] >= 0.8
+
+
+def test_project_reward_settings_choose_the_reward_readout():
+    """training_settings "reward" keys reach RewardFitConfig through the round's run config."""
+    project = ProjectFactory(training_settings={"reward": {"readout": "mean"}})
+    run = TrainingRunFactory(project=project, kind="fit_reward", config=round_configs(project)["reward"])
+    assert reward_fit_config(run).readout == "mean"
+    assert reward_fit_config(TrainingRunFactory(project=ProjectFactory(), kind="fit_reward")).readout == "last"
+    bad = TrainingRunFactory(project=project, kind="fit_reward", config={"readout": "first"})
+    with pytest.raises(ConfigError, match="readout"):
+        reward_fit_config(bad)
+
+
+@pytest.mark.slow
+def test_fit_reward_run_with_mean_readout_learns_and_saves_the_readout(contractor):
+    researcher = UserFactory(username="r-mean", role=RESEARCHER)
+    project = labeled_project(contractor, researcher)
+    project.training_settings = {"reward": {**FAST_REWARD, "readout": "mean"}}
+    project.save(update_fields=["training_settings"])
+    run = TrainingRunFactory(project=project, kind="fit_reward", seed=1, config=round_configs(project)["reward"])
+    assert run_execute(run_id=run.id) == Status.FINISHED
+    metrics = dict(RunMetric.objects.filter(run=run).values_list("key", "value"))
+    assert metrics["valid/accuracy"] >= 0.8
+    model, _ = RewardModel.from_pretrained(Checkpoint.objects.get(run=run).path)
+    assert model.readout == "mean"
