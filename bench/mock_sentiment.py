@@ -10,7 +10,9 @@ queries at temperature 0.7: win rate of each policy over the base as judged by n
 (a tie counts half; the tie share is printed), mean true score, and KL from the base (nats per
 response, Σ_t log π − log ρ on the policy's own samples, both at temperature 0.7). A label-count
 curve refits the reward model on the first 500 / 1,000 labels (reward-model accuracy on the same
-held-out comparisons; with ``--curve-ppo`` also a PPO run and win rate per point).
+held-out comparisons; with ``--curve-ppo`` also a PPO run and win rate per point). The reward
+model reads the mean of its head over the response's tokens (``--rm-readout last``: the 2019
+last-token reward, which this small byte model does not learn: label accuracy stays at chance).
 
     .venv/bin/python bench/mock_sentiment.py                 # 5,000 labels (acceptance run)
     .venv/bin/python bench/mock_sentiment.py --quick         # miniature run, 1-2 minutes
