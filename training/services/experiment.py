@@ -277,6 +277,11 @@ def _reward_model(fit_run: TrainingRun):
     return model.requires_grad_(False).eval()
 
 
+def _cycle(items: list[str], n: int) -> list[str]:
+    """The first `n` items, going round again when there are fewer."""
+    return [items[i % len(items)] for i in range(n)] if items else []
+
+
 def _copy_rate(texts: list[str], contexts: list[str]) -> float:
     from labeling.textstats import copy_overlap
 
@@ -298,13 +303,13 @@ def evaluate(s: ExperimentSettings, project: Project, base_dir: Path, ppo_run: T
     base.eval()
     held = list(Query.objects.filter(project=project, split=Query.Split.VALID).order_by("id")
                 .values_list("context", flat=True))
-    eval_q = held[: s.eval_queries]
+    eval_q = _cycle(held, s.eval_queries)  # a small corpus's held-out queries are sampled more than once
     gen = {"query_length": s.context_tokens(), "response_length": s.response_length, "temperature": s.temperature}
     base_samples = ev.sample_responses(base, tokenizer, eval_q, seed=s.seed + 300, **gen)
     base_scores = ev.score_texts(scorer, base_samples.texts, eval_q)
 
     # Reward models along the label curve, on held-out best-of-K comparisons from the base.
-    valid_q = held[: s.valid_comparisons]
+    valid_q = _cycle(held, s.valid_comparisons)
     rows = [q for q in valid_q for _ in range(s.k)]
     valid = ev.sample_responses(base, tokenizer, rows, seed=s.seed + 200, **gen)
     true_scores = ev.score_texts(scorer, valid.texts, rows).view(len(valid_q), s.k)
