@@ -397,15 +397,17 @@ def write_plots(results: dict, folder: Path) -> dict[str, str]:
     paths = {}
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter([0.0], [results["base"]["mean_score"]], color="black", label="base", zorder=3)
-    series = [("RM PPO (product round)", results["tuned"], results["trajectory"])]
+    series = [("RM PPO (product round)", results["tuned"])]
     if "direct" in results:
-        series.append(("PPO on true score (library)", results["direct"], results["direct"]["trajectory"]))
-    for label, ev, traj in series:
-        line = ax.plot([t.get("objective/kl", 0.0) for t in traj], [t.get("objective/score", 0.0) for t in traj],
-                       alpha=0.35, linewidth=1, label=f"{label}: training reward")[0]
-        ax.scatter([ev["kl"]], [ev["mean_score"]], color=line.get_color(), label=f"{label}: held-out", zorder=3)
+        series.append(("PPO on the true score (library)", results["direct"]))
+    for label, ev in series:
+        # Held-out points only: the runs' training curves are in normalised reward units, not the true score.
+        line = ax.plot([0.0, ev["kl"]], [results["base"]["mean_score"], ev["mean_score"]], linestyle=":",
+                       linewidth=1)[0]
+        ax.scatter([ev["kl"]], [ev["mean_score"]], color=line.get_color(), zorder=3,
+                   label=f"{label}: win rate {ev['win_rate']:.2f}")
     ax.set_xlabel("KL from base (nats per response)")
-    ax.set_ylabel(f"true score ({scorer}); lines: normalised training reward")
+    ax.set_ylabel(f"held-out mean true score ({scorer})")
     ax.set_title("True score against KL")
     ax.legend(fontsize=7)
     fig.tight_layout()
