@@ -247,7 +247,8 @@ def win_rate_csv_rows(table: list[dict[str | None, RoundWinRate]]) -> list[list]
 
 # ---------------------------------------------------------------- experiment report (manage.py mock_sentiment)
 
-REPORT_PLOTS = {"score_vs_kl": "True score against KL from the base", "rm_accuracy": "Reward-model accuracy against labels"}
+REPORT_PLOTS = {"score_vs_kl": "True score against KL from the base",
+                "rm_accuracy": "Reward-model accuracy against labels"}
 
 
 def run_report(run: TrainingRun) -> dict | None:

@@ -27,7 +27,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--labels", type=int, help="labeled comparisons (default 5000; --quick 400)")
         parser.add_argument("--quick", action="store_true", help="miniature run: a few hundred labels, few PPO steps")
-        parser.add_argument("--corpus", default=ExperimentSettings.corpus, help="text file or folder (default: fortunes)")
+        parser.add_argument("--corpus", default=ExperimentSettings.corpus,
+                            help="text file or folder (default: Debian's fortunes)")
         parser.add_argument("--labeler", default="sentiment", help="simulated labeler kind: sentiment or copy")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--project-slug", default="", help="default mock-sentiment (mock-copy for --labeler copy)")
@@ -97,7 +98,8 @@ class Command(BaseCommand):
         lines = ["", f"=== mock experiment ({r['settings']['labeler']} labeler, project {r['project']}) ===",
                  f"base mean score {b['mean_score']:+.3f}, copy rate {b['copy_rate']:.3f}"]
         for p in r["curve"]:
-            lines.append(f"{p['labels']:>6} labels: reward model held-out pairwise accuracy {p['pairwise_accuracy']:.3f}"
+            lines.append(f"{p['labels']:>6} labels: reward model held-out pairwise accuracy "
+                         f"{p['pairwise_accuracy']:.3f}"
                          f" ({p['n_pairs']} pairs), true-best {p['true_best_accuracy']:.3f}")
         lines.append(f"tuned (round {r['round']}, PPO run {r['runs']['ppo']}): win rate {t['win_rate']:.3f} "
                      f"(ties {t['tie_share']:.3f}), mean score {t['mean_score']:+.3f}, KL {t['kl']:.2f} nats, "
