@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -437,6 +438,17 @@ def write_plots(results: dict, folder: Path) -> dict[str, str]:
     return paths
 
 
+def _json_safe(value):
+    """NaN and inf (e.g. an accuracy over no pairs) as None: JSON columns and files take no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def run_report_record(*, run: TrainingRun, results: dict, plots: dict[str, str]) -> None:
     """Keep the experiment's headline figures and plot paths with the run (shown on its page)."""
     headline = {
@@ -452,7 +464,7 @@ def run_report_record(*, run: TrainingRun, results: dict, plots: dict[str, str])
     }
     with transaction.atomic():
         locked = TrainingRun.objects.select_for_update().get(id=run.id)
-        locked.config = {**locked.config, "report": {"figures": headline, "plots": plots}}
+        locked.config = {**locked.config, "report": _json_safe({"figures": headline, "plots": plots})}
         locked.save(update_fields=["config"])
 
 
@@ -548,7 +560,7 @@ def experiment_run(s: ExperimentSettings, *, log: Callable[[str], None] = print,
     folder.mkdir(parents=True, exist_ok=True)
     plots = write_plots(results, folder)
     results["plots"] = plots
-    (folder / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (folder / "results.json").write_text(json.dumps(_json_safe(results), indent=2, default=str))
     run_report_record(run=ppo_run, results=results, plots=plots)
     results["results_path"] = str(folder / "results.json")
     return results
