@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
+from django.conf import settings
 from django.http import Http404
 
 from labeling.models import ComparisonSample, Query
@@ -241,3 +243,33 @@ def win_rate_csv_rows(table: list[dict[str | None, RoundWinRate]]) -> list[list]
             rows.append([r.round_number, name, r.n, r.wins, r.losses, "" if r.rate is None else r.rate, low, high,
                          "" if r.chance is None else r.chance, r.unsure])
     return rows
+
+
+# ---------------------------------------------------------------- experiment report (manage.py mock_sentiment)
+
+REPORT_PLOTS = {"score_vs_kl": "True score against KL from the base",
+                "rm_accuracy": "Reward-model accuracy against labels"}
+
+
+def run_report(run: TrainingRun) -> dict | None:
+    """The experiment's headline figures and the names of its plots, or None for an ordinary run."""
+    report = (run.config or {}).get("report")
+    if not isinstance(report, dict):
+        return None
+    plots = report.get("plots") or {}
+    return {"figures": report.get("figures") or {},
+            "plots": [(name, title) for name, title in REPORT_PLOTS.items() if name in plots]}
+
+
+def run_plot_path(run: TrainingRun, name: str) -> Path | None:
+    """The stored path of a run's PNG plot when it is a regular .png file under ARTIFACTS_DIR, else None.
+    The path comes from the database only; `name` just picks one of the recorded plots."""
+    report = (run.config or {}).get("report")
+    stored = report.get("plots", {}).get(name) if isinstance(report, dict) and name in REPORT_PLOTS else None
+    if not isinstance(stored, str):
+        return None
+    path = Path(stored).resolve()
+    root = Path(settings.ARTIFACTS_DIR).resolve()
+    if root not in path.parents or path.suffix != ".png" or not path.is_file():
+        return None
+    return path

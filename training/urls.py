@@ -11,4 +11,5 @@ urlpatterns = [
     path("projects/<slug:slug>/demo-autolabel/", views.training_demo_autolabel, name="training-demo-autolabel"),
     path("checkpoints/<int:checkpoint_id>/download/", views.training_checkpoint_download, name="training-checkpoint-download"),
     path("projects/<slug:slug>/runs/win-rates.csv", views.training_win_rates_csv, name="training-win-rates-csv"),
+    path("runs/<int:run_id>/plots/<slug:name>.png", views.training_run_plot, name="training-run-plot"),
 ]

@@ -33,6 +33,7 @@ def _run_context(request: HttpRequest, run: TrainingRun) -> dict:
         "can_pull": services.andon_can_pull(run=run, user=request.user),
         "can_manage": request.user.has_perm("training.manage_runs"),
         "progress_pct": round(run.progress * 100),
+        "report": selectors.run_report(run),
     }
 
 
@@ -168,3 +169,16 @@ def training_checkpoint_download(request: HttpRequest, checkpoint_id: int) -> Ht
     return FileResponse(buffer, as_attachment=True, filename=f"{checkpoint.name}.zip")
 
 
+
+
+@require_GET
+@login_required
+def training_run_plot(request: HttpRequest, run_id: int, name: str) -> HttpResponse:
+    """A PNG plot the experiment recorded for this run (researchers and admins); its path comes from the database."""
+    if not selectors.user_sees_all_runs(request.user):
+        raise Http404("No such plot.")
+    run = TrainingRun.objects.filter(id=run_id).first()
+    path = selectors.run_plot_path(run, name) if run is not None else None
+    if path is None:
+        raise Http404("No such plot.")
+    return FileResponse(path.open("rb"), content_type="image/png")
