@@ -30,7 +30,8 @@ def tiny_base(tmp_path):
 
 def miniature(**overrides) -> ExperimentSettings:
     base = dict(corpus=str(CORPUS), labels=500, curve=(), held_fraction=0.3, query_bytes=24, query_length=24,
-                response_length=32, rm_epochs=8, rm_batch=16, normalize_samples=64, ppo_episodes=12 * 32,
+                response_length=32, rm_readout="last", rm_lr=1e-3, rm_epochs=8, rm_batch=16, normalize_samples=64,
+                ppo_episodes=12 * 32,
                 ppo_batch=32, ppo_minibatches=1, ppo_lr=1e-4, kl_coef=0.05, kl_target=0.0, direct=False,
                 eval_queries=400, valid_comparisons=400)
     return ExperimentSettings(**{**base, **overrides})
