@@ -22,8 +22,9 @@ Prints each phase's wall and CPU time and the machine's load average (the figure
 busy the machine is), and writes ``results.json``, ``score_vs_kl.png`` and ``rm_accuracy.png``
 under ``bench/out/mock_sentiment/`` (``--out``). The pretrained base is cached under
 ``bench/out/mock_sentiment/base-<hash>/`` and reused while corpus and model settings are unchanged.
-Pure library path: no Django, no Celery. The local Bradley–Terry chooser stands in for
-``labeling.simulation`` until the two are merged.
+Pure library path: no Django, no Celery. The true score is ``labeling.simulation.score_sentiment``
+(the `sentiment` simulated labeler's scorer, which imports no Django); the chooser is a batched torch
+form of that labeler's softmax, kept so the seeded figures in the README stay reproducible.
 """
 
 from __future__ import annotations
@@ -230,13 +231,13 @@ class TrueScore:
     """Noise-free VADER compound score of response texts (the experiment's ground truth)."""
 
     def __init__(self, tokenizer) -> None:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self.analyzer = SentimentIntensityAnalyzer()
         self.tokenizer = tokenizer
 
     def texts(self, texts: Sequence[str]) -> torch.Tensor:
-        return torch.tensor([self.analyzer.polarity_scores(t)["compound"] for t in texts], dtype=torch.float32)
+        # The `sentiment` simulated labeler's own scorer (Django-free), so bench and product agree.
+        from labeling.simulation import score_sentiment
+
+        return torch.tensor([score_sentiment(t) for t in texts], dtype=torch.float32)
 
     def ids(self, responses: torch.Tensor, response_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) ids -> (B,) scores; tokens outside ``response_mask`` are dropped."""
