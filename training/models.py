@@ -154,6 +154,9 @@ class AndonPull(models.Model):
     role = models.CharField(max_length=20, help_text="contractor, researcher, admin, or tripwire")
     tripwire = models.CharField(max_length=40, blank=True, help_text="which automatic check pulled it")
     reason = models.TextField()
+    at_step = models.PositiveIntegerField(
+        null=True, blank=True, help_text="the run's last completed step when the cord was pulled"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     resolution = models.CharField(max_length=10, choices=Resolution.choices, default=Resolution.OPEN, blank=True)
     resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -7,6 +7,7 @@ from labeling.models import Comparison
 from labeling.services import comparison_next_for_labeler
 from training.models import AndonPull, TrainingRun
 from training.services import andon_abort, andon_pull, andon_resume, run_claim
+from training.services.leases import run_heartbeat
 from tests.factories import TrainingRunFactory, make_comparison
 
 pytestmark = pytest.mark.django_db
@@ -85,6 +86,14 @@ def test_only_admins_resume_and_abort(running, researcher, admin_user, django_ca
     assert running.status == Status.ABORTED
     with pytest.raises(Conflict):
         andon_resume(run=running, user=admin_user)
+
+
+def test_pull_records_the_step_the_trainer_last_reported(running, researcher):
+    run_heartbeat(run_id=running.id, owner="w1", step=7)
+    pull = andon_pull(run=running, user=researcher, reason="KL climbs")
+    assert pull.at_step == 7
+    # The trainer's next heartbeat (step 8, the one in progress) sees the stop request.
+    assert run_heartbeat(run_id=running.id, owner="w1", step=8).stop_requested
 
 
 def test_tripwire_pull_has_no_user(running):

@@ -76,8 +76,12 @@ def andon_pull(*, run: TrainingRun, user=None, reason: str, tripwire: str = "") 
             raise Conflict("Too many pulls from you in the last 10 minutes; ask an admin.")
     try:
         with transaction.atomic():
+            # The row lock orders the pull against the trainer's heartbeats, so `at_step` is the
+            # last step the trainer reported before it could see the stop request.
+            at_step = TrainingRun.objects.select_for_update().values_list("step", flat=True).get(id=run.id)
             pull = AndonPull.objects.create(
-                run=run, pulled_by=user, role=user_role(user) if user else "tripwire", tripwire=tripwire, reason=reason
+                run=run, pulled_by=user, role=user_role(user) if user else "tripwire", tripwire=tripwire,
+                reason=reason, at_step=at_step,
             )
             _stop(run, by=user, reason=reason, now=now)
     except IntegrityError:
