@@ -52,15 +52,15 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from training.rlhf.config import READOUTS, PPOConfig, RewardFitConfig  # noqa: E402
 from training.rlhf.data import Comparison  # noqa: E402
+from training.rlhf.experiment import DEFAULT_CORPUS, MockExperimentConfig  # noqa: E402
 from training.rlhf.models import PolicyWithValue, RewardModel, load_lm, response_logits  # noqa: E402
 from training.rlhf.ppo import PPOTrainer  # noqa: E402
-from training.rlhf.pretrain import PretrainConfig, pretrain, read_corpus, split_train_valid  # noqa: E402
+from training.rlhf.pretrain import pretrain, read_corpus, split_train_valid  # noqa: E402
 from training.rlhf.reward_model import encode_comparisons, evaluate, fit  # noqa: E402
 from training.rlhf.rewards import fit_normalization  # noqa: E402
 from training.rlhf.sampling import generate, logprobs_of  # noqa: E402
 from training.rlhf.tokenizer import pad_left  # noqa: E402
 
-DEFAULT_CORPUS = "/usr/share/games/fortunes"
 OUT = REPO / "bench" / "out" / "mock_sentiment"
 
 
@@ -68,50 +68,12 @@ OUT = REPO / "bench" / "out" / "mock_sentiment"
 
 
 @dataclass
-class Settings:
-    """Everything the experiment depends on; ``quick()`` is the miniature version."""
+class Settings(MockExperimentConfig):
+    """The shared settings (``training.rlhf.experiment``) plus the bench's; ``quick()`` is the miniature."""
 
-    corpus: str = DEFAULT_CORPUS
-    seed: int = 0
     threads: int = 1
-    # base LM pretraining
-    n_layer: int = 4
-    n_embd: int = 128
-    n_head: int = 4
-    pretrain_seconds: float = 1200.0  # guard only: the step budget decides on an idle machine
-    pretrain_steps: int = 3000
-    pretrain_lr: float = 3e-3
-    pretrain_batch: int = 16
-    # queries and responses
-    query_bytes: int = 24  # prefix length before cutting back to a word boundary
-    query_length: int = 32  # tokens kept (eos + prefix), left-padded
-    response_length: int = 48  # bytes sampled per response
-    temperature: float = 0.7  # sampling for labels, PPO and evaluation
-    # labels
-    labels: int = 5000
-    curve: tuple[int, ...] = (500, 1000)  # smaller label counts for the curve (plus `labels`)
-    k: int = 4
     bt_temperature: float = 0.1  # Bradley–Terry softmax temperature on compound scores in [-1, 1]
-    valid_comparisons: int = 500  # held-out comparisons (held-out queries) for RM accuracy
-    # reward model. "mean" readout: the head averaged over the response's tokens; the last token of this
-    # small byte model cannot carry VADER's roughly additive word sentiment ("last" stayed at chance:
-    # loss ln 4, label accuracy 0.24-0.29 at lr 1e-3 / 1e-4 / 2e-5; "mean" reached 0.38 after one
-    # epoch at lr 1e-4, the lead's diagnosis run).
-    rm_readout: str = "mean"
-    rm_lr: float = 1e-4
-    rm_epochs: int = 1
-    rm_batch: int = 32
-    # PPO
-    ppo_episodes: int = 3072  # longer runs over-optimise the small reward model (true score falls)
-    ppo_batch: int = 64
-    ppo_minibatches: int = 2
-    ppo_lr: float = 1e-4
-    kl_coef: float = 0.1  # initial beta
-    kl_target: float = 6.0  # nats per response; adaptive controller (0 = fixed kl_coef)
-    kl_horizon: int = 500  # episodes; with the mean readout beta 0.1 / 500 meets the acceptance (README)
     curve_ppo: bool = False  # also run PPO (and evaluate) at each curve point
-    # evaluation
-    eval_queries: int = 1024
     sample_batch: int = 256
 
     @classmethod
@@ -127,23 +89,6 @@ class Settings:
             rm_epochs=2,
         )
         return cls(**{**base, **overrides})
-
-    def pretrain_config(self, output_dir: Path | None) -> PretrainConfig:
-        return PretrainConfig(
-            output_dir=str(output_dir) if output_dir else None,
-            n_layer=self.n_layer,
-            n_embd=self.n_embd,
-            n_head=self.n_head,
-            n_positions=256,
-            block_size=128,
-            batch_size=self.pretrain_batch,
-            lr=self.pretrain_lr,
-            max_steps=self.pretrain_steps,
-            max_seconds=self.pretrain_seconds,
-            eval_every=200,
-            seed=self.seed,
-            device="cpu",
-        )
 
 
 # --- phases: timing ----------------------------------------------------------------------------
@@ -659,50 +604,20 @@ def _fmt(ev: dict[str, float]) -> str:
 
 def write_plots(results: dict, out: Path) -> dict[str, str]:
     """``score_vs_kl.png`` (training trajectories and held-out evaluations) and ``rm_accuracy.png``."""
-    import matplotlib
+    from training.rlhf.plots import AccuracySeries, PolicyPoint, plot_rm_accuracy, plot_score_vs_kl
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = {}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter([0.0], [results["base"]["mean_score"]], color="black", label="base", zorder=3)
-    series = [(f"RM PPO, {p['labels']} labels", p) for p in results["curve"] if "eval" in p]
-    series.append(("PPO on true score", results["direct"]))
-    for label, data in series:
-        traj = data["trajectory"]
-        line = ax.plot([t["objective/kl"] for t in traj], [t["true/score"] for t in traj], alpha=0.35, linewidth=1)[0]
-        ev = data.get("eval", data)
-        ax.scatter([ev["kl"]], [ev["mean_score"]], color=line.get_color(), label=label, zorder=3)
-    ax.axvline(10.0, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("KL from base (nats per response)")
-    ax.set_ylabel("true score (VADER compound)")
-    ax.set_title("True score against KL (dots: held-out eval; lines: training)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths["score_vs_kl"] = str(out / "score_vs_kl.png")
-    fig.savefig(paths["score_vs_kl"], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = [p["labels"] for p in results["curve"]]
-    ax.plot(labels, [p["label_accuracy"] for p in results["curve"]], marker="o", label="labeler's pick (chance 0.25)")
-    ax.plot(labels, [p["pairwise_accuracy"] for p in results["curve"]], marker="s", label="pairs ordered like VADER (chance 0.5)")
-    ax.axhline(1 / results["settings"]["k"], color="tab:blue", linestyle=":", linewidth=1)
-    ax.axhline(0.5, color="tab:orange", linestyle=":", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_xticks(labels, [str(n) for n in labels])
-    ax.minorticks_off()
-    ax.set_xlabel("labels (best-of-4 comparisons)")
-    ax.set_ylabel("held-out accuracy")
-    ax.set_ylim(0, 1)
-    ax.set_title("Reward-model validation accuracy against labels")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths["rm_accuracy"] = str(out / "rm_accuracy.png")
-    fig.savefig(paths["rm_accuracy"], dpi=110)
-    plt.close(fig)
-    return paths
+    series = [(f"RM PPO, {p['labels']} labels", p["eval"], p["trajectory"]) for p in results["curve"] if "eval" in p]
+    series.append(("PPO on true score", results["direct"], results["direct"]["trajectory"]))
+    points = [PolicyPoint(label, ev["kl"], ev["mean_score"], [(t["objective/kl"], t["true/score"]) for t in traj])
+              for label, ev, traj in series]
+    curve = results["curve"]
+    return {
+        "score_vs_kl": plot_score_vs_kl(out / "score_vs_kl.png", base_score=results["base"]["mean_score"],
+                                        points=points, ylabel="true score (VADER compound)", kl_limit=10.0),
+        "rm_accuracy": plot_rm_accuracy(out / "rm_accuracy.png", labels=[p["labels"] for p in curve], series=[
+            AccuracySeries("labeler's pick", [p["label_accuracy"] for p in curve], 1 / results["settings"]["k"]),
+            AccuracySeries("pairs ordered like VADER", [p["pairwise_accuracy"] for p in curve], 0.5)]),
+    }
 
 
 def print_summary(results: dict, out: Path) -> None:

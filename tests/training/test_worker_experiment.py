@@ -86,6 +86,7 @@ def test_miniature_experiment_through_the_product(live_worker, tiny_base, admin_
     (["--labeler", "length"], "Unknown labeler kind"),
     (["--labels", "9"], "at least 10"),
     (["--corpus", "/nonexistent/corpus.txt"], "does not exist"),
+    (["--base-model", "/nonexistent/model"], "not a model folder"),
 ])
 def test_command_rejects_bad_input_and_writes_nothing(db, args, message):
     with pytest.raises(CommandError, match=message):

@@ -47,6 +47,8 @@ class PretrainConfig:
     output_dir: str | None = None  # where the final LM is saved (save_lm); loads with load_lm(output_dir)
     checkpoint_dir: str | None = None  # periodic atomic checkpoints; a run resumes from the latest one
     metrics_path: str | None = None  # CLI only: JSONL file metrics are appended to
+    init_from: str | None = None  # continue from this LM folder (load_lm) instead of fresh weights;
+    #                               its shape wins over n_layer / n_embd / n_head / n_positions
     n_layer: int = 4
     n_embd: int = 128
     n_head: int = 4
@@ -242,7 +244,8 @@ def pretrain(
     on_log: OnLog | None = None,
     should_stop: ShouldStop | None = None,
 ) -> PretrainResult:
-    """Train a fresh byte-level GPT-2 on ``documents`` (or ``config.corpus_path``) and return it.
+    """Train a fresh byte-level GPT-2 (or continue ``config.init_from``) on ``documents`` (or
+    ``config.corpus_path``) and return it.
 
     Saves to ``config.output_dir`` when set. Resumes from ``config.checkpoint_dir`` when it holds a
     checkpoint. With ``max_seconds=0`` the run is deterministic for ``config.seed``.
@@ -254,13 +257,21 @@ def pretrain(
             raise ConfigError("pretrain needs documents or corpus_path")
         documents = read_corpus(config.corpus_path)
     train_docs, valid_docs = split_train_valid(documents, config.valid_fraction, config.seed)
-    lm, tokenizer = build_tiny(
-        seed=config.seed,
-        n_layer=config.n_layer,
-        n_embd=config.n_embd,
-        n_head=config.n_head,
-        n_positions=config.n_positions,
-    )
+    if config.init_from:
+        lm, tokenizer = load_lm(config.init_from)
+        if lm.config.n_positions < config.block_size:
+            raise ConfigError(f"init_from {config.init_from} has n_positions {lm.config.n_positions}, "
+                              f"fewer than block_size {config.block_size}")
+        if not isinstance(tokenizer, ByteTokenizer):
+            raise ConfigError(f"init_from {config.init_from} must use the byte tokenizer pretraining encodes with")
+    else:
+        lm, tokenizer = build_tiny(
+            seed=config.seed,
+            n_layer=config.n_layer,
+            n_embd=config.n_embd,
+            n_head=config.n_head,
+            n_positions=config.n_positions,
+        )
     lm = lm.to(device).train()  # dropout is 0 anyway; train() only for clarity
     train_stream = encode_stream(train_docs, tokenizer)
     valid_chunks = fixed_chunks(

@@ -1,8 +1,8 @@
 """The mock-sentiment experiment through the product (issue 6; `manage.py mock_sentiment`).
 
 A small byte-level LM is pretrained on a corpus (or reused from a cached folder under
-ARTIFACTS_DIR); a project gets corpus prefixes as queries (passages for the `copy` labeler's
-summarization variant); `sample` runs from the base publish best-of-K comparisons; simulated
+ARTIFACTS_DIR); a project gets corpus prefixes as queries (for the `copy` labeler's
+summarization variant, passages ending "\nTL;DR:"); `sample` runs from the base publish best-of-K comparisons; simulated
 labelers answer them through the labeling services; one round (fit_reward → ppo → sample) runs
 on the Celery workers; fit_reward runs on label-count snapshots give the label curve. Then the
 tuned policy is judged on held-out queries by the labeler's noise-free scorer
@@ -33,6 +33,7 @@ from labeling.services.projects import project_create
 from labeling.services.simulation import LabelerSpec, simulate_labeling, simulated_labelers_ensure
 from labeling.simulation import score_copy, score_sentiment
 from training.models import Round, TrainingRun
+from training.rlhf.experiment import MockExperimentConfig
 from training.services.models_io import final_checkpoint
 from training.services.rounds import round_start
 from training.services.runs import artifacts_path, run_create
@@ -44,50 +45,14 @@ MIN_LABELS = 10
 
 
 @dataclass
-class ExperimentSettings:
-    """Everything the experiment depends on (the library bench's defaults); `quick()` is the miniature."""
+class ExperimentSettings(MockExperimentConfig):
+    """The shared settings (`training.rlhf.experiment`) plus the product's; `quick()` is the miniature."""
 
-    corpus: str = "/usr/share/games/fortunes"
     labeler: str = "sentiment"
-    labels: int = 5000
-    curve: tuple[int, ...] = (500, 1000)
-    seed: int = 0
     project_slug: str = ""
-    # base LM
-    n_layer: int = 4
-    n_embd: int = 128
-    n_head: int = 4
-    pretrain_steps: int = 3000
-    pretrain_seconds: float = 1200.0
-    pretrain_lr: float = 3e-3
-    pretrain_batch: int = 16
-    block_size: int = 128
-    # queries and responses
-    query_bytes: int = 24  # passages: query_bytes * 5
-    query_length: int = 32  # passages: query_length * 5
-    response_length: int = 48
-    temperature: float = 0.7
-    k: int = 4
     held_fraction: float = 0.15
-    # reward model: the mean readout (head averaged over the response) learns VADER's preference from
-    # 5,000 labels where the 2019 last-token readout stays at chance (bench/mock_sentiment.py, README)
-    rm_readout: str = "mean"
-    rm_lr: float = 1e-4
-    rm_epochs: int = 1
-    rm_batch: int = 32
     normalize_samples: int = 512
-    # PPO
-    ppo_episodes: int = 3072
-    ppo_batch: int = 64
-    ppo_minibatches: int = 2
-    ppo_lr: float = 1e-4
-    kl_coef: float = 0.1
-    kl_target: float = 6.0
-    kl_horizon: int = 500  # with the mean readout: 0.825 win rate at KL 8.5 (library path, README)
     direct: bool = True  # also PPO directly on the scorer (library path), the upper bound
-    # evaluation
-    eval_queries: int = 1024
-    valid_comparisons: int = 500
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -96,7 +61,7 @@ class ExperimentSettings:
         # measured with; the mean readout is still near chance below about 1,000 labels.
         base = dict(pretrain_steps=400, pretrain_seconds=90.0, labels=400, curve=(100, 200), ppo_episodes=640,
                     eval_queries=256, valid_comparisons=200, normalize_samples=256,
-                    rm_readout="last", rm_lr=1e-3, rm_epochs=2)
+                    rm_readout="last", rm_lr=1e-3, rm_epochs=2, kl_coef=0.1)
         return cls(**{**base, **overrides})
 
     @property
@@ -114,14 +79,7 @@ class ExperimentSettings:
         return self.query_length * 5 if self.summarization else self.query_length
 
     def pretrain_config(self, output_dir: Path | None):
-        from training.rlhf.pretrain import PretrainConfig
-
-        return PretrainConfig(
-            output_dir=str(output_dir) if output_dir else None, n_layer=self.n_layer, n_embd=self.n_embd,
-            n_head=self.n_head, n_positions=max(256, self.context_tokens() + self.response_length),
-            block_size=self.block_size, batch_size=self.pretrain_batch, lr=self.pretrain_lr,
-            max_steps=self.pretrain_steps, max_seconds=self.pretrain_seconds, eval_every=200, seed=self.seed,
-            device="cpu")
+        return super().pretrain_config(output_dir, n_positions=max(256, self.context_tokens() + self.response_length))
 
     def reward_config(self) -> dict:
         return {"query_length": self.context_tokens(), "response_length": self.response_length,
@@ -394,54 +352,22 @@ def direct_ppo(s: ExperimentSettings, base_dir: Path, project: Project, base, to
 
 
 def write_plots(results: dict, folder: Path) -> dict[str, str]:
-    """`score_vs_kl.png` and `rm_accuracy.png` in `folder` (matplotlib, Agg)."""
-    import matplotlib
+    """`score_vs_kl.png` and `rm_accuracy.png` in `folder`. Held-out points only: the runs' training
+    curves are in normalised reward units, not the true score."""
+    from training.rlhf.plots import AccuracySeries, PolicyPoint, plot_rm_accuracy, plot_score_vs_kl
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scorer = results["settings"]["labeler"]
-    paths = {}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter([0.0], [results["base"]["mean_score"]], color="black", label="base", zorder=3)
     series = [("RM PPO (product round)", results["tuned"])]
     if "direct" in results:
         series.append(("PPO on the true score (library)", results["direct"]))
-    for label, ev in series:
-        # Held-out points only: the runs' training curves are in normalised reward units, not the true score.
-        line = ax.plot([0.0, ev["kl"]], [results["base"]["mean_score"], ev["mean_score"]], linestyle=":",
-                       linewidth=1)[0]
-        ax.scatter([ev["kl"]], [ev["mean_score"]], color=line.get_color(), zorder=3,
-                   label=f"{label}: win rate {ev['win_rate']:.2f}")
-    ax.set_xlabel("KL from base (nats per response)")
-    ax.set_ylabel(f"held-out mean true score ({scorer})")
-    ax.set_title("True score against KL")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths["score_vs_kl"] = str(folder / "score_vs_kl.png")
-    fig.savefig(paths["score_vs_kl"], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    labels = [p["labels"] for p in results["curve"]]
-    ax.plot(labels, [p["pairwise_accuracy"] for p in results["curve"]], marker="o",
-            label="held-out pairs ordered like the scorer")
-    ax.plot(labels, [p["true_best_accuracy"] for p in results["curve"]], marker="s", label="true best picked")
-    ax.axhline(0.5, color="tab:blue", linestyle=":", linewidth=1)
-    ax.axhline(1 / results["settings"]["k"], color="tab:orange", linestyle=":", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_xticks(labels, [str(n) for n in labels])
-    ax.minorticks_off()
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("labels (best-of-K comparisons)")
-    ax.set_ylabel("held-out accuracy")
-    ax.set_title("Reward-model validation accuracy against labels")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths["rm_accuracy"] = str(folder / "rm_accuracy.png")
-    fig.savefig(paths["rm_accuracy"], dpi=110)
-    plt.close(fig)
-    return paths
+    points = [PolicyPoint(f"{label}: win rate {ev['win_rate']:.2f}", ev["kl"], ev["mean_score"]) for label, ev in series]
+    curve = results["curve"]
+    return {
+        "score_vs_kl": plot_score_vs_kl(folder / "score_vs_kl.png", base_score=results["base"]["mean_score"],
+                                        points=points, ylabel=f"held-out mean true score ({results['settings']['labeler']})"),
+        "rm_accuracy": plot_rm_accuracy(folder / "rm_accuracy.png", labels=[p["labels"] for p in curve], series=[
+            AccuracySeries("held-out pairs ordered like the scorer", [p["pairwise_accuracy"] for p in curve], 0.5),
+            AccuracySeries("true best picked", [p["true_best_accuracy"] for p in curve], 1 / results["settings"]["k"])]),
+    }
 
 
 def _json_safe(value):
@@ -492,7 +418,7 @@ def experiment_run(s: ExperimentSettings, *, log: Callable[[str], None] = print,
     """Run it all (workers must be consuming the broker); returns the results (also written as JSON)."""
     import torch
 
-    from training.rlhf.evaluate import passage, query_prefix, split_queries
+    from training.rlhf.evaluate import query_prefix, split_queries, tldr_query
     from training.rlhf.pretrain import read_corpus
 
     settings_check(s)
@@ -501,10 +427,15 @@ def experiment_run(s: ExperimentSettings, *, log: Callable[[str], None] = print,
     load0 = os.getloadavg()
     docs = read_corpus(s.corpus)
     if base_dir is None:
-        base_dir, pretrain_metrics = base_model_ensure(s, docs, log)
+        # Nothing else runs while the base is pretrained: every core (1.6× faster on 2 cores than one).
+        torch.set_num_threads(os.cpu_count() or 1)
+        try:
+            base_dir, pretrain_metrics = base_model_ensure(s, docs, log)
+        finally:
+            torch.set_num_threads(1)
     else:
         pretrain_metrics = {}
-    make = (lambda d: passage(d, s.context_bytes())) if s.summarization else (lambda d: query_prefix(d, s.query_bytes))
+    make = (lambda d: tldr_query(d, s.context_bytes())) if s.summarization else (lambda d: query_prefix(d, s.query_bytes))
     train, held = split_queries(docs, make, s.held_fraction, s.seed + 7)
     if len(train) < 2 or len(held) < 2:
         raise InvalidInput(f"Corpus {s.corpus} gives too few queries ({len(train)} train, {len(held)} held out).",

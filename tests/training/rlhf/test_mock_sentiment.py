@@ -67,12 +67,14 @@ def test_miniature_round_learns_the_hidden_preference(bench, tmp_path):
         query_length=28,
         response_length=32,
         labels=1500,
-        valid_comparisons=300,
-        rm_readout="last",  # what these settings were tuned for (mean at lr 1e-3: RM fine, PPO gain just short)
+        valid_comparisons=1000,
+        # The mean readout: over seeds 0-3 its held-out pairwise accuracy is 9-18 standard errors above
+        # chance and the tuned policy's score 10-21 above the base's (the last-token readout hovered at 2-3).
+        rm_readout="mean",
         rm_lr=1e-3,
         rm_epochs=2,
         rm_batch=16,
-        ppo_episodes=512,
+        ppo_episodes=768,
         ppo_batch=32,
         ppo_minibatches=2,
         ppo_lr=1e-4,
@@ -93,19 +95,20 @@ def test_miniature_round_learns_the_hidden_preference(bench, tmp_path):
     rm = bench.fit_reward(base_dir, comparisons, settings)
     accuracy = bench.reward_model_accuracy(rm, valid, valid_scores, settings, tokenizer)
     # Best-of-4: an uninformative reward model picks the labeled sample with probability exactly
-    # 1/4, independently per comparison; demand 3 binomial standard errors above that.
+    # 1/4, independently per comparison; demand 2 binomial standard errors above that (the labels are
+    # noisy, so this figure is capped well below 1; the pairwise check below is the strong one).
     n, chance = settings.valid_comparisons, 1 / settings.k
-    assert accuracy["label_accuracy"] > chance + 3 * math.sqrt(chance * (1 - chance) / n), accuracy
+    assert accuracy["label_accuracy"] > chance + 2 * math.sqrt(chance * (1 - chance) / n), accuracy
     # And it orders sample pairs like the hidden scorer more often than not (chance 0.5).
-    assert accuracy["n_pairs"] >= 300
-    assert accuracy["pairwise_accuracy"] > 0.5 + 2 * 0.5 / math.sqrt(accuracy["n_pairs"]), accuracy
+    assert accuracy["n_pairs"] >= 1000
+    assert accuracy["pairwise_accuracy"] > 0.5 + 4 * 0.5 / math.sqrt(accuracy["n_pairs"]), accuracy
 
-    eval_q = held_q * 20  # a few samples per held-out query
+    eval_q = held_q * 60  # a few samples per held-out query
     _, _, base_responses, _ = bench.sample_responses(base, eval_q, settings, tokenizer.pad_token_id, 3)
     base_scores = scorer.ids(base_responses)
     policy, history = bench.run_ppo(base_dir, torch.no_grad()(rm.score), train_q, settings, scorer, "rm")
     result = bench.evaluate_policy(policy, base, eval_q, base_scores, settings, scorer, tokenizer.pad_token_id, 4)
     spread = math.sqrt(2 * base_scores.var().item() / len(eval_q))  # SE of a difference of two means
-    assert result["mean_score"] > base_scores.mean().item() + 3 * spread, (result, base_scores.mean().item())
+    assert result["mean_score"] > base_scores.mean().item() + 4 * spread, (result, base_scores.mean().item())
     assert result["win_rate"] > 0.5
     assert len(history) == settings.ppo_episodes // settings.ppo_batch

@@ -127,3 +127,21 @@ def test_cli_rejects_a_bad_config(tmp_path):
     config.write_text('{"n_layer": 0, "corpus_path": "x", "output_dir": "y"}')
     with pytest.raises(SystemExit, match="n_layer"):
         main([str(config)])
+
+
+def test_init_from_continues_an_existing_lm(tmp_path):
+    docs = read_corpus(FIXTURE)
+    first = pretrain(tiny_config(output_dir=str(tmp_path / "first"), max_steps=30), documents=docs)
+    # Continuing with no steps of its own would be the same model; a few steps at a low rate stay close
+    # to it, while a fresh model of the same shape starts near uniform.
+    more = pretrain(tiny_config(init_from=str(tmp_path / "first"), max_steps=5, lr=1e-4, n_layer=1), documents=docs)
+    assert more.lm.config.n_layer == 2  # the folder's shape wins
+    assert more.history[0]["train/loss"] < math.log(258) - 1.0
+    assert abs(more.metrics["valid/loss"] - first.metrics["valid/loss"]) < 0.2
+
+
+def test_init_from_needs_enough_positions(tmp_path):
+    docs = read_corpus(FIXTURE)
+    pretrain(tiny_config(output_dir=str(tmp_path / "short"), max_steps=1, n_positions=64), documents=docs)
+    with pytest.raises(ConfigError, match="n_positions 64"):
+        pretrain(tiny_config(init_from=str(tmp_path / "short"), block_size=96, n_positions=128), documents=docs)

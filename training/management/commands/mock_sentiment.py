@@ -4,7 +4,8 @@ Pretrains (or reuses) a small base LM, publishes best-of-4 comparisons from it w
 runs, has a simulated labeler answer them, runs one round (reward fit + PPO) on the Celery
 workers, and evaluates the tuned policy on held-out queries at T=0.7 against the base and
 against PPO directly on the true score. Starts its own workers (like `manage.py demo`) unless
-`--no-worker`. `--labeler copy` is the copying lesson on a summarization-style project.
+`--no-worker`. `--labeler copy` is the copying lesson on a summarization-style project;
+`--base-model FOLDER` starts from any saved causal LM instead of pretraining a small one.
 """
 import os
 import resource
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -34,6 +36,8 @@ class Command(BaseCommand):
         parser.add_argument("--project-slug", default="", help="default mock-sentiment (mock-copy for --labeler copy)")
         parser.add_argument("--ppo-episodes", type=int, help="PPO episodes (default 3072; --quick 640)")
         parser.add_argument("--pretrain-steps", type=int, help="base LM pretraining steps (default 3000; --quick 400)")
+        parser.add_argument("--base-model", default="",
+                            help="an LM folder (save_pretrained) to start from instead of pretraining one")
         parser.add_argument("--no-direct", action="store_true", help="skip PPO directly on the true score")
         parser.add_argument("--no-worker", action="store_true", help="Celery workers are already running")
 
@@ -44,7 +48,11 @@ class Command(BaseCommand):
             if options[key] is not None:
                 overrides[key] = options[key]
         s = ExperimentSettings.quick(**overrides) if options["quick"] else ExperimentSettings(**overrides)
+        base_dir = Path(options["base_model"]).resolve() if options["base_model"] else None
         try:
+            if base_dir is not None and not (base_dir / "config.json").is_file():
+                raise InvalidInput(f"--base-model {options['base_model']} is not a model folder (no config.json).",
+                                   field="base_model")
             settings_check(s, database=False)
             if not options["no_worker"]:  # the embedded default stack may have no tables yet
                 settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -59,7 +67,7 @@ class Command(BaseCommand):
         children = [] if options["no_worker"] else self._start_workers()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         try:
-            results = experiment_run(s, log=lambda line: self.stdout.write(f"[mock] {line}"))
+            results = experiment_run(s, log=lambda line: self.stdout.write(f"[mock] {line}"), base_dir=base_dir)
         except InvalidInput as error:
             raise CommandError(error.message) from None
         finally:

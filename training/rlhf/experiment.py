@@ -1,0 +1,71 @@
+"""The settings the mock-sentiment experiment shares between its two paths (no Django).
+
+``bench/mock_sentiment.py`` runs it on the library alone; ``manage.py mock_sentiment``
+(``training/services/experiment.py``) runs it through the product. Both extend this dataclass, so
+a default changed here changes both (the README's tables say which settings each figure used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pretrain imports torch: reading the settings should not
+    from training.rlhf.pretrain import PretrainConfig
+
+DEFAULT_CORPUS = "/usr/share/games/fortunes"
+
+
+@dataclass
+class MockExperimentConfig:
+    corpus: str = DEFAULT_CORPUS  # text file or folder (Debian's fortunes by default)
+    seed: int = 0
+    # base LM: a byte-level GPT-2 pretrained here
+    n_layer: int = 4
+    n_embd: int = 128
+    n_head: int = 4
+    pretrain_steps: int = 3000
+    pretrain_seconds: float = 1200.0  # guard only: the step budget decides on an idle machine
+    pretrain_lr: float = 3e-3
+    pretrain_batch: int = 16
+    block_size: int = 128
+    # queries and responses
+    query_bytes: int = 24  # prefix length before cutting back to a word boundary
+    query_length: int = 32  # tokens kept (eos + prefix), left-padded
+    response_length: int = 48  # bytes sampled per response
+    temperature: float = 0.7  # sampling for labels, PPO and evaluation
+    k: int = 4
+    # labels
+    labels: int = 5000
+    curve: tuple[int, ...] = (500, 1000)  # smaller label counts for the curve (plus `labels`)
+    valid_comparisons: int = 500  # held-out comparisons (held-out queries) for RM accuracy
+    # reward model. "mean" readout: the head averaged over the response's tokens; the last token of this
+    # small byte model cannot carry VADER's roughly additive word sentiment ("last" stayed at chance:
+    # loss ln 4). Held-out pairwise accuracy on the product's 5,000 labels after one epoch: 0.604 at
+    # lr 1e-4, 0.652 at 3e-4, 0.665 at 6e-4 (README).
+    rm_readout: str = "mean"
+    rm_lr: float = 6e-4
+    rm_epochs: int = 1
+    rm_batch: int = 32
+    # PPO. The adaptive controller moves beta by at most 20% * 64/500 = 2.6% per update, so the initial
+    # beta decides most of the final KL: with the lr 6e-4 reward model 0.1 ends near KL 20, 0.2 near
+    # 10.3, 0.3 near 7.6 (README). Longer runs over-optimise the small reward model.
+    ppo_episodes: int = 3072
+    ppo_batch: int = 64
+    ppo_minibatches: int = 2
+    ppo_lr: float = 1e-4
+    kl_coef: float = 0.3  # initial beta
+    kl_target: float = 6.0  # nats per response; adaptive controller (0 = fixed kl_coef)
+    kl_horizon: int = 500  # episodes
+    # evaluation
+    eval_queries: int = 1024
+
+    def pretrain_config(self, output_dir: Path | str | None, n_positions: int = 256) -> PretrainConfig:
+        from training.rlhf.pretrain import PretrainConfig
+
+        return PretrainConfig(
+            output_dir=str(output_dir) if output_dir else None, n_layer=self.n_layer, n_embd=self.n_embd,
+            n_head=self.n_head, n_positions=n_positions, block_size=self.block_size, batch_size=self.pretrain_batch,
+            lr=self.pretrain_lr, max_steps=self.pretrain_steps, max_seconds=self.pretrain_seconds, eval_every=200,
+            seed=self.seed, device="cpu")
