@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -21,17 +22,28 @@ CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_corpus.txt"
 
 @pytest.fixture
 def tiny_base(tmp_path):
+    # One thread, whatever earlier tests left set (experiment_run sets one thread for the process):
+    # the base, and so every figure below, must not depend on the test order.
     folder = tmp_path / "base"
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _pretrain_tiny_base(folder)
+    finally:
+        torch.set_num_threads(previous)
+    return folder
+
+
+def _pretrain_tiny_base(folder):
     pretrain(PretrainConfig(corpus_path=str(CORPUS), output_dir=str(folder), n_layer=2, n_embd=64, n_head=4,
                             block_size=64, n_positions=128, batch_size=16, lr=3e-3, warmup_steps=10, max_steps=800,
                             eval_every=800, eval_batches=2, device="cpu", seed=3))
-    return folder
 
 
 def miniature(**overrides) -> ExperimentSettings:
     base = dict(corpus=str(CORPUS), labels=500, curve=(), held_fraction=0.3, query_bytes=24, query_length=24,
-                response_length=32, rm_readout="last", rm_lr=1e-3, rm_epochs=8, rm_batch=16, normalize_samples=64,
-                ppo_episodes=12 * 32,
+                response_length=32, rm_readout="mean", rm_lr=1e-3, rm_epochs=4, rm_batch=16, normalize_samples=64,
+                ppo_episodes=24 * 32,
                 ppo_batch=32, ppo_minibatches=1, ppo_lr=1e-4, kl_coef=0.05, kl_target=0.0, direct=False,
                 eval_queries=400, valid_comparisons=400)
     return ExperimentSettings(**{**base, **overrides})
@@ -47,13 +59,16 @@ def test_miniature_experiment_through_the_product(live_worker, tiny_base, admin_
     assert rnd.status == Round.Status.FINISHED
     assert rnd.label_snapshot["count"] == 500
 
-    # The reward model orders held-out pairs like VADER more often than chance by 3 sigma (measured ~0.60 on
-    # ~1,100 pairs, where 3 sigma is ~0.045).
+    # The reward model orders held-out pairs like VADER more often than chance by 3 sigma (measured 0.69-0.72
+    # on ~1,000 pairs over seeds 0-2, where 3 sigma is ~0.05). The labels themselves vary with the database's
+    # comparison ids (each simulated answer is seeded by them), so these margins must hold for any draw:
+    # the last-token readout with 12 PPO updates did not (0.60 pairwise; tuned below base once in CI).
     point = results["curve"][-1]
     assert point["labels"] == 500 and point["n_pairs"] >= 100
     assert point["pairwise_accuracy"] > 0.5 + 3 * math.sqrt(0.25 / point["n_pairs"])
     # The true score rises from base to tuned, on held-out queries.
-    assert results["tuned"]["mean_score"] > results["base"]["mean_score"]
+    assert results["tuned"]["mean_score"] > results["base"]["mean_score"]  # +0.07 to +0.11 over seeds 0-2
+    assert results["tuned"]["win_rate"] > 0.5
     assert results["tuned"]["kl"] > 0
 
     # Simulated labels are stored like people's: a lease, an answer, a duration, the instructions.

@@ -415,14 +415,25 @@ def copy_detector(project: Project, username: str) -> dict | None:
 
 
 def experiment_run(s: ExperimentSettings, *, log: Callable[[str], None] = print, base_dir: Path | None = None) -> dict:
-    """Run it all (workers must be consuming the broker); returns the results (also written as JSON)."""
+    """Run it all (workers must be consuming the broker); returns the results (also written as JSON).
+    Runs on one torch thread (all of them while pretraining) and restores the caller's setting."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _experiment_run(s, log=log, base_dir=base_dir)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _experiment_run(s: ExperimentSettings, *, log: Callable[[str], None], base_dir: Path | None) -> dict:
     import torch
 
     from training.rlhf.evaluate import query_prefix, split_queries, tldr_query
     from training.rlhf.pretrain import read_corpus
 
     settings_check(s)
-    torch.set_num_threads(1)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
     docs = read_corpus(s.corpus)
