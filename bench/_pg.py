@@ -17,3 +17,16 @@ def admin_sql(*statements: str) -> None:
         for statement in statements:
             cur.execute(statement)
     conn.close()
+
+
+def project_insert(cur, *, name: str, slug: str, k: int, labels_wanted: int, calibration_share: float,
+                   calibration_labels_wanted: int = 10) -> int:
+    """One labeling project row by SQL (the benches bulk-load around it); returns its id. Every
+    NOT NULL column without a database default is here: a new one breaks both benches at once."""
+    cur.execute(
+        """INSERT INTO labeling_project (name, slug, description, task_kind, k, labels_per_comparison,
+               calibration_share, calibration_labels_wanted, is_active, created_at, training_settings)
+           VALUES (%s, %s, '', 'continuation', %s, %s, %s, %s, true, now(), '{}') RETURNING id""",
+        (name, slug, k, labels_wanted, calibration_share, calibration_labels_wanted),
+    )
+    return cur.fetchone()[0]

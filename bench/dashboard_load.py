@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import psycopg2
-from _pg import PG, admin_sql
+from _pg import PG, admin_sql, project_insert
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "rlhf_dashbench_tpl"
@@ -70,13 +70,7 @@ def database_load(*, labels: int, labelers: int) -> None:
     conn = psycopg2.connect(dbname=DB, **PG)
     cur = conn.cursor()
     cur.execute("SET session_replication_role = replica")  # consistent rows; skip per-row FK triggers
-    cur.execute(
-        """INSERT INTO labeling_project (name, slug, description, task_kind, k, labels_per_comparison,
-               calibration_share, is_active, created_at, training_settings)
-           VALUES ('Dashboard bench', %s, '', 'continuation', %s, 4, 0.1, true, now(), '{}') RETURNING id""",
-        (SLUG, K),
-    )
-    (project,) = cur.fetchone()
+    project = project_insert(cur, name="Dashboard bench", slug=SLUG, k=K, labels_wanted=4, calibration_share=0.1)
     cur.execute("INSERT INTO labeling_instructions (project_id, version, body, created_at) VALUES (%s, 1, 'Pick', now())"
                 " RETURNING id", (project,))
     (instructions,) = cur.fetchone()

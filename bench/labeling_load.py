@@ -31,7 +31,7 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg2
-from _pg import PG, admin_sql
+from _pg import PG, admin_sql, project_insert
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_SUFFIX = "_tpl"  # the migrated template is named after --db, so two benches on one server do not collide
@@ -86,13 +86,8 @@ def database_load(name: str, *, open_comparisons: int, history: int, labelers: i
     # The rows are generated consistent; skipping the per-row foreign-key triggers (Django makes
     # them deferred, so millions of checks would run at COMMIT) cuts the million load to minutes.
     cur.execute("SET session_replication_role = replica")
-    cur.execute(
-        """INSERT INTO labeling_project (name, slug, description, task_kind, k, labels_per_comparison,
-               calibration_share, is_active, created_at, training_settings)
-           VALUES ('Bench', %s, '', 'continuation', %s, %s, %s, true, now(), '{}') RETURNING id""",
-        (SLUG, K, labels_wanted, calibration_share),
-    )
-    (project_id,) = cur.fetchone()
+    project_id = project_insert(cur, name="Bench", slug=SLUG, k=K, labels_wanted=labels_wanted,
+                                calibration_share=calibration_share)
     cur.execute(
         """INSERT INTO labeling_query (project_id, context, reference, external_id, split, created_at)
            SELECT %s, format(%s, i), '', '', 'train', now() FROM generate_series(1, %s) i""",
