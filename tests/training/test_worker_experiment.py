@@ -10,11 +10,12 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from labeling.errors import InvalidInput
 from labeling.models import Assignment, Label, Project
 from labeling.selectors_quality.labelers import labelers_quality
 from training.models import Round, TrainingRun
-from training.rlhf.pretrain import PretrainConfig, pretrain
-from training.services.experiment import ExperimentSettings, experiment_run
+from training.rlhf.pretrain import PretrainConfig, pretrain, read_corpus
+from training.services.experiment import ExperimentSettings, experiment_queries, experiment_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.worker]
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_corpus.txt"
@@ -107,3 +108,15 @@ def test_command_rejects_bad_input_and_writes_nothing(db, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("mock_sentiment", "--no-worker", "--corpus", str(CORPUS), *args)
     assert not Project.objects.exists() and not TrainingRun.objects.exists()
+
+
+def test_queries_are_prefixes_or_tldr_posts_from_distinct_documents():
+    docs = read_corpus(CORPUS)
+    train, held = experiment_queries(miniature(), docs)
+    assert all(len(q.encode()) <= 24 and "TL;DR" not in q for q in train + held)
+    posts_train, posts_held = experiment_queries(miniature(labeler="copy"), docs)
+    assert posts_train and posts_held and not set(posts_train) & set(posts_held)
+    assert all(q.endswith("\nTL;DR:") and len(q.split()) >= 8 for q in posts_train + posts_held)
+    assert max(len(q) for q in posts_train) > 60  # passages, longer than the sentiment prefixes
+    with pytest.raises(InvalidInput, match="too few queries"):
+        experiment_queries(miniature(), docs[:2])

@@ -142,6 +142,24 @@ def base_model_ensure(s: ExperimentSettings, docs: list[str], log: Callable[[str
 # --- project, labels, round --------------------------------------------------------------------
 
 
+def experiment_queries(s: ExperimentSettings, docs: list[str]) -> tuple[list[str], list[str]]:
+    """Train and held-out query texts: corpus prefixes, or for the copy labeler's summarization
+    variant passages ending in the 2019 cue "\nTL;DR:". InvalidInput when too few."""
+    from training.rlhf.evaluate import query_prefix, split_queries, tldr_query
+
+    if s.summarization:
+        def make(doc):
+            return tldr_query(doc, s.context_bytes())
+    else:
+        def make(doc):
+            return query_prefix(doc, s.query_bytes)
+    train, held = split_queries(docs, make, s.held_fraction, s.seed + 7)
+    if len(train) < 2 or len(held) < 2:
+        raise InvalidInput(f"Corpus {s.corpus} gives too few queries ({len(train)} train, {len(held)} held out).",
+                           field="corpus")
+    return train, held
+
+
 def experiment_user():
     """The researcher account that starts the experiment's runs."""
     user, created = get_user_model().objects.get_or_create(username=EXPERIMENT_USER)
@@ -430,7 +448,6 @@ def experiment_run(s: ExperimentSettings, *, log: Callable[[str], None] = print,
 def _experiment_run(s: ExperimentSettings, *, log: Callable[[str], None], base_dir: Path | None) -> dict:
     import torch
 
-    from training.rlhf.evaluate import query_prefix, split_queries, tldr_query
     from training.rlhf.pretrain import read_corpus
 
     settings_check(s)
@@ -446,11 +463,7 @@ def _experiment_run(s: ExperimentSettings, *, log: Callable[[str], None], base_d
             torch.set_num_threads(1)
     else:
         pretrain_metrics = {}
-    make = (lambda d: tldr_query(d, s.context_bytes())) if s.summarization else (lambda d: query_prefix(d, s.query_bytes))
-    train, held = split_queries(docs, make, s.held_fraction, s.seed + 7)
-    if len(train) < 2 or len(held) < 2:
-        raise InvalidInput(f"Corpus {s.corpus} gives too few queries ({len(train)} train, {len(held)} held out).",
-                           field="corpus")
+    train, held = experiment_queries(s, docs)
     user = experiment_user()
     project = experiment_project(s, train, held, user)
     log(f"project {project.slug}: {len(train)} train / {len(held)} held-out queries; base {base_dir}")
