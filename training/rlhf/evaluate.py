@@ -59,35 +59,6 @@ def tldr_query(doc: str, n_bytes: int) -> str | None:
     return f"{text}{TLDR}" if text else None
 
 
-def tldr_documents(docs: Sequence[str], n_bytes: int, summary_bytes: int, copy_share: float,
-                   seed: int) -> list[str]:
-    """Pretraining documents in the summarization format, ``passage + TLDR + " " + summary``.
-
-    The summary is, with probability ``copy_share``, a stretch of the passage itself (from a
-    random word on), else the words after the passage in the document (another document's
-    opening when none follow). An LM trained on these copies from the post some of the time, as
-    GPT-2 did after "TL;DR:" (2019), which is what a copy-preferring labeler then amplifies.
-    Documents too short for a passage are kept as they are.
-    """
-    rng = random.Random(seed)
-    out = []
-    for doc in docs:
-        text = passage(doc, n_bytes)
-        if text is None:
-            out.append(doc)
-            continue
-        if rng.random() < copy_share:
-            words = text.split()
-            source = " ".join(words[rng.randrange(max(1, len(words) - 3)):])
-        else:
-            source = " ".join(doc.split())[len(text):].strip()
-            if len(source.split()) < 3:
-                source = " ".join(rng.choice(docs).split())
-        summary = query_prefix(source, summary_bytes) or source[:summary_bytes]
-        out.append(f"{text}{TLDR} {summary}")
-    return out
-
-
 def split_queries(docs: Sequence[str], make: Callable[[str], str | None], held_fraction: float,
                   seed: int) -> tuple[list[str], list[str]]:
     """Train and held-out query texts from distinct documents; a text made from a training

@@ -12,10 +12,8 @@ from training.rlhf.evaluate import (
     score_texts,
     scorer_reward,
     split_queries,
-    tldr_documents,
     tldr_query,
 )
-from labeling.textstats import copy_overlap
 from training.rlhf.models import load_lm
 
 
@@ -34,22 +32,9 @@ def test_held_out_queries_never_share_a_prefix_with_training_ones():
     assert split_queries(docs, lambda d: query_prefix(d, 15), 0.3, seed=1) == (train, held)
 
 
-def test_tldr_documents_copy_the_passage_at_the_given_share():
-    docs = [" ".join(f"w{i}x{j}" for j in range(30)) for i in range(400)] + ["too short"]
-    out = tldr_documents(docs, n_bytes=60, summary_bytes=30, copy_share=0.3, seed=4)
-    assert out[-1] == "too short" and len(out) == len(docs)
-    copied = 0
-    for doc, made in zip(docs, out):
-        if doc == "too short":
-            continue
-        post, summary = made.split("\nTL;DR: ")
-        assert post == tldr_query(doc, 60)[: -len("\nTL;DR:")]
-        assert 0 < len(summary) <= 30
-        overlap = copy_overlap(post, summary)
-        assert overlap in (0.0, 1.0)  # a stretch of the post, or the words after it
-        copied += overlap == 1.0
-    assert 0.24 < copied / 400 < 0.36
-    assert tldr_documents(docs, 60, 30, 0.3, seed=4) == out
+def test_tldr_query_is_a_passage_and_the_2019_cue():
+    assert tldr_query("a b c d e f g h i j k", 100) == "a b c d e f g h i j k\nTL;DR:"
+    assert tldr_query("too short to summarize", 100) is None
 
 
 def test_compare_counts_ties_half():

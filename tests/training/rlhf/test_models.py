@@ -6,6 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny, load_lm, packable_gpt2
 from training.rlhf.tokenizer import ByteTokenizer, load_tokenizer, pad_left, pad_right
+from tests.training.rlhf.helpers import score_k_three_ways
 
 
 def test_tiny_model_is_gpt2_under_two_million_parameters_without_dropout():
@@ -139,27 +140,6 @@ def test_shared_query_scoring_equals_one_row_per_sample_in_value_and_gradient():
     for name, param in rm.named_parameters():
         if param.grad is not None:
             torch.testing.assert_close(grads[name], param.grad, atol=1e-5, rtol=1e-4, msg=name)
-
-
-def score_k_three_ways(rm: RewardModel, queries, query_mask, responses, response_mask):
-    """(rewards, grads) of the packed GPT-2 path, the shared-cache path and one row per sample."""
-    B, K, Lr = responses.shape
-    out = []
-    for run in (
-        lambda: rm.score_k(queries, query_mask, responses, response_mask),
-        lambda: rm.score_k_cached(queries, query_mask, responses, response_mask),
-        lambda: rm.score(
-            queries.repeat_interleave(K, 0),
-            query_mask.repeat_interleave(K, 0),
-            responses.reshape(B * K, Lr),
-            response_mask.reshape(B * K, Lr),
-        ).view(B, K),
-    ):
-        rm.zero_grad(set_to_none=True)
-        rewards = run()
-        (rewards * torch.arange(1.0, B * K + 1).view(B, K)).sum().backward()  # a distinct weight per reward
-        out.append((rewards.detach(), {n: p.grad.clone() for n, p in rm.named_parameters() if p.grad is not None}))
-    return out
 
 
 def test_packed_scoring_equals_the_cached_and_plain_paths_in_value_and_gradient():

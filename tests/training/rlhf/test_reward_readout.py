@@ -2,16 +2,15 @@
 
 import dataclasses
 import json
-import random
 
 import pytest
 import torch
 
 from training.rlhf.config import ConfigError, RewardFitConfig, config_from_dict, load_config
-from training.rlhf.data import Comparison
 from training.rlhf.models import META_FILE, PolicyWithValue, RewardModel, build_tiny, packable_gpt2
 from training.rlhf.reward_model import fit
 from training.rlhf.tokenizer import pad_left, pad_right
+from tests.training.rlhf.helpers import marker_comparisons, score_k_three_ways, small_reward_config
 
 PAD = 257
 
@@ -56,27 +55,6 @@ def test_mean_readout_of_an_empty_response_reads_the_querys_last_token_and_needs
         rm.raw(queries, query_mask)
     with pytest.raises(ValueError, match="readout"):
         RewardModel(build_tiny()[0], readout="max")
-
-
-def score_k_three_ways(rm: RewardModel, queries, query_mask, responses, response_mask):
-    """(rewards, grads) of the packed GPT-2 path, the shared-cache path and one row per sample."""
-    B, K, Lr = responses.shape
-    out = []
-    for run in (
-        lambda: rm.score_k(queries, query_mask, responses, response_mask),
-        lambda: rm.score_k_cached(queries, query_mask, responses, response_mask),
-        lambda: rm.score(
-            queries.repeat_interleave(K, 0),
-            query_mask.repeat_interleave(K, 0),
-            responses.reshape(B * K, Lr),
-            response_mask.reshape(B * K, Lr),
-        ).view(B, K),
-    ):
-        rm.zero_grad(set_to_none=True)
-        rewards = run()
-        (rewards * torch.arange(1.0, B * K + 1).view(B, K)).sum().backward()  # a distinct weight per reward
-        out.append((rewards.detach(), {n: p.grad.clone() for n, p in rm.named_parameters() if p.grad is not None}))
-    return out
 
 
 def test_mean_readout_packed_cached_and_plain_paths_agree_in_value_and_gradient():
@@ -139,36 +117,9 @@ def test_reward_config_readout_validates_and_round_trips(tmp_path):
         RewardFitConfig(readout="first").validate()
 
 
-def count_comparisons(n: int, k: int = 4, seed: int = 0, length: int = 16) -> list[Comparison]:
-    """The labeled sample holds the most marker bytes: an additive preference, one vote per token."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        counts = rng.sample(range(7), k)
-        samples = []
-        for count in counts:
-            chars = [rng.choice("abcdefghij ") for _ in range(length - count)] + ["#"] * count
-            rng.shuffle(chars)
-            samples.append("".join(chars))
-        query = "".join(rng.choice("klmnop") for _ in range(8))
-        out.append(Comparison(query=query, samples=samples, best=counts.index(max(counts))))
-    return out
-
-
 def test_fit_with_mean_readout_learns_a_token_count_preference(tmp_path):
-    config = RewardFitConfig(
-        model="tiny",
-        query_length=8,
-        response_length=16,
-        batch_size=16,
-        lr=1e-3,
-        log_every=5,
-        normalize_samples=64,
-        seed=1,
-        device="cpu",
-        readout="mean",
-    )
-    result = fit(config, count_comparisons(512))
+    config = small_reward_config(normalize_samples=64, readout="mean")
+    result = fit(config, marker_comparisons(512))
     assert result.model.readout == "mean"
     assert result.metrics["valid/accuracy"] >= 0.9
     assert result.metrics["train/loss"] < 0.5 * torch.log(torch.tensor(4.0)).item()
