@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--db", default="rlhf_hotpath_prof")
     parser.add_argument("--labels", type=int, default=300, help="labels measured (after a warm-up of 40)")
     parser.add_argument("--labelers", type=int, default=4)
+    parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative or tottime")
+    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database for a look with psql")
     parser.add_argument("--cprofile", type=int, default=0, help="print the top N functions by cumulative time")
     args = parser.parse_args()
 
@@ -106,11 +108,12 @@ def main() -> None:
     print(f"postgres CPU per label: {pg_s / args.labels * 1000:.2f} ms")
     print(f"queries per label: {len(queries) / args.labels:.2f}")
     if profiler:
-        stats = pstats.Stats(profiler).sort_stats("cumulative")
+        stats = pstats.Stats(profiler).sort_stats(args.sort)
         stats.print_stats(args.cprofile)
         stats.print_callees("label_submit|comparison_next_for_labeler|api.py.*post")
     connection.close()
-    admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
+    if not args.keep_db:
+        admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)")
 
 
 if __name__ == "__main__":

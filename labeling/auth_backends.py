@@ -7,15 +7,18 @@ both sets with one query and caches them on the user object for the request, exa
 ModelBackend does (`_perm_cache`); everything else is ModelBackend's.
 
 TokenAuthenticationWithPermissions (the API's token authentication) goes one step further on
-PostgreSQL: the token, its user and those permissions in one fixed statement per request.
+PostgreSQL: the token, its user and those permissions in one fixed statement per request,
+prepared once per connection (outside transactions).
 """
 from __future__ import annotations
+
+import weakref
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
@@ -65,6 +68,32 @@ def _token_sql(token_model, user_model) -> tuple[str, list[str], list[str]]:
     return sql, token_fields, user_fields
 
 
+_PREPARED = "labeling_token_user"
+_prepared_on: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg2 connections holding it
+_NO_SUCH_STATEMENT = "26000"  # invalid_sql_statement_name: the server forgot it (DISCARD ALL behind a pooler)
+
+
+def _token_row(cursor, sql: str, key: str):
+    """The token statement's row, by a statement prepared once per connection: planning it (the
+    permissions' union) cost four times what running it does. Inside a transaction the plain
+    statement runs instead, as a failed EXECUTE there would abort the transaction."""
+    if connection.in_atomic_block:
+        cursor.execute(sql, [key])
+        return cursor.fetchone()
+    raw = connection.connection
+    for attempt in (1, 2):
+        if raw not in _prepared_on:
+            cursor.execute(f"PREPARE {_PREPARED}(text) AS {sql.replace('%s', '$1')}")
+            _prepared_on[raw] = True
+        try:
+            cursor.execute(f"EXECUTE {_PREPARED}(%s)", [key])
+            return cursor.fetchone()
+        except DatabaseError as error:
+            if attempt == 2 or getattr(error.__cause__, "pgcode", None) != _NO_SUCH_STATEMENT:
+                raise
+            del _prepared_on[raw]
+
+
 class TokenAuthenticationWithPermissions(TokenAuthentication):
     """DRF's TokenAuthentication that also reads the user's permissions in the same query (PostgreSQL).
 
@@ -87,8 +116,7 @@ class TokenAuthenticationWithPermissions(TokenAuthentication):
             TokenAuthenticationWithPermissions._sql = _token_sql(token_model, user_model)
         sql, token_fields, user_fields = TokenAuthenticationWithPermissions._sql
         with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
-            row = cursor.fetchone()
+            row = _token_row(cursor, sql, key)
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         n = len(token_fields)

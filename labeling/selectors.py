@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -35,20 +34,11 @@ _SERVING_FIELDS = ["id", "slug", "k", "labels_per_comparison", "calibration_shar
 
 
 def project_get_for_serving(*, slug: str, user) -> Project:
-    """project_get_for_labeler for the next-comparison endpoint: the same answer and 404s, with only the
-    serving fields read, by one fixed statement on PostgreSQL (no ORM compilation per request)."""
+    """project_get_for_labeler for the next-comparison endpoint with only the serving fields read (on
+    PostgreSQL services.comparison_next_by_slug reads the project in its one call instead)."""
     if not user.is_authenticated or not user.has_perm(PERM_LABEL):
         raise Http404("No such project.")
-    if connection.vendor != "postgresql":
-        project = Project.objects.filter(is_active=True, slug=slug).only(*_SERVING_FIELDS).first()
-    else:
-        meta = Project._meta
-        fields = [f.attname for f in meta.concrete_fields if f.attname in _SERVING_FIELDS]  # model order, for from_db
-        columns = ", ".join(f'"{meta.get_field(f).column}"' for f in fields)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {columns} FROM {meta.db_table} WHERE slug = %s AND is_active", [slug])
-            row = cursor.fetchone()
-        project = None if row is None else Project.from_db(connection.alias, fields, row)
+    project = Project.objects.filter(is_active=True, slug=slug).only(*_SERVING_FIELDS).first()
     if project is None:
         raise Http404("No such project.")
     return project

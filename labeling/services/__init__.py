@@ -3,6 +3,7 @@ from labeling.services.assignments import (
     FlagInput,
     LabelInput,
     assignments_expire,
+    comparison_next_by_slug,
     comparison_next_for_labeler,
     comparisons_withdraw,
     label_submit,
@@ -16,7 +17,8 @@ from labeling.services.instructions import (
 from labeling.services.projects import comparison_create, project_create
 
 __all__ = [
-    "FlagInput", "LabelInput", "assignments_expire", "comparison_create", "comparison_next_for_labeler",
+    "FlagInput", "LabelInput", "assignments_expire", "comparison_create", "comparison_next_by_slug",
+    "comparison_next_for_labeler",
     "comparisons_withdraw", "instructions_acknowledge", "instructions_current", "instructions_is_acknowledged",
     "instructions_publish", "label_submit", "project_create",
 ]

@@ -11,15 +11,17 @@ How the next comparison is chosen:
    a fresh random display order. The unique (comparison, labeler) constraint and the
    non-negative `open_slots` check are the last line of defence.
 
-On PostgreSQL the hot path (next, submit) runs as a few fixed SQL statements instead of ORM
-queries (each one below says what it replaces): same rows locked in the same order, same checks,
-fewer round trips and no ORM compilation per request (bench/hotpath_profile.py measures it). The
-ORM path stays for other databases (SQLite in development), and the tests run both.
+On PostgreSQL the hot path is two SQL functions (labeling migration 0006), one call each for
+next and submit: the same rows locked in the same order, the same checks in the same order, one
+round trip and plans kept per connection instead of ORM queries compiled per request
+(bench/hotpath_profile.py measures it). The ORM path below stays for other databases (SQLite in
+development) and is what `LABELING_SQL_FUNCTIONS=0` selects; the tests run both on PostgreSQL.
 """
 from __future__ import annotations
 
 import json
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,13 +29,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef
+from django.http import Http404
 from django.utils import timezone
 
 from labeling.errors import Conflict, Forbidden, InstructionsUnread, InvalidInput, NotFound
 from labeling.models import (
     Assignment, Comparison, ComparisonSample, Instructions, InstructionsAck, Label, Project, Query, Sample, SampleFlag,
 )
-from labeling.roles import PERM_RESEARCH
+from labeling.roles import PERM_LABEL, PERM_RESEARCH
 
 _rng = random.SystemRandom()
 
@@ -57,56 +60,35 @@ def assignments_expire(*, project: Project | None = None, now: datetime | None =
     return len(rows)
 
 
-# One round trip on PostgreSQL for what the ORM path does in four (pick, slot, insert, and the
-# display data read afterwards): the same pick (oldest servable comparison of the pool that this
-# labeler was never assigned, locked FOR UPDATE [SKIP LOCKED]), its slot taken, the Assignment
-# inserted, and the comparison's samples and context returned for display. The CTEs share one
-# snapshot; the labeler's row lock (taken before) makes the NOT EXISTS exact, and PostgreSQL
-# re-checks the locked row's own conditions (open_slots > 0, status) after waiting for it.
-_LEASE_SQL = """
-WITH picked AS (
-    SELECT c.id FROM {comparison} c
-    WHERE c.project_id = %(project)s AND c.status = 'active' AND c.is_calibration = %(calibration)s
-      AND c.open_slots > 0
-      AND NOT EXISTS (SELECT 1 FROM {assignment} a WHERE a.comparison_id = c.id AND a.labeler_id = %(labeler)s)
-    ORDER BY c.id LIMIT 1
-    FOR UPDATE OF c {skip_locked}
-), slot AS (
-    UPDATE {comparison} c SET open_slots = c.open_slots - 1 FROM picked WHERE c.id = picked.id RETURNING c.id
-), lease AS (
-    INSERT INTO {assignment} (comparison_id, labeler_id, display_order, leased_at, expires_at, state)
-    SELECT slot.id, %(labeler)s, %(order)s::jsonb, %(now)s, %(expires)s, 'leased' FROM slot
-    RETURNING id, comparison_id
-)
-SELECT lease.id, lease.comparison_id, cs.position, s.id, s.text, q.id, q.context, q.reference
-FROM lease
-JOIN {entry} cs ON cs.comparison_id = lease.comparison_id
-JOIN {sample} s ON s.id = cs.sample_id
-JOIN {query} q ON q.id = s.query_id
-"""
+def _sql_functions() -> bool:
+    """Whether next and submit call the PostgreSQL functions (else the ORM path, as on SQLite)."""
+    return connection.vendor == "postgresql" and settings.LABELING_SQL_FUNCTIONS
 
 
-def _lease_one_postgresql(*, project: Project, labeler, calibration: bool, now: datetime, wait: bool,
-                          order: list[int], expires_at: datetime) -> Assignment | None:
-    sql = _LEASE_SQL.format(
-        comparison=Comparison._meta.db_table, assignment=Assignment._meta.db_table,
-        entry=ComparisonSample._meta.db_table, sample=Sample._meta.db_table, query=Query._meta.db_table,
-        skip_locked="" if wait else "SKIP LOCKED",
-    )
-    params = {"project": project.id, "calibration": calibration, "labeler": labeler.id, "order": json.dumps(order),
-              "now": now, "expires": expires_at}
+def _next_postgresql(*, project_id: int | None, slug: str | None, labeler, now: datetime) -> Assignment | None:
+    """comparison_next_for_labeler on PostgreSQL: one call of the `labeling_next` function (migration
+    0006), which takes the labeler's lock, expires stale leases, returns a live lease or leases the
+    next comparison as the ORM path below does, and reads what the page shows. NotFound when the
+    project (by slug: an active one) does not exist."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute("SELECT * FROM labeling_next(%s, %s, %s, %s, %s, %s)",
+                       [project_id, slug, labeler.id, labeler.has_perm(PERM_RESEARCH), now,
+                        timedelta(minutes=settings.LABELING_LEASE_MINUTES)])
         rows = cursor.fetchall()
-    if not rows:
+    outcome, project_id = rows[0][0], rows[0][1]
+    if outcome == "no_project":
+        raise NotFound("No such project.")
+    if outcome == "none":
         return None
-    assignment = Assignment(id=rows[0][0], comparison_id=rows[0][1], labeler=labeler, display_order=order,
-                            leased_at=now, expires_at=expires_at, state=Assignment.State.LEASED)
+    _, _, assignment_id, comparison_id, display_order, leased_at, expires_at, *_ = rows[0]
+    assignment = Assignment(id=assignment_id, comparison_id=comparison_id, labeler=labeler,
+                            display_order=json.loads(display_order) if isinstance(display_order, str) else display_order,
+                            leased_at=leased_at, expires_at=expires_at, state=Assignment.State.LEASED)
     assignment._state.adding, assignment._state.db = False, connection.alias
-    query = Query(id=rows[0][5], project_id=project.id, context=rows[0][6], reference=rows[0][7])
+    query = Query(id=rows[0][10], project_id=project_id, context=rows[0][11], reference=rows[0][12])
     # Read by selectors.assignment_for_display instead of querying the samples again.
     assignment.prefetched_display = (query, {
-        position: Sample(id=sample_id, query=query, text=text) for _, _, position, sample_id, text, *_ in rows
+        position: Sample(id=sample_id, query=query, text=text) for *_, position, sample_id, text, _, _, _ in rows
     })
     return assignment
 
@@ -120,9 +102,6 @@ def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime, w
     order = list(range(project.k))
     _rng.shuffle(order)
     expires_at = now + timedelta(minutes=settings.LABELING_LEASE_MINUTES)
-    if connection.vendor == "postgresql":
-        return _lease_one_postgresql(project=project, labeler=labeler, calibration=calibration, now=now, wait=wait,
-                                     order=order, expires_at=expires_at)
     already_assigned = Assignment.objects.filter(comparison=OuterRef("pk"), labeler=labeler)
     with transaction.atomic(savepoint=False):
         comparison = (
@@ -153,52 +132,10 @@ def _live_lease(*, project: Project, labeler, now: datetime) -> Assignment | Non
     )
 
 
-# comparison_next_for_labeler on PostgreSQL, after the labeler's row lock: the live lease and
-# whether any lease in the project is past its expiry, in one statement (the ORM path takes two,
-# the expiry check before the transaction).
-_LIVE_LEASE_SQL = """
-SELECT {assignment_cols},
-       EXISTS (SELECT 1 FROM {assignment} e JOIN {comparison} ec ON ec.id = e.comparison_id
-               WHERE e.state = 'leased' AND e.expires_at <= %(now)s AND ec.project_id = %(project)s)
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (
-    SELECT a.* FROM {assignment} a JOIN {comparison} c ON c.id = a.comparison_id
-    WHERE a.labeler_id = %(labeler)s AND c.project_id = %(project)s AND a.state = 'leased' AND a.expires_at > %(now)s
-    ORDER BY a.leased_at LIMIT 1
-) a ON true
-"""
-
-
 def _lock_labeler(labeler) -> None:
     """One lease at a time per labeler: concurrent requests of one labeler (double clicks, client
     retries) would otherwise each lease a comparison and hoard its slot until expiry."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            user = get_user_model()._meta
-            cursor.execute(f"SELECT 1 FROM {user.db_table} WHERE {user.pk.column} = %s FOR NO KEY UPDATE", [labeler.id])
-        return
     list(get_user_model().objects.select_for_update(no_key=True).filter(id=labeler.id).values_list("id"))
-
-
-def _live_lease_postgresql(*, project: Project, labeler, now: datetime) -> tuple[Assignment | None, bool]:
-    """(the labeler's live lease in the project or None, whether any lease in the project has expired)."""
-    fields = [f.attname for f in Assignment._meta.concrete_fields]
-    sql = _LIVE_LEASE_SQL.format(
-        assignment_cols=", ".join(f'a."{Assignment._meta.get_field(f).column}"' for f in fields),
-        assignment=Assignment._meta.db_table, comparison=Comparison._meta.db_table,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"now": now, "project": project.id, "labeler": labeler.id})
-        row = cursor.fetchone()
-    return (_assignment_from_row(fields, row[:-1]) if row[0] is not None else None), row[-1]
-
-
-def _assignment_from_row(fields: list[str], row) -> Assignment:
-    """An Assignment from raw columns in model field order (from_db applies no converters: decode the JSON)."""
-    values = list(row)
-    i = fields.index("display_order")
-    values[i] = Assignment._meta.get_field("display_order").from_db_value(values[i], None, connection)
-    return Assignment.from_db(connection.alias, fields, values)
 
 
 def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | None = None) -> Assignment | None:
@@ -208,14 +145,14 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
     wanted number of labels; safe under any number of concurrent callers.
     """
     now = now or timezone.now()
-    postgresql = connection.vendor == "postgresql"
-    if not postgresql:
-        # A plain existence check first: the locking expiry costs three round trips, and on most
-        # requests nothing has expired.
-        expired = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lte=now,
-                                            comparison__project=project)
-        if expired.exists():
-            assignments_expire(project=project, now=now)
+    if _sql_functions():
+        return _next_postgresql(project_id=project.id, slug=None, labeler=labeler, now=now)
+    # A plain existence check first: the locking expiry costs three round trips, and on most
+    # requests nothing has expired.
+    expired = Assignment.objects.filter(state=Assignment.State.LEASED, expires_at__lte=now,
+                                        comparison__project=project)
+    if expired.exists():
+        assignments_expire(project=project, now=now)
 
     if labeler.has_perm(PERM_RESEARCH):
         pools = [True, False]
@@ -224,14 +161,7 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
         pools = [first, not first]
     with transaction.atomic():
         _lock_labeler(labeler)
-        if postgresql:
-            live, expired = _live_lease_postgresql(project=project, labeler=labeler, now=now)
-            if expired:
-                # Rare: give the expired slots back now, inside this transaction (a savepoint), so
-                # the lease below can take them.
-                assignments_expire(project=project, now=now)
-        else:
-            live = _live_lease(project=project, labeler=labeler, now=now)
+        live = _live_lease(project=project, labeler=labeler, now=now)
         if live is not None:
             return live
         # SKIP LOCKED passes over rows another transaction holds for a moment (a lease or a submit
@@ -243,6 +173,22 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
                 if assignment is not None:
                     return assignment
     return None
+
+
+def comparison_next_by_slug(*, slug: str, labeler, now: datetime | None = None) -> Assignment | None:
+    """comparison_next_for_labeler in the active project `slug` (the API's next): NotFound when there
+    is none or the user may not label. On PostgreSQL the project is read by the same call."""
+    if not _sql_functions():
+        from labeling.selectors import project_get_for_serving
+
+        try:
+            project = project_get_for_serving(slug=slug, user=labeler)
+        except Http404 as error:
+            raise NotFound("No such project.") from error
+        return comparison_next_for_labeler(project=project, labeler=labeler, now=now)
+    if not labeler.is_authenticated or not labeler.has_perm(PERM_LABEL):
+        raise NotFound("No such project.")
+    return _next_postgresql(project_id=None, slug=slug, labeler=labeler, now=now or timezone.now())
 
 
 @dataclass(frozen=True)
@@ -291,88 +237,60 @@ def _same_answer(label: Label, assignment: Assignment, answer: LabelInput) -> bo
     return label.skipped == answer.skipped and label.chosen_index == chosen
 
 
-# label_submit on PostgreSQL: two fixed statements where the ORM takes five queries (and their
-# compilation). The lookup locks the assignment (FOR UPDATE OF it only, as the ORM path does) and
-# reads with it the comparison's status, the project's K, the project's current instructions and
-# whether this labeler acknowledged them. The write stores the label, marks the assignment
-# submitted and counts the answer (or, for a skip, gives the slot back) in one statement. The
-# assignment row is re-read once its lock is granted (a concurrent submit of it is seen: replay or
-# 409); the comparison and project come from the statement's snapshot, as on the ORM path, and so
-# do the instructions (the ORM path reads them just after the lock): a version published while
-# this submit waited on the lock applies from the labeler's next label.
-_SUBMIT_LOOKUP_SQL = """
-SELECT {assignment_cols}, c.status, c.project_id, p.k, i.id, i.version,
-       EXISTS (SELECT 1 FROM {ack} k WHERE k.instructions_id = i.id AND k.user_id = %(labeler)s)
-FROM {assignment} a
-JOIN {comparison} c ON c.id = a.comparison_id
-JOIN {project} p ON p.id = c.project_id
-LEFT JOIN LATERAL (
-    SELECT id, version FROM {instructions} WHERE project_id = c.project_id ORDER BY version DESC LIMIT 1
-) i ON true
-WHERE a.id = %(assignment)s
-FOR UPDATE OF a
-"""
-
-_SUBMIT_WRITE_SQL = """
-WITH label AS (
-    INSERT INTO {label} (assignment_id, comparison_id, labeler_id, chosen_index, unsure, skipped, skip_reason,
-                         duration_ms, instructions_id, created_at)
-    VALUES (%(assignment)s, %(comparison)s, %(labeler)s, %(chosen_index)s, %(unsure)s, %(skipped)s, %(skip_reason)s,
-            %(duration_ms)s, %(instructions)s, %(created_at)s)
-    RETURNING id
-), submitted AS (
-    UPDATE {assignment} SET state = 'submitted' WHERE id = %(assignment)s
-), counted AS (
-    UPDATE {comparison} SET label_count = label_count + %(answered)s, open_slots = open_slots + %(skips)s
-    WHERE id = %(comparison)s
-)
-SELECT id FROM label
-"""
+_LABEL_FIELDS = ["id", "assignment_id", "comparison_id", "labeler_id", "chosen_index", "unsure", "skipped",
+                 "skip_reason", "duration_ms", "instructions_id", "created_at"]
 
 
-def _submit_lookup_postgresql(*, assignment_id: int, labeler) -> tuple[Assignment | None, Instructions | None]:
-    fields = [f.attname for f in Assignment._meta.concrete_fields]
-    sql = _SUBMIT_LOOKUP_SQL.format(
-        assignment_cols=", ".join(f'a."{Assignment._meta.get_field(f).column}"' for f in fields),
-        assignment=Assignment._meta.db_table, comparison=Comparison._meta.db_table, project=Project._meta.db_table,
-        instructions=Instructions._meta.db_table, ack=InstructionsAck._meta.db_table,
+def _submit_postgresql(*, assignment_id: int, labeler, answer: LabelInput, now: datetime) -> tuple[Label, bool]:
+    """label_submit on PostgreSQL: one call of the `labeling_submit` function (migration 0006), which
+    locks the assignment, makes the checks below in the same order and stores the label, marks the
+    assignment submitted and counts the answer (a skip gives its slot back). Flags follow in the
+    same transaction. The answer's shape is checked here first (`valid`); the function adds the
+    checks that need the project's K and says "invalid", and _validate then names the fault."""
+    try:
+        _validate(answer, Project.K_MAX)
+        valid = True
+    except InvalidInput:
+        valid = False
+    position = answer.position if valid else None
+    flag_max = max((f.position for f in answer.flags), default=-1) if valid else -1
+    with transaction.atomic() if answer.flags else nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT * FROM labeling_submit(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [assignment_id, labeler.id, valid, position, bool(answer.unsure), bool(answer.skipped),
+                 answer.skip_reason.strip(), answer.duration_ms if valid else 0, flag_max, now, timezone.now()])
+            outcome, k, version, display_order, *label_row = cursor.fetchone()
+        if outcome == "not_found":
+            raise NotFound("No such assignment.")
+        if outcome == "forbidden":
+            raise Forbidden("This assignment belongs to another labeler.")
+        if outcome == "invalid":
+            _validate(answer, k)
+            raise InvalidInput("Invalid answer.")  # unreachable unless the two checks disagree
+        if outcome == "conflict":
+            raise Conflict("This comparison was already answered differently.")
+        if outcome == "withdrawn":
+            raise Conflict("This comparison was withdrawn from labeling.")
+        if outcome == "expired":
+            raise Conflict("Your lease on this comparison expired; it went back to the pool.")
+        if outcome == "unread":
+            raise InstructionsUnread(f"Read and acknowledge instructions v{version} first.")
+        label = Label.from_db(connection.alias, _LABEL_FIELDS, label_row)
+        if outcome == "created" and answer.flags:
+            order = json.loads(display_order) if isinstance(display_order, str) else display_order
+            _flags_store(label, order, answer.flags)
+    return label, outcome == "created"
+
+
+def _flags_store(label: Label, display_order: list[int], flags: list[FlagInput]) -> None:
+    samples = dict(ComparisonSample.objects.filter(comparison_id=label.comparison_id)
+                   .values_list("position", "sample_id"))
+    SampleFlag.objects.bulk_create(
+        SampleFlag(label=label, sample_id=samples[display_order[flag.position]], note=flag.note.strip(),
+                   suggested_correction=flag.suggested_correction)
+        for flag in flags
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"assignment": assignment_id, "labeler": labeler.id})
-        row = cursor.fetchone()
-    if row is None:
-        return None, None
-    n = len(fields)
-    status, project_id, k, instructions_id, version, acknowledged = row[n:]
-    # Instances with only the columns read; any other field is loaded on access (deferred).
-    assignment = _assignment_from_row(fields, row[:n])
-    comparison = Comparison.from_db(connection.alias, ["id", "project_id", "status"],
-                                    [assignment.comparison_id, project_id, status])
-    comparison.project = Project.from_db(connection.alias, ["id", "k"], [project_id, k])
-    assignment.comparison = comparison
-    instructions = None
-    if instructions_id is not None:
-        instructions = Instructions.from_db(connection.alias, ["id", "project_id", "version"],
-                                            [instructions_id, project_id, version])
-        instructions.acknowledged = acknowledged
-    return assignment, instructions
-
-
-def _submit_write_postgresql(label: Label) -> None:
-    """Insert `label` (unsaved), mark its assignment submitted and count it, in one statement."""
-    label.created_at = timezone.now()
-    sql = _SUBMIT_WRITE_SQL.format(label=Label._meta.db_table, assignment=Assignment._meta.db_table,
-                                   comparison=Comparison._meta.db_table)
-    params = {
-        "assignment": label.assignment_id, "comparison": label.comparison_id, "labeler": label.labeler_id,
-        "chosen_index": label.chosen_index, "unsure": label.unsure, "skipped": label.skipped,
-        "skip_reason": label.skip_reason, "duration_ms": label.duration_ms, "instructions": label.instructions_id,
-        "created_at": label.created_at, "answered": 0 if label.skipped else 1, "skips": 1 if label.skipped else 0,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        label.id = cursor.fetchone()[0]
-    label._state.adding, label._state.db = False, connection.alias
 
 
 def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datetime | None = None) -> tuple[Label, bool]:
@@ -383,17 +301,15 @@ def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: dateti
     (403); an expired or withdrawn one is a Conflict. Nothing is written on any error.
     """
     now = now or timezone.now()
-    postgresql = connection.vendor == "postgresql"
+    if _sql_functions():
+        return _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
     with transaction.atomic():
-        if postgresql:
-            assignment, instructions = _submit_lookup_postgresql(assignment_id=assignment_id, labeler=labeler)
-        else:
-            assignment = (
-                Assignment.objects.select_for_update(of=("self",))
-                .select_related("comparison__project")
-                .filter(id=assignment_id)
-                .first()
-            )
+        assignment = (
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("comparison__project")
+            .filter(id=assignment_id)
+            .first()
+        )
         if assignment is None:
             raise NotFound("No such assignment.")
         if assignment.labeler_id != labeler.id:
@@ -410,23 +326,19 @@ def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: dateti
             raise Conflict("This comparison was withdrawn from labeling.")
         if assignment.state == Assignment.State.EXPIRED or assignment.expires_at <= now:
             raise Conflict("Your lease on this comparison expired; it went back to the pool.")
-
-        if not postgresql:
-            # The current version and whether this labeler acknowledged it, in one query.
-            instructions = (
-                project.instructions.order_by("-version")
-                .annotate(
-                    acknowledged=Exists(InstructionsAck.objects.filter(instructions=OuterRef("pk"), user=labeler))
-                )
-                .first()
-            )
+        # The current version and whether this labeler acknowledged it, in one query.
+        instructions = (
+            project.instructions.order_by("-version")
+            .annotate(acknowledged=Exists(InstructionsAck.objects.filter(instructions=OuterRef("pk"), user=labeler)))
+            .first()
+        )
         if instructions is not None and not instructions.acknowledged:
             raise InstructionsUnread(f"Read and acknowledge instructions v{instructions.version} first.")
 
         # Trust the client's timer only when it is plausible against the server's clock.
         server_ms = max(0, int((now - assignment.leased_at).total_seconds() * 1000))
         duration = answer.duration_ms if 0 < answer.duration_ms <= server_ms + 5000 else server_ms
-        label = Label(
+        label = Label.objects.create(
             assignment=assignment,
             comparison=comparison,
             labeler=labeler,
@@ -438,27 +350,14 @@ def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: dateti
             instructions=instructions,
         )
         assignment.state = Assignment.State.SUBMITTED
-        if postgresql:
-            _submit_write_postgresql(label)
+        assignment.save(update_fields=["state"])
+        if answer.skipped:
+            # A skip is not an answer: the slot goes back to the pool for someone else.
+            Comparison.objects.filter(id=comparison.id).update(open_slots=F("open_slots") + 1)
         else:
-            label.save(force_insert=True)
-            assignment.save(update_fields=["state"])
-            if answer.skipped:
-                # A skip is not an answer: the slot goes back to the pool for someone else.
-                Comparison.objects.filter(id=comparison.id).update(open_slots=F("open_slots") + 1)
-            else:
-                Comparison.objects.filter(id=comparison.id).update(label_count=F("label_count") + 1)
+            Comparison.objects.filter(id=comparison.id).update(label_count=F("label_count") + 1)
         if answer.flags:
-            samples = dict(ComparisonSample.objects.filter(comparison=comparison).values_list("position", "sample_id"))
-            SampleFlag.objects.bulk_create(
-                SampleFlag(
-                    label=label,
-                    sample_id=samples[assignment.display_order[flag.position]],
-                    note=flag.note.strip(),
-                    suggested_correction=flag.suggested_correction,
-                )
-                for flag in answer.flags
-            )
+            _flags_store(label, assignment.display_order, answer.flags)
     return label, True
 
 

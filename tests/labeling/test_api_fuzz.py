@@ -76,3 +76,39 @@ def test_no_input_gives_a_5xx(world, path, method):
             responses.append(call(url, {"file": b"junk"}, format="multipart"))
         for response in responses:
             assert response.status_code < 500, (url, response.status_code, response.content[:300])
+
+
+_ABSENT = object()
+ANSWER_VALUES = {
+    "position": [0, 3, 7, 9, -1, None, True, 2.0, "1", _ABSENT],
+    "duration_ms": [0, 900, 24 * 3600 * 1000, 24 * 3600 * 1000 + 1, -5, "900", 1.5, True, None, _ABSENT],
+    "unsure": [True, False, 1, "true", None, _ABSENT],
+    "skipped": [True, False, 0, _ABSENT],
+    "skip_reason": ["", " ", "too short", NUL, None, _ABSENT],
+    "flags": [[], [{"position": 0, "note": "typo"}], "x", None, _ABSENT],
+    "other": [1, _ABSENT],
+}
+
+
+def test_plain_answers_are_what_the_serializer_makes_of_them():
+    """The submit endpoint's shortcut (plain_answer) accepts only what the serializer accepts, and
+    gives the same LabelInput; everything else it leaves to the serializer."""
+    import random
+
+    from labeling.api import LabelCreateApi, plain_answer
+    from labeling.services import LabelInput
+
+    rng = random.Random(0)
+    shortcut = 0
+    for _ in range(20_000):  # about 1 in 200 is plain
+        payload = {k: v for k, v in ((k, rng.choice(vs)) for k, vs in ANSWER_VALUES.items()) if v is not _ABSENT}
+        answer = plain_answer(payload)
+        if answer is None:
+            continue
+        shortcut += 1
+        serializer = LabelCreateApi.InputSerializer(data=payload)
+        assert serializer.is_valid(), (payload, serializer.errors)
+        assert answer == LabelInput(**serializer.validated_data), payload
+    assert shortcut > 40  # the shortcut is taken for plain answers
+    assert plain_answer({"position": 1, "duration_ms": 900}) == LabelInput(position=1, duration_ms=900)
+    assert plain_answer([{"position": 1, "duration_ms": 900}]) is None

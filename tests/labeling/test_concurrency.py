@@ -19,6 +19,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks"),
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
+    pytest.mark.usefixtures("hotpath"),
 ]
 
 LABELERS = 50

@@ -20,7 +20,7 @@ from labeling.services import (
 )
 from tests.factories import make_comparison
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hotpath")]
 
 LEASE = timedelta(minutes=settings.LABELING_LEASE_MINUTES)
 T0 = timezone.now().replace(microsecond=0)
@@ -294,3 +294,17 @@ def test_api_anonymous_is_refused(client, project, contractor):
     response = _api(client, assignment.id, {"position": 1, "duration_ms": 1})
     assert response.status_code in (401, 403)
     assert Label.objects.count() == 0
+
+
+@pytest.mark.parametrize("accept, status", [
+    (None, 201), ("*/*", 201), ("application/json", 201), ("application/json; indent=2", 201),
+    ("text/html, */*;q=0.1", 201), ("text/html", 406),
+])
+def test_api_answers_json_to_every_accept_that_admits_it(client, live, accept, status):
+    """The hot endpoints skip DRF's negotiation for the usual headers; the others still get DRF's answer."""
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    url = reverse("api-label-create", kwargs={"assignment_id": live.id})
+    response = client.post(url, {"position": 1, "duration_ms": 5}, content_type="application/json", **headers)
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    assert Label.objects.count() == (1 if status == 201 else 0)

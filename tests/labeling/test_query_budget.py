@@ -20,14 +20,15 @@ from labeling.selectors import assignment_for_display, project_get_for_labeler, 
 from labeling.services import comparison_next_for_labeler, instructions_acknowledge, instructions_publish
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
-# On PostgreSQL. Elsewhere (SQLite) the permissions are one more query per request, the expiry
-# check one more, the lease the ORM's pick, slot, insert and samples read, and the submit the ORM's
-# five: SQLITE_EXTRA more.
-# next: token+user+permissions, project, BEGIN, labeler lock, live lease+expiry check,
-# lease (pick, slot, insert, samples), COMMIT
-NEXT_QUERIES = 7
-SUBMIT_QUERIES = 5  # token+user+permissions, BEGIN, assignment+comparison+instructions+ack, label+state+count, COMMIT
-SQLITE_EXTRA = {"next": 5, "submit": 4}
+# On PostgreSQL: the token, its user and permissions in one statement, then one call of the SQL
+# function (labeling migration 0006): next is labeling_next (project by slug, labeler lock, expiry,
+# live lease or lease, display data), submit is labeling_submit (lookup, checks, label, state,
+# count). Elsewhere (the ORM path, SQLite) permissions are one more query per request, and next
+# takes the project, BEGIN, the expiry check, labeler lock, live lease, pick, slot, insert,
+# COMMIT and the samples read; submit BEGIN, assignment, instructions, label, state, count, COMMIT.
+NEXT_QUERIES = 2
+SUBMIT_QUERIES = 2
+SQLITE_EXTRA = {"next": 10, "submit": 7}
 
 
 def _cycle(client, project) -> tuple[int, int]:
@@ -38,7 +39,11 @@ def _cycle(client, project) -> tuple[int, int]:
         answer = client.post(f"/api/assignments/{response.json()['id']}/label/", {"position": 1, "duration_ms": 900},
                              format="json")
     assert answer.status_code == 201, answer.content
-    return len(next_queries), len(submit_queries)
+    # The token statement is prepared once per connection: that PREPARE is not a per-label round trip.
+    def per_label(queries):
+        return len([q for q in queries.captured_queries if not q["sql"].startswith("PREPARE ")])
+
+    return per_label(next_queries), per_label(submit_queries)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -195,3 +200,28 @@ def test_project_for_serving_answers_as_project_for_labeler():
                        (active.slug, AnonymousUser())]:
         with pytest.raises(Http404):
             project_get_for_serving(slug=slug, user=user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_token_statement_is_prepared_once_per_connection_and_again_when_forgotten():
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements: PostgreSQL")
+    user = UserFactory(username="prepared", role=CONTRACTOR)
+    key = Token.objects.create(user=user).key
+    auth = TokenAuthenticationWithPermissions()
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'labeling_token_user'")
+            return cursor.fetchone()[0]
+
+    for _ in range(3):
+        got, _token = auth.authenticate_credentials(key)
+        assert got == user and "labeling.label_comparisons" in got._perm_cache
+        assert prepared() == 1
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
+    got, _token = auth.authenticate_credentials(key)
+    assert got == user and prepared() == 1
+    with pytest.raises(AuthenticationFailed):
+        auth.authenticate_credentials("not-a-key")

@@ -13,7 +13,7 @@ from labeling.roles import CONTRACTOR
 from labeling.services import LabelInput, assignments_expire, comparison_next_for_labeler, label_submit
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("hotpath")]
 
 LEASE = timedelta(minutes=settings.LABELING_LEASE_MINUTES)
 T0 = timezone.now().replace(microsecond=0)
