@@ -1,9 +1,10 @@
 """In-process profile of the labeling hot path: CPU ms and queries per label (next → submit).
 
-Not a test: it prints figures. Django's test client drives the real URL conf, middleware and DRF
-views with token auth against a scratch PostgreSQL database (dropped and migrated on each run),
-so the figures are the server's Python CPU (time.process_time, immune to a busy machine's wall
-clock) plus, separately, PostgreSQL's own CPU per label read from the backend process (/proc).
+Not a test: it prints figures. Requests go straight into Django's WSGI handler (what gunicorn
+calls: the real URL conf, middleware and DRF views, token auth, persistent connection) against a
+scratch PostgreSQL database (dropped and migrated on each run), so the figures are the server's
+Python CPU (time.process_time, immune to a busy machine's wall clock) without HTTP parsing, plus,
+separately, PostgreSQL's own CPU per label read from the backend process (/proc).
 
     .venv/bin/python bench/hotpath_profile.py                   # 300 labels by 4 labelers
     .venv/bin/python bench/hotpath_profile.py --cprofile 25     # and the top 25 functions
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
+import json
 import os
 import pstats
 import sys
@@ -45,7 +48,7 @@ def main() -> None:
     admin_sql(f"DROP DATABASE IF EXISTS {args.db} WITH (FORCE)", f"CREATE DATABASE {args.db}")
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
-        "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{args.db}",
+        "DATABASE_URL": f"postgres://{PG['user']}@{PG['host']}:{PG['port']}/{args.db}?conn_max_age=600",
         "DEBUG": "0",
         "ALLOWED_HOSTS": "testserver",
         "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
@@ -58,7 +61,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
+    from django.core.handlers.wsgi import WSGIHandler
     from django.test.utils import CaptureQueriesContext
     from rest_framework.authtoken.models import Token
 
@@ -77,18 +80,33 @@ def main() -> None:
     for i in range(args.labelers):
         user = UserFactory(username=f"prof{i}", role=CONTRACTOR)
         instructions_acknowledge(instructions=instructions, user=user)
-        clients.append(Client(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=user).key))
+        clients.append("Token " + Token.objects.create(user=user).key)
+    handler = WSGIHandler()
+
+    def post(authorization: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+            "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "HTTP_AUTHORIZATION": authorization,
+            "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+            "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+        }
+        status = []
+        result = handler(environ, lambda s, headers, exc_info=None: status.append(int(s.split()[0])))
+        content = b"".join(result)
+        result.close()  # request_finished, as a server sends it
+        return status[0], content
     connection.ensure_connection()
     with connection.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         backend = cur.fetchone()[0]
 
     def cycle(client) -> None:
-        nxt = client.post(f"/api/assignments/next/{project.slug}/")
-        assert nxt.status_code == 200, (nxt.status_code, nxt.content)
-        sub = client.post(f"/api/assignments/{nxt.json()['id']}/label/", {"position": 1, "duration_ms": 900},
-                          content_type="application/json")
-        assert sub.status_code == 201, (sub.status_code, sub.content)
+        status, content = post(client, f"/api/assignments/next/{project.slug}/")
+        assert status == 200, (status, content)
+        status, content = post(client, f"/api/assignments/{json.loads(content)['id']}/label/",
+                               b'{"position": 1, "duration_ms": 900}')
+        assert status == 201, (status, content)
 
     for i in range(40):
         cycle(clients[i % len(clients)])
