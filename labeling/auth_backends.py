@@ -70,6 +70,7 @@ def _token_sql(token_model, user_model) -> tuple[str, list[str], list[str]]:
 
 _PREPARED = "labeling_token_user"
 _prepared_on: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg2 connections holding it
+_ALREADY_PREPARED = "42P05"  # duplicate_prepared_statement
 _NO_SUCH_STATEMENT = "26000"  # invalid_sql_statement_name: the server forgot it (DISCARD ALL behind a pooler)
 
 
@@ -83,7 +84,11 @@ def _token_row(cursor, sql: str, key: str):
     raw = connection.connection
     for attempt in (1, 2):
         if raw not in _prepared_on:
-            cursor.execute(f"PREPARE {_PREPARED}(text) AS {sql.replace('%s', '$1')}")
+            try:
+                cursor.execute(f"PREPARE {_PREPARED}(text) AS {sql.replace('%s', '$1')}")
+            except DatabaseError as error:  # a pooler's server connection that another client prepared
+                if getattr(error.__cause__, "pgcode", None) != _ALREADY_PREPARED:
+                    raise
             _prepared_on[raw] = True
         try:
             cursor.execute(f"EXECUTE {_PREPARED}(%s)", [key])

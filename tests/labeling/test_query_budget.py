@@ -223,5 +223,10 @@ def test_token_statement_is_prepared_once_per_connection_and_again_when_forgotte
         cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
     got, _token = auth.authenticate_credentials(key)
     assert got == user and prepared() == 1
+    from labeling import auth_backends
+
+    auth_backends._prepared_on.clear()  # a pooler's server connection that another client prepared
+    got, _token = auth.authenticate_credentials(key)
+    assert got == user and prepared() == 1
     with pytest.raises(AuthenticationFailed):
         auth.authenticate_credentials("not-a-key")
