@@ -120,3 +120,36 @@ def test_queries_are_prefixes_or_tldr_posts_from_distinct_documents():
     assert max(len(q) for q in posts_train) > 60  # passages, longer than the sentiment prefixes
     with pytest.raises(InvalidInput, match="too few queries"):
         experiment_queries(miniature(), docs[:2])
+
+
+def test_copy_variant_base_is_pretrained_in_stages_and_reused(db, settings, tmp_path):
+    """The copy variant's base: one pretraining per stage, each continuing the last; an
+    interrupted run redoes only the unfinished stages; a finished base is reused."""
+    from training.rlhf.experiment import CopyStage
+    from training.rlhf.models import load_lm
+    from training.services.experiment import base_model_ensure
+
+    settings.ARTIFACTS_DIR = tmp_path
+    stages = (CopyStage(4, 0.5, 0.5, 0.0), CopyStage(4, 1.0, 0.5, 0.5), CopyStage(2, 1.0, 0.8, 0.5))
+    s = miniature(labeler="copy", n_layer=1, n_embd=32, n_head=2, pretrain_steps=3000, copy_stages=stages,
+                  copy_block_size=96, pretrain_batch=4)
+    docs = read_corpus(CORPUS)
+    posts, _ = experiment_queries(s, docs)
+    lines: list[str] = []
+    model_dir, metrics = base_model_ensure(s, docs, posts, lines.append)
+    assert [line.split(":")[0] for line in lines if "copy base stage" in line] == [
+        f"  copy base stage {i}/3" for i in (1, 2, 3)]
+    assert model_dir.name == "stage-3" and metrics["step"] == 2 and metrics["model_dir"] == str(model_dir)
+    lm, _ = load_lm(model_dir)
+    assert lm.config.n_layer == 1 and lm.config.n_positions >= 96
+    first, _ = load_lm(model_dir.parent / "stage-1")
+    assert any(not torch.equal(a, b) for a, b in zip(lm.parameters(), first.parameters()))
+
+    (model_dir.parent / "pretrain_metrics.json").unlink()  # interrupted after stage 2
+    (model_dir / "pretrain_metrics.json").unlink()
+    lines.clear()
+    assert base_model_ensure(s, docs, posts, lines.append)[0] == model_dir
+    assert [line.split(":")[0] for line in lines if "copy base stage" in line] == ["  copy base stage 3/3"]
+    lines.clear()
+    assert base_model_ensure(s, docs, posts, lines.append)[0] == model_dir
+    assert lines[0].startswith("reusing the pretrained base")

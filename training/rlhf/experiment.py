@@ -7,6 +7,8 @@ a default changed here changes both (the README's tables say which settings each
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +17,64 @@ if TYPE_CHECKING:  # pretrain imports torch: reading the settings should not
     from training.rlhf.pretrain import PretrainConfig
 
 DEFAULT_CORPUS = "/usr/share/games/fortunes"
+
+
+@dataclass(frozen=True)
+class CopyStage:
+    """One stage of the copy variant's base pretraining (each continues the one before).
+
+    Documents: the corpus, plus each training post followed by ``"\nTL;DR: "`` and a summary
+    (`tldr_share` of the posts): the post's first words with probability `extractive_share` (what
+    the 2019 labelers rewarded), else another document's first words; plus `drill_share` × the
+    corpus's size of copy drills (random corpus words, the cue, the same words again).
+    """
+
+    steps: int
+    tldr_share: float
+    extractive_share: float
+    drill_share: float
+
+
+# What made the 4x128 byte base copy after "TL;DR:" on 2 CPU cores (README, the copying lesson):
+# plain TL;DR posts alone left the copy rate near 0 after 6,000 steps; the drills make the
+# induction step (find the earlier occurrence, continue it) worth learning, and it then carries
+# over to the posts.
+COPY_STAGES = (CopyStage(3000, 0.5, 0.5, 0.0), CopyStage(3000, 1.0, 0.5, 0.5), CopyStage(2000, 1.0, 0.8, 0.5))
+SUMMARY_WORDS = (6, 12)  # words in a pretraining summary (and a drill's length: 5 to 14 words)
+
+
+def tldr_documents(posts: Sequence[str], docs: Sequence[str], stage: CopyStage, seed: int, cue: str) -> list[str]:
+    """The TL;DR documents of `stage`: `posts` are summarization queries (a passage, then `cue`)."""
+    rng = random.Random(seed)
+    out = []
+    for query in posts:
+        if rng.random() >= stage.tldr_share:
+            continue
+        source = query.removesuffix(cue) if rng.random() < stage.extractive_share else rng.choice(docs)
+        out.append(f"{query} {' '.join(source.split()[:rng.randint(*SUMMARY_WORDS)])}")
+    return out
+
+
+def copy_drills(docs: Sequence[str], n: int, seed: int, cue: str) -> list[str]:
+    """`n` documents "w1 … wk<cue> w1 … wk" of random corpus words: only copying predicts their second half."""
+    vocab = sorted({w for d in docs for w in d.split() if w.isalpha() and len(w) < 10})
+    if not vocab:
+        return []
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 14)))
+        out.append(f"{words}{cue} {words}")
+    return out
+
+
+def copy_stage_documents(docs: Sequence[str], posts: Sequence[str], stage: CopyStage, seed: int,
+                         cue: str) -> list[str]:
+    """All pretraining documents of one copy stage, shuffled."""
+    out = list(docs) + tldr_documents(posts, docs, stage, seed, cue) + copy_drills(
+        docs, int(len(docs) * stage.drill_share), seed + 1, cue)
+    random.Random(seed + 2).shuffle(out)
+    return out
 
 
 @dataclass

@@ -33,7 +33,7 @@ from labeling.services.projects import project_create
 from labeling.services.simulation import LabelerSpec, simulate_labeling, simulated_labelers_ensure
 from labeling.simulation import score_copy, score_sentiment
 from training.models import Round, TrainingRun
-from training.rlhf.experiment import MockExperimentConfig
+from training.rlhf.experiment import COPY_STAGES, CopyStage, MockExperimentConfig
 from training.services.models_io import final_checkpoint
 from training.services.rounds import round_start
 from training.services.runs import artifacts_path, run_create
@@ -53,6 +53,9 @@ class ExperimentSettings(MockExperimentConfig):
     held_fraction: float = 0.15
     normalize_samples: int = 512
     direct: bool = True  # also PPO directly on the scorer (library path), the upper bound
+    # the copy variant's base: staged pretraining on TL;DR posts and copy drills (training.rlhf.experiment)
+    copy_stages: tuple[CopyStage, ...] = COPY_STAGES
+    copy_block_size: int = 256  # a post, the cue and a summary fit in one training chunk
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -71,6 +74,11 @@ class ExperimentSettings(MockExperimentConfig):
     @property
     def slug(self) -> str:
         return self.project_slug or ("mock-copy" if self.summarization else "mock-sentiment")
+
+    def copy_stage_list(self) -> tuple[CopyStage, ...]:
+        """`copy_stages`, each scaled by pretrain_steps / 3,000 (so --pretrain-steps and --quick shrink them)."""
+        scale = self.pretrain_steps / MockExperimentConfig.pretrain_steps
+        return tuple(dataclasses.replace(st, steps=max(1, round(st.steps * scale))) for st in self.copy_stages)
 
     def context_bytes(self) -> int:
         return self.query_bytes * 5 if self.summarization else self.query_bytes
@@ -118,25 +126,53 @@ def settings_check(s: ExperimentSettings, *, database: bool = True) -> None:
 # --- base model --------------------------------------------------------------------------------
 
 
-def base_model_ensure(s: ExperimentSettings, docs: list[str], log: Callable[[str], None]) -> tuple[Path, dict]:
-    """The cached pretrained base for this corpus and these settings, pretrained when missing."""
+def base_model_ensure(s: ExperimentSettings, docs: list[str], posts: list[str],
+                      log: Callable[[str], None]) -> tuple[Path, dict]:
+    """The cached pretrained base for this corpus and these settings, pretrained when missing. The
+    copy variant's base is pretrained in stages (`s.copy_stages`) on the corpus plus its training
+    `posts` with TL;DR summaries and copy drills, so that it copies some of the time."""
     from training.rlhf.pretrain import pretrain
 
-    key = json.dumps({"corpus": str(Path(s.corpus).resolve()), "n_docs": len(docs),
-                      "config": dataclasses.asdict(s.pretrain_config(None))}, sort_keys=True)
+    spec = {"corpus": str(Path(s.corpus).resolve()), "n_docs": len(docs),
+            "config": dataclasses.asdict(s.pretrain_config(None))}
+    if s.summarization:
+        spec.update(stages=[dataclasses.asdict(st) for st in s.copy_stage_list()], block=s.copy_block_size,
+                    posts=hashlib.sha256("\n".join(posts).encode()).hexdigest())
+    key = json.dumps(spec, sort_keys=True)
     folder = Path(django_settings.ARTIFACTS_DIR) / "bases" / f"base-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     metrics_file = folder / "pretrain_metrics.json"
     if metrics_file.is_file():
         log(f"reusing the pretrained base {folder}")
-        return folder, json.loads(metrics_file.read_text())
+        metrics = json.loads(metrics_file.read_text())
+        return Path(metrics.get("model_dir", folder)), metrics
 
     def on_log(metrics: dict) -> None:
         if "valid/loss" in metrics:
             log(f"  pretrain step {int(metrics['step'])}: valid bits/byte {metrics['valid/bits_per_byte']:.3f}")
 
-    result = pretrain(s.pretrain_config(folder), documents=docs, on_log=on_log)
-    metrics_file.write_text(json.dumps(result.metrics))
-    return folder, result.metrics
+    if not s.summarization:
+        result = pretrain(s.pretrain_config(folder), documents=docs, on_log=on_log)
+        metrics_file.write_text(json.dumps(result.metrics))
+        return folder, result.metrics
+    from training.rlhf.evaluate import TLDR
+    from training.rlhf.experiment import copy_stage_documents
+
+    model_dir, metrics = None, {}
+    stages = s.copy_stage_list()
+    for i, stage in enumerate(stages, start=1):
+        stage_dir = folder / f"stage-{i}"
+        done = stage_dir / "pretrain_metrics.json"
+        if not done.is_file():  # an interrupted run resumes at the first unfinished stage
+            log(f"  copy base stage {i}/{len(stages)}: {stage}")
+            config = dataclasses.replace(s.pretrain_config(stage_dir), max_steps=stage.steps,
+                                         block_size=s.copy_block_size, init_from=str(model_dir) if model_dir else None,
+                                         max_seconds=2 * s.pretrain_seconds)
+            documents = copy_stage_documents(docs, posts, stage, s.seed + 100 * i, TLDR)
+            done.write_text(json.dumps(pretrain(config, documents=documents, on_log=on_log).metrics))
+        model_dir, metrics = stage_dir, json.loads(done.read_text())
+    metrics = {**metrics, "model_dir": str(model_dir)}
+    metrics_file.write_text(json.dumps(metrics))
+    return model_dir, metrics
 
 
 # --- project, labels, round --------------------------------------------------------------------
@@ -454,16 +490,16 @@ def _experiment_run(s: ExperimentSettings, *, log: Callable[[str], None], base_d
     wall0, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
     docs = read_corpus(s.corpus)
+    train, held = experiment_queries(s, docs)
     if base_dir is None:
         # Nothing else runs while the base is pretrained: every core (1.6× faster on 2 cores than one).
         torch.set_num_threads(os.cpu_count() or 1)
         try:
-            base_dir, pretrain_metrics = base_model_ensure(s, docs, log)
+            base_dir, pretrain_metrics = base_model_ensure(s, docs, train, log)
         finally:
             torch.set_num_threads(1)
     else:
         pretrain_metrics = {}
-    train, held = experiment_queries(s, docs)
     user = experiment_user()
     project = experiment_project(s, train, held, user)
     log(f"project {project.slug}: {len(train)} train / {len(held)} held-out queries; base {base_dir}")

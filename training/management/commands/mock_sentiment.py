@@ -35,7 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--project-slug", default="", help="default mock-sentiment (mock-copy for --labeler copy)")
         parser.add_argument("--ppo-episodes", type=int, help="PPO episodes (default 3072; --quick 640)")
-        parser.add_argument("--pretrain-steps", type=int, help="base LM pretraining steps (default 3000; --quick 400)")
+        parser.add_argument("--pretrain-steps", type=int, help="base LM pretraining steps (default 3000; --quick 400); "
+                            "--labeler copy scales its three stages (3000 + 3000 + 2000) by N / 3000")
         parser.add_argument("--base-model", default="",
                             help="an LM folder (save_pretrained) to start from instead of pretraining one")
         parser.add_argument("--no-direct", action="store_true", help="skip PPO directly on the true score")
