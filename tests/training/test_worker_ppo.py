@@ -77,24 +77,28 @@ def test_andon_cord_through_the_web_page_stops_ppo_then_resume_and_abort(live_wo
 
 def test_killed_worker_run_is_reaped_resumed_and_matches_an_uninterrupted_run(live_worker, settings):
     project = _project()
-    config = _ppo_config(6, publish_every=2, online_sample={"n_queries": 2, "response_length": 6})
+    # 24 tiny steps: the kill must land mid-run, and on a quiet machine 6 steps could all finish
+    # between the poll that saw the second checkpoint and the kill.
+    steps, every = 24, 8
+    config = _ppo_config(steps, publish_every=every, online_sample={"n_queries": 2, "response_length": 6})
     live_worker.extra_env["TRAINING_LEASE_SECONDS"] = "3"
     run = run_create(project=project, kind="ppo", base_model="tiny", seed=11, config=config)
     first = live_worker.start()
-    wait_for(lambda: Checkpoint.objects.filter(run=run, step__gte=2).exists(), message="second checkpoint")
+    wait_for(lambda: Checkpoint.objects.filter(run=run, step__gte=2).exists(), interval=0.05,
+             message="second checkpoint")
     live_worker.kill9(first)
     killed_at = TrainingRun.objects.get(id=run.id).step
-    assert killed_at < 6
+    assert killed_at < steps
     time.sleep(3.5)  # the lease runs out
     assert runs_reap()["requeued"] == [run.id]
     live_worker.start()
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == Status.FINISHED, timeout=120, message="finished")
     run.refresh_from_db()
-    assert run.attempts == 2 and run.step == 6
+    assert run.attempts == 2 and run.step == steps
 
     # No comparison published twice: every online batch holds exactly its queries.
     batches = list(Comparison.objects.filter(source_run=run).values_list("batch", flat=True))
-    assert sorted(set(batches)) == [f"run{run.id}-step{s}" for s in (2, 4, 6)]
+    assert sorted(set(batches)) == sorted(f"run{run.id}-step{s}" for s in range(every, steps + 1, every))
     assert all(batches.count(b) == 2 for b in set(batches))
 
     # The same run, uninterrupted, in this process: identical final weights.
