@@ -32,6 +32,9 @@ def _truncate_token(tokenizer, text: str) -> int | None:
     return ids[0] if len(ids) == 1 else None
 
 
+_STOPPING = (TrainingRun.Status.STOP_REQUESTED, TrainingRun.Status.STOPPED, TrainingRun.Status.ABORTED)
+
+
 def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: str, cfg: dict, seed: int,
                     batch: str, should_stop=None, checkpoint_sha256: str | None = None) -> int:
     """Sample K per query from `policy_lm` (half of them from `base_lm` in a `base_share` of the
@@ -62,9 +65,13 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
     params = {**{k_: v for k_, v in gen.items() if k_ != "should_stop"}, "seed": seed,
               "checkpoint_sha256": checkpoint_sha256}
 
-    # 3. Publish, once, in one transaction.
+    # 3. Publish, once, in one transaction. The run's row lock orders this against an andon pull
+    #    (which withdraws the run's comparisons under the same lock): a pull that committed while
+    #    these samples were drawn leaves nothing to publish, or they would stay in the queue.
     with transaction.atomic():
-        TrainingRun.objects.select_for_update().filter(id=run.id).first()
+        status = TrainingRun.objects.select_for_update().filter(id=run.id).values_list("status", flat=True).first()
+        if status in _STOPPING:
+            return 0
         if Comparison.objects.filter(source_run=run, batch=batch).exists():
             return 0
         for query, policy_samples, base_samples in zip(queries, from_policy, from_base):
