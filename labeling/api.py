@@ -216,10 +216,8 @@ class LabelCreateApi(HotPathApi):
             data = self.InputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             answer = services.LabelInput(**data.validated_data)
-        try:
+        with service_errors():
             label, created = services.label_submit(assignment_id=assignment_id, labeler=request.user, answer=answer)
-        except LabelingError as error:
-            raise ServiceError(error) from error
         # OutputSerializer's fields, built directly.
         data = {
             "id": label.id,

@@ -29,21 +29,6 @@ def project_get_for_labeler(*, slug: str, user) -> Project:
     return project
 
 
-# What serving needs of a project; the rest (description, training settings) loads if touched.
-_SERVING_FIELDS = ["id", "slug", "k", "labels_per_comparison", "calibration_share", "is_active"]
-
-
-def project_get_for_serving(*, slug: str, user) -> Project:
-    """project_get_for_labeler for the next-comparison endpoint with only the serving fields read (on
-    PostgreSQL services.comparison_next_by_slug reads the project in its one call instead)."""
-    if not user.is_authenticated or not user.has_perm(PERM_LABEL):
-        raise Http404("No such project.")
-    project = Project.objects.filter(is_active=True, slug=slug).only(*_SERVING_FIELDS).first()
-    if project is None:
-        raise Http404("No such project.")
-    return project
-
-
 def project_get_for_researcher(*, slug: str, user) -> Project:
     if not user.is_authenticated or not user.has_perm(PERM_RESEARCH):
         raise Http404("No such project.")

@@ -34,9 +34,10 @@ from django.utils import timezone
 
 from labeling.errors import Conflict, Forbidden, InstructionsUnread, InvalidInput, NotFound
 from labeling.models import (
-    Assignment, Comparison, ComparisonSample, Instructions, InstructionsAck, Label, Project, Query, Sample, SampleFlag,
+    Assignment, Comparison, ComparisonSample, InstructionsAck, Label, Project, Query, Sample, SampleFlag,
 )
 from labeling.roles import PERM_LABEL, PERM_RESEARCH
+from labeling.selectors import project_get_for_labeler
 
 _rng = random.SystemRandom()
 
@@ -179,10 +180,8 @@ def comparison_next_by_slug(*, slug: str, labeler, now: datetime | None = None) 
     """comparison_next_for_labeler in the active project `slug` (the API's next): NotFound when there
     is none or the user may not label. On PostgreSQL the project is read by the same call."""
     if not _sql_functions():
-        from labeling.selectors import project_get_for_serving
-
         try:
-            project = project_get_for_serving(slug=slug, user=labeler)
+            project = project_get_for_labeler(slug=slug, user=labeler)
         except Http404 as error:
             raise NotFound("No such project.") from error
         return comparison_next_for_labeler(project=project, labeler=labeler, now=now)

@@ -7,7 +7,6 @@ import pytest
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.db import connection
-from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
@@ -16,7 +15,7 @@ from rest_framework.test import APIClient
 from labeling.auth_backends import ModelBackendOneQuery, TokenAuthenticationWithPermissions
 from labeling.models import Assignment, Comparison, Label
 from labeling.roles import ADMIN, CONTRACTOR, RESEARCHER, user_set_role
-from labeling.selectors import assignment_for_display, project_get_for_labeler, project_get_for_serving
+from labeling.selectors import assignment_for_display
 from labeling.services import comparison_next_for_labeler, instructions_acknowledge, instructions_publish
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
@@ -186,20 +185,6 @@ def test_hot_endpoints_answer_what_their_serializers_give():
         label = Label.objects.get(assignment=assignment)
         assert answer.json() == LabelCreateApi.OutputSerializer(label).data
         assert answer.json()["chosen_index"] == assignment.display_order[2]
-
-
-@pytest.mark.django_db
-def test_project_for_serving_answers_as_project_for_labeler():
-    active, inactive = ProjectFactory(k=3, calibration_share=0.25), ProjectFactory(is_active=False)
-    labeler, nobody = UserFactory(username="serving", role=CONTRACTOR), UserFactory(username="no-role")
-    got = project_get_for_serving(slug=active.slug, user=labeler)
-    assert got == project_get_for_labeler(slug=active.slug, user=labeler)
-    assert (got.k, got.calibration_share, got.labels_per_comparison) == (3, 0.25, active.labels_per_comparison)
-    assert got.name == active.name  # a field not read up front still loads
-    for slug, user in [(inactive.slug, labeler), ("no-such-project", labeler), (active.slug, nobody),
-                       (active.slug, AnonymousUser())]:
-        with pytest.raises(Http404):
-            project_get_for_serving(slug=slug, user=user)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -264,3 +264,24 @@ def test_existing_calibration_comparisons_get_their_slots_back():
     ordinary.refresh_from_db()
     assert (old.labels_wanted, old.label_count, old.open_slots) == (5, 2, 3)
     assert (ordinary.labels_wanted, ordinary.open_slots) == (2, 2)
+
+
+def test_next_by_slug_serves_active_projects_to_labelers_only(contractor):
+    """The API's next (by slug), on both paths: the active project serves; an inactive or unknown
+    project, a user without the labeling role and an anonymous one all get NotFound, nothing leased."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from labeling.errors import NotFound
+    from labeling.services import comparison_next_by_slug
+
+    active, inactive = ProjectFactory(k=3), ProjectFactory(is_active=False)
+    make_comparison(active)
+    make_comparison(inactive)
+    nobody = UserFactory(username="no-role")
+    for slug, user in [(inactive.slug, contractor), ("no-such-project", contractor), (active.slug, nobody),
+                       (active.slug, AnonymousUser())]:
+        with pytest.raises(NotFound):
+            comparison_next_by_slug(slug=slug, labeler=user, now=T0)
+    assert Assignment.objects.count() == 0
+    assignment = comparison_next_by_slug(slug=active.slug, labeler=contractor, now=T0)
+    assert assignment.comparison.project_id == active.id and len(assignment.display_order) == 3

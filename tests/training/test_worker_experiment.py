@@ -153,3 +153,18 @@ def test_copy_variant_base_is_pretrained_in_stages_and_reused(db, settings, tmp_
     lines.clear()
     assert base_model_ensure(s, docs, posts, lines.append)[0] == model_dir
     assert lines[0].startswith("reusing the pretrained base")
+
+
+def test_sentiment_base_is_pretrained_once_and_reused(db, settings, tmp_path):
+    from training.rlhf.models import load_lm
+    from training.services.experiment import base_model_ensure
+
+    settings.ARTIFACTS_DIR = tmp_path
+    s = miniature(n_layer=1, n_embd=32, n_head=2, pretrain_steps=3, pretrain_batch=4, block_size=32)
+    docs = read_corpus(CORPUS)
+    lines: list[str] = []
+    folder, metrics = base_model_ensure(s, docs, [], lines.append)
+    assert metrics["step"] == 3 and load_lm(folder)[0].config.n_layer == 1
+    assert not any("copy base stage" in line for line in lines)
+    assert base_model_ensure(s, docs, [], lines.append) == (folder, metrics)
+    assert lines[-1].startswith("reusing the pretrained base")

@@ -150,19 +150,29 @@ def base_model_ensure(s: ExperimentSettings, docs: list[str], posts: list[str],
         if "valid/loss" in metrics:
             log(f"  pretrain step {int(metrics['step'])}: valid bits/byte {metrics['valid/bits_per_byte']:.3f}")
 
-    if not s.summarization:
-        result = pretrain(s.pretrain_config(folder), documents=docs, on_log=on_log)
-        metrics_file.write_text(json.dumps(result.metrics))
-        return folder, result.metrics
+    if s.summarization:
+        model_dir, metrics = _copy_base_pretrain(s, folder, docs, posts, on_log, log)
+        metrics = {**metrics, "model_dir": str(model_dir)}
+    else:
+        model_dir, metrics = folder, pretrain(s.pretrain_config(folder), documents=docs, on_log=on_log).metrics
+    metrics_file.write_text(json.dumps(metrics))
+    return model_dir, metrics
+
+
+def _copy_base_pretrain(s: ExperimentSettings, folder: Path, docs: list[str], posts: list[str], on_log,
+                        log: Callable[[str], None]) -> tuple[Path, dict]:
+    """The copy variant's stages, each continuing the last in `folder`/stage-N; an interrupted run
+    resumes at the first unfinished stage. Returns the last stage's folder and metrics."""
     from training.rlhf.evaluate import TLDR
     from training.rlhf.experiment import copy_stage_documents
+    from training.rlhf.pretrain import pretrain
 
     model_dir, metrics = None, {}
     stages = s.copy_stage_list()
     for i, stage in enumerate(stages, start=1):
         stage_dir = folder / f"stage-{i}"
         done = stage_dir / "pretrain_metrics.json"
-        if not done.is_file():  # an interrupted run resumes at the first unfinished stage
+        if not done.is_file():
             log(f"  copy base stage {i}/{len(stages)}: {stage}")
             config = dataclasses.replace(s.pretrain_config(stage_dir), max_steps=stage.steps,
                                          block_size=s.copy_block_size, init_from=str(model_dir) if model_dir else None,
@@ -170,8 +180,6 @@ def base_model_ensure(s: ExperimentSettings, docs: list[str], posts: list[str],
             documents = copy_stage_documents(docs, posts, stage, s.seed + 100 * i, TLDR)
             done.write_text(json.dumps(pretrain(config, documents=documents, on_log=on_log).metrics))
         model_dir, metrics = stage_dir, json.loads(done.read_text())
-    metrics = {**metrics, "model_dir": str(model_dir)}
-    metrics_file.write_text(json.dumps(metrics))
     return model_dir, metrics
 
 
