@@ -82,21 +82,32 @@ BEGIN
         <<pick>>
         FOREACH v_wait IN ARRAY ARRAY[false, true] LOOP
             FOREACH v_calibration IN ARRAY v_pools LOOP
-                IF v_wait THEN
-                    SELECT c.id INTO v_comparison FROM {comparison} c
-                    WHERE c.project_id = v_project AND c.status = 'active' AND c.is_calibration = v_calibration
-                      AND c.open_slots > 0
-                      AND NOT EXISTS (SELECT 1 FROM {assignment} a
-                                      WHERE a.comparison_id = c.id AND a.labeler_id = p_labeler)
-                    ORDER BY c.id LIMIT 1 FOR UPDATE OF c;
-                ELSE
-                    SELECT c.id INTO v_comparison FROM {comparison} c
-                    WHERE c.project_id = v_project AND c.status = 'active' AND c.is_calibration = v_calibration
-                      AND c.open_slots > 0
-                      AND NOT EXISTS (SELECT 1 FROM {assignment} a
-                                      WHERE a.comparison_id = c.id AND a.labeler_id = p_labeler)
-                    ORDER BY c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED;
-                END IF;
+                -- Each attempt is a subtransaction: a row it locked that then failed PostgreSQL's
+                -- recheck (its last slot taken meanwhile) stays locked until the attempt ends, and an
+                -- attempt that finds nothing rolls back, so a transaction never waits for a row while
+                -- holding such locks (two pools visited in opposite orders deadlocked that way).
+                BEGIN
+                    IF v_wait THEN
+                        SELECT c.id INTO v_comparison FROM {comparison} c
+                        WHERE c.project_id = v_project AND c.status = 'active' AND c.is_calibration = v_calibration
+                          AND c.open_slots > 0
+                          AND NOT EXISTS (SELECT 1 FROM {assignment} a
+                                          WHERE a.comparison_id = c.id AND a.labeler_id = p_labeler)
+                        ORDER BY c.id LIMIT 1 FOR UPDATE OF c;
+                    ELSE
+                        SELECT c.id INTO v_comparison FROM {comparison} c
+                        WHERE c.project_id = v_project AND c.status = 'active' AND c.is_calibration = v_calibration
+                          AND c.open_slots > 0
+                          AND NOT EXISTS (SELECT 1 FROM {assignment} a
+                                          WHERE a.comparison_id = c.id AND a.labeler_id = p_labeler)
+                        ORDER BY c.id LIMIT 1 FOR UPDATE OF c SKIP LOCKED;
+                    END IF;
+                    IF v_comparison IS NULL THEN
+                        RAISE EXCEPTION USING ERRCODE = 'no_data_found';
+                    END IF;
+                EXCEPTION WHEN no_data_found THEN
+                    v_comparison := NULL;
+                END;
                 EXIT pick WHEN v_comparison IS NOT NULL;
             END LOOP;
         END LOOP;

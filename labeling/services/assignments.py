@@ -98,29 +98,33 @@ def _lease_one(*, project: Project, labeler, calibration: bool, now: datetime, w
     # Runs inside comparison_next_for_labeler's transaction, after the labeler's row lock: every
     # statement here sees all assignments committed by the labeler's earlier requests, so the
     # exclusion below is exact and the unique (comparison, labeler) constraint cannot fire short
-    # of a bug. No savepoint, then (it cost two round trips per lease); should the constraint
-    # ever fire, the whole request rolls back and nothing is half-written.
+    # of a bug; should it ever fire, the whole request rolls back and nothing is half-written.
+    # The pick is a savepoint: on PostgreSQL a row it locked that then failed the recheck (its last
+    # slot taken meanwhile) stays locked, and a pick that finds nothing rolls back so that the next
+    # pick never waits while holding such locks (two pools visited in opposite orders deadlocked).
     order = list(range(project.k))
     _rng.shuffle(order)
     expires_at = now + timedelta(minutes=settings.LABELING_LEASE_MINUTES)
     already_assigned = Assignment.objects.filter(comparison=OuterRef("pk"), labeler=labeler)
-    with transaction.atomic(savepoint=False):
-        comparison = (
-            Comparison.objects.filter(
-                project=project, status=Comparison.Status.ACTIVE, is_calibration=calibration, open_slots__gt=0
-            )
-            .exclude(Exists(already_assigned))
-            .order_by("id")
-            .select_for_update(skip_locked=not wait, of=("self",))
-            .only("id", "project_id")
-            .first()
+    pick = transaction.savepoint()
+    comparison = (
+        Comparison.objects.filter(
+            project=project, status=Comparison.Status.ACTIVE, is_calibration=calibration, open_slots__gt=0
         )
-        if comparison is None:
-            return None
-        Comparison.objects.filter(id=comparison.id).update(open_slots=F("open_slots") - 1)
-        return Assignment.objects.create(
-            comparison=comparison, labeler=labeler, display_order=order, leased_at=now, expires_at=expires_at
-        )
+        .exclude(Exists(already_assigned))
+        .order_by("id")
+        .select_for_update(skip_locked=not wait, of=("self",))
+        .only("id", "project_id")
+        .first()
+    )
+    if comparison is None:
+        transaction.savepoint_rollback(pick)
+        return None
+    transaction.savepoint_commit(pick)
+    Comparison.objects.filter(id=comparison.id).update(open_slots=F("open_slots") - 1)
+    return Assignment.objects.create(
+        comparison=comparison, labeler=labeler, display_order=order, leased_at=now, expires_at=expires_at
+    )
 
 
 def _live_lease(*, project: Project, labeler, now: datetime) -> Assignment | None:
