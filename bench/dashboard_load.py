@@ -15,11 +15,17 @@ labels (so the table holds 10% more labels than --labels); labels spread over 60
 texts come from a 300-word vocabulary and one sample in four copies a span of its context, so
 the copy and length detectors have work to do.
 
+The SQL load writes comparisons around the services, so their text figures (the length, copy
+and too-fast detectors' inputs, `Comparison.length_top`/`copy_top`/`text_chars`) are then computed
+with `comparisons_text_figures_fill`, as comparison_create and the imports do at write time; its
+time is printed apart.
+
 Timed: the overview (`/projects/<slug>/dashboard/`), the labeler table
-(`/projects/<slug>/dashboard/labelers/`), its CSV, and one labeler's drill-down. The first request
-of the overview fetches all label columns, and the first of the labeler table computes the text
-statistics (n-gram overlaps of every labeled comparison); the process keeps both, and later
-requests check them with one aggregate query and fetch only newer labels.
+(`/projects/<slug>/dashboard/labelers/`), its CSV, and one labeler's drill-down. First, each page
+alone in a fresh process (its first request: a worker that just started, nothing kept); then all
+pages in one process, the first request and the median of the next --repeat. The first request of
+a process fetches all label columns (one binary COPY on PostgreSQL); the process keeps them, and
+later requests check them with one aggregate query and fetch only newer labels.
 """
 from __future__ import annotations
 
@@ -131,12 +137,13 @@ def database_load(*, labels: int, labelers: int) -> None:
         {},
     )
     cur.execute(
-        """INSERT INTO labeling_label (assignment_id, comparison_id, labeler_id, chosen_index, unsure, skipped,
-               skip_reason, duration_ms, instructions_id, created_at)
+        """INSERT INTO labeling_label (assignment_id, comparison_id, labeler_id, chosen_index, display_position, unsure,
+               skipped, skip_reason, duration_ms, instructions_id, created_at)
            SELECT a.id, a.comparison_id, a.labeler_id,
-                  CASE WHEN r < 0.03 THEN NULL ELSE (floor(random() * 4))::int END, random() < 0.05, r < 0.03,
+                  CASE WHEN r < 0.03 THEN NULL ELSE (a.display_order ->> p)::int END, CASE WHEN r < 0.03 THEN NULL ELSE p END,
+                  random() < 0.05, r < 0.03,
                   CASE WHEN r < 0.03 THEN 'unclear' ELSE '' END, 3000 + (random() * 40000)::int, %s, a.leased_at
-           FROM (SELECT *, random() AS r FROM labeling_assignment) a ORDER BY a.id""",
+           FROM (SELECT *, random() AS r, floor(random() * 4)::int AS p FROM labeling_assignment) a ORDER BY a.id""",
         (instructions,),
     )
     cur.execute("""UPDATE labeling_comparison c SET label_count = l.n
@@ -157,13 +164,37 @@ def database_load(*, labels: int, labelers: int) -> None:
           f"{total - by_labelers} by 2 researchers on the calibration slice)")
 
 
-def measure(repeat: int) -> None:
-    """In-process requests as a researcher: first (cold) and median of `repeat` more, server time only."""
+def _django_setup() -> None:
     os.environ.update(_env(DB))
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
+
+
+def figures_fill() -> None:
+    """What the write paths store per comparison, computed for the SQL-loaded rows."""
+    _django_setup()
+    from labeling.models import Comparison
+    from labeling.services import comparisons_text_figures_fill
+
+    start = time.perf_counter()
+    ids = list(Comparison.objects.filter(project__slug=SLUG).values_list("id", flat=True))
+    written = comparisons_text_figures_fill(comparison_ids=ids)
+    print(f"text figures: {written} comparisons in {time.perf_counter() - start:.1f} s "
+          f"(comparison_create and the imports do this as they write)")
+    conn = psycopg2.connect(dbname=DB, **PG)
+    conn.autocommit = True
+    conn.cursor().execute("VACUUM ANALYZE labeling_comparison")  # the update left every row twice (autovacuum's job)
+    conn.close()
+
+
+PAGES = ("overview", "labeler table", "labeler table CSV", "labeler drill-down")
+
+
+def measure(repeat: int, pages: tuple[str, ...] = PAGES) -> None:
+    """In-process requests as a researcher: first (cold) and median of `repeat` more, server time only."""
+    _django_setup()
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -174,22 +205,23 @@ def measure(repeat: int) -> None:
     labeler = get_user_model().objects.get(username="dash-l7")
     client = Client()
     client.force_login(researcher)
-    pages = [
-        ("overview", reverse("dashboard-project", kwargs={"slug": SLUG})),
-        ("labeler table", reverse("dashboard-labelers", kwargs={"slug": SLUG})),
-        ("labeler table CSV", reverse("dashboard-labelers", kwargs={"slug": SLUG}) + "?format=csv"),
-        ("labeler drill-down", reverse("dashboard-labeler", kwargs={"slug": SLUG, "user_id": labeler.id})),
-    ]
-    for name, url in pages:
+    urls = {
+        "overview": reverse("dashboard-project", kwargs={"slug": SLUG}),
+        "labeler table": reverse("dashboard-labelers", kwargs={"slug": SLUG}),
+        "labeler table CSV": reverse("dashboard-labelers", kwargs={"slug": SLUG}) + "?format=csv",
+        "labeler drill-down": reverse("dashboard-labeler", kwargs={"slug": SLUG, "user_id": labeler.id}),
+    }
+    for name in pages:
         times = []
         for _ in range(repeat + 1):
             with CaptureQueriesContext(connection) as queries:
                 start = time.perf_counter()
-                response = client.get(url)
+                response = client.get(urls[name])
                 times.append((time.perf_counter() - start) * 1000)
-            assert response.status_code == 200, (url, response.status_code)
-        print(f"{name:20s} first {times[0]:7.0f} ms · median of next {repeat} {statistics.median(times[1:]):7.0f} ms "
-              f"(min {min(times[1:]):.0f}, max {max(times[1:]):.0f}) · {len(queries.captured_queries)} queries · "
+            assert response.status_code == 200, (urls[name], response.status_code)
+        later = (f" · median of next {repeat} {statistics.median(times[1:]):7.0f} ms (min {min(times[1:]):.0f}, "
+                 f"max {max(times[1:]):.0f})") if repeat else ""
+        print(f"{name:20s} first {times[0]:7.0f} ms{later} · {len(queries.captured_queries)} queries · "
               f"{len(response.content) // 1024} KiB")
 
 
@@ -199,13 +231,24 @@ def main() -> None:
     parser.add_argument("--labelers", type=int, default=80)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-load", action="store_true", help="reuse the loaded rlhf_dashbench")
+    parser.add_argument("--page", choices=PAGES, help=argparse.SUPPRESS)  # one cold page (a subprocess of main)
+    parser.add_argument("--fill", action="store_true", help=argparse.SUPPRESS)  # the text figures (a subprocess)
     args = parser.parse_args()
+    if args.fill:
+        return figures_fill()
+    if args.page:
+        return measure(0, (args.page,))
     print(f"cpus: {os.cpu_count()} · load average: {os.getloadavg()}")
     if not args.skip_load:
         start = time.perf_counter()
         database_prepare()
         database_load(labels=args.labels, labelers=args.labelers)
         print(f"load took {time.perf_counter() - start:.0f} s")
+        subprocess.run([sys.executable, __file__, "--fill"], check=True)
+    print("each page alone, in a fresh process:")
+    for page in PAGES:
+        subprocess.run([sys.executable, __file__, "--page", page], check=True)
+    print(f"all pages in one process, then {args.repeat} more requests each:")
     measure(args.repeat)
 
 

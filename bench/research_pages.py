@@ -103,13 +103,13 @@ def main() -> None:
                        state=Assignment.State.SUBMITTED) for c in comparisons for n in range(args.labels)])
         Label.objects.bulk_create([
             Label(assignment=a, comparison_id=a.comparison_id, labeler_id=a.labeler_id, chosen_index=(a.id * 7) % 4,
-                  duration_ms=1000, instructions=versions[-1]) for a in assignments])
+                  display_position=(a.id * 7) % 4, duration_ms=1000, instructions=versions[-1]) for a in assignments])
     shown = Comparison.objects.filter(project=project).order_by("id").first()
     extra = Assignment.objects.bulk_create([
         Assignment(comparison=shown, labeler=labelers[n], display_order=[3, 2, 1, 0], leased_at=now, expires_at=now,
                    state=Assignment.State.SUBMITTED) for n in range(args.labels, args.detail_labels)])
     Label.objects.bulk_create([Label(assignment=a, comparison=shown, labeler_id=a.labeler_id, chosen_index=1,
-                                     duration_ms=500, instructions=versions[0]) for a in extra])
+                                     display_position=2, duration_ms=500, instructions=versions[0]) for a in extra])
     total = Label.objects.filter(comparison__project=project).count()
     print(f"database: {connection.vendor}; machine: {os.cpu_count()} cores; loaded in {time.perf_counter() - started:.1f} s")
     print(f"project: {args.rounds} rounds x {args.comparisons} comparisons (K=4, 2 policy + 2 base), "

@@ -4,7 +4,9 @@ Labels, their assignments, flags and instruction acknowledgements are evidence o
 answered under which instructions: the admin shows them read-only (no add, change or delete).
 Published instructions are read-only too (labels point at the version they were given under;
 publish a new version instead). Counters that services keep consistent (label_count,
-open_slots) are read-only on comparisons. Large foreign keys use raw id widgets.
+open_slots) are read-only on comparisons. Large foreign keys use raw id widgets. Saving a
+sample, a query or a comparison refreshes the text figures of the comparisons it touches (the
+dashboards' length, copy and too-fast detectors read them).
 """
 from django.contrib import admin
 
@@ -21,6 +23,18 @@ from labeling.models import (
     SampleFlag,
     SimulatedLabeler,
 )
+from labeling.services import comparisons_text_figures_fill
+
+
+class TextFiguresRefresh:
+    """After a save (and its inlines), recompute the text figures of the comparisons it may have changed."""
+
+    def comparisons_touched(self, obj) -> list[int]:
+        raise NotImplementedError
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        comparisons_text_figures_fill(comparison_ids=self.comparisons_touched(form.instance), refresh=True)
 
 
 class EvidenceAdmin(admin.ModelAdmin):
@@ -77,21 +91,27 @@ class SampleInline(admin.TabularInline):
 
 
 @admin.register(Query)
-class QueryAdmin(admin.ModelAdmin):
+class QueryAdmin(TextFiguresRefresh, admin.ModelAdmin):
     list_display = ["id", "project", "external_id", "split", "created_at"]
     list_filter = ["project", "split"]
     search_fields = ["external_id", "context"]
     raw_id_fields = ["project"]
     inlines = [SampleInline]
 
+    def comparisons_touched(self, obj) -> list[int]:
+        return list(Comparison.objects.filter(query=obj).values_list("id", flat=True))
+
 
 @admin.register(Sample)
-class SampleAdmin(admin.ModelAdmin):
+class SampleAdmin(TextFiguresRefresh, admin.ModelAdmin):
     list_display = ["id", "query", "source", "created_at"]
     list_filter = ["source"]
     search_fields = ["text", "source", "query__external_id"]
     raw_id_fields = ["query"]
     list_select_related = ["query"]
+
+    def comparisons_touched(self, obj) -> list[int]:
+        return list(ComparisonSample.objects.filter(sample=obj).values_list("comparison_id", flat=True))
 
 
 class ComparisonSampleInline(admin.TabularInline):
@@ -112,7 +132,7 @@ class ComparisonSampleInline(admin.TabularInline):
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
+class ComparisonAdmin(TextFiguresRefresh, admin.ModelAdmin):
     list_display = ["id", "project", "query", "status", "is_calibration", "label_count", "labels_wanted",
                     "open_slots", "batch", "created_at"]
     list_filter = ["project", "status", "is_calibration", "batch"]
@@ -122,6 +142,9 @@ class ComparisonAdmin(admin.ModelAdmin):
     readonly_fields = ["labels_wanted", "label_count", "open_slots", "created_at"]
     list_select_related = ["project", "query"]
     inlines = [ComparisonSampleInline]
+
+    def comparisons_touched(self, obj) -> list[int]:
+        return [obj.id]
 
 
 @admin.register(ComparisonSample)

@@ -167,6 +167,16 @@ class Comparison(models.Model):
         "training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons",
         help_text="The sampling run that published it; the andon cord on that run withdraws it.",
     )
+    # What the shortcut detectors need of the texts (labeling.textstats.comparison_text_figures), kept
+    # at write time: computing n-gram overlaps for 200k samples on a dashboard's first request cost
+    # seconds. NULL means not computed yet (rows written around the services); the dashboards fill them.
+    length_top = models.PositiveSmallIntegerField(
+        null=True, blank=True, editable=False, help_text="Bit mask of the samples tied for the longest text.")
+    copy_top = models.PositiveSmallIntegerField(
+        null=True, blank=True, editable=False,
+        help_text="Bit mask of the samples tied for the highest word 3-gram overlap with the context.")
+    text_chars = models.PositiveIntegerField(
+        null=True, blank=True, editable=False, help_text="Characters of the context and every sample.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -238,6 +248,9 @@ class Label(models.Model):
     comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="labels")
     labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="labels")
     chosen_index = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Canonical index; null when skipped.")
+    # = assignment.display_order.index(chosen_index), kept so that the position-bias checks read labels alone.
+    display_position = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Where on screen the chosen sample was (0 = A); null when skipped.")
     unsure = models.BooleanField(default=False)
     skipped = models.BooleanField(default=False)
     skip_reason = models.TextField(blank=True)
@@ -258,13 +271,6 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return f"label {self.pk}"
-
-    @property
-    def display_position(self) -> int | None:
-        """Where on screen the chosen sample was (0 = A), for position-bias checks."""
-        if self.chosen_index is None:
-            return None
-        return list(self.assignment.display_order).index(self.chosen_index)
 
 
 class SampleFlag(models.Model):

@@ -56,3 +56,44 @@ def copy_overlaps(context: str, texts: list[str], n: int = 3) -> list[float]:
         text_grams = ngrams(text_words, size)
         out.append(len(text_grams & context_grams[size]) / len(text_grams))
     return out
+
+
+def top_mask(values) -> int:
+    """Bit mask of the indices tied at the maximum (bit i = index i); 0 for no values."""
+    if not values:
+        return 0
+    best = max(values)
+    return sum(1 << i for i, v in enumerate(values) if v == best)
+
+
+def comparison_text_figures(context: str, texts: list[str]) -> tuple[int, int, int]:
+    """What the dashboards keep per comparison: (length_top, copy_top, chars).
+
+    length_top / copy_top: bit masks of the samples (canonical indices) tied for the longest
+    `text_length` and the highest `copy_overlap` with the context; chars: characters to read,
+    context plus every sample. Pure: the write paths, the backfill migration and the dashboards'
+    fill of rows written around them all call this.
+    """
+    lengths = [text_length(t) for t in texts]
+    return top_mask(lengths), top_mask(copy_overlaps(context, texts)), len(context) + sum(len(t) for t in texts)
+
+
+def text_figures_by_comparison(entries, contexts: dict[int, tuple[str, int]]) -> dict[int, tuple[int, int, int]]:
+    """`comparison_text_figures` of many comparisons from database rows.
+
+    entries: (comparison id, canonical position, sample text) rows; contexts: {comparison id:
+    (its query's context, the project's K)}. A comparison whose samples are not exactly K gets
+    masks 0, which the detectors skip (they cannot judge "the longest of K" then).
+    """
+    texts: dict[int, dict[int, str]] = {}
+    for comparison_id, position, text in entries:
+        texts.setdefault(comparison_id, {})[position] = text
+    out = {}
+    for comparison_id, (context, k) in contexts.items():
+        by_position = texts.get(comparison_id, {})
+        ordered = [by_position[p] for p in sorted(by_position)]
+        length_top, copy_top, chars = comparison_text_figures(context, ordered)
+        if len(ordered) != k:
+            length_top = copy_top = 0
+        out[comparison_id] = (length_top, copy_top, chars)
+    return out

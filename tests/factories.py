@@ -83,11 +83,13 @@ def make_label(comparison, labeler, *, chosen_index=None, display_order=None, sk
     `chosen_index` is canonical; None skips. The comparison's counters are not touched."""
     now = timezone.now()
     k = comparison.entries.count()
+    order = display_order or list(range(k))
     assignment = models.Assignment.objects.create(
-        comparison=comparison, labeler=labeler, display_order=display_order or list(range(k)), leased_at=now,
+        comparison=comparison, labeler=labeler, display_order=order, leased_at=now,
         expires_at=now, state=models.Assignment.State.SUBMITTED,
     )
     return models.Label.objects.create(
         assignment=assignment, comparison=comparison, labeler=labeler, chosen_index=chosen_index,
+        display_position=None if chosen_index is None else order.index(chosen_index),
         skipped=chosen_index is None, skip_reason=skip_reason, duration_ms=fields.pop("duration_ms", 1000), **fields,
     )

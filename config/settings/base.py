@@ -164,6 +164,9 @@ LABELING_LEASE_MINUTES = env.int("LABELING_LEASE_MINUTES", default=15)
 # On PostgreSQL, next and submit call the SQL functions of labeling migration 0006 (one round trip
 # each); off, they take the ORM path every other database takes (the tests run both).
 LABELING_SQL_FUNCTIONS = env.bool("LABELING_SQL_FUNCTIONS", default=True)
+# On PostgreSQL, the dashboards read a project's label columns with one binary COPY; off, through
+# the ORM as on every other database (labeling/selectors_quality/columns.py; the tests run both).
+DASHBOARD_PG_COPY = env.bool("DASHBOARD_PG_COPY", default=True)
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -22,11 +22,12 @@ Definitions (the math is in `labeling/metrics.py`):
   labeling, not over the wall-clock day.
 
 Every function reads with a fixed number of queries whatever the number of labels or labelers
-(columns via values_list, computed on numpy arrays). Each process keeps a project's label columns
-and the samples' text statistics between requests (see `_project_columns` and
-`comparison_text_stats` for why and how they stay fresh); `text_stats_cache_clear` forgets both.
+(label columns in one statement, computed on numpy arrays). The texts' figures the length, copy
+and too-fast detectors need are kept per comparison at write time (`Comparison.length_top`,
+`copy_top`, `text_chars`). Each process keeps a project's label columns between requests (see
+`_project_columns` for why and how they stay fresh); `dashboard_cache_clear` forgets them.
 """
-from labeling.selectors_quality.columns import TextStats, comparison_text_stats, text_stats_cache_clear
+from labeling.selectors_quality.columns import dashboard_cache_clear
 from labeling.selectors_quality.common import (
     ALPHA,
     READING_CHARS_PER_SECOND,
@@ -51,6 +52,6 @@ from labeling.selectors_quality.overview import InterRater, ProjectQuality, proj
 __all__ = [
     "ALPHA", "DETECTORS", "READING_CHARS_PER_SECOND", "SORT_KEYS", "TOO_FAST_ALLOWED_SHARE", "Agreement",
     "InterRater", "LabelDetail", "LabelerDetail", "LabelerQuality", "ProjectQuality", "ResearcherAnswers",
-    "ShownText", "TextStats", "comparison_text_stats", "labeler_detail", "labelers_quality", "labelers_sort",
-    "project_quality", "researcher_ids", "text_stats_cache_clear",
+    "ShownText", "dashboard_cache_clear", "labeler_detail", "labelers_quality", "labelers_sort",
+    "project_quality", "researcher_ids",
 ]

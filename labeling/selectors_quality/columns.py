@@ -1,183 +1,160 @@
-"""What the dashboards read per label and per comparison, and what each process keeps between requests."""
+"""What the dashboards read per label, and what each process keeps between requests.
+
+A project's labels are read as columns (numpy arrays, one entry per label), joined with what
+the shortcut detectors need of each comparison's texts (`Comparison.length_top`, `copy_top`,
+`text_chars`, kept at write time). On PostgreSQL the rows come through one `COPY … TO STDOUT
+(FORMAT binary)` of fixed-width integers that numpy reads in place: at 110k labels the ORM's
+row tuples cost 3–4× as much (bench/dashboard_load.py). `DASHBOARD_PG_COPY=0`, and any other
+database, read through the ORM; the tests run both on PostgreSQL.
+"""
 from __future__ import annotations
 
-import json
+import io
 import threading
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
+from django.conf import settings
+from django.db import connection
 from django.db.models import Count, F, Q, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.utils import timezone
 
-from labeling.models import ComparisonSample, Label, Project, Query, SampleFlag
-from labeling.textstats import copy_overlaps, text_length
+from labeling.models import Comparison, Label, Project, SampleFlag
 
-@dataclass(frozen=True)
-class TextStats:
-    """Per canonical index: text length and copy overlap with the context; all characters read.
-
-    `length_top`/`copy_top` are bit masks of the indices tied at the maximum (bit i = index i).
-    """
-
-    lengths: tuple[int, ...]
-    overlaps: tuple[float, ...]
-    chars: int
-    length_top: int
-    copy_top: int
+_LOCK = threading.Lock()
 
 
-# Samples and contexts never change once a comparison exists, and the n-gram overlaps of 100k
-# labels' samples cost seconds (bench/dashboard_load.py: "first" against later requests), so the
-# figures are kept per process, by comparison id with its query id checked. Tests clear it.
-_TEXT_CACHE: OrderedDict[int, tuple[int, TextStats]] = OrderedDict()
-_TEXT_CACHE_MAX = 500_000
-_TEXT_LOCK = threading.Lock()
-
-
-def text_stats_cache_clear() -> None:
-    """Forget what this process keeps between requests (text statistics and label columns)."""
-    with _TEXT_LOCK:
-        _TEXT_CACHE.clear()
+def dashboard_cache_clear() -> None:
+    """Forget the label columns this process keeps between requests (tests start from cold)."""
+    with _LOCK:
         _COLUMNS_CACHE.clear()
-
-
-def _top_mask(values: tuple) -> int:
-    best = max(values)
-    return sum(1 << i for i, v in enumerate(values) if v == best)
-
-
-def _stats_of(context: str, texts: list[str]) -> TextStats:
-    lengths = tuple(text_length(t) for t in texts)
-    overlaps = tuple(copy_overlaps(context, texts))  # = copy_overlap per text, the simulated labelers' score
-    return TextStats(lengths=lengths, overlaps=overlaps, chars=len(context) + sum(len(t) for t in texts),
-                     length_top=_top_mask(lengths), copy_top=_top_mask(overlaps))
-
-
-def comparison_text_stats(keys: dict[int, int], *, project: Project) -> dict[int, TextStats]:
-    """TextStats of the given comparisons ({comparison id: query id}): at most 2 queries, none when all are known."""
-    known: dict[int, TextStats] = {}
-    with _TEXT_LOCK:
-        cache_get = _TEXT_CACHE.get
-        for comparison_id, query_id in keys.items():
-            entry = cache_get(comparison_id)
-            if entry is not None and entry[0] == query_id:
-                known[comparison_id] = entry[1]
-    missing = {c: q for c, q in keys.items() if c not in known}
-    if missing:
-        texts: dict[int, dict[int, str]] = defaultdict(dict)
-        rows = ComparisonSample.objects.filter(comparison__project=project).values_list(
-            "comparison_id", "position", "sample__text"
-        )
-        contexts = Query.objects.filter(project=project)
-        if len(missing) < 1000:  # few: ask for those only (one IN list); many: the project's rows
-            rows = rows.filter(comparison_id__in=list(missing))
-            contexts = contexts.filter(id__in=set(missing.values()))
-        for comparison_id, position, text in rows:
-            if comparison_id in missing:
-                texts[comparison_id][position] = text
-        context_of = dict(contexts.values_list("id", "context"))
-        fresh = {
-            comparison_id: _stats_of(context_of.get(missing[comparison_id], ""), [by_position[p] for p in sorted(by_position)])
-            for comparison_id, by_position in texts.items()
-        }
-        with _TEXT_LOCK:
-            for comparison_id, value in fresh.items():
-                _TEXT_CACHE[comparison_id] = (missing[comparison_id], value)
-            while len(_TEXT_CACHE) > _TEXT_CACHE_MAX:
-                _TEXT_CACHE.popitem(last=False)
-        known.update(fresh)
-    return known
-
-
-_ORDERS: dict[str, tuple[int, ...]] = {}  # display_order JSON text → tuple (at most K! distinct values)
-
-
-def _order(text: str) -> tuple[int, ...]:
-    order = _ORDERS.get(text)
-    if order is None:
-        order = _ORDERS[text] = tuple(json.loads(text))
-    return order
 
 
 @dataclass
 class _Labels:
-    """A project's labels as columns (numpy arrays, one entry per label)."""
+    """A project's labels as columns (numpy int64 or bool arrays, one entry per label)."""
 
     id: np.ndarray
     labeler: np.ndarray
     comparison: np.ndarray
-    query: np.ndarray
     chosen: np.ndarray  # canonical index, −1 when skipped
-    position: np.ndarray  # display position of the chosen sample, −1 when skipped
-    orders: list[tuple[int, ...]]
+    position: np.ndarray  # Label.display_position, −1 when skipped (or not known)
     unsure: np.ndarray
     skipped: np.ndarray
     duration_ms: np.ndarray
     calibration: np.ndarray
-    flagged: np.ndarray
-    day: np.ndarray  # date.toordinal() of created_at (UTC date, as TruncDate)
+    day: np.ndarray  # date.toordinal() of created_at (the current time zone's date, as TruncDate)
     instructions: np.ndarray  # Instructions id, −1 when none
+    length_top: np.ndarray  # the comparison's Comparison.length_top, −1 while not computed
+    copy_top: np.ndarray  # … copy_top
+    text_chars: np.ndarray  # … text_chars
+    flagged: np.ndarray
 
-    _ARRAYS = ("id", "labeler", "comparison", "query", "chosen", "position", "unsure", "skipped", "duration_ms",
-               "calibration", "flagged", "day", "instructions")
+    # In the order both fetches produce them; `flagged` is read apart (flags may come later).
+    FETCHED = ("id", "labeler", "comparison", "chosen", "position", "unsure", "skipped", "duration_ms",
+               "calibration", "day", "instructions", "length_top", "copy_top", "text_chars")
+    BOOLEAN = ("unsure", "skipped", "calibration")
+
+    @classmethod
+    def from_matrix(cls, matrix: np.ndarray) -> _Labels:
+        """From an (n, len(FETCHED)) integer matrix, flags False."""
+        columns = {name: np.ascontiguousarray(matrix[:, i], dtype=np.int64) for i, name in enumerate(cls.FETCHED)}
+        for name in cls.BOOLEAN:
+            columns[name] = columns[name].astype(bool)
+        return cls(**columns, flagged=np.zeros(len(matrix), dtype=bool))
 
     def subset(self, mask: np.ndarray) -> _Labels:
-        picked = np.flatnonzero(mask).tolist()
-        return _Labels(**{name: getattr(self, name)[mask] for name in self._ARRAYS},
-                       orders=[self.orders[i] for i in picked])
+        return _Labels(**{name: getattr(self, name)[mask] for name in (*self.FETCHED, "flagged")})
 
     def extended(self, more: _Labels) -> _Labels:
-        return _Labels(**{name: np.concatenate([getattr(self, name), getattr(more, name)]) for name in self._ARRAYS},
-                       orders=self.orders + more.orders)
+        return _Labels(**{name: np.concatenate([getattr(self, name), getattr(more, name)])
+                          for name in (*self.FETCHED, "flagged")})
 
     def fingerprint(self) -> tuple[int, ...]:
         """What `_labels_fingerprint` reads from the database for the same rows."""
         return (len(self.id), int(self.id.sum()), int(self.comparison.sum()), int(self.labeler.sum()),
                 int(self.chosen.sum()), int(self.duration_ms.sum()), int(self.unsure.sum()), int(self.skipped.sum()),
-                int(self.calibration.sum()), int(self.instructions.sum()), int((self.id * self.chosen).sum()))
+                int(self.calibration.sum()), int(self.instructions.sum()), int(self.position.sum()),
+                int((self.id * self.chosen).sum()),
+                int(self.length_top.sum()), int(self.copy_top.sum()), int(self.text_chars.sum()))
 
 
-def _label_rows_fetch(labels) -> _Labels:
-    """One query: the label columns (flagged left False)."""
-    rows = list(labels.annotate(
-        order_text=Cast("assignment__display_order", TextField()),
+def _use_copy() -> bool:
+    return connection.vendor == "postgresql" and settings.DASHBOARD_PG_COPY
+
+
+# ---------------------------------------------------------------- PostgreSQL: one binary COPY
+
+# Every column a non-NULL int8, so each row is the same 2 + 14 × (4 + 8) bytes: numpy reads them in place.
+_COPY_SQL = """
+SELECT l.id::int8, l.labeler_id::int8, l.comparison_id::int8, COALESCE(l.chosen_index, -1)::int8,
+       COALESCE(l.display_position, -1)::int8, l.unsure::int::int8, l.skipped::int::int8, l.duration_ms::int8,
+       c.is_calibration::int::int8, ((l.created_at AT TIME ZONE %(tz)s)::date - DATE '0001-01-01' + 1)::int8,
+       COALESCE(l.instructions_id, -1)::int8, COALESCE(c.length_top, -1)::int8, COALESCE(c.copy_top, -1)::int8,
+       COALESCE(c.text_chars, -1)::int8
+FROM labeling_label l
+JOIN labeling_comparison c ON c.id = l.comparison_id
+WHERE c.project_id = %(project)s AND l.id > %(after)s"""
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
+_COPY_ROW = np.dtype([("fields", ">i2")] + [(f"{kind}{i}", ">i4" if kind == "size" else ">i8")
+                                             for i in range(len(_Labels.FETCHED)) for kind in ("size", "value")],
+                     align=False)
+
+
+def _copy_parse(data: bytes) -> np.ndarray:
+    """The (n, columns) int64 matrix of a binary COPY whose every field is a non-NULL int8."""
+    header_end = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, extension length, extension
+    if not data.startswith(_COPY_HEADER) or data[-2:] != b"\xff\xff":
+        raise ValueError("not a PostgreSQL binary COPY stream")
+    n_rows, rest = divmod(len(data) - header_end - 2, _COPY_ROW.itemsize)
+    rows = np.frombuffer(data, dtype=_COPY_ROW, offset=header_end, count=n_rows)
+    n = len(_Labels.FETCHED)
+    if rest or (rows["fields"] != n).any() or any((rows[f"size{i}"] != 8).any() for i in range(n)):
+        raise ValueError("unexpected field count or width in the COPY stream")
+    if n_rows == 0:
+        return np.zeros((0, n), dtype=np.int64)
+    # The values as one strided (rows, n) big-endian view of the buffer, converted in one pass.
+    values = np.ndarray((n_rows, n), dtype=">i8", buffer=data, offset=header_end + 2 + 4,
+                        strides=(_COPY_ROW.itemsize, 12))
+    return values.astype(np.int64)
+
+
+def _label_rows_copy(project: Project, after_id: int) -> _Labels:
+    sql = _COPY_SQL % {"tz": "%s", "project": "%s", "after": "%s"}
+    buffer = io.BytesIO()
+    with connection.cursor() as cursor:  # Django's debug cursor logs copy_expert like any statement
+        statement = cursor.mogrify(sql, [timezone.get_current_timezone_name(), project.id, after_id]).decode()
+        cursor.copy_expert(f"COPY ({statement}) TO STDOUT (FORMAT binary)", buffer)
+    return _Labels.from_matrix(_copy_parse(buffer.getvalue()).reshape(-1, len(_Labels.FETCHED)))
+
+
+# ---------------------------------------------------------------- any database: the ORM
+
+def _label_rows_orm(project: Project, after_id: int) -> _Labels:
+    """One query: the label columns."""
+    rows = Label.objects.filter(comparison__project=project, id__gt=after_id).annotate(
         day_text=Cast(TruncDate("created_at"), TextField()),  # 60 distinct strings convert faster than 100k dates
     ).values_list(
-        "id", "labeler_id", "comparison_id", "comparison__query_id", "chosen_index", "unsure", "skipped",
-        "duration_ms", "comparison__is_calibration", "order_text", "day_text", "instructions_id",
-    ).order_by())  # no ORDER BY: sorting 100k rows costs more than the rest of the query
-    if not rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return _Labels(empty, empty, empty, empty, empty, empty, [], empty.astype(bool), empty.astype(bool), empty,
-                       empty.astype(bool), empty.astype(bool), empty, empty)
-    (ids, labelers, comparisons, queries, chosen, unsure, skipped, durations, calibration, order_texts, day_texts,
-     instructions) = zip(*rows)
+        "id", "labeler_id", "comparison_id", "chosen_index", "display_position", "unsure", "skipped", "duration_ms",
+        "comparison__is_calibration", "day_text", "instructions_id", "comparison__length_top", "comparison__copy_top",
+        "comparison__text_chars",
+    ).order_by()  # no ORDER BY: sorting 100k rows costs more than the rest of the query
     day_of: dict[str, int] = {}
-    for text in set(day_texts):
-        day_of[text] = date.fromisoformat(str(text)[:10]).toordinal()
-    # Display orders take at most K! distinct values: index them, then look positions up in a table.
-    index: dict[str, int] = {}
-    order_ids = np.fromiter((index.setdefault(t, len(index)) for t in order_texts), dtype=np.int64, count=len(rows))
-    distinct = [_order(text) for text in index]
-    position_of = np.full((len(distinct), Project.K_MAX), -1, dtype=np.int64)
-    for row, order in enumerate(distinct):
-        for position, canonical in enumerate(order):
-            if 0 <= canonical < Project.K_MAX:
-                position_of[row, canonical] = position
-    chosen_arr = np.nan_to_num(np.array(chosen, dtype=float), nan=-1).astype(np.int64)
-    positions = np.where(chosen_arr >= 0, position_of[order_ids, chosen_arr.clip(0, Project.K_MAX - 1)], -1)
-    return _Labels(
-        id=np.array(ids, dtype=np.int64), labeler=np.array(labelers, dtype=np.int64),
-        comparison=np.array(comparisons, dtype=np.int64), query=np.array(queries, dtype=np.int64),
-        chosen=chosen_arr, position=positions, orders=[distinct[i] for i in order_ids.tolist()],
-        unsure=np.array(unsure, dtype=bool), skipped=np.array(skipped, dtype=bool),
-        duration_ms=np.array(durations, dtype=np.int64), calibration=np.array(calibration, dtype=bool),
-        flagged=np.zeros(len(rows), dtype=bool),
-        day=np.array([day_of[text] for text in day_texts], dtype=np.int64),
-        instructions=np.array([-1 if i is None else i for i in instructions], dtype=np.int64),
-    )
+    day = _Labels.FETCHED.index("day")
+    matrix = np.array([
+        [(day_of.get(v) or day_of.setdefault(v, date.fromisoformat(str(v)[:10]).toordinal())) if i == day
+         else -1 if v is None else v for i, v in enumerate(row)]
+        for row in rows
+    ], dtype=np.int64).reshape(-1, len(_Labels.FETCHED))
+    return _Labels.from_matrix(matrix)
+
+
+def _label_rows_fetch(project: Project, after_id: int = 0) -> _Labels:
+    """The project's labels with id > after_id as columns, flags left False: one statement."""
+    return _label_rows_copy(project, after_id) if _use_copy() else _label_rows_orm(project, after_id)
 
 
 def _labels_fingerprint(labels, up_to_id: int) -> tuple[int, ...]:
@@ -188,18 +165,59 @@ def _labels_fingerprint(labels, up_to_id: int) -> tuple[int, ...]:
         unsure=Count("id", filter=Q(unsure=True)), skipped=Count("id", filter=Q(skipped=True)),
         calibration=Count("id", filter=Q(comparison__is_calibration=True)),
         instructions=Sum(Coalesce("instructions_id", Value(-1))),
+        positions=Sum(Coalesce("display_position", Value(-1))),
         weighted=Sum(F("id") * Coalesce("chosen_index", Value(-1))),  # an edit that swaps two choices shows here
+        length_top=Sum(Coalesce("comparison__length_top", Value(-1))),  # figures refreshed after a text edit
+        copy_top=Sum(Coalesce("comparison__copy_top", Value(-1))),
+        text_chars=Sum(Coalesce("comparison__text_chars", Value(-1))),
     )
     keys = ("n", "ids", "comparisons", "labelers", "chosen", "duration", "unsure", "skipped", "calibration",
-            "instructions", "weighted")
+            "instructions", "positions", "weighted", "length_top", "copy_top", "text_chars")
     return tuple(int(agg[key] or 0) for key in keys)
+
+
+def _derived_fill(cols: _Labels) -> _Labels:
+    """Compute and store what the write paths keep (text figures, display positions) for rows written
+    without it (around the services), then patch the columns: paid for once, not on every request."""
+    cols = _positions_fill(cols)
+    missing = np.unique(cols.comparison[cols.length_top < 0])
+    if not len(missing):
+        return cols
+    from labeling.services.projects import comparisons_text_figures_fill  # services import the selectors
+
+    comparisons_text_figures_fill(comparison_ids=missing.tolist())
+    figures = {c: f for c, *f in Comparison.objects.filter(id__in=missing.tolist()).values_list(
+        "id", "length_top", "copy_top", "text_chars")}
+    patched = replace(cols, length_top=cols.length_top.copy(), copy_top=cols.copy_top.copy(),
+                      text_chars=cols.text_chars.copy())
+    for i in np.flatnonzero(cols.length_top < 0).tolist():
+        length_top, copy_top, chars = figures.get(int(cols.comparison[i]), (None, None, None))
+        if length_top is not None:
+            patched.length_top[i], patched.copy_top[i], patched.text_chars[i] = length_top, copy_top, chars
+    return patched
+
+
+def _positions_fill(cols: _Labels) -> _Labels:
+    unknown = np.flatnonzero((cols.chosen >= 0) & (cols.position < 0))
+    if not len(unknown):
+        return cols
+    from labeling.services.assignments import labels_display_position_fill  # services import the selectors
+
+    labels_display_position_fill(label_ids=cols.id[unknown].tolist())
+    stored = dict(Label.objects.filter(id__in=cols.id[unknown].tolist(), display_position__isnull=False)
+                  .values_list("id", "display_position"))
+    position = cols.position.copy()
+    for i in unknown.tolist():
+        position[i] = stored.get(int(cols.id[i]), -1)
+    return replace(cols, position=position)
 
 
 # Labels are written once (label_submit never updates one) and a project's table is read often,
 # so each process keeps the columns it fetched and, per request, checks with one aggregate that the
 # rows it holds are unchanged (count and column sums) and fetches only the newer ones; anything
-# else (an admin edit or delete, a comparison moved in or out of calibration) reloads everything.
-# bench/dashboard_load.py measured the full fetch at most of the labeler table's time at 100k labels.
+# else (an admin edit or delete, a comparison moved in or out of calibration, refreshed text
+# figures) reloads everything. bench/dashboard_load.py measured the full fetch at most of the
+# labeler table's time at 100k labels before the binary COPY.
 _COLUMNS_CACHE: OrderedDict[int, _Labels] = OrderedDict()
 _COLUMNS_CACHE_PROJECTS = 16
 
@@ -207,17 +225,18 @@ _COLUMNS_CACHE_PROJECTS = 16
 def _project_columns(project: Project) -> _Labels:
     """The project's label columns with fresh flags: 3 queries warm (check, newer rows, flags), 2 cold."""
     labels = Label.objects.filter(comparison__project=project)
-    with _TEXT_LOCK:
+    with _LOCK:
         cached = _COLUMNS_CACHE.get(project.id)
     if cached is not None and len(cached.id):
         newest = int(cached.id.max())
         if _labels_fingerprint(labels, newest) == cached.fingerprint():
-            cols = cached.extended(_label_rows_fetch(labels.filter(id__gt=newest)))
+            cols = cached.extended(_label_rows_fetch(project, newest))
         else:
-            cols = _label_rows_fetch(labels)
+            cols = _label_rows_fetch(project)
     else:
-        cols = _label_rows_fetch(labels)
-    with _TEXT_LOCK:
+        cols = _label_rows_fetch(project)
+    cols = _derived_fill(cols)
+    with _LOCK:
         _COLUMNS_CACHE[project.id] = cols
         _COLUMNS_CACHE.move_to_end(project.id)
         while len(_COLUMNS_CACHE) > _COLUMNS_CACHE_PROJECTS:

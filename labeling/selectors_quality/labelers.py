@@ -12,7 +12,8 @@ from django.http import Http404
 from labeling import metrics
 from labeling.models import ComparisonSample, Label, Project
 from labeling.selectors import LETTERS
-from labeling.selectors_quality.columns import _Labels, _project_columns, comparison_text_stats
+from labeling.textstats import copy_overlaps, text_length
+from labeling.selectors_quality.columns import _Labels, _project_columns
 from labeling.selectors_quality.common import (
     ALPHA,
     READING_CHARS_PER_SECOND,
@@ -99,33 +100,21 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
     n_groups = len(labeler_ids)
     names = dict(get_user_model().objects.filter(id__in=labeler_ids.tolist()).values_list("id", "username"))
 
-    # 1. Text statistics of every answered comparison, as per-label columns.
+    # 1. Per-label detector inputs from the comparisons' text figures (masks 0: not K samples, not judged).
     answered = ~cols.skipped
-    comparisons, first = np.unique(cols.comparison[answered], return_index=True)
-    queries = cols.query[answered][first]
-    texts = comparison_text_stats(dict(zip(comparisons.tolist(), queries.tolist(), strict=True)), project=project)
-    per_comparison = np.zeros((len(comparisons), 4), dtype=np.int64)  # known, length_top, copy_top, chars
-    for row, c in enumerate(comparisons.tolist()):
-        stat = texts.get(c)
-        if stat is not None and len(stat.lengths) == k:
-            per_comparison[row] = (1, stat.length_top, stat.copy_top, stat.chars)
-    known, length_top, copy_top, chars = per_comparison[:, 0].astype(bool), *per_comparison[:, 1:].T
-    where = np.searchsorted(comparisons, cols.comparison).clip(0, max(len(comparisons) - 1, 0))
-    has_text = answered & (known[where] if len(comparisons) else np.zeros(len(cols.id), dtype=bool))
+    has_text = answered & (cols.length_top > 0)
     chosen_bit = np.left_shift(1, cols.chosen.clip(0))
-
-    # 2. Per-label detector inputs.
     popcount = np.array([bin(m).count("1") for m in range(1 << k)])
     detectors: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for name, top in (("length", length_top), ("copy", copy_top)):
-        per_label = top[where] if len(comparisons) else np.zeros(len(cols.id), dtype=np.int64)
+    for name, top in (("length", cols.length_top), ("copy", cols.copy_top)):
+        per_label = np.where(has_text, top, 0) & ((1 << k) - 1)
         ties = popcount[per_label]
         informative = has_text & (ties < k) & (ties > 0)  # all tied: says nothing
         hit = informative & ((per_label & chosen_bit) > 0)
         detectors[name] = (informative, hit, ties)
-    too_fast = has_text & (cols.duration_ms * READING_CHARS_PER_SECOND < 1000 * chars[where] if len(comparisons) else False)
+    too_fast = has_text & (cols.duration_ms * READING_CHARS_PER_SECOND < 1000 * cols.text_chars)
 
-    # 3. Per-labeler sums and tests.
+    # 2. Per-labeler sums and tests.
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(g, weights=mask.astype(float), minlength=n_groups).astype(int)
 
@@ -263,7 +252,8 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
     indices = indices[np.argsort(-cols.id[indices], kind="stable")]  # newest (highest id) first
     page = indices[offset: None if limit is None else offset + limit].tolist()
     page_ids = [int(cols.id[i]) for i in page]
-    created = dict(Label.objects.filter(id__in=page_ids).values_list("id", "created_at"))
+    shown_as = {label_id: (created, order) for label_id, created, order in
+                Label.objects.filter(id__in=page_ids).values_list("id", "created_at", "assignment__display_order")}
     texts: dict[int, dict[int, str]] = defaultdict(dict)
     contexts: dict[int, str] = {}
     for comparison_id, position, text, context in ComparisonSample.objects.filter(
@@ -271,22 +261,23 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
     ).values_list("comparison_id", "position", "sample__text", "comparison__query__context"):
         texts[comparison_id][position] = text
         contexts[comparison_id] = context
-    stats = comparison_text_stats({int(cols.comparison[i]): int(cols.query[i]) for i in page}, project=project)
     details = []
     for i in page:
         label_id, comparison_id = int(cols.id[i]), int(cols.comparison[i])
         chosen = None if cols.skipped[i] else int(cols.chosen[i])
-        order = cols.orders[i]
-        stat = stats.get(comparison_id)
+        created, order = shown_as.get(label_id, (None, []))
+        by_canonical = texts[comparison_id]
+        lengths = {c: text_length(t) for c, t in by_canonical.items()}
+        overlaps = dict(zip(by_canonical, copy_overlaps(contexts.get(comparison_id, ""), list(by_canonical.values())),
+                            strict=True))
         shown = [
-            ShownText(canonical=c, letter=LETTERS[p], text=texts[comparison_id].get(c, ""),
-                      length=stat.lengths[c] if stat and c < len(stat.lengths) else None,
-                      overlap=stat.overlaps[c] if stat and c < len(stat.overlaps) else None)
+            ShownText(canonical=c, letter=LETTERS[p], text=by_canonical.get(c, ""), length=lengths.get(c),
+                      overlap=overlaps.get(c))
             for p, c in enumerate(order)
         ]
         reference = answers.reference(comparison_id, labeler_id) if cols.calibration[i] else None
         details.append(LabelDetail(
-            id=label_id, created_at=created.get(label_id), context=contexts.get(comparison_id, ""), samples=shown,
+            id=label_id, created_at=created, context=contexts.get(comparison_id, ""), samples=shown,
             chosen=chosen, chosen_letter=LETTERS[order.index(chosen)] if chosen in order else None,
             researchers=reference, agrees=None if reference is None or chosen is None else chosen == reference,
             duration_s=int(cols.duration_ms[i]) / 1000, unsure=bool(cols.unsure[i]), skipped=chosen is None,

@@ -70,6 +70,7 @@ from django.utils import timezone
 from labeling.errors import InvalidInput, PayloadTooLarge
 from labeling.models import Assignment, Comparison, ComparisonSample, Label, Project, Query, Sample
 from labeling.roles import CONTRACTOR, user_set_role
+from labeling.textstats import comparison_text_figures
 
 IMPORTED_SOURCE = "imported"
 DEFAULT_IMPORT_LABELER = "imported"
@@ -546,10 +547,12 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
         base = max(project.calibration_labels_wanted, project.labels_per_comparison) if is_calibration \
             else project.labels_per_comparison
         wanted = max(base, n_labels)
+        query = queries[row.query.key]
+        length_top, copy_top, text_chars = comparison_text_figures(query.context, [s.text for s in entry["samples"]])
         comparisons.append(Comparison(
-            project=project, query=queries[row.query.key], labels_wanted=wanted, label_count=n_labels,
+            project=project, query=query, labels_wanted=wanted, label_count=n_labels,
             open_slots=wanted - n_labels, is_calibration=is_calibration, batch=row.batch or batch,
-            external_id=row.external_id,
+            external_id=row.external_id, length_top=length_top, copy_top=copy_top, text_chars=text_chars,
         ))
     Comparison.objects.bulk_create(comparisons, batch_size=_BATCH)
     ComparisonSample.objects.bulk_create(
@@ -570,7 +573,8 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
     ]
     Assignment.objects.bulk_create(assignments, batch_size=_BATCH)
     Label.objects.bulk_create(
-        [Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, unsure=row.unsure, duration_ms=0)
+        [Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, display_position=row.best,
+               unsure=row.unsure, duration_ms=0)
          for a, (c, row) in zip(assignments, pending, strict=True)],
         batch_size=_BATCH,
     )

@@ -1,10 +1,15 @@
 """Creating projects, queries, samples and comparisons (the write side researchers use)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 
 from labeling.errors import InvalidInput
 from labeling.models import Comparison, ComparisonSample, Project, Query, Sample
+from labeling.textstats import comparison_text_figures, text_figures_by_comparison
+
+TEXT_FIGURES_BATCH = 2000
 
 
 def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project.TaskKind.CONTINUATION,
@@ -45,12 +50,39 @@ def comparison_create(*, project: Project, query: Query, samples: list[Sample], 
     default = max(project.calibration_labels_wanted, project.labels_per_comparison) if is_calibration \
         else project.labels_per_comparison
     wanted = labels_wanted or default
+    length_top, copy_top, text_chars = comparison_text_figures(query.context, [s.text for s in samples])
     with transaction.atomic():
         comparison = Comparison.objects.create(
             project=project, query=query, labels_wanted=wanted, open_slots=wanted,
             is_calibration=is_calibration, batch=batch, external_id=external_id,
+            length_top=length_top, copy_top=copy_top, text_chars=text_chars,
         )
         ComparisonSample.objects.bulk_create(
             ComparisonSample(comparison=comparison, sample=s, position=i) for i, s in enumerate(samples)
         )
     return comparison
+
+
+def comparisons_text_figures_fill(*, comparison_ids: Iterable[int], refresh: bool = False) -> int:
+    """Store length_top, copy_top and text_chars of these comparisons; returns how many rows were written.
+
+    Only rows still NULL unless `refresh` (after an edit of a sample, a context or a comparison's
+    query). The services fill them when they create comparisons; this covers rows written around
+    them and edits. Idempotent: two processes filling the same rows write the same values.
+    """
+    ids = sorted(set(comparison_ids))
+    written = 0
+    for start in range(0, len(ids), TEXT_FIGURES_BATCH):
+        chunk = Comparison.objects.filter(id__in=ids[start: start + TEXT_FIGURES_BATCH])
+        if not refresh:
+            chunk = chunk.filter(length_top__isnull=True)
+        contexts = {c: (context, k) for c, context, k in chunk.values_list("id", "query__context", "project__k")}
+        if not contexts:
+            continue
+        entries = ComparisonSample.objects.filter(comparison_id__in=list(contexts)).values_list(
+            "comparison_id", "position", "sample__text")
+        figures = text_figures_by_comparison(entries, contexts)
+        rows = [Comparison(id=c, length_top=f[0], copy_top=f[1], text_chars=f[2]) for c, f in figures.items()]
+        Comparison.objects.bulk_update(rows, ["length_top", "copy_top", "text_chars"], batch_size=500)
+        written += len(rows)
+    return written

@@ -19,12 +19,14 @@ def add_label(comparison, user, chosen, *, display_order=None, duration_ms=20000
     """A submitted label; chosen None means skipped. display_order defaults to canonical order."""
     k = comparison.project.k
     at = at or MONDAY
+    display_order = display_order or list(range(k))
     assignment = Assignment.objects.create(
-        comparison=comparison, labeler=user, display_order=display_order or list(range(k)), leased_at=at,
+        comparison=comparison, labeler=user, display_order=display_order, leased_at=at,
         expires_at=at + timedelta(minutes=30), state=Assignment.State.SUBMITTED,
     )
     label = Label.objects.create(
         assignment=assignment, comparison=comparison, labeler=user, chosen_index=chosen, skipped=chosen is None,
+        display_position=None if chosen is None else display_order.index(chosen),
         skip_reason="x" if chosen is None else "", unsure=unsure, duration_ms=duration_ms, instructions=instructions,
     )
     Label.objects.filter(id=label.id).update(created_at=at)

@@ -5,11 +5,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from labeling.roles import CONTRACTOR, RESEARCHER
-from labeling.selectors_quality import labeler_detail, labelers_quality, project_quality, text_stats_cache_clear
+from labeling.selectors_quality import labeler_detail, labelers_quality, project_quality, dashboard_cache_clear
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 from tests.labeling.quality_helpers import add_label
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dashboard_path")]
 
 
 def _world(labelers: int, comparisons: int, tag: str):
@@ -26,7 +26,7 @@ def _world(labelers: int, comparisons: int, tag: str):
 
 def _count(fn, *, warm: bool = False) -> int:
     """Queries of one call: cold (nothing kept from earlier requests) or warm (the same call just before)."""
-    text_stats_cache_clear()
+    dashboard_cache_clear()
     if warm:
         fn()
     with CaptureQueriesContext(connection) as ctx:
@@ -45,7 +45,7 @@ def test_selector_queries_do_not_grow_with_labelers_or_labels(selector, django_a
     }[selector]
     assert _count(lambda: call(small, small_labeler)) == _count(lambda: call(large, large_labeler))
     assert _count(lambda: call(small, small_labeler), warm=True) == _count(lambda: call(large, large_labeler), warm=True)
-    text_stats_cache_clear()
+    dashboard_cache_clear()
     with django_assert_max_num_queries(8):
         call(large, large_labeler)
     with django_assert_max_num_queries(8):
@@ -64,6 +64,6 @@ def test_page_queries_do_not_grow(client, researcher, name, django_assert_max_nu
 
     client.get(url(small, small_labeler))  # session and permission caches warm
     assert _count(lambda: client.get(url(small, small_labeler))) == _count(lambda: client.get(url(large, large_labeler)))
-    text_stats_cache_clear()
+    dashboard_cache_clear()
     with django_assert_max_num_queries(14):
         assert client.get(url(large, large_labeler)).status_code == 200

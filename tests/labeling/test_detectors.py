@@ -5,13 +5,13 @@ import random
 import pytest
 
 from labeling.roles import CONTRACTOR
-from labeling.selectors_quality import ALPHA, labeler_detail, labelers_quality, text_stats_cache_clear
+from labeling.selectors_quality import ALPHA, labeler_detail, labelers_quality, dashboard_cache_clear
 from labeling.textstats import copy_overlap
 from labeling.services import comparison_create
 from tests.factories import QueryFactory, SampleFactory, UserFactory
 from tests.labeling.quality_helpers import add_label
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dashboard_path")]
 
 N = 200
 VOCABULARY = [f"w{i}" for i in range(300)]
@@ -31,7 +31,7 @@ def _texts(rng: random.Random, context_words: list[str], k: int) -> list[str]:
 @pytest.fixture
 def simulated(project):
     """Four labelers answer the same 200 comparisons: honest-but-noisy, copier, position-A, and too fast."""
-    text_stats_cache_clear()
+    dashboard_cache_clear()
     rng = random.Random(20190918)
     users = {name: UserFactory(username=name, role=CONTRACTOR) for name in ("honest", "copier", "first", "hasty")}
     for _ in range(N):

@@ -3,15 +3,15 @@ from datetime import date
 
 import pytest
 
-from labeling.selectors_quality import labeler_detail, labelers_quality, project_quality, text_stats_cache_clear
+from labeling.selectors_quality import labeler_detail, labelers_quality, project_quality, dashboard_cache_clear
 from tests.labeling.quality_helpers import hand_world
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dashboard_path")]
 
 
 @pytest.fixture(autouse=True)
 def _fresh_text_cache():
-    text_stats_cache_clear()
+    dashboard_cache_clear()
 
 
 def test_project_agreement_hand_computed(project):

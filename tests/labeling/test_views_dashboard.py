@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from labeling.csv_export import csv_cell
 from labeling.models import Assignment
-from labeling.selectors_quality import text_stats_cache_clear
+from labeling.selectors_quality import dashboard_cache_clear
 from tests.factories import make_comparison
 from tests.labeling.quality_helpers import add_label, hand_world
 
@@ -18,7 +18,7 @@ XSS = "=HYPERLINK(\"http://evil\")<script>alert(1)</script>"
 
 @pytest.fixture(autouse=True)
 def _fresh_text_cache():
-    text_stats_cache_clear()
+    dashboard_cache_clear()
 
 
 @pytest.fixture
