@@ -1,6 +1,7 @@
 """Comparison.length_top / copy_top / text_chars: the texts' figures the shortcut detectors read,
 kept at write time instead of computed on a dashboard's first request; existing rows backfilled."""
 from django.db import migrations, models
+from psycopg2.extras import execute_values
 
 from labeling.textstats import text_figures_by_comparison
 
@@ -19,6 +20,12 @@ def backfill(apps, schema_editor):
         entries = ComparisonSample.objects.filter(comparison_id__in=chunk).values_list(
             "comparison_id", "position", "sample__text")
         figures = text_figures_by_comparison(entries, contexts)
+        if schema_editor.connection.vendor == "postgresql":  # bulk_update's CASE costs 10× more here
+            with schema_editor.connection.cursor() as cursor:
+                execute_values(cursor, f"UPDATE {Comparison._meta.db_table} c SET length_top = v.l, copy_top = v.c, "
+                               "text_chars = v.n FROM (VALUES %s) v(id, l, c, n) WHERE c.id = v.id",
+                               [(c, *f) for c, f in figures.items()], page_size=BATCH)
+            continue
         Comparison.objects.bulk_update(
             [Comparison(id=c, length_top=f[0], copy_top=f[1], text_chars=f[2]) for c, f in figures.items()],
             ["length_top", "copy_top", "text_chars"], batch_size=500,

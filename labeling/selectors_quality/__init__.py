@@ -33,7 +33,6 @@ from labeling.selectors_quality.common import (
     READING_CHARS_PER_SECOND,
     TOO_FAST_ALLOWED_SHARE,
     Agreement,
-    ResearcherAnswers,
     researcher_ids,
 )
 from labeling.selectors_quality.labelers import (
@@ -51,7 +50,6 @@ from labeling.selectors_quality.overview import InterRater, ProjectQuality, proj
 
 __all__ = [
     "ALPHA", "DETECTORS", "READING_CHARS_PER_SECOND", "SORT_KEYS", "TOO_FAST_ALLOWED_SHARE", "Agreement",
-    "InterRater", "LabelDetail", "LabelerDetail", "LabelerQuality", "ProjectQuality", "ResearcherAnswers",
-    "ShownText", "dashboard_cache_clear", "labeler_detail", "labelers_quality", "labelers_sort",
-    "project_quality", "researcher_ids",
+    "InterRater", "LabelDetail", "LabelerDetail", "LabelerQuality", "ProjectQuality", "ShownText",
+    "dashboard_cache_clear", "labeler_detail", "labelers_quality", "labelers_sort", "project_quality", "researcher_ids",
 ]

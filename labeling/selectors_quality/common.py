@@ -1,10 +1,9 @@
 """Shared by the dashboard selectors: thresholds, who the researchers are, their answers, agreement tallies."""
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 from django.contrib.auth import get_user_model
 
 from labeling import metrics
@@ -23,23 +22,38 @@ def researcher_ids() -> set[int]:
     return set(users.values_list("id", flat=True))
 
 
-class ResearcherAnswers:
-    """Researchers' answers per calibration comparison, and each comparison's majority (computed once)."""
+def unique_argmax(counts: np.ndarray) -> np.ndarray:
+    """Per row of a (n, K) count matrix: the column holding the single largest count, −1 on a tie for
+    first place or an empty row (`metrics.majority` on each row's choices)."""
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    best = counts.max(axis=1)
+    alone = (counts == best[:, None]).sum(axis=1) == 1
+    return np.where(alone & (best > 0), counts.argmax(axis=1), -1)
 
-    def __init__(self, rows: Iterable[tuple[int, int, int]]):
-        self.by_comparison: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for labeler_id, comparison_id, chosen in rows:
-            self.by_comparison[comparison_id].append((labeler_id, chosen))
-        self.majority = {c: metrics.majority(ch for _, ch in answers) for c, answers in self.by_comparison.items()}
 
-    def reference(self, comparison_id: int, labeler_id: int) -> int | None:
-        """The researchers' answer for this comparison with `labeler_id`'s own label left out."""
-        answers = self.by_comparison.get(comparison_id)
-        if not answers:
-            return None
-        if all(user != labeler_id for user, _ in answers):
-            return self.majority[comparison_id]
-        return metrics.majority(choice for user, choice in answers if user != labeler_id)
+def researcher_answers(comparison: np.ndarray, chosen: np.ndarray, by_researcher: np.ndarray, k: int,
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The researchers' answer for each of these answered calibration labels, −1 when there is none.
+
+    Returns (own_left_out, everyone): the majority of the researchers' labels on the label's
+    comparison with the label itself left out when a researcher gave it (how a researcher is judged
+    against the others), and with every researcher's label (for the majority of labelers).
+    """
+    comparisons, row_of = np.unique(comparison, return_inverse=True)
+    counts = np.zeros((len(comparisons), k), dtype=np.int64)
+    np.add.at(counts, (row_of[by_researcher], chosen[by_researcher]), 1)
+    everyone = unique_argmax(counts)[row_of]
+    own = counts[row_of]
+    own[np.flatnonzero(by_researcher), chosen[by_researcher]] -= 1
+    return unique_argmax(own), everyone
+
+
+def agreement_of(chosen: np.ndarray, reference: np.ndarray, k: int) -> Agreement:
+    """Agreement of these labels with their references (those without one, −1, left out)."""
+    judged = reference >= 0
+    same = int((chosen[judged] == reference[judged]).sum())
+    return Agreement.of(same, int(judged.sum()) - same, k)
 
 
 @dataclass(frozen=True)
@@ -55,18 +69,3 @@ class Agreement:
     def of(cls, same: int, different: int, k: int) -> Agreement:
         kway, pairwise = metrics.kway_and_pairwise(same, different, k)
         return cls(same=same, different=different, kway=kway, pairwise=pairwise)
-
-
-class _Tally:
-    def __init__(self):
-        self.same = 0
-        self.different = 0
-
-    def add(self, agrees: bool) -> None:
-        if agrees:
-            self.same += 1
-        else:
-            self.different += 1
-
-    def result(self, k: int) -> Agreement:
-        return Agreement.of(self.same, self.different, k)

@@ -19,8 +19,7 @@ from labeling.selectors_quality.common import (
     READING_CHARS_PER_SECOND,
     TOO_FAST_ALLOWED_SHARE,
     Agreement,
-    ResearcherAnswers,
-    _Tally,
+    researcher_answers,
     researcher_ids,
 )
 
@@ -69,18 +68,21 @@ class LabelerQuality:
         return [getattr(self, name) for name in DETECTORS]
 
 
-def _agreement_by_labeler(cols: _Labels, researchers: set[int], k: int) -> tuple[dict[int, Agreement], ResearcherAnswers]:
-    """Each labeler's agreement with the researchers' answer (own label left out), and the answers."""
+def _agreement_by_labeler(cols: _Labels, researchers: set[int], k: int) -> tuple[dict[int, Agreement], np.ndarray]:
+    """Each labeler's agreement with the researchers' answer (own label left out), and that answer per
+    label (−1 where none: not calibration, skipped, no researcher answer or a tie)."""
     calibration = np.flatnonzero(cols.calibration & ~cols.skipped)
-    rows = list(zip(cols.labeler[calibration].tolist(), cols.comparison[calibration].tolist(),
-                    cols.chosen[calibration].tolist(), strict=True))
-    answers = ResearcherAnswers(row for row in rows if row[0] in researchers)
-    tallies: dict[int, _Tally] = defaultdict(_Tally)
-    for labeler_id, comparison_id, chosen in rows:
-        reference = answers.reference(comparison_id, labeler_id)
-        if reference is not None:
-            tallies[labeler_id].add(chosen == reference)
-    return {labeler_id: tally.result(k) for labeler_id, tally in tallies.items()}, answers
+    labeler, chosen = cols.labeler[calibration], cols.chosen[calibration]
+    by_researcher = np.isin(labeler, np.array(sorted(researchers), dtype=np.int64))
+    reference, _ = researcher_answers(cols.comparison[calibration], chosen, by_researcher, k)
+    per_label = np.full(len(cols.id), -1, dtype=np.int64)
+    per_label[calibration] = reference
+    judged = reference >= 0
+    ids, g = np.unique(labeler[judged], return_inverse=True)
+    same = np.bincount(g, weights=(chosen[judged] == reference[judged]), minlength=len(ids)).astype(int)
+    total = np.bincount(g, minlength=len(ids))
+    agreements = {int(u): Agreement.of(int(s), int(n - s), k) for u, s, n in zip(ids, same, total, strict=True)}
+    return agreements, per_label
 
 
 def _groups(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[np.ndarray]:
@@ -92,10 +94,10 @@ def _groups(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[np.nda
 
 
 def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, with_hits_for: int | None = None,
-                  ) -> tuple[list[LabelerQuality], ResearcherAnswers]:
+                  ) -> tuple[list[LabelerQuality], np.ndarray]:
     """Every labeler's LabelerQuality from one pass over the label columns (a fixed number of queries)."""
     k = project.k
-    agreements, answers = _agreement_by_labeler(cols, researchers, k)
+    agreements, references = _agreement_by_labeler(cols, researchers, k)
     labeler_ids, g = np.unique(cols.labeler, return_inverse=True)
     n_groups = len(labeler_ids)
     names = dict(get_user_model().objects.filter(id__in=labeler_ids.tolist()).values_list("id", "username"))
@@ -164,7 +166,7 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
             too_fast=metrics.too_fast_test(int(n_fast[index]), int(n_text[index]), TOO_FAST_ALLOWED_SHARE),
             hits=hits_sets,
         ))
-    return rows, answers
+    return rows, references
 
 
 SORT_KEYS = {
@@ -244,7 +246,7 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
     cols = _project_columns(project)
     researcher_array = np.array(sorted(researchers), dtype=np.int64)
     cols = cols.subset((cols.labeler == labeler_id) | (np.isin(cols.labeler, researcher_array) & cols.calibration))
-    rows, answers = _quality_rows(project, cols, researchers, with_hits_for=labeler_id)
+    rows, references = _quality_rows(project, cols, researchers, with_hits_for=labeler_id)
     mine = next((row for row in rows if row.labeler_id == labeler_id), None)
     if mine is None:
         raise Http404("No labels by this user in this project.")
@@ -275,7 +277,7 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
                       overlap=overlaps.get(c))
             for p, c in enumerate(order)
         ]
-        reference = answers.reference(comparison_id, labeler_id) if cols.calibration[i] else None
+        reference = int(references[i]) if references[i] >= 0 else None
         details.append(LabelDetail(
             id=label_id, created_at=created, context=contexts.get(comparison_id, ""), samples=shown,
             chosen=chosen, chosen_letter=LETTERS[order.index(chosen)] if chosen in order else None,

@@ -1,7 +1,6 @@
 """The project dashboard's figures."""
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
@@ -11,7 +10,13 @@ from labeling import metrics
 from labeling.models import Instructions, Project
 from labeling.selectors import project_progress
 from labeling.selectors_quality.columns import _project_columns
-from labeling.selectors_quality.common import Agreement, ResearcherAnswers, _Tally, researcher_ids
+from labeling.selectors_quality.common import (
+    Agreement,
+    agreement_of,
+    researcher_answers,
+    researcher_ids,
+    unique_argmax,
+)
 
 @dataclass(frozen=True)
 class InterRater:
@@ -60,43 +65,37 @@ def project_quality(project: Project) -> ProjectQuality:
     per_day = [(date.fromordinal(int(d)), int(n)) for d, n in zip(days, per_day_counts, strict=True)]
 
     # 2. Calibration labels: researcher answers and everyone's agreement with them.
+    researcher_array = np.array(sorted(researchers), dtype=np.int64)
     calibration = np.flatnonzero(cols.calibration & answered)
-    rows = list(zip(cols.labeler[calibration].tolist(), cols.comparison[calibration].tolist(),
-                    cols.chosen[calibration].tolist(), cols.day[calibration].tolist(),
-                    cols.instructions[calibration].tolist(), strict=True))
-    answers = ResearcherAnswers((u, c, ch) for u, c, ch, _, _ in rows if u in researchers)
-    overall, rr, majority_tally = _Tally(), _Tally(), _Tally()
-    weekly: dict[int, _Tally] = defaultdict(_Tally)
-    versions: dict[int | None, _Tally] = defaultdict(_Tally)
-    labeler_choices: dict[int, list[int]] = defaultdict(list)
-    for labeler_id, comparison_id, chosen, day, instructions_id in rows:
-        reference = answers.reference(comparison_id, labeler_id)
-        if labeler_id not in researchers:
-            labeler_choices[comparison_id].append(chosen)
-        if reference is None:
-            continue
-        if labeler_id in researchers:
-            rr.add(chosen == reference)
-            continue
-        overall.add(chosen == reference)
-        weekly[day - date.fromordinal(day).weekday()].add(chosen == reference)
-        versions[versions_of.get(instructions_id)].add(chosen == reference)
-    majority_items = 0
-    for comparison_id, choices in labeler_choices.items():
-        reference = answers.reference(comparison_id, -1)
-        if len(choices) < 2 or reference is None:
-            continue
-        majority_items += 1
-        modal = metrics.majority(choices)
-        if modal is not None:
-            majority_tally.add(modal == reference)
+    chosen, comparison = cols.chosen[calibration], cols.comparison[calibration]
+    by_researcher = np.isin(cols.labeler[calibration], researcher_array)
+    reference, everyone = researcher_answers(comparison, chosen, by_researcher, k)
+    theirs = ~by_researcher
+    day = cols.day[calibration]
+    week = day - (day - 1) % 7  # ordinal 1 (1 Jan of year 1) was a Monday
+    weekly = [(date.fromordinal(int(w)), agreement_of(chosen[theirs & (week == w)], reference[theirs & (week == w)], k))
+              for w in np.unique(week[theirs & (reference >= 0)])]
+    version = np.array([versions_of.get(i, -1) for i in cols.instructions[calibration].tolist()], dtype=np.int64)
+    by_instructions = [
+        (None if v < 0 else int(v), agreement_of(chosen[theirs & (version == v)], reference[theirs & (version == v)], k))
+        for v in np.unique(version[theirs & (reference >= 0)])
+    ]
+    by_instructions.sort(key=lambda kv: (kv[0] is None, kv[0] or 0))
+    # Majority of labelers: comparisons with ≥ 2 labelers' answers and a researchers' answer.
+    items, item_of = np.unique(comparison[theirs], return_inverse=True)
+    votes = np.zeros((len(items), k), dtype=np.int64)
+    np.add.at(votes, (item_of.ravel(), chosen[theirs]), 1)
+    answer = np.full(len(items), -1, dtype=np.int64)
+    answer[item_of.ravel()] = everyone[theirs]
+    judged = (votes.sum(axis=1) >= 2) & (answer >= 0)
+    modal = unique_argmax(votes[judged])
+    majority_tally = agreement_of(modal[modal >= 0], answer[judged][modal >= 0], k)
 
     # 3. Labeler–labeler on comparisons with two or more non-researchers' answers.
-    researcher_array = np.array(sorted(researchers), dtype=np.int64)
-    theirs = answered & ~np.isin(cols.labeler, researcher_array)
-    items, item_of = np.unique(cols.comparison[theirs], return_inverse=True)
+    labelers_answered = answered & ~np.isin(cols.labeler, researcher_array)
+    items, item_of = np.unique(cols.comparison[labelers_answered], return_inverse=True)
     counts = np.zeros((len(items), k))
-    np.add.at(counts, (item_of.ravel(), cols.chosen[theirs].clip(0, k - 1)), 1)
+    np.add.at(counts, (item_of.ravel(), cols.chosen[labelers_answered].clip(0, k - 1)), 1)
     counts = counts[counts.sum(axis=1) >= 2]
     inter = InterRater(
         items=len(counts), ratings=int(counts.sum()), percent=metrics.percent_agreement(counts),
@@ -108,8 +107,8 @@ def project_quality(project: Project) -> ProjectQuality:
         labels_per_day=per_day, labels=total,
         skip_rate=metrics.rate(total - n_answered, total), unsure_rate=metrics.rate(int((cols.unsure & answered).sum()), n_answered),
         flag_rate=metrics.rate(int(cols.flagged.sum()), total),
-        labeler_researcher=overall.result(k), researcher_researcher=rr.result(k),
-        weekly=[(date.fromordinal(week), tally.result(k)) for week, tally in sorted(weekly.items())],
-        by_instructions=[(v, t.result(k)) for v, t in sorted(versions.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))],
-        labeler_labeler=inter, majority_vs_researchers=majority_tally.result(k), majority_items=majority_items,
+        labeler_researcher=agreement_of(chosen[theirs], reference[theirs], k),
+        researcher_researcher=agreement_of(chosen[by_researcher], reference[by_researcher], k),
+        weekly=weekly, by_instructions=by_instructions,
+        labeler_labeler=inter, majority_vs_researchers=majority_tally, majority_items=int(judged.sum()),
     )

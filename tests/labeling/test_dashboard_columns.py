@@ -3,10 +3,12 @@ length, copy and too-fast detectors: kept at write time, backfilled, filled when
 import importlib
 import io
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from django.apps import apps
+from django.db import connection
 from django.urls import reverse
 
 from labeling.models import Comparison, ComparisonSample, Label
@@ -56,7 +58,7 @@ def test_backfill_migration_computes_every_comparison(project):
     made = [make_comparison(project, texts=TEXTS) for _ in range(3)]
     Comparison.objects.update(length_top=None, copy_top=None, text_chars=None)
     migration = importlib.import_module("labeling.migrations.0007_comparison_text_figures")
-    migration.backfill(apps, None)
+    migration.backfill(apps, SimpleNamespace(connection=connection))
     for comparison in made:
         comparison.refresh_from_db()
         expected = comparison_text_figures(comparison.query.context, TEXTS)
@@ -182,12 +184,11 @@ def test_researcher_answers_stay_researchers_only(client, project, labeled):
 
 def test_display_position_backfill_migration(project, labeled):
     """Labels from before migration 0008 get display_order.index(chosen_index); skips stay NULL."""
-    from django.db import connection
-
     Label.objects.update(display_position=None)
     migration = importlib.import_module("labeling.migrations.0008_label_display_position")
-    with connection.schema_editor() as editor:
-        migration.backfill(apps, editor)
+    # What the backfill uses of a schema editor (SQLite allows no real one inside the test's transaction).
+    editor = SimpleNamespace(connection=connection, execute=lambda sql: connection.cursor().execute(sql))
+    migration.backfill(apps, editor)
     assert dict(Label.objects.values_list("id", "display_position")) == {
         label.id: position for label, position in zip(labeled["labels"], [2, None, 3], strict=True)}
 
@@ -201,3 +202,18 @@ def test_missing_display_positions_are_computed_and_stored(project, labeled):
     assert {q.username: q.position for q in labelers_quality(project)} == before
     assert before["col-a"].n == 2  # both of a's answers counted at their screen positions
     assert sorted(Label.objects.exclude(display_position=None).values_list("display_position", flat=True)) == [2, 3]
+
+
+def test_researcher_answers_by_hand():
+    """Comparison 1: researchers chose 0, 0, 2 → 0; each researcher is judged against the other two (0/2 tie → none
+    for the two who chose 0; 0 for the one who chose 2). Comparison 2: researchers 1 and 3 tie → none; its one
+    researcher judged against the other alone gets that other's choice. Comparison 3: no researcher → none."""
+    from labeling.selectors_quality.common import researcher_answers, unique_argmax
+
+    comparison = np.array([1, 1, 1, 1, 2, 2, 2, 3])
+    chosen = np.array([0, 0, 2, 3, 1, 3, 1, 0])
+    by_researcher = np.array([True, True, True, False, True, True, False, False])
+    own, everyone = researcher_answers(comparison, chosen, by_researcher, 4)
+    assert own.tolist() == [-1, -1, 0, 0, 3, 1, -1, -1]
+    assert everyone.tolist() == [0, 0, 0, 0, -1, -1, -1, -1]
+    assert unique_argmax(np.array([[0, 0, 0], [1, 2, 2], [0, 3, 1]])).tolist() == [-1, -1, 1]
