@@ -24,6 +24,7 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from labeling.models import Comparison, Label, Project, SampleFlag
+from labeling.services.derived import comparisons_text_figures_fill, labels_display_position_fill
 
 _LOCK = threading.Lock()
 
@@ -90,14 +91,14 @@ def _use_copy() -> bool:
 # ---------------------------------------------------------------- PostgreSQL: one binary COPY
 
 # Every column a non-NULL int8, so each row is the same 2 + 14 × (4 + 8) bytes: numpy reads them in place.
-_COPY_SQL = """
+_COPY_SQL = f"""
 SELECT l.id::int8, l.labeler_id::int8, l.comparison_id::int8, COALESCE(l.chosen_index, -1)::int8,
        COALESCE(l.display_position, -1)::int8, l.unsure::int::int8, l.skipped::int::int8, l.duration_ms::int8,
        c.is_calibration::int::int8, ((l.created_at AT TIME ZONE %(tz)s)::date - DATE '0001-01-01' + 1)::int8,
        COALESCE(l.instructions_id, -1)::int8, COALESCE(c.length_top, -1)::int8, COALESCE(c.copy_top, -1)::int8,
        COALESCE(c.text_chars, -1)::int8
-FROM labeling_label l
-JOIN labeling_comparison c ON c.id = l.comparison_id
+FROM {Label._meta.db_table} l
+JOIN {Comparison._meta.db_table} c ON c.id = l.comparison_id
 WHERE c.project_id = %(project)s AND l.id > %(after)s"""
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
 _COPY_ROW = np.dtype([("fields", ">i2")] + [(f"{kind}{i}", ">i4" if kind == "size" else ">i8")
@@ -184,8 +185,6 @@ def _derived_fill(cols: _Labels) -> _Labels:
     missing = np.unique(cols.comparison[cols.length_top < 0])
     if not len(missing):
         return cols
-    from labeling.services.projects import comparisons_text_figures_fill  # services import the selectors
-
     comparisons_text_figures_fill(comparison_ids=missing.tolist())
     figures = {c: f for c, *f in Comparison.objects.filter(id__in=missing.tolist()).values_list(
         "id", "length_top", "copy_top", "text_chars")}
@@ -202,8 +201,6 @@ def _positions_fill(cols: _Labels) -> _Labels:
     unknown = np.flatnonzero((cols.chosen >= 0) & (cols.position < 0))
     if not len(unknown):
         return cols
-    from labeling.services.assignments import labels_display_position_fill  # services import the selectors
-
     labels_display_position_fill(label_ids=cols.id[unknown].tolist())
     stored = dict(Label.objects.filter(id__in=cols.id[unknown].tolist(), display_position__isnull=False)
                   .values_list("id", "display_position"))

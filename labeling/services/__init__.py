@@ -14,11 +14,12 @@ from labeling.services.instructions import (
     instructions_is_acknowledged,
     instructions_publish,
 )
-from labeling.services.projects import comparison_create, comparisons_text_figures_fill, project_create
+from labeling.services.derived import comparisons_text_figures_fill, labels_display_position_fill
+from labeling.services.projects import comparison_create, project_create
 
 __all__ = [
     "FlagInput", "LabelInput", "assignments_expire", "comparison_create", "comparison_next_by_slug",
-    "comparisons_text_figures_fill",
+    "comparisons_text_figures_fill", "labels_display_position_fill",
     "comparison_next_for_labeler",
     "comparisons_withdraw", "instructions_acknowledge", "instructions_current", "instructions_is_acknowledged",
     "instructions_publish", "label_submit", "project_create",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -377,13 +376,3 @@ def comparisons_withdraw(*, comparison_ids: list[int]) -> int:
         )
     return n
 
-
-def labels_display_position_fill(*, label_ids: Iterable[int]) -> int:
-    """Store display_position (= assignment.display_order.index(chosen_index)) of these answered labels
-    where it is NULL (labels written around label_submit and the imports); returns how many were written.
-    A choice missing from its display order stays NULL."""
-    rows = Label.objects.filter(id__in=list(label_ids), chosen_index__isnull=False, display_position__isnull=True
-                                ).values_list("id", "chosen_index", "assignment__display_order")
-    filled = [Label(id=i, display_position=list(order).index(chosen)) for i, chosen, order in rows if chosen in order]
-    Label.objects.bulk_update(filled, ["display_position"], batch_size=500)
-    return len(filled)

@@ -2,14 +2,19 @@ import pytest
 from django.db import connection
 
 
+def _postgresql_or_orm(request, settings, setting: str, what: str) -> str:
+    """The "orm" param turns `setting` off; the other runs only on PostgreSQL, where `what` exists."""
+    if request.param == "orm":
+        setattr(settings, setting, False)
+    elif connection.vendor != "postgresql":
+        pytest.skip(f"{what} exist on PostgreSQL only")
+    return request.param
+
+
 @pytest.fixture(params=["sql-functions", "orm"])
 def hotpath(request, settings):
     """Run a test on both paths of next and submit: PostgreSQL's SQL functions and the ORM path."""
-    if request.param == "orm":
-        settings.LABELING_SQL_FUNCTIONS = False
-    elif connection.vendor != "postgresql":
-        pytest.skip("the hot path's SQL functions exist on PostgreSQL only")
-    return request.param
+    return _postgresql_or_orm(request, settings, "LABELING_SQL_FUNCTIONS", "the hot path's SQL functions")
 
 
 @pytest.fixture(params=["copy", "orm"])
@@ -17,10 +22,7 @@ def dashboard_path(request, settings):
     """Run a test on both ways the dashboards read label columns: PostgreSQL's binary COPY and the ORM."""
     from labeling.selectors_quality import dashboard_cache_clear
 
-    if request.param == "orm":
-        settings.DASHBOARD_PG_COPY = False
-    elif connection.vendor != "postgresql":
-        pytest.skip("the binary COPY exists on PostgreSQL only")
+    path = _postgresql_or_orm(request, settings, "DASHBOARD_PG_COPY", "the dashboards' binary COPY reads")
     dashboard_cache_clear()
-    yield request.param
+    yield path
     dashboard_cache_clear()
