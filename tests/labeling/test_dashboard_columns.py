@@ -150,6 +150,28 @@ def test_an_edited_sample_refreshes_the_figures_and_the_tables(client, admin_use
     assert next(q for q in labelers_quality(project) if q.labeler_id == a).length.observed == 2
 
 
+def test_an_edited_context_or_comparison_refreshes_the_figures(client, admin_user, project, labeled):
+    """A context that now contains sample 0's words makes it the most copying; saving the comparison recomputes too."""
+    first = Comparison.objects.get(id=labeled["first"].id)
+    query = first.query
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:labeling_query_change", args=[query.id]), {
+        "project": project.id, "context": "a new thing indeed", "reference": "", "external_id": "", "split": "train",
+        "samples-TOTAL_FORMS": "0", "samples-INITIAL_FORMS": "0", "samples-MIN_NUM_FORMS": "0",
+        "samples-MAX_NUM_FORMS": "1000"})
+    assert response.status_code == 302, response.content[:3000]
+    first.refresh_from_db()
+    assert first.copy_top == 0b0001
+    assert first.text_chars == len("a new thing indeed") + sum(len(t) for t in TEXTS)
+    Comparison.objects.filter(id=first.id).update(copy_top=0, text_chars=1)
+    from django.contrib.admin.sites import site
+
+    # Saving the comparison (its change form, here its admin's save step) recomputes from its samples.
+    site._registry[Comparison].save_related(None, SimpleNamespace(instance=first, save_m2m=lambda: None), [], True)
+    first.refresh_from_db()
+    assert (first.copy_top, first.text_chars) == (0b0001, len("a new thing indeed") + sum(len(t) for t in TEXTS))
+
+
 @pytest.mark.usefixtures("dashboard_path")
 def test_drill_down_shows_each_samples_length_and_overlap_in_display_order(project, labeled):
     detail = labeler_detail(project, labeler_id=labeled["a"].id)

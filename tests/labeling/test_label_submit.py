@@ -61,7 +61,7 @@ def test_submit_stores_canonical_choice_duration_and_order(assignment, contracto
     comparison.refresh_from_db()
     assert created is True
     assert label.chosen_index == assignment.display_order[2]
-    assert label.display_position == 2
+    assert Label.objects.get(id=label.id).display_position == 2  # stored (the dashboards' position-bias check reads it)
     assert sorted(assignment.display_order) == [0, 1, 2, 3]
     assert label.duration_ms == 7000
     assert label.comparison_id == comparison.id and label.labeler_id == contractor.id
@@ -90,6 +90,7 @@ def test_skip_stores_reason_and_no_choice(assignment, contractor):
     label, _ = _submit(assignment, contractor, position=None, skipped=True, skip_reason="  Unreadable  ")
     comparison = Comparison.objects.get()
     assert (label.skipped, label.chosen_index, label.skip_reason) == (True, None, "Unreadable")
+    assert Label.objects.get(id=label.id).display_position is None
     assert (comparison.label_count, comparison.open_slots) == (0, 2)
 
 
