@@ -102,8 +102,7 @@ JOIN {Comparison._meta.db_table} c ON c.id = l.comparison_id
 WHERE c.project_id = %(project)s AND l.id > %(after)s"""
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00"
 _COPY_ROW = np.dtype([("fields", ">i2")] + [(f"{kind}{i}", ">i4" if kind == "size" else ">i8")
-                                             for i in range(len(_Labels.FETCHED)) for kind in ("size", "value")],
-                     align=False)
+                                             for i in range(len(_Labels.FETCHED)) for kind in ("size", "value")])
 
 
 def _copy_parse(data: bytes) -> np.ndarray:
@@ -125,12 +124,12 @@ def _copy_parse(data: bytes) -> np.ndarray:
 
 
 def _label_rows_copy(project: Project, after_id: int) -> _Labels:
-    sql = _COPY_SQL % {"tz": "%s", "project": "%s", "after": "%s"}
     buffer = io.BytesIO()
     with connection.cursor() as cursor:  # Django's debug cursor logs copy_expert like any statement
-        statement = cursor.mogrify(sql, [timezone.get_current_timezone_name(), project.id, after_id]).decode()
+        statement = cursor.mogrify(_COPY_SQL, {"tz": timezone.get_current_timezone_name(), "project": project.id,
+                                               "after": after_id}).decode()
         cursor.copy_expert(f"COPY ({statement}) TO STDOUT (FORMAT binary)", buffer)
-    return _Labels.from_matrix(_copy_parse(buffer.getvalue()).reshape(-1, len(_Labels.FETCHED)))
+    return _Labels.from_matrix(_copy_parse(buffer.getvalue()))
 
 
 # ---------------------------------------------------------------- any database: the ORM
@@ -144,13 +143,11 @@ def _label_rows_orm(project: Project, after_id: int) -> _Labels:
         "comparison__is_calibration", "day_text", "instructions_id", "comparison__length_top", "comparison__copy_top",
         "comparison__text_chars",
     ).order_by()  # no ORDER BY: sorting 100k rows costs more than the rest of the query
-    day_of: dict[str, int] = {}
+    rows = list(rows)
     day = _Labels.FETCHED.index("day")
-    matrix = np.array([
-        [(day_of.get(v) or day_of.setdefault(v, date.fromisoformat(str(v)[:10]).toordinal())) if i == day
-         else -1 if v is None else v for i, v in enumerate(row)]
-        for row in rows
-    ], dtype=np.int64).reshape(-1, len(_Labels.FETCHED))
+    day_of = {text: date.fromisoformat(str(text)[:10]).toordinal() for text in {row[day] for row in rows}}
+    matrix = np.array([[day_of[v] if i == day else -1 if v is None else v for i, v in enumerate(row)] for row in rows],
+                      dtype=np.int64).reshape(-1, len(_Labels.FETCHED))
     return _Labels.from_matrix(matrix)
 
 
@@ -178,36 +175,18 @@ def _labels_fingerprint(labels, up_to_id: int) -> tuple[int, ...]:
     return tuple(int(agg[key] or 0) for key in keys)
 
 
-def _derived_fill(cols: _Labels) -> _Labels:
+def _derived_fill(project: Project, cols: _Labels) -> _Labels:
     """Compute and store what the write paths keep (text figures, display positions) for rows written
-    without it (around the services), then patch the columns: paid for once, not on every request."""
-    cols = _positions_fill(cols)
-    missing = np.unique(cols.comparison[cols.length_top < 0])
-    if not len(missing):
-        return cols
-    comparisons_text_figures_fill(comparison_ids=missing.tolist())
-    figures = {c: f for c, *f in Comparison.objects.filter(id__in=missing.tolist()).values_list(
-        "id", "length_top", "copy_top", "text_chars")}
-    patched = replace(cols, length_top=cols.length_top.copy(), copy_top=cols.copy_top.copy(),
-                      text_chars=cols.text_chars.copy())
-    for i in np.flatnonzero(cols.length_top < 0).tolist():
-        length_top, copy_top, chars = figures.get(int(cols.comparison[i]), (None, None, None))
-        if length_top is not None:
-            patched.length_top[i], patched.copy_top[i], patched.text_chars[i] = length_top, copy_top, chars
-    return patched
-
-
-def _positions_fill(cols: _Labels) -> _Labels:
-    unknown = np.flatnonzero((cols.chosen >= 0) & (cols.position < 0))
-    if not len(unknown):
-        return cols
-    labels_display_position_fill(label_ids=cols.id[unknown].tolist())
-    stored = dict(Label.objects.filter(id__in=cols.id[unknown].tolist(), display_position__isnull=False)
-                  .values_list("id", "display_position"))
-    position = cols.position.copy()
-    for i in unknown.tolist():
-        position[i] = stored.get(int(cols.id[i]), -1)
-    return replace(cols, position=position)
+    without it (around the services), then read the columns again: paid for once, not per request.
+    A position that cannot be known (the choice is missing from its display order) stays −1."""
+    positions = cols.id[(cols.chosen >= 0) & (cols.position < 0)]
+    figures = np.unique(cols.comparison[cols.length_top < 0])
+    written = 0
+    if len(positions):
+        written += labels_display_position_fill(label_ids=positions.tolist())
+    if len(figures):
+        written += comparisons_text_figures_fill(comparison_ids=figures.tolist())
+    return _label_rows_fetch(project) if written else cols
 
 
 # Labels are written once (label_submit never updates one) and a project's table is read often,
@@ -232,7 +211,7 @@ def _project_columns(project: Project) -> _Labels:
             cols = _label_rows_fetch(project)
     else:
         cols = _label_rows_fetch(project)
-    cols = _derived_fill(cols)
+    cols = _derived_fill(project, cols)
     with _LOCK:
         _COLUMNS_CACHE[project.id] = cols
         _COLUMNS_CACHE.move_to_end(project.id)

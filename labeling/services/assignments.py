@@ -375,4 +375,3 @@ def comparisons_withdraw(*, comparison_ids: list[int]) -> int:
             state=Assignment.State.WITHDRAWN
         )
     return n
-

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dashboard_path")]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_text_cache():
+def _fresh_dashboard_cache():
     dashboard_cache_clear()
 
 

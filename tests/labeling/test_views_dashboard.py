@@ -17,7 +17,7 @@ XSS = "=HYPERLINK(\"http://evil\")<script>alert(1)</script>"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_text_cache():
+def _fresh_dashboard_cache():
     dashboard_cache_clear()
 
 
