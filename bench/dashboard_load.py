@@ -22,10 +22,13 @@ time is printed apart.
 
 Timed: the overview (`/projects/<slug>/dashboard/`), the labeler table
 (`/projects/<slug>/dashboard/labelers/`), its CSV, and one labeler's drill-down. First, each page
-alone in a fresh process (its first request: a worker that just started, nothing kept); then all
-pages in one process, the first request and the median of the next --repeat. The first request of
-a process fetches all label columns (one binary COPY on PostgreSQL); the process keeps them, and
-later requests check them with one aggregate query and fetch only newer labels.
+alone in a fresh process (its first request: a worker that just started, nothing kept), once with
+no shared snapshot of the label columns (the `dashboard` cache cleared: the process reads every
+label row, one binary COPY on PostgreSQL, and shares a snapshot) and once with the snapshot an
+earlier process shared; then all pages in one process, the first request and the median of the
+next --repeat. A process keeps the columns it read, and later requests check them with one
+aggregate query and fetch only newer labels. The snapshots go to the settings' `dashboard` cache
+(files under var/cache/dashboard unless DASHBOARD_CACHE_URL says otherwise).
 """
 from __future__ import annotations
 
@@ -192,9 +195,14 @@ def figures_fill() -> None:
 PAGES = ("overview", "labeler table", "labeler table CSV", "labeler drill-down")
 
 
-def measure(repeat: int, pages: tuple[str, ...] = PAGES) -> None:
-    """In-process requests as a researcher: first (cold) and median of `repeat` more, server time only."""
+def measure(repeat: int, pages: tuple[str, ...] = PAGES, *, no_snapshot: bool = False) -> None:
+    """In-process requests as a researcher: first (cold) and median of `repeat` more, server time only.
+    `no_snapshot`: first drop the shared snapshots of label columns (as before any worker read them)."""
     _django_setup()
+    if no_snapshot:
+        from labeling.selectors_quality import dashboard_cache_clear
+
+        dashboard_cache_clear()
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
@@ -232,12 +240,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--skip-load", action="store_true", help="reuse the loaded rlhf_dashbench")
     parser.add_argument("--page", choices=PAGES, help=argparse.SUPPRESS)  # one cold page (a subprocess of main)
+    parser.add_argument("--no-snapshot", action="store_true", help=argparse.SUPPRESS)  # with --page
     parser.add_argument("--fill", action="store_true", help=argparse.SUPPRESS)  # the text figures (a subprocess)
     args = parser.parse_args()
     if args.fill:
         return figures_fill()
     if args.page:
-        return measure(0, (args.page,))
+        return measure(0, (args.page,), no_snapshot=args.no_snapshot)
     print(f"cpus: {os.cpu_count()} · load average: {os.getloadavg()}")
     if not args.skip_load:
         start = time.perf_counter()
@@ -245,7 +254,10 @@ def main() -> None:
         database_load(labels=args.labels, labelers=args.labelers)
         print(f"load took {time.perf_counter() - start:.0f} s")
         subprocess.run([sys.executable, __file__, "--fill"], check=True)
-    print("each page alone, in a fresh process:")
+    print("each page alone, in a fresh process, no snapshot shared yet (reads every label row):")
+    for page in PAGES:
+        subprocess.run([sys.executable, __file__, "--page", page, "--no-snapshot"], check=True)
+    print("each page alone, in a fresh process, with the snapshot an earlier process shared:")
     for page in PAGES:
         subprocess.run([sys.executable, __file__, "--page", page], check=True)
     print(f"all pages in one process, then {args.repeat} more requests each:")

@@ -157,22 +157,43 @@ def position_bias_test(positions: Sequence[int], k: int) -> TestResult:
 
 def position_bias_counts_test(counts: Sequence[int]) -> TestResult:
     """`position_bias_test` from how often each display position was chosen."""
+    return position_bias_counts_tests(np.asarray(counts, dtype=float)[None, :])[0]
+
+
+def position_bias_counts_tests(counts: np.ndarray) -> list[TestResult]:
+    """`position_bias_counts_test` for each row of an (n, K) count matrix, with one χ² call for all."""
     observed = np.asarray(counts, dtype=float)
-    n = int(observed.sum())
-    if n == 0:
-        return TestResult(statistic=None, p_value=None, n=0)
-    expected = n / len(observed)
-    chi2 = float(((observed - expected) ** 2).sum() / expected)
-    p = float(stats.chi2.sf(chi2, len(observed) - 1))  # = scipy.stats.chisquare, without its per-call overhead
-    return TestResult(statistic=chi2, p_value=p, n=n, observed=float(observed.max()), expected=expected)
+    if not len(observed):
+        return []
+    n = observed.sum(axis=1)
+    expected = n / observed.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = ((observed - expected[:, None]) ** 2).sum(axis=1) / expected
+    p = stats.chi2.sf(chi2, observed.shape[1] - 1)  # = scipy.stats.chisquare, without its per-call overhead
+    return [TestResult(statistic=float(chi2[i]), p_value=float(p[i]), n=int(n[i]), observed=float(observed[i].max()),
+                       expected=float(expected[i])) if n[i] else TestResult(statistic=None, p_value=None, n=0)
+            for i in range(len(observed))]
+
+
+_LOG_FACTORIALS = gammaln(np.arange(1025) + 1.0)  # log k! for k ≤ 1024, grown on demand
+
+
+def _log_factorials(n: int) -> np.ndarray:
+    """log k! for k = 0..n (a table kept between calls: the detectors ask for it per labeler)."""
+    global _LOG_FACTORIALS
+    table = _LOG_FACTORIALS
+    if len(table) <= n:
+        table = _LOG_FACTORIALS = gammaln(np.arange(max(n + 1, 2 * len(table))) + 1.0)
+    return table[: n + 1]
 
 
 def _binom_pmf(n: int, p: float) -> np.ndarray:
-    """Binomial(n, p) pmf over 0..n from log-gamma (the same values as scipy.stats.binom.pmf, less overhead)."""
+    """Binomial(n, p) pmf over 0..n from log-factorials (the same values as scipy.stats.binom.pmf, less overhead)."""
     x = np.arange(n + 1)
     if p <= 0 or p >= 1:
         return (x == (n if p >= 1 else 0)).astype(float)
-    log_pmf = gammaln(n + 1) - gammaln(x + 1) - gammaln(n - x + 1) + x * math.log(p) + (n - x) * math.log1p(-p)
+    log_factorial = _log_factorials(n)
+    log_pmf = log_factorial[n] - log_factorial - log_factorial[::-1] + x * math.log(p) + (n - x) * math.log1p(-p)
     return np.exp(log_pmf)
 
 
@@ -228,10 +249,16 @@ def too_fast_test(too_fast: int, n: int, allowed_share: float) -> TestResult:
 
     statistic = observed too-fast share.
     """
-    if n == 0:
-        return TestResult(statistic=None, p_value=None, n=0)
-    p = stats.binom.sf(too_fast - 1, n, allowed_share)  # P(X ≥ too_fast), as binomtest(alternative="greater")
-    return TestResult(statistic=too_fast / n, p_value=float(min(1.0, p)), n=n, observed=too_fast, expected=allowed_share * n)
+    return too_fast_tests(np.array([too_fast]), np.array([n]), allowed_share)[0]
+
+
+def too_fast_tests(too_fast: np.ndarray, n: np.ndarray, allowed_share: float) -> list[TestResult]:
+    """`too_fast_test` for each (too_fast[i], n[i]), with one binomial call for all."""
+    too_fast, n = np.asarray(too_fast, dtype=np.int64), np.asarray(n, dtype=np.int64)
+    p = np.minimum(1.0, stats.binom.sf(too_fast - 1, n, allowed_share))  # P(X ≥ too_fast), as binomtest("greater")
+    return [TestResult(statistic=int(too_fast[i]) / int(n[i]), p_value=float(p[i]), n=int(n[i]),
+                       observed=int(too_fast[i]), expected=allowed_share * int(n[i]))
+            if n[i] else TestResult(statistic=None, p_value=None, n=0) for i in range(len(n))]
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:
@@ -239,3 +266,27 @@ def quantile(values: Sequence[float], q: float) -> float | None:
     if len(values) == 0:
         return None
     return float(np.quantile(np.asarray(values, dtype=float), q))
+
+
+def grouped_quantiles(values: np.ndarray, group: np.ndarray, n_groups: int, qs: Sequence[float]) -> np.ndarray:
+    """`quantile` of each group's values (group indices 0..n_groups−1) at each q: an (n_groups, len(qs))
+    array, NaN for a group without values. One sort for all groups, then numpy's linear interpolation."""
+    values, group = np.asarray(values), np.asarray(group, dtype=np.int64)
+    sizes = np.bincount(group, minlength=n_groups)
+    if values.dtype.kind in "iu" and (not len(values) or (values.min() >= 0 and values.max() < 1 << 40)):
+        # Whole numbers (durations in ms): one sort of group·2⁴⁰ + value, ~10× faster than two sorts.
+        ordered = (np.sort(group * (1 << 40) + values) & ((1 << 40) - 1)).astype(float)
+    else:
+        values = values.astype(float)
+        by_value = np.argsort(values)
+        ordered = values[by_value[np.argsort(group[by_value], kind="stable")]]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    out = np.full((n_groups, len(qs)), np.nan)
+    has = sizes > 0
+    for j, q in enumerate(qs):
+        position = q * (sizes[has] - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, sizes[has] - 1)
+        below, above = ordered[starts[has] + low], ordered[starts[has] + high]
+        out[has, j] = below + (above - below) * (position - low)
+    return out

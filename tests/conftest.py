@@ -33,3 +33,13 @@ def project(db):
 def _artifacts_per_test(settings, tmp_path_factory):
     """Run ids restart in every test database: each test gets its own artifacts folder."""
     settings.ARTIFACTS_DIR = tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(autouse=True)
+def _dashboard_cache_cold():
+    """Every test starts without kept label columns or shared snapshots (ids repeat across tests)."""
+    from labeling.selectors_quality import dashboard_cache_clear
+
+    dashboard_cache_clear()
+    yield
+    dashboard_cache_clear()

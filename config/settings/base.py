@@ -167,6 +167,15 @@ LABELING_SQL_FUNCTIONS = env.bool("LABELING_SQL_FUNCTIONS", default=True)
 # On PostgreSQL, the dashboards read a project's label columns with one binary COPY; off, through
 # the ORM as on every other database (labeling/selectors_quality/columns.py; the tests run both).
 DASHBOARD_PG_COPY = env.bool("DASHBOARD_PG_COPY", default=True)
+# Snapshots of each project's label columns that every web process shares, so a process that has
+# just started reads ~3 MB instead of every label row (checked against the database before use).
+# Files under var/ by default; with several hosts, a Redis database of its own
+# (DASHBOARD_CACHE_URL=redis://host:6379/2: clearing it flushes that database).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "dashboard": {**env.cache_url("DASHBOARD_CACHE_URL", default=f"filecache://{VAR_DIR / 'cache' / 'dashboard'}"),
+                  "TIMEOUT": None},
+}
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

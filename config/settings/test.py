@@ -21,6 +21,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if "CELERY_BROKER_URL" not in os.environ:
     CELERY_BROKER_URL = "redis://127.0.0.1:6379/15" if port_open(6379) else "memory://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Per test process; tests/conftest.py clears it around every test (tests of the file and Redis
+# stores override it).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "dashboard": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "dashboard", "TIMEOUT": None},
+}
 CELERY_TASK_ALWAYS_EAGER = True  # tests that need a real worker start one themselves
 CELERY_TASK_EAGER_PROPAGATES = True
 

@@ -7,10 +7,16 @@ On PostgreSQL the rows come through one `COPY … TO STDOUT (FORMAT binary)` of 
 integers that numpy reads in place: 110k labels in ~130 ms, against ~400 ms as the ORM's row
 tuples. `DASHBOARD_PG_COPY=0`, and any other database, read through the ORM; the tests run both
 on PostgreSQL and hold them to the same columns.
+
+Each process keeps the columns it read (`_COLUMNS_CACHE`), and every process shares a snapshot
+of them through the `dashboard` cache (settings.CACHES: files under var/ by default, Redis where
+DASHBOARD_CACHE_URL says so), so a worker that has just started reads the snapshot instead of
+the whole table. Both are checked against the database before use (`_project_columns`).
 """
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -18,6 +24,7 @@ from datetime import date
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 from django.db.models import Count, F, Q, Sum, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDate
@@ -26,13 +33,19 @@ from django.utils import timezone
 from labeling.models import Comparison, Label, Project, SampleFlag
 from labeling.services.derived import comparisons_text_figures_fill, labels_display_position_fill
 
+logger = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 
 
-def dashboard_cache_clear() -> None:
-    """Forget the label columns this process keeps between requests (tests start from cold)."""
+def dashboard_cache_clear(*, shared: bool = True) -> None:
+    """Forget the label columns this process keeps between requests and, unless `shared` is False
+    (as in a process that has just started), the shared snapshots: the whole `dashboard` cache
+    (give it a store of its own)."""
     with _LOCK:
         _COLUMNS_CACHE.clear()
+        _SNAPSHOT_ROWS.clear()
+    if shared:
+        caches[SNAPSHOT_CACHE].clear()
 
 
 @dataclass
@@ -189,34 +202,116 @@ def _derived_fill(project: Project, cols: _Labels) -> _Labels:
     return _label_rows_fetch(project) if written else cols
 
 
+# ---------------------------------------------------------------- snapshots shared by every process
+
+SNAPSHOT_CACHE = "dashboard"  # the settings.CACHES alias
+_SNAPSHOT_FORMAT = 1  # bump when _Labels.FETCHED or the packing changes
+# A process rewrites the shared snapshot once it holds this many labels more than the snapshot
+# (or this share more): writing ~3 MB on every request of a busy project would cost more than it saves.
+SNAPSHOT_REWRITE_ROWS = 2_000
+SNAPSHOT_REWRITE_SHARE = 0.05
+
+
+def _snapshot_key(project: Project) -> str:
+    db = connection.settings_dict
+    return (f"labeling:columns:v{_SNAPSHOT_FORMAT}:{db.get('HOST') or ''}:{db.get('PORT') or ''}:{db['NAME']}:"
+            f"{project.id}:{timezone.get_current_timezone_name()}")
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """The smallest integer type that holds every value (the snapshot is ~30 bytes a label, not 120)."""
+    if values.dtype == bool or not len(values):
+        return values
+    return values.astype(np.result_type(np.min_scalar_type(int(values.min())), np.min_scalar_type(int(values.max()))))
+
+
+def _snapshot_pack(cols: _Labels) -> dict:
+    return {"format": _SNAPSHOT_FORMAT, "fingerprint": cols.fingerprint(),
+            "columns": {name: _narrow(getattr(cols, name)) for name in _Labels.FETCHED}}
+
+
+def _snapshot_unpack(data) -> _Labels | None:
+    """The columns of a snapshot, or None when it is not one this code wrote (another format, damaged)."""
+    try:
+        if data["format"] != _SNAPSHOT_FORMAT:
+            return None
+        columns = {name: np.asarray(data["columns"][name], dtype=bool if name in _Labels.BOOLEAN else np.int64)
+                   for name in _Labels.FETCHED}
+        if len({len(values) for values in columns.values()}) != 1:
+            return None
+        cols = _Labels(**columns, flagged=np.zeros(len(columns["id"]), dtype=bool))
+        return cols if cols.fingerprint() == tuple(data["fingerprint"]) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _snapshot_read(project: Project) -> _Labels | None:
+    try:
+        data = caches[SNAPSHOT_CACHE].get(_snapshot_key(project))
+    except Exception:  # a cache that is down must not take the dashboards with it
+        logger.warning("dashboard snapshot: cannot read the %r cache", SNAPSHOT_CACHE, exc_info=True)
+        return None
+    return None if data is None else _snapshot_unpack(data)
+
+
+def _snapshot_write(project: Project, cols: _Labels) -> bool:
+    try:
+        caches[SNAPSHOT_CACHE].set(_snapshot_key(project), _snapshot_pack(cols), timeout=None)
+        return True
+    except Exception:
+        logger.warning("dashboard snapshot: cannot write the %r cache", SNAPSHOT_CACHE, exc_info=True)
+        return False
+
+
+# ---------------------------------------------------------------- what a request reads
+
 # Labels are written once (label_submit never updates one) and a project's table is read often,
 # so each process keeps the columns it fetched and, per request, checks with one aggregate that the
 # rows it holds are unchanged (count and column sums) and fetches only the newer ones; anything
 # else (an admin edit or delete, a comparison moved in or out of calibration, refreshed text
-# figures) reloads everything. The full fetch is still most of a cold request (bench/dashboard_load.py).
+# figures) reloads everything. A process that holds nothing yet starts from the shared snapshot,
+# checked the same way, and writes one after reading everything (or after enough newer labels).
 _COLUMNS_CACHE: OrderedDict[int, _Labels] = OrderedDict()
 _COLUMNS_CACHE_PROJECTS = 16
+_SNAPSHOT_ROWS: dict[int, int] = {}  # project → labels in the shared snapshot, as far as this process knows
 
 
 def _project_columns(project: Project) -> _Labels:
-    """The project's label columns with fresh flags: 3 queries warm (check, newer rows, flags), 2 cold."""
+    """The project's label columns with fresh flags: 3 queries warm (check, newer rows, flags), 2 cold
+    (all rows, flags), 3 cold from a snapshot; a fill of missing derived fields adds its own."""
     labels = Label.objects.filter(comparison__project=project)
     with _LOCK:
         cached = _COLUMNS_CACHE.get(project.id)
+        shared_rows = _SNAPSHOT_ROWS.get(project.id)
+    if cached is None:
+        cached = _snapshot_read(project)
+        shared_rows = None if cached is None else len(cached.id)
     if cached is not None and len(cached.id):
         newest = int(cached.id.max())
         if _labels_fingerprint(labels, newest) == cached.fingerprint():
             cols = cached.extended(_label_rows_fetch(project, newest))
         else:
-            cols = _label_rows_fetch(project)
+            cols, shared_rows = _label_rows_fetch(project), None
     else:
         cols = _label_rows_fetch(project)
     cols = _derived_fill(project, cols)
+    grown = len(cols.id) - (shared_rows or 0)
+    if len(cols.id) and (shared_rows is None or grown >= min(SNAPSHOT_REWRITE_ROWS, SNAPSHOT_REWRITE_SHARE * len(cols.id))):
+        shared_rows = len(cols.id) if _snapshot_write(project, cols) else None
     with _LOCK:
         _COLUMNS_CACHE[project.id] = cols
         _COLUMNS_CACHE.move_to_end(project.id)
         while len(_COLUMNS_CACHE) > _COLUMNS_CACHE_PROJECTS:
-            _COLUMNS_CACHE.popitem(last=False)
-    # Flags may come later than their label (admin), and are few: always read fresh.
-    flagged_ids = list(SampleFlag.objects.filter(label__comparison__project=project).values_list("label_id", flat=True))
-    return replace(cols, flagged=np.isin(cols.id, np.array(flagged_ids, dtype=np.int64)))
+            evicted, _ = _COLUMNS_CACHE.popitem(last=False)
+            _SNAPSHOT_ROWS.pop(evicted, None)
+        if shared_rows is None:
+            _SNAPSHOT_ROWS.pop(project.id, None)
+        else:
+            _SNAPSHOT_ROWS[project.id] = shared_rows
+    # Flags may come later than their label (admin), and are few: always read fresh. By label id range
+    # (the label_id index; isin keeps this project's): joining the labels to their project costs more.
+    if not len(cols.id):
+        return cols
+    flagged_ids = SampleFlag.objects.filter(label_id__gte=int(cols.id.min()), label_id__lte=int(cols.id.max()))
+    flagged = np.fromiter(flagged_ids.values_list("label_id", flat=True).distinct(), dtype=np.int64)
+    return replace(cols, flagged=np.isin(cols.id, flagged))

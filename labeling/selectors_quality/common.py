@@ -32,6 +32,12 @@ def unique_argmax(counts: np.ndarray) -> np.ndarray:
     return np.where(alone & (best > 0), counts.argmax(axis=1), -1)
 
 
+def count_matrix(row: np.ndarray, column: np.ndarray, n_rows: int, n_columns: int) -> np.ndarray:
+    """How often each (row[i], column[i]) pair occurs, as an (n_rows, n_columns) int matrix (one bincount)."""
+    flat = np.asarray(row, dtype=np.int64) * n_columns + np.asarray(column, dtype=np.int64)
+    return np.bincount(flat, minlength=n_rows * n_columns).reshape(n_rows, n_columns)
+
+
 def researcher_answers(comparison: np.ndarray, chosen: np.ndarray, by_researcher: np.ndarray, k: int,
                        ) -> tuple[np.ndarray, np.ndarray]:
     """The researchers' answer for each of these answered calibration labels, −1 when there is none.
@@ -41,8 +47,7 @@ def researcher_answers(comparison: np.ndarray, chosen: np.ndarray, by_researcher
     against the others), and with every researcher's label (for the majority of labelers).
     """
     comparisons, row_of = np.unique(comparison, return_inverse=True)
-    counts = np.zeros((len(comparisons), k), dtype=np.int64)
-    np.add.at(counts, (row_of[by_researcher], chosen[by_researcher]), 1)
+    counts = count_matrix(row_of[by_researcher], chosen[by_researcher], len(comparisons), k)
     everyone = unique_argmax(counts)[row_of]
     own = counts[row_of]
     own[np.flatnonzero(by_researcher), chosen[by_researcher]] -= 1

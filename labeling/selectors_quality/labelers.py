@@ -85,14 +85,6 @@ def _agreement_by_labeler(cols: _Labels, researchers: set[int], k: int) -> tuple
     return agreements, per_label
 
 
-def _groups(values: np.ndarray, group: np.ndarray, n_groups: int) -> list[np.ndarray]:
-    """values split by group index (0..n_groups−1)."""
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
-    ordered = values[order]
-    return [ordered[bounds[g]: bounds[g + 1]] for g in range(n_groups)]
-
-
 def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, with_hits_for: int | None = None,
                   ) -> tuple[list[LabelerQuality], np.ndarray]:
     """Every labeler's LabelerQuality from one pass over the label columns (a fixed number of queries)."""
@@ -123,20 +115,22 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
     n_labels, n_answered = count(np.ones(len(cols.id), dtype=bool)), count(answered)
     n_skipped, n_flagged, n_unsure = count(cols.skipped), count(cols.flagged), count(cols.unsure & answered)
     n_text, n_fast = count(has_text), count(too_fast)
-    position_counts = np.zeros((n_groups, k), dtype=int)
     shown = answered & (cols.position >= 0)  # a choice missing from its display order counts nowhere
-    np.add.at(position_counts, (g[shown], cols.position[shown]), 1)
+    position_counts = np.bincount(g[shown] * k + cols.position[shown], minlength=n_groups * k).reshape(n_groups, k)
     chance_counts = {}
     for name, (informative, hit, ties) in detectors.items():
-        by_ties = np.zeros((n_groups, k + 1), dtype=int)
-        np.add.at(by_ties, (g[informative], ties[informative]), 1)
+        by_ties = np.bincount(g[informative] * (k + 1) + ties[informative],
+                              minlength=n_groups * (k + 1)).reshape(n_groups, k + 1)
         chance_counts[name] = (by_ties, count(hit))
-    seconds = _groups(cols.duration_ms / 1000, g, n_groups)
+    seconds = cols.duration_ms / 1000
+    mean_seconds = np.bincount(g, weights=seconds, minlength=n_groups) / np.maximum(n_labels, 1)
+    median_s, p10_s = metrics.grouped_quantiles(cols.duration_ms, g, n_groups, (0.5, 0.1)).T / 1000
+    position_tests = metrics.position_bias_counts_tests(position_counts)
+    too_fast_tests = metrics.too_fast_tests(n_fast, n_text, TOO_FAST_ALLOWED_SHARE)
 
     rows = []
     for index, labeler_id in enumerate(labeler_ids.tolist()):
-        durations = seconds[index]
-        mean_s = float(durations.mean()) if len(durations) else 0.0
+        mean_s = float(mean_seconds[index])
         tests = {}
         for name, (by_ties, hits) in chance_counts.items():
             groups = {t / k: int(by_ties[index, t]) for t in range(1, k) if by_ties[index, t]}
@@ -156,14 +150,12 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
             labeler_id=labeler_id, username=names.get(labeler_id, "?"), is_researcher=labeler_id in researchers,
             labels=int(n_labels[index]), answers=int(n_answered[index]),
             labels_per_hour=3600 / mean_s if mean_s > 0 else None,
-            median_s=metrics.quantile(durations, 0.5), p10_s=metrics.quantile(durations, 0.1),
+            median_s=float(median_s[index]), p10_s=float(p10_s[index]),  # every labeler here has labels
             skip_rate=metrics.rate(int(n_skipped[index]), int(n_labels[index])),
             flag_rate=metrics.rate(int(n_flagged[index]), int(n_labels[index])),
             unsure_rate=metrics.rate(int(n_unsure[index]), int(n_answered[index])),
             agreement=agreements.get(labeler_id, Agreement.of(0, 0, k)),
-            position=metrics.position_bias_counts_test(positions),
-            length=tests["length"], copy=tests["copy"],
-            too_fast=metrics.too_fast_test(int(n_fast[index]), int(n_text[index]), TOO_FAST_ALLOWED_SHARE),
+            position=position_tests[index], length=tests["length"], copy=tests["copy"], too_fast=too_fast_tests[index],
             hits=hits_sets,
         ))
     return rows, references

@@ -13,6 +13,7 @@ from labeling.selectors_quality.columns import _project_columns
 from labeling.selectors_quality.common import (
     Agreement,
     agreement_of,
+    count_matrix,
     researcher_answers,
     researcher_ids,
     unique_argmax,
@@ -75,7 +76,8 @@ def project_quality(project: Project) -> ProjectQuality:
     week = day - (day - 1) % 7  # ordinal 1 (1 Jan of year 1) was a Monday
     weekly = [(date.fromordinal(int(w)), agreement_of(chosen[theirs & (week == w)], reference[theirs & (week == w)], k))
               for w in np.unique(week[theirs & (reference >= 0)])]
-    version = np.array([versions_of.get(i, -1) for i in cols.instructions[calibration].tolist()], dtype=np.int64)
+    instruction_ids, instruction_of = np.unique(cols.instructions[calibration], return_inverse=True)
+    version = np.array([versions_of.get(i, -1) for i in instruction_ids.tolist()], dtype=np.int64)[instruction_of]
     by_instructions = [
         (None if v < 0 else int(v), agreement_of(chosen[theirs & (version == v)], reference[theirs & (version == v)], k))
         for v in np.unique(version[theirs & (reference >= 0)])
@@ -83,8 +85,7 @@ def project_quality(project: Project) -> ProjectQuality:
     by_instructions.sort(key=lambda kv: (kv[0] is None, kv[0] or 0))
     # Majority of labelers: comparisons with ≥ 2 labelers' answers and a researchers' answer.
     items, item_of = np.unique(comparison[theirs], return_inverse=True)
-    votes = np.zeros((len(items), k), dtype=np.int64)
-    np.add.at(votes, (item_of.ravel(), chosen[theirs]), 1)
+    votes = count_matrix(item_of.ravel(), chosen[theirs], len(items), k)
     answer = np.full(len(items), -1, dtype=np.int64)
     answer[item_of.ravel()] = everyone[theirs]
     judged = (votes.sum(axis=1) >= 2) & (answer >= 0)
@@ -94,8 +95,7 @@ def project_quality(project: Project) -> ProjectQuality:
     # 3. Labeler–labeler on comparisons with two or more non-researchers' answers.
     labelers_answered = answered & ~np.isin(cols.labeler, researcher_array)
     items, item_of = np.unique(cols.comparison[labelers_answered], return_inverse=True)
-    counts = np.zeros((len(items), k))
-    np.add.at(counts, (item_of.ravel(), cols.chosen[labelers_answered].clip(0, k - 1)), 1)
+    counts = count_matrix(item_of.ravel(), cols.chosen[labelers_answered].clip(0, k - 1), len(items), k).astype(float)
     counts = counts[counts.sum(axis=1) >= 2]
     inter = InterRater(
         items=len(counts), ratings=int(counts.sum()), percent=metrics.percent_agreement(counts),

@@ -131,3 +131,47 @@ def test_binomial_pmf_matches_scipy(n, p):
     from scipy import stats
 
     assert np.allclose(metrics._binom_pmf(n, p), stats.binom.pmf(np.arange(n + 1), n, p), atol=1e-12)
+
+
+def test_grouped_quantiles_match_numpy_per_group():
+    """Groups of 1, 4 and 0 values (the empty one NaN), unsorted input: numpy's quantile on each group."""
+    values = np.array([7.0, 1.0, 4.0, 2.0, 9.0])
+    group = np.array([1, 0, 1, 1, 1])
+    out = metrics.grouped_quantiles(values, group, 3, (0.5, 0.1))
+    assert out[0].tolist() == [1.0, 1.0]
+    assert out[1] == pytest.approx([np.quantile([7, 4, 2, 9], 0.5), np.quantile([7, 4, 2, 9], 0.1)])
+    assert out[1, 0] == 5.5 and out[1, 1] == pytest.approx(2.6)  # by hand: 2 + 0.3·(4 − 2)
+    assert np.isnan(out[2]).all()
+    rng = np.random.default_rng(3)
+    values, group = rng.exponential(size=500), rng.integers(0, 7, size=500)
+    out = metrics.grouped_quantiles(values, group, 7, (0.5, 0.1, 0.9))
+    for g in range(7):
+        assert out[g] == pytest.approx(np.quantile(values[group == g], [0.5, 0.1, 0.9]))
+
+
+def test_vectorised_tests_match_the_single_ones():
+    counts = np.array([[10, 2, 2, 2], [0, 0, 0, 0], [5, 5, 5, 5]])
+    many = metrics.position_bias_counts_tests(counts)
+    assert many[0] == metrics.position_bias_test([0] * 10 + [1, 1, 2, 2, 3, 3], 4)
+    assert many[0].statistic == pytest.approx(12.0)
+    assert many[1].p_value is None and many[1].n == 0
+    assert many[2].statistic == 0
+    fast = metrics.too_fast_tests(np.array([2, 0, 0]), np.array([10, 0, 7]), 0.05)
+    assert fast[0].p_value == pytest.approx(1 - 0.95**10 - 10 * 0.05 * 0.95**9)
+    assert fast[1].p_value is None
+    assert fast[2].p_value == 1.0 and fast[2].statistic == 0
+
+
+def test_binomial_pmf_beyond_the_log_factorial_table():
+    from scipy import stats
+
+    n = 5000  # larger than the table's first size: it grows
+    assert np.allclose(metrics._binom_pmf(n, 0.3), stats.binom.pmf(np.arange(n + 1), n, 0.3), atol=1e-12)
+
+
+def test_grouped_quantiles_of_whole_numbers_take_the_same_values():
+    """Durations in ms go through the one-sort path: the same figures as the float path."""
+    rng = np.random.default_rng(5)
+    values, group = rng.integers(0, 50_000, size=300), rng.integers(0, 4, size=300)
+    assert metrics.grouped_quantiles(values, group, 5, (0.5, 0.1)) == pytest.approx(
+        metrics.grouped_quantiles(values.astype(float), group, 5, (0.5, 0.1)), nan_ok=True)
