@@ -45,7 +45,10 @@ def dashboard_cache_clear(*, shared: bool = True) -> None:
         _COLUMNS_CACHE.clear()
         _SNAPSHOT_ROWS.clear()
     if shared:
-        caches[SNAPSHOT_CACHE].clear()
+        try:
+            caches[SNAPSHOT_CACHE].clear()
+        except Exception:
+            logger.warning("dashboard snapshot: cannot clear the %r cache", SNAPSHOT_CACHE, exc_info=True)
 
 
 @dataclass
@@ -222,7 +225,9 @@ def _narrow(values: np.ndarray) -> np.ndarray:
     """The smallest integer type that holds every value (the snapshot is ~30 bytes a label, not 120)."""
     if values.dtype == bool or not len(values):
         return values
-    return values.astype(np.result_type(np.min_scalar_type(int(values.min())), np.min_scalar_type(int(values.max()))))
+    low, high = int(values.min()), int(values.max())
+    # unsigned when nothing is negative; else the signed type that holds both −(high + 1) and low
+    return values.astype(np.min_scalar_type(high) if low >= 0 else np.min_scalar_type(min(low, -high - 1)))
 
 
 def _snapshot_pack(cols: _Labels) -> dict:
