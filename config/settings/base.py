@@ -218,8 +218,12 @@ LOGGING = {
 TRAINING_LEASE_SECONDS = env.int("TRAINING_LEASE_SECONDS", default=120)
 ANDON_ACK_DEADLINE_SECONDS = env.int("ANDON_ACK_DEADLINE_SECONDS", default=60)
 TRAINING_REAP_INTERVAL_SECONDS = env.int("TRAINING_REAP_INTERVAL_SECONDS", default=30)
+# The dashboards' shared snapshots of active projects' label columns, checked and rewritten when stale.
+DASHBOARD_SNAPSHOT_INTERVAL_SECONDS = env.int("DASHBOARD_SNAPSHOT_INTERVAL_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
     "reap-runs": {"task": "training.tasks.runs_reap_task", "schedule": TRAINING_REAP_INTERVAL_SECONDS,
                   "options": {"queue": "default"}},
+    "dashboard-snapshots": {"task": "labeling.tasks.dashboard_snapshots_refresh_task",
+                            "schedule": DASHBOARD_SNAPSHOT_INTERVAL_SECONDS, "options": {"queue": "default"}},
 }
 TRAINING_DEFAULT_BASE_MODEL = env("TRAINING_DEFAULT_BASE_MODEL", default="tiny")

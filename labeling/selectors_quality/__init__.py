@@ -24,10 +24,12 @@ Definitions (the math is in `labeling/metrics.py`):
 Every function reads with a fixed number of queries whatever the number of labels or labelers
 (label columns in one statement, computed on numpy arrays). The texts' figures the length, copy
 and too-fast detectors need are kept per comparison at write time (`Comparison.length_top`,
-`copy_top`, `text_chars`). Each process keeps a project's label columns between requests (see
-`_project_columns` for why and how they stay fresh); `dashboard_cache_clear` forgets them.
+`copy_top`, `text_chars`). Each process keeps a project's label columns between requests, and
+every process shares a snapshot of them through the `dashboard` cache (see `_project_columns` for
+why and how both stay fresh); `dashboard_snapshots_refresh` (Celery beat) keeps the snapshots of
+active projects current; `dashboard_cache_clear` forgets them.
 """
-from labeling.selectors_quality.columns import dashboard_cache_clear
+from labeling.selectors_quality.columns import dashboard_cache_clear, dashboard_snapshots_refresh
 from labeling.selectors_quality.common import (
     ALPHA,
     READING_CHARS_PER_SECOND,
@@ -51,5 +53,5 @@ from labeling.selectors_quality.overview import InterRater, ProjectQuality, proj
 __all__ = [
     "ALPHA", "DETECTORS", "READING_CHARS_PER_SECOND", "SORT_KEYS", "TOO_FAST_ALLOWED_SHARE", "Agreement",
     "InterRater", "LabelDetail", "LabelerDetail", "LabelerQuality", "ProjectQuality", "ShownText",
-    "dashboard_cache_clear", "labeler_detail", "labelers_quality", "labelers_sort", "project_quality", "researcher_ids",
+    "dashboard_cache_clear", "dashboard_snapshots_refresh", "labeler_detail", "labelers_quality", "labelers_sort", "project_quality", "researcher_ids",
 ]

@@ -160,3 +160,31 @@ def test_snapshot_in_redis(project, world, settings, fetches):
     _shared_between_processes(project, fetches)
     assert caches["dashboard"].get(columns._snapshot_key(project)) is not None
     caches["dashboard"].clear()
+
+
+def test_beat_refreshes_the_snapshots_of_active_projects(project, world, fetches, settings):
+    """After an edit of an old label, the beat task rewrites the stale snapshot, so the next page read in a new
+    process starts from it; a project without labels this week is left alone."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config.celery import app
+    from labeling.tasks import dashboard_snapshots_refresh_task
+    from tests.factories import ProjectFactory
+
+    assert settings.CELERY_BEAT_SCHEDULE["dashboard-snapshots"]["task"] == dashboard_snapshots_refresh_task.name
+    assert dashboard_snapshots_refresh_task.name in app.tasks
+    Label.objects.filter(comparison__project=project).update(created_at=timezone.now() - timedelta(hours=1))
+    quiet = ProjectFactory(k=4, slug="quiet")
+    add_label(make_comparison(quiet, labels_wanted=4), world["a"], 0)  # labelled MONDAY, long ago
+
+    _table(project)
+    Label.objects.filter(labeler=world["b"], skipped=True).update(duration_ms=99_000)  # around the services
+    result = dashboard_snapshots_refresh_task.delay().get()
+    assert result == {str(project.id): 12}
+    assert _snapshot(quiet) is None
+    dashboard_cache_clear(shared=False)
+    fetches.clear()
+    _table(project)
+    assert fetches and fetches[0] > 0  # the refreshed snapshot passed the check
