@@ -167,9 +167,14 @@ def database_load(*, labels: int, labelers: int) -> None:
           f"{total - by_labelers} by 2 researchers on the calibration slice)")
 
 
-def _django_setup() -> None:
+def _django_setup(*, as_server: bool = False) -> None:
+    """Django set up; `as_server`: by importing config.wsgi, as a gunicorn or runserver worker starts
+    (its warm-up compiles the templates and loads the URLconf before the first request)."""
     os.environ.update(_env(DB))
     sys.path.insert(0, str(ROOT))
+    if as_server:
+        import config.wsgi  # noqa: F401
+        return
     import django
 
     django.setup()
@@ -198,7 +203,7 @@ PAGES = ("overview", "labeler table", "labeler table CSV", "labeler drill-down")
 def measure(repeat: int, pages: tuple[str, ...] = PAGES, *, no_snapshot: bool = False) -> None:
     """In-process requests as a researcher: first (cold) and median of `repeat` more, server time only.
     `no_snapshot`: first drop the shared snapshots of label columns (as before any worker read them)."""
-    _django_setup()
+    _django_setup(as_server=True)
     if no_snapshot:
         from labeling.selectors_quality import dashboard_cache_clear
 

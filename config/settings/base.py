@@ -70,6 +70,9 @@ TEMPLATES = [
     },
 ]
 
+# config/warmup.py: a web process compiles its templates and loads its URLconf at start, not in its first request.
+WARM_UP_ON_START = env.bool("WARM_UP_ON_START", default=True)
+
 # ---------------------------------------------------------------- database
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
