@@ -53,5 +53,6 @@ from labeling.selectors_quality.overview import InterRater, ProjectQuality, proj
 __all__ = [
     "ALPHA", "DETECTORS", "READING_CHARS_PER_SECOND", "SORT_KEYS", "TOO_FAST_ALLOWED_SHARE", "Agreement",
     "InterRater", "LabelDetail", "LabelerDetail", "LabelerQuality", "ProjectQuality", "ShownText",
-    "dashboard_cache_clear", "dashboard_snapshots_refresh", "labeler_detail", "labelers_quality", "labelers_sort", "project_quality", "researcher_ids",
+    "dashboard_cache_clear", "dashboard_snapshots_refresh", "labeler_detail", "labelers_quality", "labelers_sort",
+    "project_quality", "researcher_ids",
 ]

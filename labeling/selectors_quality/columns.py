@@ -300,8 +300,8 @@ def _project_columns(project: Project) -> _Labels:
     else:
         cols = _label_rows_fetch(project)
     cols = _derived_fill(project, cols)
-    grown = len(cols.id) - (shared_rows or 0)
-    if len(cols.id) and (shared_rows is None or grown >= min(SNAPSHOT_REWRITE_ROWS, SNAPSHOT_REWRITE_SHARE * len(cols.id))):
+    rewrite_after = min(SNAPSHOT_REWRITE_ROWS, SNAPSHOT_REWRITE_SHARE * len(cols.id))
+    if len(cols.id) and (shared_rows is None or len(cols.id) - shared_rows >= rewrite_after):
         shared_rows = len(cols.id) if _snapshot_write(project, cols) else None
     with _LOCK:
         _COLUMNS_CACHE[project.id] = cols
@@ -326,12 +326,16 @@ def dashboard_snapshots_refresh(*, active_within: timedelta = timedelta(days=7))
     """Bring up to date the shared snapshot of every project that got labels within `active_within`
     (Celery beat runs this every DASHBOARD_SNAPSHOT_INTERVAL_SECONDS), so that the first page read after
     an import, an edit of old labels or an emptied cache finds a good snapshot instead of reading every
-    row. A check costs one aggregate per project; only a stale snapshot costs a full read and a write.
+    row. A check costs a snapshot read and one aggregate per project; only a missing or stale snapshot
+    costs a full read and a write.
     Returns {project id: labels read}; a project that fails is logged and skipped."""
     since = timezone.now() - active_within
     active = Label.objects.filter(created_at__gte=since).values("comparison__project_id")
     done = {}
     for project in Project.objects.filter(id__in=active).order_by("id"):
+        with _LOCK:  # start from the shared snapshot, not what this process kept: it may be gone or stale
+            _COLUMNS_CACHE.pop(project.id, None)
+            _SNAPSHOT_ROWS.pop(project.id, None)
         try:
             done[project.id] = len(_project_columns(project).id)
         except Exception:

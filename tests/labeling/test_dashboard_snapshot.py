@@ -8,12 +8,13 @@ import pytest
 from django.core.cache import caches
 from django.urls import reverse
 
+from config.devservices import port_open
 from labeling.models import Label
 from labeling.roles import CONTRACTOR
 from labeling.selectors_quality import columns, dashboard_cache_clear, labelers_quality, project_quality
-from config.devservices import port_open
 from tests.factories import UserFactory, make_comparison
 from tests.labeling.quality_helpers import add_label
+from tests.training.conftest import live_worker  # noqa: F401 (a fixture: a real Celery worker process)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dashboard_path")]
 
@@ -188,3 +189,31 @@ def test_beat_refreshes_the_snapshots_of_active_projects(project, world, fetches
     fetches.clear()
     _table(project)
     assert fetches and fetches[0] > 0  # the refreshed snapshot passed the check
+
+    caches[columns.SNAPSHOT_CACHE].clear()  # emptied while this process still holds the columns
+    dashboard_snapshots_refresh_task.delay().get()
+    assert len(_snapshot(project)["columns"]["id"]) == 12
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+def test_a_real_worker_shares_its_snapshot_with_this_process(project, world, live_worker, settings, fetches):
+    """Beat's task in a real Celery worker process (its own settings: files under its var/) writes the
+    snapshot; this process, reading the same folder, starts from it instead of reading every row."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling.tasks import dashboard_snapshots_refresh_task
+    from tests.training.conftest import wait_for
+
+    Label.objects.filter(comparison__project=project).update(created_at=timezone.now() - timedelta(hours=1))
+    folder = live_worker.tmp / "cache" / "dashboard"  # the worker's RLHF_VAR_DIR default
+    _cache_settings(settings, {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                               "LOCATION": str(folder)})
+    dashboard_snapshots_refresh_task.delay()
+    live_worker.start()
+    wait_for(lambda: _snapshot(project) is not None, timeout=90, message="the worker's snapshot")
+    assert len(_snapshot(project)["columns"]["id"]) == 12
+    assert _table(project)["snap-a"] == (6, 6, 0, 0, 2.25, 6)
+    assert fetches and fetches[0] > 0  # read on top of the worker's snapshot, not every row
