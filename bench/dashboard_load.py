@@ -205,7 +205,7 @@ def measure(repeat: int, pages: tuple[str, ...] = PAGES, *, no_snapshot: bool = 
     `no_snapshot`: first drop the shared snapshots of label columns (as before any worker read them)."""
     _django_setup(as_server=True)
     if no_snapshot:
-        from labeling.selectors_quality import dashboard_cache_clear
+        from labeling.selectors.quality import dashboard_cache_clear
 
         dashboard_cache_clear()
     from django.contrib.auth import get_user_model

@@ -44,7 +44,7 @@ def main() -> None:
 
     from django.contrib.auth import get_user_model
 
-    from labeling.demo import demo_autolabel, demo_seed
+    from labeling.services.demo import demo_autolabel, demo_seed
     from labeling.models import Comparison, Project
     from training.models import Round, TrainingRun
     from training.services import andon_pull, round_start, run_create

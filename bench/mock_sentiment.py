@@ -22,7 +22,7 @@ Prints each phase's wall and CPU time and the machine's load average (the figure
 busy the machine is), and writes ``results.json``, ``score_vs_kl.png`` and ``rm_accuracy.png``
 under ``bench/out/mock_sentiment/`` (``--out``). The pretrained base is cached under
 ``bench/out/mock_sentiment/base-<hash>/`` and reused while corpus and model settings are unchanged.
-Pure library path: no Django, no Celery. The true score is ``labeling.simulation.score_sentiment``
+Pure library path: no Django, no Celery. The true score is ``labeling.scorers.score_sentiment``
 (the `sentiment` simulated labeler's scorer, which imports no Django); the chooser is a batched torch
 form of that labeler's softmax, kept so the seeded figures in the README stay reproducible.
 """
@@ -180,7 +180,7 @@ class TrueScore:
 
     def texts(self, texts: Sequence[str]) -> torch.Tensor:
         # The `sentiment` simulated labeler's own scorer (Django-free), so bench and product agree.
-        from labeling.simulation import score_sentiment
+        from labeling.scorers import score_sentiment
 
         return torch.tensor([score_sentiment(t) for t in texts], dtype=torch.float32)
 

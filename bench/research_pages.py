@@ -62,8 +62,8 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     from labeling.models import Assignment, Comparison, ComparisonSample, Instructions, Label, Project, Query, Sample
     from labeling.roles import CONTRACTOR, RESEARCHER, roles_ensure, user_set_role
-    from labeling.selectors_comparison import comparison_detail
-    from labeling.selectors_instructions import instructions_versions
+    from labeling.selectors.comparisons import comparison_detail
+    from labeling.selectors.instructions import instructions_versions
     from training.models import Round, TrainingRun
     from training.selectors import BASE_POLICY_SOURCE, round_win_rates
 

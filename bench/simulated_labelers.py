@@ -35,10 +35,10 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from labeling.demo import demo_seed
+    from labeling.services.demo import demo_seed
     from labeling.models import Assignment, Comparison, Label, Project
     from labeling.services.simulation import LabelerSpec, simulate_labeling, simulated_labelers_ensure
-    from labeling.simulation import KINDS, score_sentiment
+    from labeling.scorers import KINDS, score_sentiment
     from training.selectors import comparison_records_for_snapshot
 
     demo_seed()

@@ -1,6 +1,6 @@
 """Agreement and labeler-quality statistics: pure math on plain numbers, no database.
 
-The selectors in `labeling/selectors_quality/` read labels and call these. Conventions:
+The selectors in `labeling/selectors/quality/` read labels and call these. Conventions:
 - A rater's answer to a K-way item is the chosen canonical index 0..K-1.
 - `wilson_interval` is the Wilson score interval (Wilson 1927), the usual choice for a
   proportion with small n or a rate near 0 or 1; it never leaves [0, 1].

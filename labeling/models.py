@@ -287,7 +287,7 @@ class SampleFlag(models.Model):
 
 
 class SimulatedLabeler(models.Model):
-    """A user account whose labels a scorer chooses (see labeling/simulation.py).
+    """A user account whose labels a scorer chooses (see labeling/scorers.py).
 
     The user is an ordinary contractor with an unusable password; its labels go through the same
     services as a person's and differ in storage only by who gave them. This record says how

@@ -16,6 +16,6 @@ def simulate_labeling_task(project_id: int, labeler_ids: list[int], n: int, rate
 @shared_task(soft_time_limit=600, time_limit=600 + 60)
 def dashboard_snapshots_refresh_task() -> dict:
     """Beat: the shared snapshots of active projects' label columns, brought up to date."""
-    from labeling.selectors_quality import dashboard_snapshots_refresh
+    from labeling.selectors.quality import dashboard_snapshots_refresh
 
     return {str(project_id): rows for project_id, rows in dashboard_snapshots_refresh().items()}

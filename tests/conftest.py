@@ -38,7 +38,7 @@ def _artifacts_per_test(settings, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _dashboard_cache_cold():
     """Every test starts without kept label columns or shared snapshots (ids repeat across tests)."""
-    from labeling.selectors_quality import dashboard_cache_clear
+    from labeling.selectors.quality import dashboard_cache_clear
 
     dashboard_cache_clear()
     yield

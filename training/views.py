@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, retarget, reswap
 
-from labeling.demo import DEMO_SIMULATED_LABELS
+from labeling.services.demo import DEMO_SIMULATED_LABELS
 from labeling.errors import Forbidden, LabelingError
 from labeling.csv_export import csv_response
 from labeling.models import Query
@@ -137,7 +137,7 @@ def training_round_start(request: HttpRequest, slug: str) -> HttpResponse:
 def training_demo_autolabel(request: HttpRequest, slug: str) -> HttpResponse:
     """Demo helper: simulated labelers label a batch in the background, so a round can start
     without 40 keypresses."""
-    from labeling.demo import demo_autolabel_start
+    from labeling.services.demo import demo_autolabel_start
 
     project = project_get_for_researcher(slug=slug, user=request.user)
     if not request.user.has_perm("training.start_runs"):

@@ -168,7 +168,7 @@ LABELING_LEASE_MINUTES = env.int("LABELING_LEASE_MINUTES", default=15)
 # each); off, they take the ORM path every other database takes (the tests run both).
 LABELING_SQL_FUNCTIONS = env.bool("LABELING_SQL_FUNCTIONS", default=True)
 # On PostgreSQL, the dashboards read a project's label columns with one binary COPY; off, through
-# the ORM as on every other database (labeling/selectors_quality/columns.py; the tests run both).
+# the ORM as on every other database (labeling/selectors/quality/columns.py; the tests run both).
 DASHBOARD_PG_COPY = env.bool("DASHBOARD_PG_COPY", default=True)
 # Snapshots of each project's label columns that every web process shares, so a process that has
 # just started reads ~3 MB instead of every label row (checked against the database before use).

@@ -1,38 +1,24 @@
-"""Writes of the labeling app. Import from here; the submodules are an implementation detail."""
-from labeling.services.assignments import (
-    FlagInput,
-    LabelInput,
-    assignments_expire,
-    comparison_next_by_slug,
-    comparison_next_for_labeler,
-    comparisons_withdraw,
-    label_submit,
-)
-from labeling.services.instructions import (
-    instructions_acknowledge,
-    instructions_current,
-    instructions_is_acknowledged,
-    instructions_publish,
-)
-from labeling.services.derived import comparisons_text_figures_fill, labels_display_position_fill
-from labeling.services.projects import comparison_create, project_create
-
-__all__ = [
-    "FlagInput", "LabelInput", "assignments_expire", "comparison_create", "comparison_next_by_slug",
-    "comparisons_text_figures_fill", "labels_display_position_fill",
-    "comparison_next_for_labeler",
-    "comparisons_withdraw", "instructions_acknowledge", "instructions_current", "instructions_is_acknowledged",
-    "instructions_publish", "label_submit", "project_create",
-]
-from labeling.services.imports import ImportResult, comparisons_import, queries_import, tokenizer_load  # noqa: E402
-
-__all__ += ["ImportResult", "comparisons_import", "queries_import", "tokenizer_load"]
-from labeling.services.simulation import (  # noqa: E402
+"""Writes of the labeling app, one module a feature (the same names as selectors/, views/, api/):
+serving (next comparison, leases), labels (submit), comparisons, projects, instructions, imports,
+simulation, demo. Import from here; the submodules are an implementation detail."""
+from labeling.services.comparisons import comparison_create, comparisons_text_figures_fill, comparisons_withdraw
+from labeling.services.imports import ImportResult, comparisons_import, queries_import, tokenizer_load
+from labeling.services.instructions import instructions_acknowledge, instructions_publish
+from labeling.services.labels import FlagInput, LabelInput, label_submit, labels_display_position_fill
+from labeling.services.projects import project_create
+from labeling.services.serving import assignments_expire, comparison_next_by_slug, comparison_next_for_labeler
+from labeling.services.simulation import (
     LabelerSpec,
     SimulationCounts,
     simulate_labeling,
-    simulated_labeling_start,
     simulated_labelers_ensure,
+    simulated_labeling_start,
 )
 
-__all__ += ["LabelerSpec", "SimulationCounts", "simulate_labeling", "simulated_labeling_start", "simulated_labelers_ensure"]
+__all__ = [
+    "FlagInput", "ImportResult", "LabelInput", "LabelerSpec", "SimulationCounts", "assignments_expire",
+    "comparison_create", "comparison_next_by_slug", "comparison_next_for_labeler", "comparisons_import",
+    "comparisons_text_figures_fill", "comparisons_withdraw", "instructions_acknowledge", "instructions_publish",
+    "label_submit", "labels_display_position_fill", "project_create", "queries_import", "simulate_labeling",
+    "simulated_labeling_start", "simulated_labelers_ensure", "tokenizer_load",
+]

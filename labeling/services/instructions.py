@@ -5,16 +5,9 @@ from django.db import transaction
 
 from labeling.errors import InvalidInput
 from labeling.models import Instructions, InstructionsAck, Project
+from labeling.selectors.instructions import instructions_current
 
 MAX_BODY_CHARS = 100_000
-
-
-def instructions_current(project: Project) -> Instructions | None:
-    return project.instructions.order_by("-version").first()
-
-
-def instructions_is_acknowledged(*, instructions: Instructions, user) -> bool:
-    return InstructionsAck.objects.filter(instructions=instructions, user=user).exists()
 
 
 def instructions_publish(*, project: Project, body: str, author=None) -> Instructions:

@@ -1,11 +1,8 @@
-"""Creating projects, queries, samples and comparisons (the write side researchers use)."""
+"""Creating projects (the write side researchers use)."""
 from __future__ import annotations
 
-from django.db import transaction
-
 from labeling.errors import InvalidInput
-from labeling.models import Comparison, ComparisonSample, Project, Query, Sample
-from labeling.textstats import comparison_text_figures
+from labeling.models import Project
 
 
 def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project.TaskKind.CONTINUATION,
@@ -32,29 +29,3 @@ def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project
         calibration_share=calibration_share, calibration_labels_wanted=calibration_labels_wanted,
         description=description, created_by=created_by,
     )
-
-
-def comparison_create(*, project: Project, query: Query, samples: list[Sample], is_calibration: bool = False,
-                      labels_wanted: int | None = None, batch: str = "", external_id: str = "") -> Comparison:
-    """A comparison of exactly K samples of one query, in the given (canonical) order."""
-    if len(samples) != project.k:
-        raise InvalidInput(f"A comparison in this project needs exactly {project.k} samples, got {len(samples)}.")
-    if any(s.query_id != query.id for s in samples):
-        raise InvalidInput("Every sample of a comparison must belong to its query.")
-    # Calibration comparisons are labeled by researchers and by many labelers (their agreement is
-    # what the dashboards measure), so they want more labels than an ordinary comparison.
-    default = max(project.calibration_labels_wanted, project.labels_per_comparison) if is_calibration \
-        else project.labels_per_comparison
-    wanted = labels_wanted or default
-    length_top, copy_top, text_chars = comparison_text_figures(query.context, [s.text for s in samples])
-    with transaction.atomic():
-        comparison = Comparison.objects.create(
-            project=project, query=query, labels_wanted=wanted, open_slots=wanted,
-            is_calibration=is_calibration, batch=batch, external_id=external_id,
-            length_top=length_top, copy_top=copy_top, text_chars=text_chars,
-        )
-        ComparisonSample.objects.bulk_create(
-            ComparisonSample(comparison=comparison, sample=s, position=i) for i, s in enumerate(samples)
-        )
-    return comparison
-

@@ -3,7 +3,7 @@
 A simulated labeler leases with `comparison_next_for_labeler`, acknowledges instructions with
 `instructions_acknowledge` and answers with `label_submit`, so its labels are stored like anyone
 else's: only the account tells them apart. The choice is the softmax chooser of
-`labeling/simulation.py`, seeded per (labeler seed, comparison), and drawn over canonical
+`labeling/scorers.py`, seeded per (labeler seed, comparison), and drawn over canonical
 indices: the same labeler picks the same sample of a comparison whatever order it was shown in
 (for `position`, the scores themselves follow the display order).
 """
@@ -25,9 +25,11 @@ from django.utils import timezone
 from labeling.errors import Conflict, InvalidInput
 from labeling.models import Assignment, ComparisonSample, Project, SimulatedLabeler
 from labeling.roles import CONTRACTOR, PERM_LABEL, user_set_role
-from labeling.services.assignments import LabelInput, comparison_next_for_labeler, label_submit
-from labeling.services.instructions import instructions_acknowledge, instructions_current, instructions_is_acknowledged
-from labeling.simulation import KINDS, reading_time_ms, scores_for, softmax_choice
+from labeling.scorers import KINDS, reading_time_ms, scores_for, softmax_choice
+from labeling.selectors.instructions import instructions_current, instructions_is_acknowledged
+from labeling.services.instructions import instructions_acknowledge
+from labeling.services.labels import LabelInput, label_submit
+from labeling.services.serving import comparison_next_for_labeler
 
 MAX_ACCOUNTS_PER_KIND = 100
 USERNAME_PREFIX = "sim-"

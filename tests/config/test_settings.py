@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from labeling.demo import DEMO_LOGINS, demo_seed
+from labeling.services.demo import DEMO_LOGINS, demo_seed
 from labeling.models import Comparison, Project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_demo_seed_is_idempotent_and_big_enough(django_user_model):
 
 @pytest.mark.django_db
 def test_demo_simulated_labelers_label_so_a_round_can_start():
-    from labeling.demo import demo_autolabel
+    from labeling.services.demo import demo_autolabel
     from labeling.models import Label
 
     demo_seed()

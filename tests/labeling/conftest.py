@@ -20,7 +20,7 @@ def hotpath(request, settings):
 @pytest.fixture(params=["copy", "orm"])
 def dashboard_path(request, settings):
     """Run a test on both ways the dashboards read label columns: PostgreSQL's binary COPY and the ORM."""
-    from labeling.selectors_quality import dashboard_cache_clear
+    from labeling.selectors.quality import dashboard_cache_clear
 
     path = _postgresql_or_orm(request, settings, "DASHBOARD_PG_COPY", "the dashboards' binary COPY reads")
     dashboard_cache_clear()

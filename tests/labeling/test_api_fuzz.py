@@ -95,7 +95,7 @@ def test_plain_answers_are_what_the_serializer_makes_of_them():
     gives the same LabelInput; everything else it leaves to the serializer."""
     import random
 
-    from labeling.api import LabelCreateApi, plain_answer
+    from labeling.api.serving import LabelCreateApi, plain_answer
     from labeling.services import LabelInput
 
     rng = random.Random(0)

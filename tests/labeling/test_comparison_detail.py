@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from labeling.models import Comparison, Sample, SampleFlag
 from labeling.selectors import project_get_for_research_page
-from labeling.selectors_comparison import (
+from labeling.selectors.comparisons import (
     LABEL_CSV_HEADER,
     comparison_detail,
     comparison_get_for_researcher,

@@ -1,4 +1,4 @@
-"""The dashboards' label columns (labeling/selectors_quality/columns.py) and the texts' figures behind the
+"""The dashboards' label columns (labeling/selectors/quality/columns.py) and the texts' figures behind the
 length, copy and too-fast detectors: kept at write time, backfilled, filled when missing, refreshed on edits."""
 import importlib
 import io
@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from labeling.models import Comparison, ComparisonSample, Label
 from labeling.roles import CONTRACTOR, RESEARCHER
-from labeling.selectors_quality import dashboard_cache_clear, labeler_detail, labelers_quality
-from labeling.selectors_quality.columns import _copy_parse, _label_rows_fetch
+from labeling.selectors.quality import dashboard_cache_clear, labeler_detail, labelers_quality
+from labeling.selectors.quality.columns import _copy_parse, _label_rows_fetch
 from labeling.services import comparison_create, comparisons_import
 from labeling.textstats import comparison_text_figures, text_figures_by_comparison
 from tests.factories import QueryFactory, SampleFactory, UserFactory, make_comparison
@@ -103,7 +103,7 @@ def _expected_rows(labeled) -> list[tuple]:
 
 
 def _rows(cols) -> list[tuple]:
-    from labeling.selectors_quality.columns import _Labels
+    from labeling.selectors.quality.columns import _Labels
 
     matrix = np.stack([getattr(cols, name).astype(np.int64) for name in _Labels.FETCHED], axis=1)
     return sorted(tuple(int(v) for v in row) for row in matrix)
@@ -230,7 +230,7 @@ def test_researcher_answers_by_hand():
     """Comparison 1: researchers chose 0, 0, 2 → 0; each researcher is judged against the other two (0/2 tie → none
     for the two who chose 0; 0 for the one who chose 2). Comparison 2: researchers 1 and 3 tie → none; its one
     researcher judged against the other alone gets that other's choice. Comparison 3: no researcher → none."""
-    from labeling.selectors_quality.common import researcher_answers, unique_argmax
+    from labeling.selectors.quality.common import researcher_answers, unique_argmax
 
     comparison = np.array([1, 1, 1, 1, 2, 2, 2, 3])
     chosen = np.array([0, 0, 2, 3, 1, 3, 1, 0])

@@ -5,7 +5,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from labeling.roles import CONTRACTOR, RESEARCHER
-from labeling.selectors_quality import labeler_detail, labelers_quality, project_quality, dashboard_cache_clear
+from labeling.selectors.quality import labeler_detail, labelers_quality, project_quality, dashboard_cache_clear
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 from tests.labeling.quality_helpers import add_label
 

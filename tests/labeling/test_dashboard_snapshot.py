@@ -11,7 +11,7 @@ from django.urls import reverse
 from config.devservices import port_open
 from labeling.models import Label
 from labeling.roles import CONTRACTOR
-from labeling.selectors_quality import columns, dashboard_cache_clear, labelers_quality, project_quality
+from labeling.selectors.quality import columns, dashboard_cache_clear, labelers_quality, project_quality
 from tests.factories import UserFactory, make_comparison
 from tests.labeling.quality_helpers import add_label
 from tests.training.conftest import live_worker  # noqa: F401 (a fixture: a real Celery worker process)
@@ -132,7 +132,7 @@ def test_a_cache_that_is_down_costs_only_the_full_read(client, researcher, proje
     _cache_settings(settings, {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                "LOCATION": "redis://127.0.0.1:9/0", "OPTIONS": {"socket_connect_timeout": 0.2}})
     client.force_login(researcher)
-    with caplog.at_level(logging.WARNING, logger="labeling.selectors_quality.columns"):
+    with caplog.at_level(logging.WARNING, logger="labeling.selectors.quality.columns"):
         response = client.get(reverse("dashboard-labelers", kwargs={"slug": project.slug}))
     assert response.status_code == 200 and b"snap-a" in response.content
     assert "cannot read" in caplog.text and "cannot write" in caplog.text

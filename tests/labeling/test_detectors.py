@@ -5,7 +5,7 @@ import random
 import pytest
 
 from labeling.roles import CONTRACTOR
-from labeling.selectors_quality import ALPHA, labeler_detail, labelers_quality, dashboard_cache_clear
+from labeling.selectors.quality import ALPHA, labeler_detail, labelers_quality, dashboard_cache_clear
 from labeling.textstats import copy_overlap
 from labeling.services import comparison_create
 from tests.factories import QueryFactory, SampleFactory, UserFactory

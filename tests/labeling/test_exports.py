@@ -10,7 +10,7 @@ from django.utils import timezone
 from labeling.errors import InvalidInput
 from labeling.label_types import BestOfK, best_of_k_record_from_2019
 from labeling.models import Comparison, Label
-from labeling.selectors_export import labels_export_jsonl, labels_export_rows
+from labeling.selectors.exports import labels_export_jsonl, labels_export_rows
 from labeling.services import LabelInput, comparisons_import, label_submit, tokenizer_load
 from tests.factories import ProjectFactory, make_assignment, make_comparison
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Instructions, InstructionsAck, Label
-from labeling.selectors_instructions import instructions_get_version, instructions_versions, text_diff
+from labeling.selectors.instructions import instructions_get_version, instructions_versions, text_diff
 from labeling.services import instructions_acknowledge, instructions_publish
 from tests.factories import ProjectFactory, make_comparison, make_label
 

@@ -168,7 +168,7 @@ def test_lease_returns_the_display_data_the_selector_reads(calibration_share):
 @pytest.mark.django_db
 def test_hot_endpoints_answer_what_their_serializers_give():
     """next and submit build their answers as plain dicts: the same as the documented serializers."""
-    from labeling.api import AssignmentOutputSerializer, LabelCreateApi
+    from labeling.api.serving import AssignmentOutputSerializer, LabelCreateApi
 
     project = ProjectFactory(k=3)
     make_comparison(project, texts=["<b>one</b>", "two", "three"])

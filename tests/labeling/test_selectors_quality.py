@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from labeling.selectors_quality import labeler_detail, labelers_quality, project_quality, dashboard_cache_clear
+from labeling.selectors.quality import labeler_detail, labelers_quality, project_quality, dashboard_cache_clear
 from tests.labeling.quality_helpers import hand_world
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("dashboard_path")]

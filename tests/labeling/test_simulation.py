@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from labeling.simulation import (
+from labeling.scorers import (
     KINDS,
     SCORERS,
     reading_time_ms,
@@ -124,7 +124,7 @@ def test_scorers_import_without_django():
     import sys
     from pathlib import Path
 
-    code = ("import sys, labeling.simulation as s; s.score_sentiment('good'); "
+    code = ("import sys, labeling.scorers as s; s.score_sentiment('good'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'rest_framework', 'celery'}))")
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=60)

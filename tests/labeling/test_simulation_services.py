@@ -20,7 +20,7 @@ from labeling.services.simulation import (
     simulated_labeling_start,
     simulated_labelers_ensure,
 )
-from labeling.simulation import score_sentiment
+from labeling.scorers import score_sentiment
 from tests.factories import UserFactory, make_comparison
 
 pytestmark = pytest.mark.django_db
@@ -380,7 +380,7 @@ def test_a_simulated_labeler_can_label_through_the_rest_api(project):
 
     from rest_framework.test import APIClient
 
-    from labeling.simulation import scores_for, softmax_choice
+    from labeling.scorers import scores_for, softmax_choice
 
     instructions_publish(project=project, body="Pick the most positive one.")
     _comparisons(project, 1)
@@ -401,7 +401,7 @@ def test_a_simulated_labeler_can_label_through_the_rest_api(project):
 
 def test_simulated_labels_count_in_progress_exports_and_training_data(project):
     from labeling.selectors import project_progress
-    from labeling.selectors_export import labels_export_rows
+    from labeling.selectors.exports import labels_export_rows
     from training.selectors import comparison_records_for_snapshot
 
     _comparisons(project, 4, seed=8)

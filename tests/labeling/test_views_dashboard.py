@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from labeling.csv_export import csv_cell
 from labeling.models import Assignment
-from labeling.selectors_quality import dashboard_cache_clear
+from labeling.selectors.quality import dashboard_cache_clear
 from tests.factories import make_comparison
 from tests.labeling.quality_helpers import add_label, hand_world
 

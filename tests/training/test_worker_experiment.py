@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from labeling.errors import InvalidInput
 from labeling.models import Assignment, Label, Project
-from labeling.selectors_quality.labelers import labelers_quality
+from labeling.selectors.quality.labelers import labelers_quality
 from training.models import Round, TrainingRun
 from training.rlhf.pretrain import PretrainConfig, pretrain, read_corpus
 from training.services.experiment import ExperimentSettings, experiment_queries, experiment_run

@@ -31,7 +31,7 @@ from labeling.models import Label, Project, Query
 from labeling.roles import RESEARCHER, user_set_role
 from labeling.services.projects import project_create
 from labeling.services.simulation import LabelerSpec, simulate_labeling, simulated_labelers_ensure
-from labeling.simulation import score_copy, score_sentiment
+from labeling.scorers import score_copy, score_sentiment
 from training.models import Round, TrainingRun
 from training.rlhf.experiment import COPY_STAGES, CopyStage, MockExperimentConfig
 from training.services.models_io import final_checkpoint
@@ -464,7 +464,7 @@ def run_report_record(*, run: TrainingRun, results: dict, plots: dict[str, str])
 
 def copy_detector(project: Project, username: str) -> dict | None:
     """The labeler table's copy-preference detector for one account (what the dashboards show)."""
-    from labeling.selectors_quality.labelers import ALPHA, labelers_quality
+    from labeling.selectors.quality.labelers import ALPHA, labelers_quality
 
     for row in labelers_quality(project):
         if row.username == username:

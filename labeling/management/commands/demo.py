@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from config.devservices import wait_for_port
-from labeling.demo import demo_seed
+from labeling.services.demo import demo_seed
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from labeling.errors import LabelingError
 from labeling.models import Project, Query
-from labeling.selectors_export import EXPORT_LAYOUTS, labels_export_jsonl
+from labeling.selectors.exports import EXPORT_LAYOUTS, labels_export_jsonl
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """`manage.py simulate_labelers --project SLUG --labeler sentiment:5 --labeler copy:1 [--rate 5/s] [--count N]
 [--temperature KIND=T] [--seed S] [--wait] [--realtime]`.
 
-Simulated labelers (see labeling/simulation.py for the kinds and the temperature) label the
+Simulated labelers (see labeling/scorers.py for the kinds and the temperature) label the
 project's comparisons through the same services as people. Ctrl+C stops after the label in
 hand and prints a summary; a second Ctrl+C stops at once (the label in hand is rolled back).
 """
@@ -23,7 +23,7 @@ from labeling.services.simulation import (
     simulated_labelers_ensure,
     temperature_parse,
 )
-from labeling.simulation import KINDS
+from labeling.scorers import KINDS
 
 PROGRESS_EVERY = 10
 

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from labeling.csv_export import csv_response
 from labeling.selectors import project_get_for_research_page
-from labeling.selectors_comparison import (
+from labeling.selectors.comparisons import (
     LABEL_CSV_HEADER,
     comparison_detail,
     comparison_get_for_researcher,

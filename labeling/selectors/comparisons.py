@@ -11,7 +11,7 @@ from django.http import Http404
 
 from labeling.models import Comparison, ComparisonSample, Label, Project, Sample, SampleFlag
 from labeling.roles import ADMIN, RESEARCHER
-from labeling.selectors import LETTERS
+from labeling.selectors.serving import LETTERS
 
 
 def comparison_get_for_researcher(*, project: Project, comparison_id: int) -> Comparison:

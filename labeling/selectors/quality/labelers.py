@@ -11,10 +11,8 @@ from django.http import Http404
 
 from labeling import metrics
 from labeling.models import ComparisonSample, Label, Project
-from labeling.selectors import LETTERS
-from labeling.textstats import copy_overlaps, text_length
-from labeling.selectors_quality.columns import _Labels, _project_columns
-from labeling.selectors_quality.common import (
+from labeling.selectors.quality.columns import _Labels, _project_columns
+from labeling.selectors.quality.common import (
     ALPHA,
     READING_CHARS_PER_SECOND,
     TOO_FAST_ALLOWED_SHARE,
@@ -22,6 +20,8 @@ from labeling.selectors_quality.common import (
     researcher_answers,
     researcher_ids,
 )
+from labeling.selectors.serving import LETTERS
+from labeling.textstats import copy_overlaps, text_length
 
 DETECTORS = ("position", "length", "copy", "too_fast")
 

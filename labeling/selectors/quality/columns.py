@@ -31,7 +31,8 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 from django.utils import timezone
 
 from labeling.models import Comparison, Label, Project, SampleFlag
-from labeling.services.derived import comparisons_text_figures_fill, labels_display_position_fill
+from labeling.services.comparisons import comparisons_text_figures_fill
+from labeling.services.labels import labels_display_position_fill
 
 logger = logging.getLogger(__name__)
 _LOCK = threading.Lock()

@@ -1,15 +1,19 @@
 """DRF endpoint of the labeler table (researchers only); the same figures as the dashboard page."""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from labeling.api import Api, errors, service_errors
+from labeling.api.base import Api, errors, service_errors
 from labeling.errors import InvalidInput
 from labeling.permissions import IsResearcher
 from labeling.selectors import project_get_for_researcher
-from labeling.selectors_quality import ALPHA, DETECTORS, SORT_KEYS, labelers_quality
+from labeling.selectors.quality import ALPHA, DETECTORS, SORT_KEYS, labelers_quality
 
 
 class RateSerializer(serializers.Serializer):

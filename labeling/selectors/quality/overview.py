@@ -9,8 +9,8 @@ import numpy as np
 from labeling import metrics
 from labeling.models import Instructions, Project
 from labeling.selectors import project_progress
-from labeling.selectors_quality.columns import _project_columns
-from labeling.selectors_quality.common import (
+from labeling.selectors.quality.columns import _project_columns
+from labeling.selectors.quality.common import (
     Agreement,
     agreement_of,
     count_matrix,
@@ -18,6 +18,7 @@ from labeling.selectors_quality.common import (
     researcher_ids,
     unique_argmax,
 )
+
 
 @dataclass(frozen=True)
 class InterRater:

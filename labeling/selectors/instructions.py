@@ -1,4 +1,5 @@
-"""Reads behind the researchers' instructions pages: every version with its label count, and diffs."""
+"""Reads of instructions: the current version and whether a user acknowledged it, and behind the
+researchers' instructions pages every version with its label count, and diffs."""
 from __future__ import annotations
 
 import difflib
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
-from labeling.models import Instructions, Project
+from labeling.models import Instructions, InstructionsAck, Project
 
 
 def instructions_versions(project: Project) -> QuerySet[Instructions]:
@@ -65,3 +66,11 @@ def text_diff(old: str, new: str, *, context: int = 3) -> list[DiffHunk]:
         header = f"@@ -{_range(group[0][1], group[-1][2])} +{_range(group[0][3], group[-1][4])} @@"
         hunks.append(DiffHunk(header=header, lines=lines))
     return hunks
+
+
+def instructions_current(project: Project) -> Instructions | None:
+    return project.instructions.order_by("-version").first()
+
+
+def instructions_is_acknowledged(*, instructions: Instructions, user) -> bool:
+    return InstructionsAck.objects.filter(instructions=instructions, user=user).exists()

@@ -20,11 +20,11 @@ from labeling.services import comparison_create, instructions_publish, project_c
 from labeling.services.simulation import (
     LabelerSpec,
     simulate_labeling,
-    simulated_labeling_start,
     simulated_labelers_ensure,
+    simulated_labeling_start,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "demo.json"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "demo.json"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from labeling.charts import bar_chart, rate_chart
 from labeling.csv_export import csv_response
 from labeling.roles import PERM_RESEARCH
 from labeling.selectors import project_get_for_researcher
-from labeling.selectors_quality import (
+from labeling.selectors.quality import (
     ALPHA,
     DETECTORS,
     READING_CHARS_PER_SECOND,

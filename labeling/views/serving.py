@@ -1,4 +1,5 @@
-"""HTMX pages of the labeling app. One view renders the full page or, for htmx, the #pair partial."""
+"""The labeling page (HTMX): one view renders the full page or, for htmx, the #pair partial; submit
+stores the label and swaps in the next comparison."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -6,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, retarget, reswap
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from labeling import services
 from labeling.errors import InstructionsUnread, InvalidInput, LabelingError
@@ -16,6 +17,10 @@ from labeling.selectors import (
     labeler_labels_today,
     project_get_for_labeler,
     projects_for_user,
+)
+from labeling.selectors.instructions import (
+    instructions_current,
+    instructions_is_acknowledged,
 )
 
 
@@ -39,8 +44,8 @@ def _pair_context(request: HttpRequest, project) -> dict:
 @login_required
 def labeling_compare(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_labeler(slug=slug, user=request.user)
-    instructions = services.instructions_current(project)
-    needs_ack = instructions is not None and not services.instructions_is_acknowledged(
+    instructions = instructions_current(project)
+    needs_ack = instructions is not None and not instructions_is_acknowledged(
         instructions=instructions, user=request.user
     )
     if needs_ack:
@@ -115,18 +120,6 @@ def labeling_submit(request: HttpRequest, slug: str) -> HttpResponse:
         return response
     if not request.htmx:
         return redirect("labeling-compare", slug=project.slug)
-    instructions = services.instructions_current(project)
+    instructions = instructions_current(project)
     context = {**_pair_context(request, project), "instructions": instructions, "oob_count": True}
     return render(request, "labeling/compare.html#pair", context)
-
-
-@require_POST
-@login_required
-def labeling_instructions_ack(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_get_for_labeler(slug=slug, user=request.user)
-    instructions = services.instructions_current(project)
-    version = _int_or_none(request.POST.get("version"), "version")
-    if instructions is not None and version == instructions.version:
-        services.instructions_acknowledge(instructions=instructions, user=request.user)
-    url = reverse("labeling-compare", kwargs={"slug": project.slug})
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -1,17 +1,26 @@
 """Researchers' instructions pages: versions with label counts, the editor (with a sanitised
-preview) that publishes a new version, and a diff between any two versions."""
+preview) that publishes a new version, and a diff between any two versions.
+And the labeler's acknowledgement of the current version, from the labeling page."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from labeling import services
 from labeling.errors import InvalidInput, LabelingError
-from labeling.selectors import project_get_for_research_page
-from labeling.selectors_instructions import instructions_get_version, instructions_versions, text_diff
+from labeling.selectors import project_get_for_labeler, project_get_for_research_page
+from labeling.selectors.instructions import (
+    instructions_current,
+    instructions_get_version,
+    instructions_versions,
+    text_diff,
+)
 from labeling.services.instructions import MAX_BODY_CHARS
+from labeling.views.serving import _int_or_none
 
 
 @require_GET
@@ -28,7 +37,7 @@ def labeling_instructions_edit(request: HttpRequest, slug: str) -> HttpResponse:
     """GET: the editor, holding the current text. POST: publish it as a new version (400 and
     the editor again, text kept, when it is empty or unchanged)."""
     project = project_get_for_research_page(slug=slug, user=request.user)
-    current = services.instructions_current(project)
+    current = instructions_current(project)
     if request.method == "GET":
         return render(request, "labeling/instructions_edit.html",
                       {"project": project, "current": current, "body": current.body if current else ""})
@@ -81,3 +90,15 @@ def labeling_instructions_diff(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "labeling/instructions_diff.html", {
         "project": project, "versions": versions, "old": old, "new": new, "hunks": hunks,
     })
+
+
+@require_POST
+@login_required
+def labeling_instructions_ack(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_get_for_labeler(slug=slug, user=request.user)
+    instructions = instructions_current(project)
+    version = _int_or_none(request.POST.get("version"), "version")
+    if instructions is not None and version == instructions.version:
+        services.instructions_acknowledge(instructions=instructions, user=request.user)
+    url = reverse("labeling-compare", kwargs={"slug": project.slug})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -1,0 +1,185 @@
+"""API: imports (queries, comparisons with labels; JSON Lines, all or nothing) and the label export."""
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.exceptions import UnsupportedMediaType
+from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from labeling import services
+from labeling.api.base import Api, ServiceError, errors, service_errors
+from labeling.errors import InvalidInput, PayloadTooLarge
+from labeling.models import Query
+from labeling.permissions import CanManageProjects
+from labeling.selectors import (
+    project_get_for_researcher,
+)
+from labeling.selectors.exports import EXPORT_LAYOUTS, labels_export_jsonl
+from labeling.services.imports import DEFAULT_IMPORT_LABELER, LAYOUTS
+
+RAW_IMPORT_TYPES = ("application/x-ndjson", "application/jsonl", "application/json")
+
+
+# Multipart adds boundaries and headers around the file; the exact file size is checked after.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+class ImportOutputSerializer(serializers.Serializer):
+    lines = serializers.IntegerField()
+    queries_created = serializers.IntegerField()
+    samples_created = serializers.IntegerField()
+    comparisons_created = serializers.IntegerField()
+    labels_created = serializers.IntegerField()
+    labelers_created = serializers.IntegerField()
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A .jsonl/.json file.")
+
+
+def _import_source(request) -> tuple[object, str | None]:
+    """The uploaded file (multipart field `file`) or the raw body; the size is checked before reading."""
+    limit = settings.IMPORT_MAX_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0  # Django treats a malformed length as none; the exact size is still checked later
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    allowance = MULTIPART_ALLOWANCE if content_type == "multipart/form-data" else 0
+    if length > limit + allowance:
+        raise ServiceError(PayloadTooLarge(
+            f"The upload is {length} bytes; imports are limited to {limit} bytes (IMPORT_MAX_BYTES). "
+            "Split it into smaller files."))
+    if content_type == "multipart/form-data":
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ServiceError(InvalidInput("Upload the file in a form field named 'file'.", field="file"))
+        return upload, upload.name
+    if content_type in RAW_IMPORT_TYPES:
+        return request.body, None
+    raise UnsupportedMediaType(content_type or "(none)")
+
+
+_IMPORT_REQUEST = {
+    "multipart/form-data": ImportUploadSerializer,
+    "application/x-ndjson": OpenApiTypes.BINARY,
+    "application/json": OpenApiTypes.BINARY,
+}
+
+
+class QueriesImportApi(Api):
+    """Import queries and their samples from JSON Lines, all or nothing.
+
+    One object per line: `{"context": str, "reference"?: str, "external_id"?: str,
+    "split"?: "train"|"valid"|"test", "samples"?: [{"text": str, "source"?: str,
+    "generation_params"?: object}]}`. Send the file as multipart field `file` or as the raw
+    body (`application/x-ndjson`). Errors name the line; over IMPORT_MAX_BYTES answers 413.
+    """
+
+    permission_classes = [CanManageProjects]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request=_IMPORT_REQUEST, responses={201: ImportOutputSerializer, **errors(400, 401, 403, 404, 413, 415)})
+    def post(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        source, name = _import_source(request)
+        with service_errors():
+            result = services.queries_import(project=project, source=source, name=name)
+        return Response(ImportOutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class ComparisonsImportApi(Api):
+    """Import comparisons (with labels where the file has them), all or nothing.
+
+    2019 layout, one question per line: `{"query", "sample0".."sample{K-1}", "best"?}`, texts as
+    strings or token ids (`tokenizer=bytes`, or a tokenizer folder under ARTIFACTS_DIR). 2020
+    layout (K=2): `{"info": {"id", "post"}, "summaries": [{"text", "policy"} ×2], "choice",
+    "worker", "split"}`. The file's K must match the project's. Labels belong to the line's
+    `labeler`/`worker` account, else to `labeler` (default "imported"); missing accounts are
+    created as contractors that cannot log in. Options are query parameters; the file is the
+    multipart field `file` or the raw body.
+    """
+
+    permission_classes = [CanManageProjects]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema_serializer(component_name="ComparisonsImportParams")
+    class ParamsSerializer(serializers.Serializer):
+        layout = serializers.ChoiceField(choices=LAYOUTS, default="auto")
+        tokenizer = serializers.CharField(required=False, allow_blank=True, default="", help_text='"bytes" or a tokenizer folder under ARTIFACTS_DIR.')
+        pad_id = serializers.IntegerField(required=False, min_value=0, allow_null=True, default=None,
+                                          help_text="Token id stripped from the end of token lists (2019: 50259).")
+        labeler = serializers.CharField(required=False, default=DEFAULT_IMPORT_LABELER, max_length=150)
+        batch = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
+        calibration = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(parameters=[ParamsSerializer], request=_IMPORT_REQUEST,
+                   responses={201: ImportOutputSerializer, **errors(400, 401, 403, 404, 413, 415)})
+    def post(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        params = self.ParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        options = params.validated_data
+        source, name = _import_source(request)
+        with service_errors():
+            decoder = (services.tokenizer_load(options["tokenizer"], allowed_root=settings.ARTIFACTS_DIR)
+                       if options["tokenizer"] else None)
+            result = services.comparisons_import(
+                project=project, source=source, name=name, layout=options["layout"], tokenizer=decoder,
+                pad_id=options["pad_id"], labeler_username=options["labeler"], batch=options["batch"],
+                is_calibration=options["calibration"],
+            )
+        return Response(ImportOutputSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class JSONLinesRenderer(BaseRenderer):
+    """Lets clients ask for `Accept: application/x-ndjson`; error bodies are one JSON line."""
+
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return (json.dumps(data, ensure_ascii=False) + "\n").encode()
+
+
+class LabelsExportApi(Api):
+    """Stream the project's answered labels as JSON Lines (researchers and admins).
+
+    layout "2019": `{"query", "sample0".."sample{K-1}", "best", …}` per label; "2020" (K=2 only):
+    `{"info", "summaries", "choice", "worker", "split", …}` per label; "pairs": `{"prompt",
+    "chosen", "rejected"}`, K−1 per label. Skipped labels are left out.
+    """
+
+    permission_classes = [CanManageProjects]
+    renderer_classes = [JSONRenderer, JSONLinesRenderer]
+
+    @extend_schema_serializer(component_name="LabelsExportParams")
+    class ParamsSerializer(serializers.Serializer):
+        layout = serializers.ChoiceField(choices=EXPORT_LAYOUTS, default="2019")
+        split = serializers.ChoiceField(choices=Query.Split.choices, required=False)
+
+    @extend_schema(parameters=[ParamsSerializer],
+                   responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="JSON Lines."),
+                              **errors(400, 401, 403, 404)})
+    def get(self, request, project_slug: str):
+        project = project_get_for_researcher(slug=project_slug, user=request.user)
+        params = self.ParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        layout = params.validated_data["layout"]
+        with service_errors():
+            lines = labels_export_jsonl(project=project, layout=layout, split=params.validated_data.get("split"))
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{project.slug}-labels-{layout}.jsonl"'
+        return response
