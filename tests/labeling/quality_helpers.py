@@ -38,7 +38,7 @@ def add_label(comparison, user, chosen, *, display_order=None, duration_ms=20000
 
 
 def hand_world(project):
-    """The hand-computed project of test_selectors_quality (K=4); returns a dict of its users and comparisons.
+    """The hand-computed project of selectors/quality/test_quality.py (K=4); returns a dict of its users and comparisons.
 
     Researchers r1, r2 on calibration C1..C4: C1 0/0, C2 1/1, C3 2/3 (tie: no answer), C4 r1 0, r2 skipped.
     Labeler a (Monday, v1): C1 0 ✓, C2 2 ✗, C3 2 (no answer), C4 0 ✓, C5 1 (not calibration; flagged).

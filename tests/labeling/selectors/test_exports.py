@@ -16,7 +16,7 @@ from tests.factories import ProjectFactory, make_assignment, make_comparison
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def _answer(project, labeler, position):

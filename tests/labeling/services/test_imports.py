@@ -5,9 +5,9 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import override_settings
 
 from labeling.errors import InvalidInput, PayloadTooLarge
@@ -19,7 +19,7 @@ from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def _jsonl(*rows) -> bytes:
