@@ -155,7 +155,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, comparisons, labels, imports and exports of the human-preference platform.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],  # the schema and docs need a login or token
+    # The schema and docs are for researchers and admins; token first, as the API (config/api_docs.py).
+    "SERVE_PERMISSIONS": ["labeling.permissions.IsResearcher"],
+    "SERVE_AUTHENTICATION": [
+        "labeling.auth_backends.TokenAuthenticationWithPermissions",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -3,13 +3,28 @@
 `DJANGO_SETTINGS_MODULE=config.settings.production python manage.py check --deploy --fail-level WARNING`
 passes once SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL are set.
 """
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env
 
 from .base import *  # noqa: F403
+from .base import DATABASES
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")  # no default: refuse to start without one
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+
+# base.py falls back to the demo's SQLite file; a deploy that forgot DATABASE_URL would start on an
+# empty database of its own (and pass `check --deploy`), so production refuses it, and SQLite too.
+if not env("DATABASE_URL", default=""):
+    raise ImproperlyConfigured(
+        "Set the DATABASE_URL environment variable (postgres://user:password@host:5432/rlhf): "
+        "production settings do not fall back to SQLite."
+    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    raise ImproperlyConfigured(
+        "DATABASE_URL names a SQLite database: production runs on PostgreSQL (postgres://user:password@host:5432/rlhf)."
+    )
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

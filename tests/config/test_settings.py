@@ -13,30 +13,46 @@ from labeling.models import Comparison, Project
 ROOT = Path(__file__).resolve().parents[2]
 
 
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "x" * 64 + "-a-real-looking-random-secret-0123456789",
+    "ALLOWED_HOSTS": "labels.example.org",
+    "DATABASE_URL": "postgres://rlhf:pw@127.0.0.1:1/never_opened",  # `check` opens no connection
+    "RLHF_SKIP_BOOTSTRAP": "1",
+}
+
+
+def _manage_with_production_settings(*args: str, unset: tuple[str, ...] = (), **overrides: str):
+    """`manage.py *args` in a subprocess: settings load once per process, so this is how they are tried."""
+    dropped = {"DJANGO_ALLOW_ASYNC_UNSAFE", *unset}  # the first is set by the browser tests
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.update({k: v for k, v in PRODUCTION_ENV.items() if k not in unset}, **overrides)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
 def test_production_settings_pass_check_deploy():
     """`check --deploy --fail-level WARNING` passes with production settings and env secrets."""
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}  # set by browser tests
-    env = {
-        **env,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "SECRET_KEY": "x" * 64 + "-a-real-looking-random-secret-0123456789",
-        "ALLOWED_HOSTS": "labels.example.org",
-        "DATABASE_URL": "sqlite:////tmp/never-opened.sqlite3",
-        "RLHF_SKIP_BOOTSTRAP": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
-    )
+    result = _manage_with_production_settings("check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_production_refuses_to_start_without_secret_key():
-    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
-    env.update({"DJANGO_SETTINGS_MODULE": "config.settings.production", "ALLOWED_HOSTS": "x", "RLHF_SKIP_BOOTSTRAP": "1"})
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
+    result = _manage_with_production_settings("check", unset=("SECRET_KEY",))
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_start_without_database_url():
+    """No silent fall back to the demo's SQLite file (which would also pass `check --deploy`)."""
+    result = _manage_with_production_settings("check", "--deploy", unset=("DATABASE_URL",))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: Set the DATABASE_URL environment variable" in result.stderr, result.stderr
+
+
+def test_production_refuses_a_sqlite_database():
+    result = _manage_with_production_settings("check", DATABASE_URL="sqlite:////tmp/never-opened.sqlite3")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL names a SQLite database" in result.stderr, result.stderr
 
 
 @pytest.mark.django_db

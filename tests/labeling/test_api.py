@@ -302,9 +302,12 @@ def test_schema_validates_without_warnings(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["schema", "api-docs", "api-redoc"])
-def test_schema_and_docs_need_a_login(client, contractor, name):
-    assert client.get(reverse(name)).status_code in (401, 403)
+def test_schema_and_docs_are_for_researchers(client, contractor, researcher, name):
+    """Anonymous: 401 (schema) or the login page (docs); in detail in tests/config/test_api_docs.py."""
+    assert client.get(reverse(name)).status_code in (302, 401)
     client.force_login(contractor)
+    assert client.get(reverse(name)).status_code == 403
+    client.force_login(researcher)
     assert client.get(reverse(name)).status_code == 200
 
 
