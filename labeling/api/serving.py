@@ -76,7 +76,7 @@ def plain_answer(data) -> services.LabelInput | None:
     """The common answer without the serializer: a JSON object of a choice (an int, or null with
     `skipped`), an int duration in range, booleans, no skip reason and no flags. Anything else is
     None and goes through LabelCreateApi.InputSerializer; for what this accepts the serializer
-    gives the same LabelInput (tests/labeling/test_api_fuzz.py holds the two to that)."""
+    gives the same LabelInput (tests/labeling/api/test_schema_fuzz.py holds the two to that)."""
     if type(data) is not dict or not data.keys() <= _PLAIN_KEYS:
         return None
     position, duration = data.get("position"), data.get("duration_ms")

@@ -10,7 +10,13 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Assignment, Comparison, Instructions, InstructionsAck, Label, Project, Query
-from labeling.services import LabelInput, comparison_next_for_labeler, instructions_acknowledge, instructions_publish, label_submit
+from labeling.services import (
+    LabelInput,
+    comparison_next_for_labeler,
+    instructions_acknowledge,
+    instructions_publish,
+    label_submit,
+)
 from tests.factories import ProjectFactory, TrainingRunFactory, make_comparison
 
 pytestmark = pytest.mark.django_db
