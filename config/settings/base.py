@@ -169,7 +169,7 @@ SPECTACULAR_SETTINGS = {
 
 # ---------------------------------------------------------------- labeling
 LABELING_LEASE_MINUTES = env.int("LABELING_LEASE_MINUTES", default=15)
-# On PostgreSQL, next and submit call the SQL functions of labeling migration 0006 (one round trip
+# On PostgreSQL, next and submit call the SQL functions in labeling/sql/ (one round trip
 # each); off, they take the ORM path every other database takes (the tests run both).
 LABELING_SQL_FUNCTIONS = env.bool("LABELING_SQL_FUNCTIONS", default=True)
 # On PostgreSQL, the dashboards read a project's label columns with one binary COPY; off, through

@@ -1,21 +1,34 @@
 """Label.display_position: where on screen the chosen sample was, kept on the label so that the
 dashboards read a project's labels without joining every assignment (bench/dashboard_load.py).
 Existing labels are backfilled from their assignments; on PostgreSQL labeling_submit stores it."""
-import importlib
-
 from django.db import migrations, models
 
-_HOTPATH = importlib.import_module("labeling.migrations.0006_hotpath_functions")
-_INSERT_0006 = """    INSERT INTO {label} (assignment_id, comparison_id, labeler_id, chosen_index, unsure, skipped, skip_reason,
-                         duration_ms, instructions_id, created_at)
-    VALUES (a.id, a.comparison_id, p_labeler, v_chosen, p_unsure, p_skipped, p_skip_reason, v_duration,
-            a.instructions_id, p_created)"""
-_INSERT = """    INSERT INTO {label} (assignment_id, comparison_id, labeler_id, chosen_index, display_position, unsure, skipped,
-                         skip_reason, duration_ms, instructions_id, created_at)
-    VALUES (a.id, a.comparison_id, p_labeler, v_chosen, CASE WHEN p_skipped THEN NULL ELSE p_position END, p_unsure,
-            p_skipped, p_skip_reason, v_duration, a.instructions_id, p_created)"""
-assert _HOTPATH.SUBMIT_SQL.count(_INSERT_0006) == 1  # the one statement this migration changes
-SUBMIT_SQL = _HOTPATH.SUBMIT_SQL.replace(_INSERT_0006, _INSERT)
+from labeling.sql import LoadSQL
+
+# The one statement of labeling_submit this migration changed. labels.sql holds the new one since
+# 0006 loads the file, so the load below changes nothing on a fresh database; on one migrated before
+# the files existed it installs what this migration's string patch did. Reverse: the old statement.
+_INSERT_0006 = (
+    "    INSERT INTO labeling_label (assignment_id, comparison_id, labeler_id, chosen_index, unsure, skipped,"
+    " skip_reason,\n"
+    "                         duration_ms, instructions_id, created_at)\n"
+    "    VALUES (a.id, a.comparison_id, p_labeler, v_chosen, p_unsure, p_skipped, p_skip_reason, v_duration,\n"
+    "            a.instructions_id, p_created)")
+_INSERT = (
+    "    INSERT INTO labeling_label (assignment_id, comparison_id, labeler_id, chosen_index, display_position, unsure,"
+    " skipped,\n"
+    "                         skip_reason, duration_ms, instructions_id, created_at)\n"
+    "    VALUES (a.id, a.comparison_id, p_labeler, v_chosen, CASE WHEN p_skipped THEN NULL ELSE p_position END,"
+    " p_unsure,\n"
+    "            p_skipped, p_skip_reason, v_duration, a.instructions_id, p_created)")
+
+
+def submit_before(text: str) -> str:
+    """labels.sql as 0006 wrote it: this migration's INSERT back to the one without display_position."""
+    assert text.count(_INSERT) == 1, "labels.sql no longer holds the INSERT this migration added"
+    return text.replace(_INSERT, _INSERT_0006)
+
+
 BATCH = 5000
 
 
@@ -41,11 +54,6 @@ def backfill(apps, schema_editor):
             ["display_position"], batch_size=500)
 
 
-def submit_function(apps, schema_editor, sql):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(sql.format(**_HOTPATH._tables(apps)))
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -59,6 +67,5 @@ class Migration(migrations.Migration):
             field=models.PositiveSmallIntegerField(blank=True, help_text="Where on screen the chosen sample was (0 = A); null when skipped.", null=True),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
-        migrations.RunPython(lambda apps, editor: submit_function(apps, editor, SUBMIT_SQL),
-                             lambda apps, editor: submit_function(apps, editor, _HOTPATH.SUBMIT_SQL)),
+        LoadSQL("labels.sql", digest="b0dc5cf06f76072c", reverse_sql=submit_before),
     ]

@@ -1,7 +1,7 @@
 """Storing a labeler's answer to an assignment (label_submit), with its flags, and the labels'
 derived fields. Submitting again with the same answer returns the stored label (idempotent); a
-different answer is a conflict. On PostgreSQL the submit is one SQL function call (labeling
-migration 0006, see labeling/services/serving.py for why); the ORM path below is the same checks in
+different answer is a conflict. On PostgreSQL the submit is one SQL function call (labeling/sql/labels.sql,
+see labeling/services/serving.py for why); the ORM path below is the same checks in
 the same order."""
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ _LABEL_FIELDS = ["id", "assignment_id", "comparison_id", "labeler_id", "chosen_i
 
 
 def _submit_postgresql(*, assignment_id: int, labeler, answer: LabelInput, now: datetime) -> tuple[Label, bool]:
-    """label_submit on PostgreSQL: one call of the `labeling_submit` function (migration 0006), which
+    """label_submit on PostgreSQL: one call of the `labeling_submit` function (labeling/sql/labels.sql), which
     locks the assignment, makes the checks below in the same order and stores the label, marks the
     assignment submitted and counts the answer (a skip gives its slot back). Flags follow in the
     same transaction. The answer's shape is checked here first (`valid`); the function adds the

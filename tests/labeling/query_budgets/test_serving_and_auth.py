@@ -20,7 +20,7 @@ from labeling.services import comparison_next_for_labeler, instructions_acknowle
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
 # On PostgreSQL: the token, its user and permissions in one statement, then one call of the SQL
-# function (labeling migration 0006): next is labeling_next (project by slug, labeler lock, expiry,
+# function (labeling/sql/): next is labeling_next (project by slug, labeler lock, expiry,
 # live lease or lease, display data), submit is labeling_submit (lookup, checks, label, state,
 # count). Elsewhere (the ORM path, SQLite) permissions are one more query per request, and next
 # takes the project, BEGIN, the expiry check, labeler lock, live lease, the pick in a savepoint
