@@ -1,11 +1,18 @@
 """Roles are Django groups holding permissions; code checks permissions, never group names.
 
+Who is a researcher is decided here and nowhere else: `is_researcher` for one user, `researchers`
+for the set (a user holding `labeling.view_research` through the researcher or admin group, their
+own permissions, or as a superuser; active users only, as Django's permission checks). Pages,
+endpoints, serving (researchers get the calibration slice first), the dashboards' and the training
+tripwires' "researchers' answers" all ask these two functions.
+
 | role       | may                                                                 |
 | ---------- | ------------------------------------------------------------------- |
 | contractor | label comparisons                                                   |
 | researcher | label (the calibration slice), see dashboards, manage projects, import/export, start rounds |
 | admin      | all of the above, resume/abort runs, manage people                  |
 """
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 
 CONTRACTOR, RESEARCHER, ADMIN = "contractor", "researcher", "admin"
@@ -19,6 +26,20 @@ _ROLE_PERMS: dict[str, list[str]] = {
     RESEARCHER: [PERM_LABEL, PERM_RESEARCH, PERM_MANAGE, "training.start_runs"],
     ADMIN: [PERM_LABEL, PERM_RESEARCH, PERM_MANAGE, "labeling.administer", "training.start_runs", "training.manage_runs"],
 }
+
+
+# with_perm needs one backend named; this one reads groups, own permissions and superusers.
+_PERMISSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def is_researcher(user) -> bool:
+    """The one definition of a researcher, for one user (anonymous and inactive users are not)."""
+    return bool(user is not None and user.is_authenticated and user.has_perm(PERM_RESEARCH))
+
+
+def researchers():
+    """Every researcher, as a queryset of users (`is_researcher` for a set; usable as a subquery)."""
+    return get_user_model().objects.with_perm(PERM_RESEARCH, backend=_PERMISSION_BACKEND)
 
 
 def roles_ensure() -> None:

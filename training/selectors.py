@@ -104,15 +104,13 @@ def comparison_records_for_snapshot(*, project, max_label_id: int | None) -> lis
 
 
 def calibration_records(*, project) -> list[Comparison]:
-    """Researchers' answers on the calibration slice: the ground truth the tripwires check a reward against."""
-    from django.db.models import Q
-
+    """Researchers' answers on the calibration slice: the ground truth the tripwires check a reward against
+    (researchers as labeling/roles.py defines them, the same set the dashboards judge labelers by)."""
     from labeling.models import Label
-    from labeling.roles import ADMIN, RESEARCHER
+    from labeling.roles import researchers
 
-    labels = Label.objects.filter(comparison__project=project, comparison__is_calibration=True, skipped=False).filter(
-        Q(labeler__groups__name__in=[RESEARCHER, ADMIN]) | Q(labeler__is_superuser=True)
-    ).distinct()
+    labels = Label.objects.filter(comparison__project=project, comparison__is_calibration=True, skipped=False,
+                                  labeler__in=researchers())
     return _records(labels)
 
 

@@ -10,13 +10,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling, retarget, reswap
+from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
-from labeling.services.demo import DEMO_SIMULATED_LABELS
-from labeling.errors import Forbidden, LabelingError
 from labeling.csv_export import csv_response
+from labeling.errors import LabelingError
 from labeling.models import Query
-from labeling.selectors import project_get_for_research_page, project_get_for_researcher
+from labeling.selectors import project_get_for_researcher
+from labeling.services.demo import DEMO_SIMULATED_LABELS
 from training import selectors, services
 from training.charts import line_chart
 from training.models import Checkpoint, TrainingRun
@@ -115,7 +115,7 @@ def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
     """Policy-versus-base win rate per round (selectors.round_win_rates), validation and all splits."""
-    project = project_get_for_research_page(slug=slug, user=request.user)
+    project = project_get_for_researcher(slug=slug, user=request.user)
     rows = selectors.win_rate_csv_rows(selectors.round_win_rate_table(project=project))
     return csv_response(filename=f"{project.slug}-win-rates.csv", header=selectors.WIN_RATE_CSV_HEADER, rows=rows)
 

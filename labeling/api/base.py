@@ -14,12 +14,6 @@ from rest_framework.views import APIView
 
 from labeling.auth_backends import TokenAuthenticationWithPermissions
 from labeling.errors import LabelingError
-from labeling.models import Project
-from labeling.roles import PERM_RESEARCH
-from labeling.selectors import (
-    project_get_for_labeler,
-    project_get_for_researcher,
-)
 
 
 class ServiceError(APIException):
@@ -74,10 +68,3 @@ class Api(APIView):
     """
 
     authentication_classes = [TokenAuthenticationWithPermissions, SessionAuthentication]
-
-
-def _project_for(request, slug: str) -> Project:
-    """Researchers see any project, labelers active ones; anything else is 404 (no existence leak)."""
-    if request.user.has_perm(PERM_RESEARCH):
-        return project_get_for_researcher(slug=slug, user=request.user)
-    return project_get_for_labeler(slug=slug, user=request.user)

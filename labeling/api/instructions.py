@@ -7,12 +7,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from labeling import services
-from labeling.api.base import Api, ServiceError, _project_for, errors, service_errors
+from labeling.api.base import Api, ServiceError, errors, service_errors
 from labeling.errors import NotFound
 from labeling.models import Instructions
 from labeling.permissions import CanLabel, CanManageProjects, IsResearcher
 from labeling.selectors import (
     project_get_for_researcher,
+    project_get_for_user,
 )
 from labeling.selectors.instructions import (
     instructions_current,
@@ -38,7 +39,7 @@ class InstructionsCurrentApi(Api):
 
     @extend_schema(responses={200: OutputSerializer, **errors(401, 403, 404)})
     def get(self, request, project_slug: str):
-        project = _project_for(request, project_slug)
+        project = project_get_for_user(slug=project_slug, user=request.user)
         current = instructions_current(project)
         if current is None:
             raise Http404("No instructions are published for this project.")
@@ -84,7 +85,7 @@ class InstructionsAckApi(Api):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **errors(400, 401, 403, 404)})
     def post(self, request, project_slug: str):
-        project = _project_for(request, project_slug)
+        project = project_get_for_user(slug=project_slug, user=request.user)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         instructions = Instructions.objects.filter(project=project, version=data.validated_data["version"]).first()

@@ -6,12 +6,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from labeling import services
-from labeling.api.base import Api, _project_for, errors, service_errors
+from labeling.api.base import Api, errors, service_errors
 from labeling.models import Project
 from labeling.permissions import CanLabel, CanManageProjects, IsResearcher
-from labeling.roles import PERM_RESEARCH
+from labeling.roles import is_researcher
 from labeling.selectors import (
     project_get_for_researcher,
+    project_get_for_user,
     project_progress,
     projects_for_user,
 )
@@ -32,7 +33,7 @@ class ProjectListApi(Api):
 
     @extend_schema(responses={200: ProjectOutputSerializer(many=True), **errors(401, 403)})
     def get(self, request):
-        projects = Project.objects.order_by("name") if request.user.has_perm(PERM_RESEARCH) else projects_for_user(request.user)
+        projects = Project.objects.order_by("name") if is_researcher(request.user) else projects_for_user(request.user)
         return Response(ProjectOutputSerializer(projects, many=True).data)
 
 
@@ -80,7 +81,7 @@ class ProjectDetailApi(Api):
 
     @extend_schema(responses={200: ProjectOutputSerializer, **errors(401, 403, 404)})
     def get(self, request, project_slug: str):
-        return Response(ProjectOutputSerializer(_project_for(request, project_slug)).data)
+        return Response(ProjectOutputSerializer(project_get_for_user(slug=project_slug, user=request.user)).data)
 
 
 class ProjectProgressApi(Api):

@@ -9,7 +9,12 @@ from labeling.selectors.comparisons import (
     comparison_get_for_researcher,
     comparison_label_table,
 )
-from labeling.selectors.exports import EXPORT_LAYOUTS, labels_export_jsonl, labels_export_rows, labels_for_export
+from labeling.selectors.exports import (
+    EXPORT_LAYOUTS,
+    labels_export_jsonl,
+    labels_export_rows,
+    labels_for_export,
+)
 from labeling.selectors.instructions import (
     DiffHunk,
     DiffLine,
@@ -21,8 +26,8 @@ from labeling.selectors.instructions import (
 )
 from labeling.selectors.projects import (
     project_get_for_labeler,
-    project_get_for_research_page,
     project_get_for_researcher,
+    project_get_for_user,
     project_progress,
     projects_for_user,
 )
@@ -39,6 +44,6 @@ __all__ = [
     "ShownSample", "assignment_for_display", "comparison_detail", "comparison_get_for_researcher",
     "comparison_label_table", "instructions_current", "instructions_get_version", "instructions_is_acknowledged",
     "instructions_versions", "labeler_labels_today", "labels_export_jsonl", "labels_export_rows",
-    "labels_for_export", "project_get_for_labeler", "project_get_for_research_page", "project_get_for_researcher",
+    "labels_for_export", "project_get_for_labeler", "project_get_for_researcher", "project_get_for_user",
     "project_progress", "projects_for_user", "text_diff",
 ]

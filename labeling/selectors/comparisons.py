@@ -5,12 +5,18 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404
 
-from labeling.models import Comparison, ComparisonSample, Label, Project, Sample, SampleFlag
-from labeling.roles import ADMIN, RESEARCHER
+from labeling.models import (
+    Comparison,
+    ComparisonSample,
+    Label,
+    Project,
+    Sample,
+    SampleFlag,
+)
+from labeling.roles import researchers
 from labeling.selectors.serving import LETTERS
 
 
@@ -72,13 +78,10 @@ class ComparisonDetail:
 
 
 def _researcher_ids(user_ids: set[int]) -> set[int]:
-    """Which of these users answer as researchers (same rule as training's calibration_records)."""
+    """Which of these users answer as researchers (labeling/roles.py)."""
     if not user_ids:
         return set()
-    users = get_user_model().objects.filter(id__in=user_ids).filter(
-        Q(groups__name__in=[RESEARCHER, ADMIN]) | Q(is_superuser=True)
-    )
-    return set(users.values_list("id", flat=True))
+    return set(researchers().filter(id__in=user_ids).values_list("id", flat=True))
 
 
 def comparison_detail(comparison: Comparison) -> ComparisonDetail:

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from labeling.models import Project
-from labeling.roles import PERM_LABEL, PERM_RESEARCH
+from labeling.roles import PERM_LABEL, is_researcher
 
 
 def projects_for_user(user) -> QuerySet[Project]:
@@ -25,12 +25,32 @@ def project_get_for_labeler(*, slug: str, user) -> Project:
 
 
 def project_get_for_researcher(*, slug: str, user) -> Project:
-    if not user.is_authenticated or not user.has_perm(PERM_RESEARCH):
-        raise Http404("No such project.")
+    """The project with this slug (active or not) for a researcher's page or endpoint.
+
+    The one rule of every researcher page and endpoint of a project: a user who is not a researcher
+    (labeling/roles.py) gets 403 whatever the slug, decided before the lookup so the answer says
+    nothing about the project (labelers know project slugs anyway); a researcher gets 404 for an
+    unknown slug. Anonymous users never get here (login_required sends them to the login page, the
+    API's permission classes answer 401). Pages of one run or checkpoint are fetched by run id
+    instead, and those are 404 to non-researchers: a run's existence is not theirs to learn.
+    """
+    if not is_researcher(user):
+        raise PermissionDenied("Only researchers may see this.")
     project = Project.objects.filter(slug=slug).first()
     if project is None:
         raise Http404("No such project.")
     return project
+
+
+def project_get_for_user(*, slug: str, user) -> Project:
+    """A project as this user may read it: researchers any, labelers the active ones; 404 otherwise
+    (no existence leak). For what both roles read (a project's detail and instructions)."""
+    if is_researcher(user):
+        project = Project.objects.filter(slug=slug).first()
+        if project is None:
+            raise Http404("No such project.")
+        return project
+    return project_get_for_labeler(slug=slug, user=user)
 
 
 def project_progress(project: Project) -> dict:
@@ -41,11 +61,3 @@ def project_progress(project: Project) -> dict:
         comparisons=Count("id"), wanted=Sum("labels_wanted"), labeled=Sum("label_count")
     )
     return {k: v or 0 for k, v in agg.items()}
-
-
-def project_get_for_research_page(*, slug: str, user) -> Project:
-    """Like project_get_for_researcher, but a signed-in user without the researcher role gets 403
-    (the researcher dashboards answer 403, as the issue asks); an unknown slug is 404."""
-    if user.is_authenticated and not user.has_perm(PERM_RESEARCH):
-        raise PermissionDenied("Only researchers may see this page.")
-    return project_get_for_researcher(slug=slug, user=user)

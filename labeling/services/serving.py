@@ -12,7 +12,7 @@ How the next comparison is chosen:
    a fresh random display order. The unique (comparison, labeler) constraint and the
    non-negative `open_slots` check are the last line of defence.
 
-On PostgreSQL the hot path is two SQL functions (labeling migration 0006), one call each for
+On PostgreSQL the hot path is two SQL functions (labeling/sql/serving.sql and labeling/sql/labels.sql), one call each for
 next and submit: the same rows locked in the same order, the same checks in the same order, one
 round trip and plans kept per connection instead of ORM queries compiled per request
 (bench/hotpath_profile.py measures it). The ORM path below stays for other databases (SQLite in
@@ -38,7 +38,7 @@ from labeling.models import (
     Query,
     Sample,
 )
-from labeling.roles import PERM_LABEL, PERM_RESEARCH
+from labeling.roles import PERM_LABEL, is_researcher
 from labeling.selectors import project_get_for_labeler
 
 _rng = random.SystemRandom()
@@ -69,13 +69,13 @@ def _sql_functions() -> bool:
 
 
 def _next_postgresql(*, project_id: int | None, slug: str | None, labeler, now: datetime) -> Assignment | None:
-    """comparison_next_for_labeler on PostgreSQL: one call of the `labeling_next` function (migration
-    0006), which takes the labeler's lock, expires stale leases, returns a live lease or leases the
-    next comparison as the ORM path below does, and reads what the page shows. NotFound when the
-    project (by slug: an active one) does not exist."""
+    """comparison_next_for_labeler on PostgreSQL: one call of the `labeling_next` function
+    (labeling/sql/serving.sql), which takes the labeler's lock, expires stale leases, returns a live
+    lease or leases the next comparison as the ORM path below does, and reads what the page shows.
+    NotFound when the project (by slug: an active one) does not exist."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM labeling_next(%s, %s, %s, %s, %s, %s)",
-                       [project_id, slug, labeler.id, labeler.has_perm(PERM_RESEARCH), now,
+                       [project_id, slug, labeler.id, is_researcher(labeler), now,
                         timedelta(minutes=settings.LABELING_LEASE_MINUTES)])
         rows = cursor.fetchall()
     outcome, project_id = rows[0][0], rows[0][1]
@@ -161,7 +161,7 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
     if expired.exists():
         assignments_expire(project=project, now=now)
 
-    if labeler.has_perm(PERM_RESEARCH):
+    if is_researcher(labeler):
         pools = [True, False]
     else:
         first = _rng.random() < project.calibration_share

@@ -7,7 +7,6 @@ overview, which has several) downloads a table.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -15,7 +14,6 @@ from django.views.decorators.http import require_GET
 from labeling import metrics
 from labeling.charts import bar_chart, rate_chart
 from labeling.csv_export import csv_response
-from labeling.roles import PERM_RESEARCH
 from labeling.selectors import project_get_for_researcher
 from labeling.selectors.quality import (
     ALPHA,
@@ -39,12 +37,6 @@ COLUMNS = [
     ("pairwise", "Pairwise agreement"), ("position", "Position bias"), ("length", "Length pref."),
     ("copy", "Copy pref."), ("too_fast", "Too fast"),
 ]
-
-
-def _project_for_researcher(request: HttpRequest, slug: str):
-    if not request.user.has_perm(PERM_RESEARCH):
-        raise PermissionDenied("Dashboards are for researchers.")
-    return project_get_for_researcher(slug=slug, user=request.user)
 
 
 def _pct(value: float | None) -> float | None:
@@ -87,7 +79,7 @@ def _overview_csv(slug: str, table: str, quality) -> HttpResponse | None:
 @require_GET
 @login_required
 def dashboard_project(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_researcher(request, slug)
+    project = project_get_for_researcher(slug=slug, user=request.user)
     quality = project_quality(project)
     if request.GET.get("format") == "csv":
         response = _overview_csv(project.slug, request.GET.get("table", "summary"), quality)
@@ -125,7 +117,7 @@ LABELER_HEADER = ["labeler", "role", "labels", "answers", "labels_per_hour", "me
 @require_GET
 @login_required
 def dashboard_labelers(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for_researcher(request, slug)
+    project = project_get_for_researcher(slug=slug, user=request.user)
     sort = request.GET.get("sort", "username")
     if sort.lstrip("-") not in SORT_KEYS:
         return HttpResponseBadRequest(f"Unknown sort: use one of {', '.join(SORT_KEYS)} (prefix - to reverse).")
@@ -146,7 +138,7 @@ def dashboard_labelers(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @login_required
 def dashboard_labeler(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
-    project = _project_for_researcher(request, slug)
+    project = project_get_for_researcher(slug=slug, user=request.user)
     if request.GET.get("format") == "csv":
         detail = labeler_detail(project, labeler_id=user_id, offset=0, limit=None)
         rows = [

@@ -12,7 +12,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from labeling import services
 from labeling.errors import InvalidInput, LabelingError
-from labeling.selectors import project_get_for_labeler, project_get_for_research_page
+from labeling.selectors import project_get_for_labeler, project_get_for_researcher
 from labeling.selectors.instructions import (
     instructions_current,
     instructions_get_version,
@@ -26,7 +26,7 @@ from labeling.views.serving import _int_or_none
 @require_GET
 @login_required
 def labeling_instructions_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_get_for_research_page(slug=slug, user=request.user)
+    project = project_get_for_researcher(slug=slug, user=request.user)
     versions = list(instructions_versions(project))
     return render(request, "labeling/instructions_list.html", {"project": project, "versions": versions})
 
@@ -36,7 +36,7 @@ def labeling_instructions_list(request: HttpRequest, slug: str) -> HttpResponse:
 def labeling_instructions_edit(request: HttpRequest, slug: str) -> HttpResponse:
     """GET: the editor, holding the current text. POST: publish it as a new version (400 and
     the editor again, text kept, when it is empty or unchanged)."""
-    project = project_get_for_research_page(slug=slug, user=request.user)
+    project = project_get_for_researcher(slug=slug, user=request.user)
     current = instructions_current(project)
     if request.method == "GET":
         return render(request, "labeling/instructions_edit.html",
@@ -55,7 +55,7 @@ def labeling_instructions_edit(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 def labeling_instructions_preview(request: HttpRequest, slug: str) -> HttpResponse:
     """The #preview partial: the posted Markdown rendered exactly as labelers will see it (sanitised)."""
-    project_get_for_research_page(slug=slug, user=request.user)
+    project_get_for_researcher(slug=slug, user=request.user)
     body = request.POST.get("body", "")[: MAX_BODY_CHARS]
     return render(request, "labeling/instructions_edit.html#preview", {"body": body})
 
@@ -73,7 +73,7 @@ def _version_param(request: HttpRequest, name: str) -> int | None:
 @login_required
 def labeling_instructions_diff(request: HttpRequest, slug: str) -> HttpResponse:
     """?from=A&to=B (defaults: the newest version against the one before it). Unknown versions are 404."""
-    project = project_get_for_research_page(slug=slug, user=request.user)
+    project = project_get_for_researcher(slug=slug, user=request.user)
     versions = list(instructions_versions(project))
     try:
         to_no = _version_param(request, "to")

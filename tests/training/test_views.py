@@ -110,4 +110,5 @@ def test_round_start_needs_labels(client, researcher, project):
 
 def test_contractor_cannot_open_project_runs(client, contractor, project):
     client.force_login(contractor)
-    assert client.get(reverse("training-project-runs", kwargs={"slug": project.slug})).status_code == 404
+    assert client.get(reverse("training-project-runs", kwargs={"slug": project.slug})).status_code == 403
+    assert client.get(reverse("training-project-runs", kwargs={"slug": "no-such"})).status_code == 403

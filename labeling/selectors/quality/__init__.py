@@ -29,7 +29,10 @@ every process shares a snapshot of them through the `dashboard` cache (see `_pro
 why and how both stay fresh); `dashboard_snapshots_refresh` (Celery beat) keeps the snapshots of
 active projects current; `dashboard_cache_clear` forgets them.
 """
-from labeling.selectors.quality.columns import dashboard_cache_clear, dashboard_snapshots_refresh
+from labeling.selectors.quality.columns import (
+    dashboard_cache_clear,
+    dashboard_snapshots_refresh,
+)
 from labeling.selectors.quality.common import (
     ALPHA,
     READING_CHARS_PER_SECOND,
@@ -48,7 +51,11 @@ from labeling.selectors.quality.labelers import (
     labelers_quality,
     labelers_sort,
 )
-from labeling.selectors.quality.overview import InterRater, ProjectQuality, project_quality
+from labeling.selectors.quality.overview import (
+    InterRater,
+    ProjectQuality,
+    project_quality,
+)
 
 __all__ = [
     "ALPHA", "DETECTORS", "READING_CHARS_PER_SECOND", "SORT_KEYS", "TOO_FAST_ALLOWED_SHARE", "Agreement",

@@ -4,22 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from django.contrib.auth import get_user_model
 
 from labeling import metrics
-from labeling.roles import PERM_RESEARCH
+from labeling.roles import researchers
 
 ALPHA = 0.01  # detectors flag at p < ALPHA
 READING_CHARS_PER_SECOND = 60.0  # ≈ 3× a fast reader (~20 chars/s): faster than this is not reading
 TOO_FAST_ALLOWED_SHARE = 0.05  # a labeler may answer this share too fast (known items, obvious junk)
 
-_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
 def researcher_ids() -> set[int]:
-    """Ids of active users with `labeling.view_research` (groups, own permissions, superusers)."""
-    users = get_user_model().objects.with_perm(PERM_RESEARCH, backend=_MODEL_BACKEND)
-    return set(users.values_list("id", flat=True))
+    """Ids of the researchers (labeling/roles.py)."""
+    return set(researchers().values_list("id", flat=True))
 
 
 def unique_argmax(counts: np.ndarray) -> np.ndarray:

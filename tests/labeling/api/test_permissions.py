@@ -166,11 +166,11 @@ def test_contractor_cannot_open_admin_label_pages(client, contractor, admin_user
 
 #  researcher HTML pages and their htmx partials: page name, needs,                anonymous, contractor, researcher, admin
 PAGE_TABLE = [
-    ("training-project-runs",         "project",                                         302, 404, 200, 200),
     ("training-run-detail",           "run",                                             302, 404, 200, 200),
     ("admin:labeling_label_changelist", None,                                            302, 302, 302, 200),
     ("admin:labeling_comparison_changelist", None,                                       302, 302, 302, 200),
-    # the researcher dashboards answer 403 to contractors, as the issue asks
+    # every page of a project answers 403 to contractors (labeling.selectors.project_get_for_researcher)
+    ("training-project-runs",         "project",                                         302, 403, 200, 200),
     ("labeling-instructions-list",    "project",                                         302, 403, 200, 200),
     ("labeling-instructions-edit",    "project",                                         302, 403, 200, 200),
     ("labeling-instructions-diff",    "project",                                         302, 403, 200, 200),
@@ -186,9 +186,9 @@ PAGE_ROWS = [pytest.param(row[0], row[1], dict(zip(ROLES, row[2:], strict=True))
 
 @pytest.mark.parametrize(("name", "needs", "expected", "role", "hx"), PAGE_ROWS)
 def test_researcher_pages_table(client, world, users, name, needs, expected, role, hx):
-    """Researcher pages (full and htmx partial) are 404 for contractors (not even a run's existence shows);
-    the dashboards, instructions and comparison pages, whose URLs name only project slugs a contractor
-    already knows, are 403 (issue 5)."""
+    """Researcher pages (full and htmx partial) of a run are 404 for contractors (not even a run's
+    existence shows); every page of a project, whose URL names only a slug a contractor already knows,
+    is 403, decided before the lookup (labeling.selectors.project_get_for_researcher)."""
     run = TrainingRunFactory(project=world)  # never served to the contractor
     comparison = world.comparisons.first()
     kwargs = {"project": {"slug": world.slug}, "run": {"run_id": run.id}, None: {},

@@ -368,7 +368,7 @@ def test_demo_button_starts_simulated_sentiment_labelers(client, researcher, pro
 def test_demo_button_is_for_researchers_only(client, contractor, project):
     client.force_login(contractor)
     response = client.post(reverse("training-demo-autolabel", kwargs={"slug": project.slug}))
-    assert response.status_code == 404 and not SimulatedLabeler.objects.exists()
+    assert response.status_code == 403 and not SimulatedLabeler.objects.exists()
 
 
 # ---------------------------------------------------------------- the REST API path

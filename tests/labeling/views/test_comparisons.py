@@ -3,13 +3,10 @@ import csv
 import io
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 
 from labeling.models import Comparison, Sample, SampleFlag
-from labeling.selectors import project_get_for_research_page
 from labeling.selectors.comparisons import (
     LABEL_CSV_HEADER,
     comparison_detail,
@@ -17,7 +14,13 @@ from labeling.selectors.comparisons import (
     comparison_label_table,
 )
 from labeling.services import comparison_next_for_labeler, instructions_publish
-from tests.factories import ProjectFactory, TrainingRunFactory, UserFactory, make_comparison, make_label
+from tests.factories import (
+    ProjectFactory,
+    TrainingRunFactory,
+    UserFactory,
+    make_comparison,
+    make_label,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -150,15 +153,3 @@ def test_comparison_get_for_researcher_scopes_to_the_project(project):
     assert comparison_get_for_researcher(project=project, comparison_id=mine.id) == mine
     with pytest.raises(Http404):
         comparison_get_for_researcher(project=project, comparison_id=theirs.id)
-
-
-def test_project_get_for_research_page(project, researcher, contractor):
-    assert project_get_for_research_page(slug=project.slug, user=researcher) == project
-    with pytest.raises(PermissionDenied):
-        project_get_for_research_page(slug=project.slug, user=contractor)
-    with pytest.raises(PermissionDenied):
-        project_get_for_research_page(slug="no-such", user=contractor)  # no existence check before the role check
-    with pytest.raises(Http404):
-        project_get_for_research_page(slug="no-such", user=researcher)
-    with pytest.raises(Http404):
-        project_get_for_research_page(slug=project.slug, user=AnonymousUser())
