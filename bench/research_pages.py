@@ -64,8 +64,8 @@ def main() -> None:
     from labeling.roles import CONTRACTOR, RESEARCHER, roles_ensure, user_set_role
     from labeling.selectors.comparisons import comparison_detail
     from labeling.selectors.instructions import instructions_versions
-    from training.models import Round, TrainingRun
-    from training.selectors import BASE_POLICY_SOURCE, round_win_rates
+    from training.models import BASE_POLICY_SOURCE, Round, TrainingRun
+    from training.selectors import round_win_rates
 
     # 1. Load: K=4 comparisons of 2 policy + 2 base samples on validation queries, labels by distinct labelers.
     roles_ensure()

@@ -8,6 +8,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+# Sample.source of what the base model (rho) wrote: beside the models, for the samplers and the win-rate reads.
+BASE_POLICY_SOURCE = "baseline:base-policy"
+
 
 class Round(models.Model):
     """One turn of the loop: fit a reward model on a label snapshot, PPO, sample a new batch."""
@@ -35,6 +38,13 @@ class Round(models.Model):
 
 
 class TrainingRun(models.Model):
+    """One fit_reward, ppo or sample run. What it was asked to do and what it produced are kept apart:
+    `config` is the library's (what `training.rlhf` or the sampler reads), `product` is ours (tripwires,
+    the label snapshot, online publishing), `report` is written after the run (the experiment's figures)."""
+
+    # The keys of `product`: never passed to the library, so never in `config`.
+    PRODUCT_KEYS = ("label_snapshot", "tripwires", "publish_every", "online_sample")
+
     class Kind(models.TextChoices):
         FIT_REWARD = "fit_reward", "Fit reward model"
         PPO = "ppo", "PPO"
@@ -56,7 +66,11 @@ class TrainingRun(models.Model):
     round = models.ForeignKey(Round, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    config = models.JSONField(default=dict, blank=True)
+    config = models.JSONField(default=dict, blank=True,
+                              help_text="RewardFitConfig or PPOConfig fields, or a sample run's sampling settings.")
+    product = models.JSONField(default=dict, blank=True,
+                               help_text="tripwires, label_snapshot, publish_every and online_sample (PRODUCT_KEYS).")
+    report = models.JSONField(default=dict, blank=True, help_text="What the run produced for its page, e.g. figures.")
     seed = models.BigIntegerField(default=0)
     base_model = models.CharField(max_length=300, help_text='"tiny", a Hugging Face id, or a local folder.')
     reward_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",

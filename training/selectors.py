@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import Http404
 
-from labeling.models import ComparisonSample, Query
-from training.models import AndonPull, Checkpoint, Round, RunMetric, TrainingRun
+from labeling.models import Assignment, ComparisonSample, Query
+from labeling.models import Comparison as LabelingComparison  # Comparison here is the library's record
+from training.models import BASE_POLICY_SOURCE, AndonPull, Checkpoint, Round, RunMetric, TrainingRun
 from training.rlhf.data import Comparison
-from training.services.andon import run_comparisons, run_served_to
-from training.services.models_io import BASE_POLICY_SOURCE
 from labeling.metrics import wilson_interval
 
 CHART_KEYS = ["objective/score", "objective/kl", "objective/kl_coef", "objective/entropy",
@@ -21,6 +21,16 @@ CHART_KEYS = ["objective/score", "objective/kl", "objective/kl_coef", "objective
 
 def user_sees_all_runs(user) -> bool:
     return user.is_authenticated and (user.has_perm("training.start_runs") or user.has_perm("training.manage_runs"))
+
+
+def run_comparisons(run: TrainingRun):
+    """Comparisons that show this run's samples: published by it, or by sampling from its policy."""
+    return LabelingComparison.objects.filter(Q(source_run=run) | Q(source_run__policy_run=run))
+
+
+def run_served_to(*, run: TrainingRun, user) -> bool:
+    """Has this user been shown samples of this run (the contractor's right to pull its cord)?"""
+    return Assignment.objects.filter(labeler=user, comparison__in=run_comparisons(run)).exists()
 
 
 def run_get_for_user(*, run_id: int, user) -> TrainingRun:
@@ -251,8 +261,8 @@ REPORT_PLOTS = {"score_vs_kl": "True score against KL from the base",
 
 def run_report(run: TrainingRun) -> dict | None:
     """The experiment's headline figures and the names of its plots, or None for an ordinary run."""
-    report = (run.config or {}).get("report")
-    if not isinstance(report, dict):
+    report = run.report
+    if not report or not isinstance(report, dict):
         return None
     plots = report.get("plots") or {}
     return {"figures": report.get("figures") or {},
@@ -262,7 +272,7 @@ def run_report(run: TrainingRun) -> dict | None:
 def run_plot_path(run: TrainingRun, name: str) -> Path | None:
     """The stored path of a run's PNG plot when it is a regular .png file under ARTIFACTS_DIR, else None.
     The path comes from the database only; `name` just picks one of the recorded plots."""
-    report = (run.config or {}).get("report")
+    report = run.report
     stored = report.get("plots", {}).get(name) if isinstance(report, dict) and name in REPORT_PLOTS else None
     if not isinstance(stored, str):
         return None

@@ -4,12 +4,11 @@ import pytest
 from labeling.models import Comparison, Query, Sample
 from labeling.roles import RESEARCHER
 from labeling.services import comparison_create
-from training.models import AndonPull, Checkpoint, RunMetric, TrainingRun
+from training.models import BASE_POLICY_SOURCE, AndonPull, Checkpoint, RunMetric, TrainingRun
 from training.rlhf.config import ConfigError
 from training.rlhf.models import RewardModel
 from training.selectors import base_policy_sample_pairs
 from training.services.execute import run_execute
-from training.services.models_io import BASE_POLICY_SOURCE
 from training.services.reward_fit import reward_fit_config
 from training.services.rounds import round_configs
 from tests.factories import ProjectFactory, TrainingRunFactory, UserFactory

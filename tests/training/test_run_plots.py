@@ -18,8 +18,8 @@ def reported(project, settings, tmp_path):
     outside = tmp_path / "secret.png"
     outside.write_bytes(PNG)
     run = TrainingRunFactory(project=project, status=TrainingRun.Status.FINISHED)
-    run.config = {"report": {"figures": {"labeler": "sentiment", "labels": 500, "win_rate": 0.61, "kl": 3.2},
-                             "plots": {"score_vs_kl": str(folder / "score_vs_kl.png"), "rm_accuracy": str(outside)}}}
+    run.report = {"figures": {"labeler": "sentiment", "labels": 500, "win_rate": 0.61, "kl": 3.2},
+                  "plots": {"score_vs_kl": str(folder / "score_vs_kl.png"), "rm_accuracy": str(outside)}}
     run.save()
     return run
 

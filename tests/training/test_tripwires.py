@@ -29,7 +29,7 @@ def test_check_metrics_catches_nan_losses_and_kl_above_cap():
 
 
 def test_reporter_pulls_the_cord_on_a_kl_spike(project):
-    run = TrainingRunFactory(project=project, config={"tripwires": {"kl_max": 5.0}})
+    run = TrainingRunFactory(project=project, product={"tripwires": {"kl_max": 5.0}})
     run_claim(run_id=run.id, owner="w1")
     reporter = RunReporter(run=run, owner="w1", tripwire=tripwire_for(run))
     assert reporter.on_step({"step": 1, "objective/kl": 1.0}) is True
@@ -40,7 +40,8 @@ def test_reporter_pulls_the_cord_on_a_kl_spike(project):
 
 
 def test_flag_share_tripwire(project):
-    run = TrainingRunFactory(project=project, config={"tripwires": {"max_flag_share": 0.2, "min_labels_for_flag_share": 5}})
+    run = TrainingRunFactory(project=project,
+                             product={"tripwires": {"max_flag_share": 0.2, "min_labels_for_flag_share": 5}})
     run_claim(run_id=run.id, owner="w1")
     for i in range(6):
         comparison = make_comparison(project)

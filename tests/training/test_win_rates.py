@@ -8,9 +8,8 @@ from django.urls import reverse
 from labeling.models import Comparison, Query, Sample
 from labeling.services import comparison_create
 from tests.factories import ProjectFactory, QueryFactory, TrainingRunFactory, UserFactory, make_label
-from training.models import Round
+from training.models import BASE_POLICY_SOURCE, Round
 from training.selectors import (
-    BASE_POLICY_SOURCE,
     round_win_rate_table,
     round_win_rates,
     sample_side,

@@ -83,6 +83,7 @@ def test_miniature_experiment_through_the_product(live_worker, tiny_base, admin_
 
     # The run page shows the figures and the plots; the plot view serves the recorded PNG only.
     ppo = TrainingRun.objects.get(round=rnd, kind=TrainingRun.Kind.PPO)
+    assert ppo.report["figures"]["labels"] == 500 and "report" not in ppo.config  # the report has its own field
     client = Client()
     client.force_login(admin_user)
     page = client.get(reverse("training-run-detail", kwargs={"run_id": ppo.id}))

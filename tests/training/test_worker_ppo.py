@@ -21,9 +21,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.worker]
 Status = TrainingRun.Status
 
 
-def _ppo_config(steps: int, **extra) -> dict:
+def _ppo_config(steps: int) -> dict:
     return {**FAST_PPO, "reward": "builtin:lowercase", "total_episodes": FAST_PPO["batch_size"] * steps,
-            "save_every": 1, **extra}
+            "save_every": 1}
+
+
+def _online(every: int) -> dict:
+    """Product keys of a PPO run that publishes the current policy's samples every `every` updates."""
+    return {"publish_every": every, "online_sample": {"n_queries": 2, "response_length": 6}}
 
 
 def _project():
@@ -36,7 +41,7 @@ def _project():
 def test_andon_cord_through_the_web_page_stops_ppo_then_resume_and_abort(live_worker, contractor, admin_user):
     project = _project()
     run = run_create(project=project, kind="ppo", base_model="tiny", seed=5,
-                     config=_ppo_config(200, publish_every=1, online_sample={"n_queries": 2, "response_length": 6}))
+                     config=_ppo_config(200), product=_online(1))
     live_worker.start()
     wait_for(lambda: Comparison.objects.filter(source_run=run).exists(), message="online samples published")
 
@@ -80,9 +85,9 @@ def test_killed_worker_run_is_reaped_resumed_and_matches_an_uninterrupted_run(li
     # 24 tiny steps: the kill must land mid-run, and on a quiet machine 6 steps could all finish
     # between the poll that saw the second checkpoint and the kill.
     steps, every = 24, 8
-    config = _ppo_config(steps, publish_every=every, online_sample={"n_queries": 2, "response_length": 6})
+    config, product = _ppo_config(steps), _online(every)
     live_worker.extra_env["TRAINING_LEASE_SECONDS"] = "3"
-    run = run_create(project=project, kind="ppo", base_model="tiny", seed=11, config=config)
+    run = run_create(project=project, kind="ppo", base_model="tiny", seed=11, config=config, product=product)
     first = live_worker.start()
     wait_for(lambda: Checkpoint.objects.filter(run=run, step__gte=2).exists(), interval=0.05,
              message="second checkpoint")
@@ -102,7 +107,8 @@ def test_killed_worker_run_is_reaped_resumed_and_matches_an_uninterrupted_run(li
     assert all(batches.count(b) == 2 for b in set(batches))
 
     # The same run, uninterrupted, in this process: identical final weights.
-    twin = run_create(project=project, kind="ppo", base_model="tiny", seed=11, config=config, enqueue=False)
+    twin = run_create(project=project, kind="ppo", base_model="tiny", seed=11, config=config, product=product,
+                      enqueue=False)
     assert run_execute(run_id=twin.id) == Status.FINISHED
     ours = load_file(f"{Checkpoint.objects.get(run=run, is_final=True).path}/policy/model.safetensors")
     theirs = load_file(f"{Checkpoint.objects.get(run=twin, is_final=True).path}/policy/model.safetensors")

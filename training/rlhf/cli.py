@@ -1,11 +1,12 @@
-"""Command-line entry points, for offline experiments without Django:
+"""The library's command line (__main__.py runs `main`), for offline experiments without Django:
 
-    python -m training.rlhf.fit_reward CONFIG   # JSON or YAML RewardFitConfig
-    python -m training.rlhf.ppo CONFIG          # JSON or YAML PPOConfig; torchrun works too
+    python -m training.rlhf fit-reward CONFIG   # JSON or YAML RewardFitConfig
+    python -m training.rlhf ppo CONFIG          # JSON or YAML PPOConfig; torchrun works too
+    python -m training.rlhf pretrain CONFIG     # JSON or YAML PretrainConfig
 
-Both show a tqdm bar, append every metrics dict as one JSON line to ``metrics_path``, and end with
-one summary line. PPO resumes from ``checkpoint_dir``'s latest checkpoint when there is one, and
-SIGTERM/SIGINT make it checkpoint and stop at the next check.
+Each shows a tqdm bar, appends every metrics dict as one JSON line to ``metrics_path``, and ends with
+one summary line. PPO and pretraining resume from ``checkpoint_dir``'s latest checkpoint when there is
+one, and SIGTERM/SIGINT make each command checkpoint (or save) and stop at the next check.
 """
 
 from __future__ import annotations
@@ -20,17 +21,17 @@ import torch
 from tqdm import tqdm
 
 from training.rlhf import distributed as dist
+from training.rlhf.build import build_trainer
 from training.rlhf.callbacks import Metrics
 from training.rlhf.checkpoint import latest_checkpoint
-from training.rlhf.config import DTYPES, ConfigError, PPOConfig, RewardFitConfig, T, load_config, resolve_device
-from training.rlhf.data import load_comparisons, load_queries, load_references
-from training.rlhf.models import RewardModel, load_lm, load_policy
+from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig, T, load_config
+from training.rlhf.data import load_comparisons, load_references
 from training.rlhf.ppo import PPOTrainer, TrainResult
+from training.rlhf.pretrain import PretrainConfig, pretrain
 from training.rlhf.reward_model import fit
-from training.rlhf.rewards import RewardFn, programmatic_reward
-from training.rlhf.tokenizer import encode_queries
+from training.rlhf.sampling import sample
 
-BUILTIN = "builtin:"
+PROG = "python -m training.rlhf"
 
 
 class MetricsFile:
@@ -89,7 +90,7 @@ def _load(cls: type[T], argv: list[str] | None, prog: str) -> T:
 
 def fit_reward_main(argv: list[str] | None = None) -> int:
     """Fit a reward model from ``comparisons_path`` and save it to ``output_dir``."""
-    config = _load(RewardFitConfig, argv, "python -m training.rlhf.fit_reward")
+    config = _load(RewardFitConfig, argv, f"{PROG} fit-reward")
     if not config.comparisons_path or not config.output_dir:
         raise SystemExit("fit_reward needs comparisons_path and output_dir in the config")
     comparisons = load_comparisons(config.comparisons_path)
@@ -112,44 +113,9 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def build_reward(config: PPOConfig, device: torch.device) -> tuple[RewardFn, RewardModel | None]:
-    """A programmatic reward (``builtin:<name>``) or a frozen reward model loaded from a folder."""
-    if config.reward.startswith(BUILTIN):
-        return programmatic_reward(config.reward[len(BUILTIN) :]), None
-    model, _ = RewardModel.from_pretrained(config.reward, dtype=DTYPES[config.dtype])
-    model = model.to(device).requires_grad_(False).eval()
-    return torch.no_grad()(model.score), model
-
-
-def random_queries(n: int, length: int, seed: int) -> list[str]:
-    """Seeded lowercase pseudo-words, for smoke runs without a query file."""
-    generator = torch.Generator().manual_seed(seed)
-    letters = "abcdefghijklmnopqrstuvwxyz     "
-    picks = torch.randint(len(letters), (n, length), generator=generator).tolist()
-    return ["".join(letters[i] for i in row) for row in picks]
-
-
-def build_trainer(config: PPOConfig, should_stop=None) -> PPOTrainer:
-    """Everything a PPO run needs, from the config alone (what the CLI and a resumed run use)."""
-    device = dist.init_distributed(resolve_device(config.device))
-    reward_fn, reward_model = build_reward(config, device)
-    dtype = DTYPES[config.dtype]
-    policy, tokenizer = load_policy(
-        config.policy_model, reward_model if config.value_model == "separate" else None, dtype
-    )
-    ref_policy, _ = load_lm(config.policy_model, dtype=dtype)
-    texts = (
-        load_queries(config.queries_path)
-        if config.queries_path
-        else random_queries(1024, config.query_length, config.seed)
-    )
-    queries, query_mask = encode_queries(tokenizer, texts, config.query_length)
-    return PPOTrainer(config, policy, ref_policy, reward_fn, queries, query_mask, tokenizer, should_stop=should_stop)
-
-
 def ppo_main(argv: list[str] | None = None) -> int:
     """Train (or resume) a PPO run described by a config file."""
-    config = _load(PPOConfig, argv, "python -m training.rlhf.ppo")
+    config = _load(PPOConfig, argv, f"{PROG} ppo")
     with StopFlag() as stop:
         trainer = build_trainer(config, should_stop=stop)
         resume = latest_checkpoint(config.checkpoint_dir) if config.checkpoint_dir else None
@@ -190,3 +156,39 @@ def _train_with_progress(trainer: PPOTrainer, config: PPOConfig) -> TrainResult:
         result = trainer.train(on_step)
     metrics_file.close()
     return result
+
+
+def pretrain_main(argv: list[str] | None = None) -> int:
+    """Pretrain a small byte-level LM (pretrain.py), save it to ``output_dir``, print a summary and three samples."""
+    prog = f"{PROG} pretrain"
+    config = _load(PretrainConfig, argv, prog)
+    if not config.corpus_path or not config.output_dir:
+        raise SystemExit(f"{prog}: pretrain needs corpus_path and output_dir in the config")
+    metrics_file = MetricsFile(config.metrics_path)
+    with StopFlag() as stop, tqdm(total=config.max_steps, desc="pretrain", unit="step", file=sys.stderr) as bar:
+
+        def on_log(metrics: Metrics) -> None:
+            metrics_file.write(metrics)
+            bar.update(int(metrics["step"]) - bar.n)
+            bar.set_postfix(loss=f"{metrics['train/loss']:.3f}" if "train/loss" in metrics else "")
+
+        result = pretrain(config, on_log=on_log, should_stop=stop)
+    metrics_file.close()
+    summary = {k: round(v, 4) for k, v in result.metrics.items()}
+    print(f"pretrain: {'stopped' if result.stopped else 'done'} saved={config.output_dir} {json.dumps(summary)}")
+    eos = [result.tokenizer.eos_token_id]
+    for row in sample(result.lm, result.tokenizer, [eos] * 3, 1, response_length=96, query_length=1, seed=config.seed):
+        print("sample:", json.dumps(row[0].text))
+    return 0
+
+
+COMMANDS = {"fit-reward": fit_reward_main, "ppo": ppo_main, "pretrain": pretrain_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.rlhf COMMAND CONFIG``: one entry point, so no library module doubles as a script."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("config", help="JSON or YAML config file")
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command]([args.config])

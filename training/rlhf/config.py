@@ -64,7 +64,7 @@ class RewardFitConfig:
     # real token; "mean" = the mean of the head's output over the response's real tokens (for small models
     # whose last token cannot summarise the response; not in the papers). Saved with the model.
     readout: str = "last"
-    # CLI only (python -m training.rlhf.fit_reward):
+    # CLI only (python -m training.rlhf fit-reward):
     comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
     references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"
     output_dir: str | None = None  # where the fitted reward model is saved

@@ -1,4 +1,6 @@
-"""Plain data records passed into the library, and their JSONL readers."""
+"""Plain data records passed into the library, and their JSONL readers. Torch is imported for type
+checking only: the web side builds ``Comparison`` records (training/selectors.py), and web processes
+never import torch."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Text = str | Sequence[int]  # text, or token ids already encoded with the model's tokenizer
 

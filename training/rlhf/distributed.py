@@ -1,6 +1,6 @@
 """Thin wrappers over ``torch.distributed`` so the PPO trainer reads the same with 1 or N processes.
 
-Launch N processes with ``torchrun --nproc_per_node=N -m training.rlhf.ppo CONFIG``; each process
+Launch N processes with ``torchrun --nproc_per_node=N -m training.rlhf ppo CONFIG``; each process
 calls ``init_distributed`` (gloo on CPU, NCCL on CUDA). With one process every helper is a no-op.
 """
 

@@ -4,7 +4,7 @@ One update (``PPOTrainer.step``): rollout -> score -> per-token rewards -> ``nop
 minibatch updates -> KL controller update. ``PPOTrainer.train`` loops over updates, reports each
 step's metrics through ``on_step`` and checkpoints. See README.md in this folder for the update's
 branches (shared/separate value, truncation, stop requests, distributed). Run from a shell with
-``python -m training.rlhf.ppo CONFIG`` (see ``cli.py``).
+``python -m training.rlhf ppo CONFIG`` (see ``cli.py``).
 """
 
 from __future__ import annotations
@@ -365,9 +365,3 @@ def train(
     if resume_from is not None:
         trainer.load_checkpoint(resume_from)
     return trainer.train(on_step)
-
-
-if __name__ == "__main__":
-    from training.rlhf.cli import ppo_main
-
-    raise SystemExit(ppo_main())

@@ -1,7 +1,7 @@
 """Pretrain a small GPT-2-shaped byte-level LM on a plain-text corpus, so that RLHF experiments start
 from a base that writes words instead of byte noise.
 
-    python -m training.rlhf.pretrain CONFIG    # JSON or YAML PretrainConfig
+    python -m training.rlhf pretrain CONFIG    # JSON or YAML PretrainConfig (cli.pretrain_main)
 
 Documents come from a file or a folder of files: Debian ``fortunes`` files (entries separated by lines
 holding only ``%``) or plain text (paragraphs separated by blank lines). Training draws contiguous
@@ -15,10 +15,8 @@ is written with ``save_lm`` and loads with ``models.load_lm(folder)``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,7 +28,7 @@ from transformers import PreTrainedModel
 
 from training.rlhf.callbacks import Metrics, OnLog, ShouldStop
 from training.rlhf.checkpoint import latest_checkpoint, save_checkpoint
-from training.rlhf.config import LR_SCHEDULES, ConfigError, load_config, resolve_device
+from training.rlhf.config import LR_SCHEDULES, ConfigError, resolve_device
 from training.rlhf.models import build_tiny, load_lm, save_lm
 from training.rlhf.tokenizer import ByteTokenizer
 
@@ -361,46 +359,3 @@ def pretrain(
         save_lm(lm, tokenizer, config.output_dir)
         (Path(config.output_dir) / "pretrain_metrics.json").write_text(json.dumps(metrics, indent=2))
     return PretrainResult(lm, tokenizer, metrics, history, stopped)
-
-
-# --- command line ------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m training.rlhf.pretrain CONFIG``: pretrain, save to ``output_dir``, print a summary
-    and three samples."""
-    from tqdm import tqdm
-
-    from training.rlhf.cli import MetricsFile, StopFlag
-    from training.rlhf.sampling import sample
-
-    prog = "python -m training.rlhf.pretrain"
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("config", type=Path, help="JSON or YAML config file")
-    path = parser.parse_args(argv).config
-    try:
-        config = load_config(PretrainConfig, path).validate()
-    except (ConfigError, OSError, ValueError) as error:
-        raise SystemExit(f"{prog}: {path}: {error}") from error
-    if not config.corpus_path or not config.output_dir:
-        raise SystemExit(f"{prog}: {path}: pretrain needs corpus_path and output_dir in the config")
-    metrics_file = MetricsFile(config.metrics_path)
-    with StopFlag() as stop, tqdm(total=config.max_steps, desc="pretrain", unit="step", file=sys.stderr) as bar:
-
-        def on_log(metrics: Metrics) -> None:
-            metrics_file.write(metrics)
-            bar.update(int(metrics["step"]) - bar.n)
-            bar.set_postfix(loss=f"{metrics['train/loss']:.3f}" if "train/loss" in metrics else "")
-
-        result = pretrain(config, on_log=on_log, should_stop=stop)
-    metrics_file.close()
-    summary = {k: round(v, 4) for k, v in result.metrics.items()}
-    print(f"pretrain: {'stopped' if result.stopped else 'done'} saved={config.output_dir} {json.dumps(summary)}")
-    eos = [result.tokenizer.eos_token_id]
-    for row in sample(result.lm, result.tokenizer, [eos] * 3, 1, response_length=96, query_length=1, seed=config.seed):
-        print("sample:", json.dumps(row[0].text))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -15,28 +15,17 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from labeling.errors import Conflict, Forbidden, InvalidInput
-from labeling.models import Assignment, Comparison
 from labeling.roles import user_role
 from labeling.services import comparisons_withdraw
 from training.models import AndonPull, TrainingRun
+from training.selectors import run_comparisons, run_served_to
 from training.services.runs import run_enqueue
 
 Status = TrainingRun.Status
 PULLS_PER_USER_PER_10_MIN = 5
-
-
-def run_comparisons(run: TrainingRun):
-    """Comparisons that show this run's samples: published by it, or by sampling from its policy."""
-    return Comparison.objects.filter(Q(source_run=run) | Q(source_run__policy_run=run))
-
-
-def run_served_to(*, run: TrainingRun, user) -> bool:
-    """Has this user been shown samples of this run (the contractor's right to pull its cord)?"""
-    return Assignment.objects.filter(labeler=user, comparison__in=run_comparisons(run)).exists()
 
 
 def andon_can_pull(*, run: TrainingRun, user) -> bool:

@@ -8,7 +8,7 @@ on the Celery workers; fit_reward runs on label-count snapshots give the label c
 tuned policy is judged on held-out queries by the labeler's noise-free scorer
 (`training.rlhf.evaluate`), against the base and against PPO directly on that scorer (the upper
 bound, on the library path in this process). Results JSON and two PNGs go into the PPO run's
-artifacts folder and onto its page (`run.config["report"]`).
+artifacts folder and onto its page (`run.report`).
 """
 from __future__ import annotations
 
@@ -456,10 +456,7 @@ def run_report_record(*, run: TrainingRun, results: dict, plots: dict[str, str])
         "direct_kl": results.get("direct", {}).get("kl"),
         "wall_s": results["total"]["wall_s"],
     }
-    with transaction.atomic():
-        locked = TrainingRun.objects.select_for_update().get(id=run.id)
-        locked.config = {**locked.config, "report": _json_safe({"figures": headline, "plots": plots})}
-        locked.save(update_fields=["config"])
+    TrainingRun.objects.filter(id=run.id).update(report=_json_safe({"figures": headline, "plots": plots}))
 
 
 def copy_detector(project: Project, username: str) -> dict | None:
@@ -541,7 +538,7 @@ def _experiment_run(s: ExperimentSettings, *, log: Callable[[str], None], base_d
         snapshot = label_snapshot_at(project, n)
         curve_runs.append((n, run_create(project=project, kind=Kind.FIT_REWARD, base_model=str(base_dir),
                                          seed=s.seed, started_by=user,
-                                         config={**s.reward_config(), "label_snapshot": snapshot})))
+                                         config=s.reward_config(), product={"label_snapshot": snapshot})))
     wait_for_runs([r for _, r in curve_runs], log)
     curve_runs.append((rnd.label_snapshot["count"], runs[Kind.FIT_REWARD]))
     phases["curve"] = time.perf_counter() - t

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.models import Checkpoint, TrainingRun
+from training.models import BASE_POLICY_SOURCE, Checkpoint, TrainingRun
 from training.services.runs import artifacts_path
 
 
@@ -14,9 +14,6 @@ def final_checkpoint(run: TrainingRun) -> Checkpoint | None:
 def final_model_dir(run: TrainingRun) -> Path:
     """The folder a run's finished model is saved to (loadable with `from_pretrained`)."""
     return artifacts_path(run) / "final"
-
-
-BASE_POLICY_SOURCE = "baseline:base-policy"  # Sample.source of what the base model (rho) wrote
 
 
 def checkpoint_source_name(checkpoint: Checkpoint | None, run: TrainingRun | None) -> str:

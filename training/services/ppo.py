@@ -15,8 +15,8 @@ import torch
 
 from labeling.models import Query
 from training.models import Checkpoint, TrainingRun
+from training.rlhf.build import build_reward
 from training.rlhf.checkpoint import latest_checkpoint
-from training.rlhf.cli import build_reward
 from training.rlhf.config import DTYPES, PPOConfig, resolve_device
 from training.rlhf.models import load_lm, load_policy
 from training.rlhf.ppo import PPOTrainer
@@ -28,14 +28,14 @@ from training.services.models_io import final_checkpoint
 from training.services.reporter import RunReporter
 from training.services.runs import artifacts_path, checkpoint_record, run_metrics_record
 from training.services.sampling import publish_samples
-from training.services.tripwires import check_calibration_accuracy, tripwire_settings
+from training.services.tripwires import check_calibration_accuracy, tripwire_limits
 
 _FIELDS = {f.name for f in dataclasses.fields(PPOConfig)}
 _OURS = {"policy_model", "reward", "queries_path", "checkpoint_dir", "metrics_path"}
 
 
 def ppo_config(run: TrainingRun) -> PPOConfig:
-    """The library config from the run's stored JSON; models and folders come from the run."""
+    """The library config from the run's `config` (never its `product`); models and folders come from the run."""
     values = {k: v for k, v in run.config.items() if k in _FIELDS and k not in _OURS}
     values.setdefault("seed", run.seed)
     reward_checkpoint = final_checkpoint(run.reward_run) if run.reward_run else None
@@ -63,8 +63,8 @@ def _calibration_reason(run: TrainingRun, config: PPOConfig, reward_model, token
     accuracy = (rewards.argmax(-1).cpu() == data.best).float().mean().item()
     run_metrics_record(run_id=run.id, step=0, metrics={"calibration/accuracy": accuracy,
                                                        "calibration/labels": float(len(records))})
-    limits = {**tripwire_settings(run.project), **run.config.get("tripwires", {})}
-    return check_calibration_accuracy(accuracy=accuracy, n=len(records), k=run.project.k, limits=limits)
+    return check_calibration_accuracy(accuracy=accuracy, n=len(records), k=run.project.k,
+                                      limits=tripwire_limits(run))
 
 
 def _record_checkpoints(run: TrainingRun, checkpoint_dir: str, *, final: bool = False) -> Checkpoint | None:
@@ -111,8 +111,8 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     TrainingRun.objects.filter(id=run.id).update(total_steps=config.n_updates, step=trainer.step_count)
 
     # 3. Train; every step reports, renews the lease and may be told to stop. Online mode
-    #    (`publish_every` N updates) puts the current policy's samples in the labeling queue.
-    publish_every = int(run.config.get("publish_every", 0))
+    #    (the product's `publish_every` N updates) puts the current policy's samples in the labeling queue.
+    publish_every = int(run.product.get("publish_every", 0))
 
     def on_step(metrics: dict) -> bool:
         _record_checkpoints(run, config.checkpoint_dir)
@@ -120,7 +120,7 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         step = int(metrics["step"])
         if keep_going and publish_every and step % publish_every == 0:
             publish_samples(run=run, policy_lm=trainer.policy.lm, base_lm=ref_policy, tokenizer=tokenizer,
-                            source=f"run{run.id}-step{step}", cfg=run.config.get("online_sample", {}),
+                            source=f"run{run.id}-step{step}", cfg=run.product.get("online_sample", {}),
                             seed=run.seed + step, batch=f"run{run.id}-step{step}", should_stop=reporter.should_stop)
         return keep_going and not reporter.stop_requested
 

@@ -18,7 +18,7 @@ from training.services.andon import andon_pull
 from training.services.models_io import final_model_dir
 from training.services.reporter import RunReporter
 from training.services.runs import checkpoint_record, run_metrics_record
-from training.services.tripwires import check_calibration_accuracy, tripwire_settings
+from training.services.tripwires import check_calibration_accuracy, tripwire_limits
 
 _FIELDS = {f.name for f in dataclasses.fields(RewardFitConfig)}
 _NOT_FROM_RUN = {"comparisons_path", "references_path", "output_dir", "metrics_path"}
@@ -27,7 +27,7 @@ MIN_STORED_BASE_SAMPLES = 32
 
 
 def reward_fit_config(run: TrainingRun) -> RewardFitConfig:
-    """The library config from the run's stored JSON (unknown keys are ignored, paths are ours)."""
+    """The library config from the run's `config` (unknown keys are ignored, paths are ours)."""
     values = {k: v for k, v in run.config.items() if k in _FIELDS and k not in _NOT_FROM_RUN}
     values.setdefault("model", run.base_model)
     values.setdefault("seed", run.seed)
@@ -50,7 +50,7 @@ def save_atomically(model, tokenizer, folder) -> None:
 
 def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     config = reward_fit_config(run)
-    snapshot = run.config.get("label_snapshot", {})
+    snapshot = run.product.get("label_snapshot", {})
     comparisons = comparison_records_for_snapshot(project=run.project, max_label_id=snapshot.get("max_label_id"))
     if len(comparisons) < 2:
         raise ValueError(f"Only {len(comparisons)} labeled comparisons: too few to fit a reward model.")
@@ -80,8 +80,8 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     save_atomically(result.model, result.tokenizer, folder)
     checkpoint_record(run=run, step=int(result.metrics.get("step", 0)), path=folder, metrics=result.metrics,
                       is_final=True)
-    limits = {**tripwire_settings(run.project), **run.config.get("tripwires", {})}
-    reason = check_calibration_accuracy(accuracy=accuracy, n=len(calibration), k=run.project.k, limits=limits)
+    reason = check_calibration_accuracy(accuracy=accuracy, n=len(calibration), k=run.project.k,
+                                        limits=tripwire_limits(run))
     if reason:
         andon_pull(run=run, reason=reason, tripwire="reward_sign")
         reporter.stop_requested = True

@@ -15,22 +15,25 @@ from django.utils import timezone
 from labeling.errors import Conflict, Forbidden, InvalidInput
 from labeling.models import Label, Project
 from training.models import Round, TrainingRun
-from training.services.runs import run_create, run_enqueue
+from training.services.runs import config_split, run_create, run_enqueue
 from training.services.tripwires import tripwire_settings
 
 Kind, Status = TrainingRun.Kind, TrainingRun.Status
 
 
 def round_configs(project: Project, overrides: dict | None = None) -> dict:
-    """The configs of a round's three runs: project defaults, then the caller's overrides."""
+    """The configs of a round's three runs: project defaults, then the caller's overrides. A section
+    ("reward", "ppo", "sample") may mix in product keys (e.g. ppo's `publish_every`): they are split
+    out into `product[section]`, so each section holds the library's config only."""
     ts = project.training_settings or {}
     overrides = overrides or {}
+    sections = {name: config_split({**ts.get(name, {}), **overrides.get(name, {})})
+                for name in ("reward", "ppo", "sample")}
     return {
         "base_model": overrides.get("base_model", ts.get("base_model", settings.TRAINING_DEFAULT_BASE_MODEL)),
         "seed": int(overrides.get("seed", ts.get("seed", 0))),
-        "reward": {**ts.get("reward", {}), **overrides.get("reward", {})},
-        "ppo": {**ts.get("ppo", {}), **overrides.get("ppo", {})},
-        "sample": {**ts.get("sample", {}), **overrides.get("sample", {})},
+        **{name: library for name, (library, _) in sections.items()},
+        "product": {name: product for name, (_, product) in sections.items()},
         "tripwires": tripwire_settings(project),
     }
 
@@ -53,12 +56,13 @@ def round_start(*, project: Project, user, overrides: dict | None = None) -> Rou
         rnd = Round.objects.create(project=project, number=number, label_snapshot=snapshot, started_by=user)
         common = {"project": project, "base_model": configs["base_model"], "seed": configs["seed"],
                   "started_by": user, "round": rnd}
-        fit = run_create(kind=Kind.FIT_REWARD, config={**configs["reward"], "label_snapshot": snapshot,
-                                                       "tripwires": configs["tripwires"]}, **common)
-        ppo = run_create(kind=Kind.PPO, reward_run=fit, enqueue=False,
-                         config={**configs["ppo"], "tripwires": configs["tripwires"]}, **common)
-        run_create(kind=Kind.SAMPLE, policy_run=ppo, enqueue=False,
-                   config={**configs["sample"], "tripwires": configs["tripwires"]}, **common)
+        product = {name: {**keys, "tripwires": configs["tripwires"]} for name, keys in configs["product"].items()}
+        fit = run_create(kind=Kind.FIT_REWARD, config=configs["reward"],
+                         product={**product["reward"], "label_snapshot": snapshot}, **common)
+        ppo = run_create(kind=Kind.PPO, reward_run=fit, enqueue=False, config=configs["ppo"], product=product["ppo"],
+                         **common)
+        run_create(kind=Kind.SAMPLE, policy_run=ppo, enqueue=False, config=configs["sample"],
+                   product=product["sample"], **common)
     return rnd
 
 

@@ -18,13 +18,28 @@ def run_enqueue(*, run_id: int) -> None:
     transaction.on_commit(lambda: run_execute_task.delay(run_id))
 
 
-def run_create(*, project, kind: str, base_model: str, config: dict | None = None, seed: int = 0, started_by=None,
-               round=None, reward_run=None, policy_run=None, total_steps: int = 0, enqueue: bool = True) -> TrainingRun:
-    """A queued run; its task is enqueued on commit unless `enqueue` is False (rounds chain runs)."""
+def config_split(values: dict) -> tuple[dict, dict]:
+    """(library config, product keys) of one mixed dict, e.g. a project's `training_settings["ppo"]`."""
+    product = {k: v for k, v in values.items() if k in TrainingRun.PRODUCT_KEYS}
+    return {k: v for k, v in values.items() if k not in product}, product
+
+
+def run_create(*, project, kind: str, base_model: str, config: dict | None = None, product: dict | None = None,
+               seed: int = 0, started_by=None, round=None, reward_run=None, policy_run=None, total_steps: int = 0,
+               enqueue: bool = True) -> TrainingRun:
+    """A queued run; its task is enqueued on commit unless `enqueue` is False (rounds chain runs).
+    `config` holds the library's keys and `product` the product's (PRODUCT_KEYS): a key in the other
+    field is a caller's mistake, refused before the library would silently ignore it."""
+    misplaced = sorted(set(config or {}) & {*TrainingRun.PRODUCT_KEYS, "report"})
+    if misplaced:
+        raise ValueError(f"Not library config: {', '.join(misplaced)} (pass product keys as product=).")
+    unknown = sorted(set(product or {}) - set(TrainingRun.PRODUCT_KEYS))
+    if unknown:
+        raise ValueError(f"Not product keys: {', '.join(unknown)} (pass library keys as config=).")
     with transaction.atomic():
         run = TrainingRun.objects.create(
-            project=project, kind=kind, base_model=base_model, config=config or {}, seed=seed, started_by=started_by,
-            round=round, reward_run=reward_run, policy_run=policy_run, total_steps=total_steps,
+            project=project, kind=kind, base_model=base_model, config=config or {}, product=product or {}, seed=seed,
+            started_by=started_by, round=round, reward_run=reward_run, policy_run=policy_run, total_steps=total_steps,
         )
         if enqueue:
             run_enqueue(run_id=run.id)

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from labeling.models import Comparison, Query, Sample
 from labeling.services import comparison_create
-from training.models import TrainingRun
+from training.models import BASE_POLICY_SOURCE, TrainingRun
 from training.rlhf.models import PolicyWithValue, load_lm
 from training.rlhf.sampling import sample
 from training.services.models_io import checkpoint_source_name, final_checkpoint
@@ -77,7 +77,7 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
         for query, policy_samples, base_samples in zip(queries, from_policy, from_base):
             texts = [(s.text, source) for s in policy_samples]
             if rng.random() < cfg["base_share"] and base_samples:
-                texts[: len(base_samples)] = [(s.text, "baseline:base-policy") for s in base_samples]
+                texts[: len(base_samples)] = [(s.text, BASE_POLICY_SOURCE) for s in base_samples]
             if query.reference and rng.random() < cfg["reference_share"]:
                 texts[-1] = (query.reference, Sample.REFERENCE)
             rng.shuffle(texts)

@@ -1,7 +1,8 @@
 """Tripwires: automatic andon pulls (DESIGN.md "The andon cord").
 
 Per-project thresholds live in `Project.training_settings["tripwires"]`; each run copies them
-into its config when it is created, so a run is judged by the rules it started under.
+into its product settings (`run.product["tripwires"]`) when it is created, so a run is judged by
+the rules it started under.
 """
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ DEFAULTS = {
 
 def tripwire_settings(project) -> dict:
     return {**DEFAULTS, **(project.training_settings or {}).get("tripwires", {})}
+
+
+def tripwire_limits(run: TrainingRun) -> dict:
+    """The thresholds `run` is judged by: the project's, then those the run was created with."""
+    return {**tripwire_settings(run.project), **run.product.get("tripwires", {})}
 
 
 def check_metrics(metrics: dict, limits: dict) -> str | None:
@@ -60,7 +66,7 @@ def check_calibration_accuracy(*, accuracy: float | None, n: int, k: int, limits
 
 
 def tripwire_for(run: TrainingRun) -> Callable[[dict], str | None]:
-    limits = {**tripwire_settings(run.project), **run.config.get("tripwires", {})}
+    limits = tripwire_limits(run)
     calls = {"n": 0}
 
     def check(metrics: dict) -> str | None:

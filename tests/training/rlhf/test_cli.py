@@ -1,4 +1,5 @@
-"""The Django-free command line: fit a reward model from JSONL, then PPO against it, resume, torchrun-free."""
+"""The Django-free command line (python -m training.rlhf): fit a reward model from JSONL, then PPO against it,
+resume, torchrun-free."""
 
 import json
 import os
@@ -72,7 +73,7 @@ def test_fit_reward_then_ppo_with_separate_value_model_then_resume(tmp_path, cap
     assert steps == [1, 2, 3]
 
 
-def test_python_dash_m_ppo_runs_a_builtin_reward_smoke_config(tmp_path):
+def test_python_dash_m_training_rlhf_ppo_runs_a_builtin_reward_smoke_config(tmp_path):
     config = {
         "policy_model": "tiny",
         "reward": "builtin:lowercase",
@@ -86,7 +87,7 @@ def test_python_dash_m_ppo_runs_a_builtin_reward_smoke_config(tmp_path):
     (tmp_path / "ppo.json").write_text(json.dumps(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "training.rlhf.ppo", str(tmp_path / "ppo.json")],
+        [sys.executable, "-m", "training.rlhf", "ppo", str(tmp_path / "ppo.json")],
         cwd=REPO,
         env=env,
         capture_output=True,

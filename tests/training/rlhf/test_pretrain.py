@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from training.rlhf.checkpoint import latest_checkpoint
+from training.rlhf.cli import main
 from training.rlhf.config import ConfigError
 from training.rlhf.models import load_lm
 from training.rlhf.pretrain import (
     PretrainConfig,
     corpus_files,
-    main,
     pretrain,
     random_chunks,
     read_corpus,
@@ -116,7 +116,7 @@ def test_cli_saves_and_prints_a_summary(tmp_path, capsys):
     import json
 
     config.write_text(json.dumps(dataclasses.asdict(fields)))
-    assert main([str(config)]) == 0
+    assert main(["pretrain", str(config)]) == 0
     printed = capsys.readouterr().out
     assert "pretrain: done" in printed and printed.count("sample:") == 3
     load_lm(out)
@@ -126,7 +126,7 @@ def test_cli_rejects_a_bad_config(tmp_path):
     config = tmp_path / "bad.json"
     config.write_text('{"n_layer": 0, "corpus_path": "x", "output_dir": "y"}')
     with pytest.raises(SystemExit, match="n_layer"):
-        main([str(config)])
+        main(["pretrain", str(config)])
 
 
 def test_init_from_continues_an_existing_lm(tmp_path):
