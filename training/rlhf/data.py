@@ -1,5 +1,5 @@
 """Plain data records passed into the library, and their JSONL readers. Torch is imported for type
-checking only: the web side builds ``Comparison`` records (training/selectors.py), and web processes
+checking only: the web side builds ``Comparison`` records (training/selectors/reward_fit.py), and web processes
 never import torch."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""HTMX pages of the training side: project runs, run detail (polled), andon cord, admin actions."""
+"""A run's page (polled while it runs), the admins' actions on it, checkpoint downloads and its plots."""
 from __future__ import annotations
 
 import io
@@ -12,11 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
-from labeling.csv_export import csv_response
 from labeling.errors import LabelingError
-from labeling.models import Query
-from labeling.selectors import project_get_for_researcher
-from labeling.services.demo import DEMO_SIMULATED_LABELS
 from training import selectors, services
 from training.charts import line_chart
 from training.models import Checkpoint, TrainingRun
@@ -64,20 +60,6 @@ def _done(request: HttpRequest, run: TrainingRun, message: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def training_andon_pull(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = selectors.run_get_for_user(run_id=run_id, user=request.user)
-    try:
-        services.andon_pull(run=run, user=request.user, reason=request.POST.get("reason", "")[:5000])
-    except LabelingError as error:
-        return _error(request, error)
-    response = _done(request, run, f"Cord pulled: run {run.id} is stopping, and its samples left the queue.")
-    if request.htmx:
-        response["HX-Trigger"] = "andon-pulled"
-    return response
-
-
-@require_POST
-@login_required
 def training_run_action(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
     run = selectors.run_get_for_user(run_id=run_id, user=request.user)
     note = request.POST.get("note", "")[:5000]
@@ -99,57 +81,6 @@ def training_run_action(request: HttpRequest, run_id: int, action: str) -> HttpR
 
 @require_GET
 @login_required
-def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_get_for_researcher(slug=slug, user=request.user)
-    return render(request, "training/project_runs.html", {
-        "project": project,
-        "runs": selectors.runs_for_project(project)[:50],
-        "rounds": project.rounds.all()[:20],
-        "can_start": request.user.has_perm("training.start_runs"),
-        "demo_labels": DEMO_SIMULATED_LABELS,
-        "win_rates": [(row[Query.Split.VALID], row[None]) for row in selectors.round_win_rate_table(project=project)],
-    })
-
-
-@require_GET
-@login_required
-def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
-    """Policy-versus-base win rate per round (selectors.round_win_rates), validation and all splits."""
-    project = project_get_for_researcher(slug=slug, user=request.user)
-    rows = selectors.win_rate_csv_rows(selectors.round_win_rate_table(project=project))
-    return csv_response(filename=f"{project.slug}-win-rates.csv", header=selectors.WIN_RATE_CSV_HEADER, rows=rows)
-
-
-@require_POST
-@login_required
-def training_round_start(request: HttpRequest, slug: str) -> HttpResponse:
-    project = project_get_for_researcher(slug=slug, user=request.user)
-    try:
-        rnd = services.round_start(project=project, user=request.user)
-    except LabelingError as error:
-        return _error(request, error)
-    first = rnd.runs.order_by("id").first()
-    return redirect("training-run-detail", run_id=first.id)
-
-
-@require_POST
-@login_required
-def training_demo_autolabel(request: HttpRequest, slug: str) -> HttpResponse:
-    """Demo helper: simulated labelers label a batch in the background, so a round can start
-    without 40 keypresses."""
-    from labeling.services.demo import demo_autolabel_start
-
-    project = project_get_for_researcher(slug=slug, user=request.user)
-    if not request.user.has_perm("training.start_runs"):
-        raise Http404("No such project.")
-    spec = demo_autolabel_start(project=project, n=DEMO_SIMULATED_LABELS)
-    message = (f"{spec.count} simulated {spec.kind} labelers (sim-{spec.kind}-1…) are labeling "
-               f"{DEMO_SIMULATED_LABELS} comparisons in the background.")
-    return render(request, "labeling/_notice.html", {"message": message, "level": "info"})
-
-
-@require_GET
-@login_required
 def training_checkpoint_download(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
     """A zip of the checkpoint folder (researchers and admins; the folder must lie under ARTIFACTS_DIR)."""
     if not selectors.user_sees_all_runs(request.user):
@@ -167,8 +98,6 @@ def training_checkpoint_download(request: HttpRequest, checkpoint_id: int) -> Ht
             archive.write(path, path.relative_to(folder))
     buffer.seek(0)
     return FileResponse(buffer, as_attachment=True, filename=f"{checkpoint.name}.zip")
-
-
 
 
 @require_GET

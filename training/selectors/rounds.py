@@ -1,0 +1,121 @@
+"""Policy-versus-base win rates per round, from labels on comparisons that mix both (Wilson intervals)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from labeling.metrics import wilson_interval
+from labeling.models import ComparisonSample, Query
+from training.models import BASE_POLICY_SOURCE, Round
+
+
+def sample_side(source: str) -> str | None:
+    """"base" for a base-policy sample, "policy" for one a round's policy wrote (tagged with its
+    checkpoint), None for references and other baselines."""
+    if source == BASE_POLICY_SOURCE:
+        return "base"
+    if source == "reference" or source.startswith("baseline:"):
+        return None
+    return "policy"
+
+
+@dataclass(frozen=True)
+class RoundWinRate:
+    round_id: int
+    round_number: int
+    wins: int
+    losses: int
+    unsure: int  # counted labels marked unsure
+    chance: float | None  # mean share of policy samples among policy + base ones: a random chooser's win rate
+
+    @property
+    def n(self) -> int:
+        return self.wins + self.losses
+
+    @property
+    def rate(self) -> float | None:
+        return self.wins / self.n if self.n else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.wins, self.n)
+
+
+def round_win_rates(*, project, split: str | None = "valid") -> list[RoundWinRate]:
+    """Policy-versus-base win rate of each round of the project, newest round first (3 queries).
+
+    Counted: every answered (not skipped) label on a comparison that a run of the round published
+    (Comparison.source_run: the sample run, or PPO's online publishing), whose query is in `split`
+    (Query.split; None counts every split), and that holds at least one policy sample and one
+    base-policy sample (see `sample_side`). The label is a win when the chosen sample is a policy
+    sample, a loss when it is a base-policy sample; choosing a reference (or another baseline) is
+    not counted. Unsure labels count as what they chose.
+
+    Ties across K > 2: a comparison may hold several policy and several base samples; the label is
+    still one trial, decided by the side of the one sample chosen, never K−1 pairwise outcomes, so
+    there are no ties. Because a random chooser then wins with the policy's share of the samples
+    (K=4 with 2 + 2: 0.5; K=3 with 2 + 1: 0.67), `chance` reports that share averaged over the
+    counted labels: compare the rate with it, not with 0.5. Several labels of one comparison are
+    several trials, so the Wilson interval is somewhat too narrow when labels_per_comparison > 1.
+
+    The loop's sample run draws its queries from the split in its config (`"split"`, default
+    "train"): a project gets validation comparisons when its training settings say
+    `"sample": {"split": "valid"}`.
+    """
+    return [by_split[split] for by_split in round_win_rate_table(project=project, splits=(split,))]
+
+
+def round_win_rate_table(*, project, splits=(Query.Split.VALID, None)) -> list[dict[str | None, RoundWinRate]]:
+    """round_win_rates for several splits at once (None: every split), newest round first, as
+    [{split: RoundWinRate}], from one read of the labels (3 queries)."""
+    from labeling.models import Label
+
+    labels = Label.objects.filter(comparison__project=project, comparison__source_run__round__isnull=False,
+                                  skipped=False)
+    if None not in splits:
+        labels = labels.filter(comparison__query__split__in=splits)
+    answers = list(labels.values_list("comparison_id", "chosen_index", "unsure", "comparison__source_run__round_id",
+                                      "comparison__query__split"))
+    sides: dict[int, dict[int, str | None]] = defaultdict(dict)
+    entries = (ComparisonSample.objects.filter(comparison_id__in=labels.values("comparison_id"))
+               .values_list("comparison_id", "position", "sample__source"))
+    for comparison_id, position, source in entries:
+        sides[comparison_id][position] = sample_side(source)
+
+    # (round, split) -> wins, losses, unsure, sum of policy shares
+    tally: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0])
+    for comparison_id, chosen, unsure, round_id, query_split in answers:
+        in_comparison = list(sides[comparison_id].values())
+        policy, base = in_comparison.count("policy"), in_comparison.count("base")
+        side = sides[comparison_id].get(chosen)
+        if not policy or not base or side is None:
+            continue
+        for split in {query_split, None} & set(splits):
+            counts = tally[round_id, split]
+            counts[0 if side == "policy" else 1] += 1
+            counts[2] += unsure
+            counts[3] += policy / (policy + base)
+    table = []
+    for round_id, number in Round.objects.filter(project=project).order_by("-number").values_list("id", "number"):
+        row = {}
+        for split in splits:
+            wins, losses, unsure, share_sum = tally[round_id, split]
+            row[split] = RoundWinRate(round_id=round_id, round_number=number, wins=wins, losses=losses, unsure=unsure,
+                                      chance=share_sum / (wins + losses) if wins + losses else None)
+        table.append(row)
+    return table
+
+
+WIN_RATE_CSV_HEADER = ["round", "split", "n", "wins", "losses", "win_rate", "wilson95_low", "wilson95_high",
+                       "chance", "unsure"]
+
+
+def win_rate_csv_rows(table: list[dict[str | None, RoundWinRate]]) -> list[list]:
+    """round_win_rate_table as CSV rows (WIN_RATE_CSV_HEADER): validation rows, then all-splits rows."""
+    rows = []
+    for split, name in ((Query.Split.VALID, "valid"), (None, "all")):
+        for r in (by_split[split] for by_split in table):
+            low, high = r.interval or ("", "")
+            rows.append([r.round_number, name, r.n, r.wins, r.losses, "" if r.rate is None else r.rate, low, high,
+                         "" if r.chance is None else r.chance, r.unsure])
+    return rows
