@@ -18,7 +18,7 @@ from training.rlhf.pretrain import PretrainConfig, pretrain, read_corpus
 from training.services.experiment import ExperimentSettings, experiment_queries, experiment_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.worker]
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_corpus.txt"
+CORPUS = Path(__file__).resolve().parents[2] / "fixtures" / "tiny_corpus.txt"
 
 
 @pytest.fixture
