@@ -20,8 +20,6 @@ import http.client
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import psycopg2
 from _pg import PG, admin_sql, project_insert
+from _proc import port_free, server_stop
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_SUFFIX = "_tpl"  # the migrated template is named after --db, so two benches on one server do not collide
@@ -174,11 +173,6 @@ def database_check(name: str) -> dict:
 # ---------------------------------------------------------------- server
 
 
-def _port_free() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def server_start(db: str, *, port: int, workers: int, threads: int, conn_max_age: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
@@ -218,14 +212,6 @@ def cpu_seconds(server: subprocess.Popen) -> dict:
     used["client"] = times.user + times.system
     return dict(used)
 
-
-def server_stop(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
 
 
 # ---------------------------------------------------------------- load
@@ -341,7 +327,7 @@ def scale_run(args, *, total: int) -> dict:
     tokens = database_load(db, open_comparisons=args.comparisons, history=history, labelers=args.labelers,
                            labels_wanted=args.labels_wanted, calibration_share=args.calibration_share)
     print(f"loaded in {time.monotonic() - t:.1f} s", flush=True)
-    port = _port_free()
+    port = port_free()
     server = server_start(db, port=port, workers=args.workers, threads=args.threads, conn_max_age=args.conn_max_age)
     try:
         cpu_before = cpu_seconds(server)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _proc import port_free, server_stop
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("libtorch", "/torch/", "/transformers/")  # in /proc/<pid>/maps when either library was imported
@@ -43,11 +43,6 @@ def _env(tree: Path, var_dir: Path) -> dict:
         "LOG_LEVEL": "WARNING",
     }
 
-
-def _port_free() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -87,7 +82,7 @@ def _login_status(port: int) -> int | None:
 
 def one_run(tree: Path, env: dict, timeout: float) -> dict:
     """Spawn gunicorn, wait for the first 200 from the login page, measure the worker, stop it."""
-    port = _port_free()
+    port = port_free()
     command = [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1",
                "-k", "sync", "--log-level", "warning"]
     start = time.perf_counter()
@@ -108,12 +103,7 @@ def one_run(tree: Path, env: dict, timeout: float) -> dict:
         return {"seconds": seconds, "cpu": _cpu_seconds(workers[0]), "rss_mib": _rss_mib(workers[0]),
                 "master_rss_mib": _rss_mib(server.pid), "heavy": _heavy_mapped(workers[0])}
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server_stop(server)
 
 
 def _spread(values: list[float], fmt: str) -> str:
