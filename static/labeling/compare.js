@@ -1,4 +1,6 @@
-// Keyboard-first labeling: 1–K / A–H choose, Enter submits, U unsure, S skip, F flag, I instructions, ? keys.
+// Keyboard-first labeling: 1–K / A–H choose, Enter submits, U unsure, S skip, F flag, X the run's andon cord,
+// I instructions, ? keys. Enter submits only from the page itself, the choices or the submit button: on any other
+// focused button it does what a button does (opens its dialog), so Tab to "Stop run" + Enter never stores a label.
 // No inline script anywhere (CSP); htmx swaps #pair after each submit and we re-arm here.
 (function () {
   "use strict";
@@ -60,6 +62,15 @@
     }
     f.requestSubmit();
   }
+  // Enter on the page, on a choice (or the unsure box) or on the submit button submits; on another focused button
+  // or a link it keeps its native meaning.
+  function enterSubmits(t) {
+    if (!t || t === document.body || t === document.documentElement) return true;
+    var f = form();
+    if (!f || !f.contains(t)) return false;
+    var button = t.closest("button");
+    return !button || button.type === "submit";
+  }
   function toggleInstructions() {
     var panel = document.getElementById("instructions");
     var button = document.querySelector("[data-toggle-instructions]");
@@ -115,7 +126,10 @@
     var k = pairK();
     var key = e.key;
     if (key === "?") { e.preventDefault(); openDialog("help-dialog"); return; }
-    if (key === "Enter") { e.preventDefault(); submit(); return; }
+    if (key === "Enter") {
+      if (!enterSubmits(t)) return;
+      e.preventDefault(); submit(); return;
+    }
     if (!k || !form()) {
       if (key === "i" || key === "I") toggleInstructions();
       return;
@@ -133,6 +147,7 @@
       return;
     }
     if (upper === "S") { e.preventDefault(); openDialog("skip-dialog"); return; }
+    if (upper === "X" && document.getElementById("andon-dialog")) { e.preventDefault(); openDialog("andon-dialog"); return; }
     if (upper === "I") { e.preventDefault(); toggleInstructions(); return; }
   });
 
