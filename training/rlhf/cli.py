@@ -28,7 +28,7 @@ from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig, T, loa
 from training.rlhf.data import load_comparisons, load_references
 from training.rlhf.ppo import PPOTrainer, TrainResult
 from training.rlhf.pretrain import PretrainConfig, pretrain
-from training.rlhf.reward_model import fit
+from training.rlhf.reward_model import fit, held_out_split
 from training.rlhf.sampling import sample
 
 PROG = "python -m training.rlhf"
@@ -96,7 +96,8 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
     comparisons = load_comparisons(config.comparisons_path)
     references = load_references(config.references_path) if config.references_path else None
     metrics_file = MetricsFile(config.metrics_path)
-    total = -(-(len(comparisons) - int(len(comparisons) * config.valid_fraction)) // config.batch_size) * config.epochs
+    n_train = len(held_out_split(comparisons, config.valid_fraction, torch.Generator().manual_seed(config.seed))[0])
+    total = -(-n_train // config.batch_size) * config.epochs
     with StopFlag() as stop, tqdm(total=total, desc="fit_reward", unit="step", file=sys.stderr) as bar:
 
         def on_log(metrics: Metrics) -> None:

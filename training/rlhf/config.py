@@ -42,7 +42,7 @@ class RewardFitConfig:
     epochs: int = 1  # passes over the training comparisons (both papers: 1)
     adam_eps: float = 1e-5
     adam_style: str = "tf"  # "tf": epsilon outside the bias correction (2019); "torch": torch.optim.Adam
-    valid_fraction: float = 0.1  # share of comparisons held out for valid/accuracy (2019 had none)
+    valid_fraction: float = 0.1  # share of questions (Comparison.group) held out for valid/accuracy (2019 had none)
     # Before training (2019 `normalize_before`, on in its launched configs): gain and bias are fitted so the
     # fresh model's raw outputs on rho samples have mean 0 and population std 1; training then starts
     # from that scale. Off: training starts at gain 1, bias 0 (2020).

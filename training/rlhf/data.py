@@ -5,7 +5,7 @@ never import torch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,12 +20,14 @@ Text = str | Sequence[int]  # text, or token ids already encoded with the model'
 class Comparison:
     """One labeled question: a query, K samples, and the index of the sample the labeler chose.
 
-    Several labels on one question are several ``Comparison`` rows.
+    Several labels on one question are several ``Comparison`` rows; give them one ``group`` (e.g. the
+    question's id) so the held-out split keeps them on one side. ``None``: the row is its own group.
     """
 
     query: Text
     samples: Sequence[Text]
     best: int
+    group: Hashable | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.best < len(self.samples):
@@ -38,13 +40,16 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def load_comparisons(path: str | Path) -> list[Comparison]:
-    """Comparisons from JSONL in the 2019 layout ``{"query", "sample0".."sample{K-1}", "best"}``."""
+    """Comparisons from JSONL in the 2019 layout ``{"query", "sample0".."sample{K-1}", "best"}``; an optional
+    ``comparison_id`` (our exports write it) groups the labels of one question for the held-out split."""
     out = []
     for n, row in enumerate(read_jsonl(path), start=1):
         k = sum(1 for key in row if key.startswith("sample") and key[6:].isdigit())
         if k < 2 or "query" not in row or "best" not in row:
             raise ValueError(f"{path}:{n}: need 'query', 'best' and sample0..sample{{K-1}} with K >= 2")
-        out.append(Comparison(query=row["query"], samples=[row[f"sample{i}"] for i in range(k)], best=int(row["best"])))
+        samples = [row[f"sample{i}"] for i in range(k)]
+        group = row.get("comparison_id")
+        out.append(Comparison(query=row["query"], samples=samples, best=int(row["best"]), group=group))
     return out
 
 

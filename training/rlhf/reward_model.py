@@ -81,6 +81,23 @@ def comparison_rewards(model: RewardModel, batch: EncodedComparisons, device: to
     )
 
 
+def held_out_split(
+    comparisons: Sequence[Comparison], valid_fraction: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """(train rows, held-out rows): a seeded permutation of the groups, the first ``valid_fraction`` of
+    them held out, so the labels of one question never land on both sides (held-out accuracy would be
+    optimistic). Rows with ``group=None`` are their own group; then this is a permutation of the rows."""
+    rows: dict[object, list[int]] = {}
+    for i, c in enumerate(comparisons):
+        rows.setdefault(("group", c.group) if c.group is not None else ("row", i), []).append(i)
+    groups = list(rows.values())
+    order = torch.randperm(len(groups), generator=generator).tolist()
+    n_valid = int(len(groups) * valid_fraction)
+    valid = [i for g in order[:n_valid] for i in groups[g]]
+    train = [i for g in order[n_valid:] for i in groups[g]]
+    return torch.tensor(train, dtype=torch.long), torch.tensor(valid, dtype=torch.long)
+
+
 def fit(
     config: RewardFitConfig,
     comparisons: Sequence[Comparison],
@@ -95,8 +112,9 @@ def fit(
     ``/bias``, ``/raw_mean``, ``/raw_std`` (population) and ``/samples``. Then ``on_log(metrics)``
     receives ``train/loss``, ``train/accuracy`` (running means since the last call), ``train/lr`` and
     ``step`` every ``log_every`` steps; the last call adds ``valid/accuracy`` and ``valid/loss`` (when
-    ``valid_fraction`` leaves any) and ``normalization/gain``/``bias``. ``should_stop()`` is checked
-    before every step (and during normalisation sampling); when it turns true the model is returned
+    ``valid_fraction`` of the comparisons' groups leaves any, see ``held_out_split``) and
+    ``normalization/gain``/``bias``. ``should_stop()`` is checked before every step (and during
+    normalisation sampling); when it turns true the model is returned
     without the after-step, with ``stopped=True``. ``references`` (query, reference) pairs are
     required for ``normalize="references"``. ``base_samples`` (query, response) pairs written by rho
     are what the before-step scores (the first ``normalize_samples`` of them); without them it
@@ -109,10 +127,9 @@ def fit(
     model = RewardModel(lm, head_seed=config.seed, readout=config.readout).to(device)
     data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length)
 
-    # 1. Split: a fixed share is held out for validation accuracy.
-    order = torch.randperm(len(data), generator=generator)
-    n_valid = int(len(data) * config.valid_fraction)
-    valid, train = data.take(order[:n_valid]), data.take(order[n_valid:])
+    # 1. Split: a fixed share of the questions is held out for validation accuracy, all labels of one on one side.
+    train_rows, valid_rows = held_out_split(comparisons, config.valid_fraction, generator)
+    valid, train = data.take(valid_rows), data.take(train_rows)
     if len(train) == 0:
         raise ValueError(f"no training comparisons left out of {len(data)} after the validation split")
 

@@ -4,9 +4,11 @@ was shown a run's samples), reward_fit (the labels and samples a reward fit trai
 Import from here; the submodules are an implementation detail."""
 from training.selectors.andon import run_comparisons, run_served_to
 from training.selectors.reward_fit import (
+    RewardFitData,
     base_policy_sample_pairs,
     calibration_records,
     comparison_records_for_snapshot,
+    reward_fit_data,
 )
 from training.selectors.rounds import (
     WIN_RATE_CSV_HEADER,
@@ -26,15 +28,17 @@ from training.selectors.runs import (
     run_metric_series,
     run_plot_path,
     run_report,
+    run_reward_data,
     run_samples_side_by_side,
     runs_for_project,
     user_sees_all_runs,
 )
 
 __all__ = [
-    "CHART_KEYS", "REPORT_PLOTS", "WIN_RATE_CSV_HEADER", "RoundWinRate", "base_policy_sample_pairs",
-    "calibration_records", "comparison_records_for_snapshot", "round_win_rate_table", "round_win_rates",
-    "run_audit_log", "run_checkpoints", "run_comparisons", "run_get_for_user", "run_latest_metrics",
-    "run_metric_series", "run_plot_path", "run_report", "run_samples_side_by_side", "run_served_to",
+    "CHART_KEYS", "REPORT_PLOTS", "WIN_RATE_CSV_HEADER", "RewardFitData", "RoundWinRate", "base_policy_sample_pairs",
+    "calibration_records", "comparison_records_for_snapshot", "reward_fit_data", "round_win_rate_table",
+    "round_win_rates", "run_audit_log", "run_checkpoints", "run_comparisons", "run_get_for_user",
+    "run_latest_metrics", "run_metric_series", "run_plot_path", "run_report", "run_reward_data",
+    "run_samples_side_by_side", "run_served_to",
     "runs_for_project", "sample_side", "user_sees_all_runs", "win_rate_csv_rows",
 ]

@@ -1,35 +1,104 @@
 """What a reward fit trains and checks on: the project's labels as the library's records (a snapshot),
-the researchers' calibration answers, and the base policy's stored samples for normalisation."""
+the researchers' calibration answers, and the base policy's stored samples for normalisation.
+
+Only labels of train-split, non-calibration comparisons are trained on. Valid-split labels measure the
+fitted model (held-out accuracy); test-split labels are kept for final evaluations; calibration
+comparisons are the researchers' check on the reward (the sign-flip tripwire), never training data."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 
-from labeling.models import ComparisonSample
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Value
+
+from labeling.models import ComparisonSample, Query
 from training.models import BASE_POLICY_SOURCE
 from training.rlhf.data import Comparison
+
+# What each part of a project's labels is for in a reward fit, in the order the run page lists them.
+PART_USES = {
+    Query.Split.TRAIN: "trained on",
+    Query.Split.VALID: "held-out accuracy only (reward/valid_accuracy)",
+    Query.Split.TEST: "left out: test split, kept for final evaluations",
+    "calibration": "left out: calibration, the researchers' check on the reward",
+}
+
+
+@dataclass
+class RewardFitData:
+    """The records a fit trains on and is measured on, and per part of the labels what was used (`report`)."""
+
+    train: list[Comparison]
+    valid: list[Comparison]
+    report: dict = field(default_factory=dict)
 
 
 def _records(labels) -> list[Comparison]:
     """training/rlhf Comparison records (query, samples, best): one per label (several labels of one
-    comparison are several training rows, as in the 2019 code)."""
+    comparison are several training rows, as in the 2019 code), grouped by comparison id so the
+    library's held-out split keeps them on one side."""
     labels = list(labels.select_related("comparison__query").order_by("id"))
     texts: dict[int, list[str]] = defaultdict(list)
     entries = (ComparisonSample.objects.filter(comparison_id__in={label.comparison_id for label in labels})
                .order_by("comparison_id", "position").values_list("comparison_id", "sample__text"))
     for comparison_id, text in entries:
         texts[comparison_id].append(text)
-    return [Comparison(query=label.comparison.query.context, samples=texts[label.comparison_id], best=label.chosen_index)
+    return [Comparison(query=label.comparison.query.context, samples=texts[label.comparison_id],
+                       best=label.chosen_index, group=label.comparison_id)
             for label in labels]
 
 
-def comparison_records_for_snapshot(*, project, max_label_id: int | None) -> list[Comparison]:
-    """Every answered (not skipped) label of the project up to the snapshot, as training records."""
+def _snapshot_labels(*, project, max_label_id: int | None):
     from labeling.models import Label
 
     labels = Label.objects.filter(comparison__project=project, skipped=False)
-    if max_label_id is not None:
-        labels = labels.filter(id__lte=max_label_id)
-    return _records(labels)
+    return labels if max_label_id is None else labels.filter(id__lte=max_label_id)
+
+
+def _part_counts(*, project, max_label_id: int | None) -> list[dict]:
+    """Per part (split, or calibration whatever its split): comparisons and answered labels in the
+    snapshot, skipped labels in it, and labels written after it. One grouped query."""
+    from labeling.models import Label
+
+    after = (ExpressionWrapper(Q(id__gt=max_label_id), output_field=BooleanField()) if max_label_id is not None
+             else Value(False, output_field=BooleanField()))
+    rows = (Label.objects.filter(comparison__project=project).annotate(after=after)
+            .values("comparison__is_calibration", "comparison__query__split", "skipped", "after")
+            .annotate(labels=Count("id"), comparisons=Count("comparison_id", distinct=True)).order_by())
+    parts = {str(name): _part(str(name), use) for name, use in PART_USES.items()}
+    for row in rows:
+        name = "calibration" if row["comparison__is_calibration"] else row["comparison__query__split"]
+        part = parts.setdefault(name, _part(name, "left out: unknown split"))
+        if row["after"]:
+            part["after_snapshot"] += row["labels"]
+        elif row["skipped"]:
+            part["skipped"] += row["labels"]
+        else:
+            part["labels"] += row["labels"]
+            part["comparisons"] += row["comparisons"]
+    return list(parts.values())
+
+
+def _part(name: str, use: str) -> dict:
+    return {"part": name, "use": use, "comparisons": 0, "labels": 0, "skipped": 0, "after_snapshot": 0}
+
+
+def reward_fit_data(*, project, max_label_id: int | None) -> RewardFitData:
+    """The snapshot's answered labels of train-split, non-calibration comparisons (training records),
+    those of valid-split ones (held-out accuracy), and the counts of every part for the run's report."""
+    labels = _snapshot_labels(project=project, max_label_id=max_label_id).filter(comparison__is_calibration=False)
+    return RewardFitData(
+        train=_records(labels.filter(comparison__query__split=Query.Split.TRAIN)),
+        valid=_records(labels.filter(comparison__query__split=Query.Split.VALID)),
+        report={"max_label_id": max_label_id, "parts": _part_counts(project=project, max_label_id=max_label_id)},
+    )
+
+
+def comparison_records_for_snapshot(*, project, max_label_id: int | None) -> list[Comparison]:
+    """What a reward fit trains on: answered labels of train-split, non-calibration comparisons up to the
+    snapshot, as training records."""
+    labels = _snapshot_labels(project=project, max_label_id=max_label_id)
+    return _records(labels.filter(comparison__is_calibration=False, comparison__query__split=Query.Split.TRAIN))
 
 
 def calibration_records(*, project) -> list[Comparison]:

@@ -1,5 +1,5 @@
 """A run's page, scoped to what the acting user may see: the run, its metric series, checkpoints,
-audit log, samples beside the base policy's, and the experiment's report and plots."""
+audit log, samples beside the base policy's, a reward fit's data, and the experiment's report and plots."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -89,11 +89,23 @@ REPORT_PLOTS = {"score_vs_kl": "True score against KL from the base",
 def run_report(run: TrainingRun) -> dict | None:
     """The experiment's headline figures and the names of its plots, or None for an ordinary run."""
     report = run.report
-    if not report or not isinstance(report, dict):
+    if not report or not isinstance(report, dict) or "figures" not in report:
         return None
     plots = report.get("plots") or {}
     return {"figures": report.get("figures") or {},
             "plots": [(name, title) for name, title in REPORT_PLOTS.items() if name in plots]}
+
+
+def run_reward_data(run: TrainingRun) -> dict | None:
+    """A reward fit's data, for its page: per part of the labels (split, or calibration) the comparisons
+    and labels used, what for, and those left out (skipped, after the snapshot); None when not recorded."""
+    data = run.report.get("reward_data") if isinstance(run.report, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("parts"), list):
+        return None
+    parts = [p for p in data["parts"] if isinstance(p, dict)]
+    trained = sum(p.get("labels") or 0 for p in parts if p.get("part") == "train")
+    return {"parts": parts, "max_label_id": data.get("max_label_id"), "valid_accuracy": data.get("valid_accuracy"),
+            "trained_labels": trained}
 
 
 def run_plot_path(run: TrainingRun, name: str) -> Path | None:

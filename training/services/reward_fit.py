@@ -1,7 +1,10 @@
 """The fit_reward run: labels of the round's snapshot → a fresh, normalised reward model.
 
-After fitting, the model is scored on the researchers' calibration answers: a reward that
-agrees with them less often than chance (the 2019 sign-flip bug) pulls the andon cord.
+It trains on the labels of train-split, non-calibration comparisons only; valid-split labels give
+its held-out accuracy (`reward/valid_accuracy`); what each part contributed, and why the rest was
+left out, goes to the run's `report` (its page). After fitting, the model is scored on the
+researchers' calibration answers: a reward that agrees with them less often than chance (the 2019
+sign-flip bug) pulls the andon cord.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import uuid
 from training.models import TrainingRun
 from training.rlhf.config import RewardFitConfig, resolve_device
 from training.rlhf.reward_model import encode_comparisons, evaluate, fit
-from training.selectors import base_policy_sample_pairs, calibration_records, comparison_records_for_snapshot
+from training.selectors import base_policy_sample_pairs, calibration_records, reward_fit_data
 from training.services.andon import andon_pull
 from training.services.models_io import final_model_dir
 from training.services.reporter import RunReporter
@@ -48,12 +51,21 @@ def save_atomically(model, tokenizer, folder) -> None:
     os.replace(tmp, folder)
 
 
+def _report(run: TrainingRun, reward_data: dict) -> None:
+    """Keep what the fit trained and was measured on with the run (`report["reward_data"]`, its page)."""
+    run.report = {**(run.report or {}), "reward_data": reward_data}
+    TrainingRun.objects.filter(id=run.id).update(report=run.report)
+
+
 def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     config = reward_fit_config(run)
     snapshot = run.product.get("label_snapshot", {})
-    comparisons = comparison_records_for_snapshot(project=run.project, max_label_id=snapshot.get("max_label_id"))
+    fit_data = reward_fit_data(project=run.project, max_label_id=snapshot.get("max_label_id"))
+    _report(run, fit_data.report)  # before fitting: a run that fails for want of labels still says why
+    comparisons = fit_data.train
     if len(comparisons) < 2:
-        raise ValueError(f"Only {len(comparisons)} labeled comparisons: too few to fit a reward model.")
+        raise ValueError(f"Only {len(comparisons)} labels of train-split comparisons: too few to fit a reward model "
+                         "(calibration comparisons and valid/test splits are never trained on).")
     # normalize_before scores rho's samples: the ones the base model already wrote for labelers when
     # there are enough, else fit samples rho itself.
     base_samples = None
@@ -75,6 +87,16 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         step = int(result.metrics.get("step", 1))
         run_metrics_record(run_id=run.id, step=step, metrics={"calibration/accuracy": accuracy,
                                                               "calibration/labels": float(len(calibration))})
+
+    # Held-out accuracy on the project's valid split: labels the fit never saw, whatever its own split.
+    if fit_data.valid:
+        held_out = encode_comparisons(fit_data.valid, result.tokenizer, config.query_length, config.response_length)
+        valid = evaluate(result.model, held_out, resolve_device(config.device))
+        step = int(result.metrics.get("step", 1))
+        run_metrics_record(run_id=run.id, step=step, metrics={
+            "reward/valid_accuracy": valid["valid/accuracy"], "reward/valid_loss": valid["valid/loss"],
+            "reward/valid_labels": float(len(fit_data.valid))})
+        _report(run, {**fit_data.report, "valid_accuracy": valid["valid/accuracy"]})
 
     folder = final_model_dir(run)
     save_atomically(result.model, result.tokenizer, folder)

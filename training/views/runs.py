@@ -30,6 +30,7 @@ def _run_context(request: HttpRequest, run: TrainingRun) -> dict:
         "can_manage": request.user.has_perm("training.manage_runs"),
         "progress_pct": round(run.progress * 100),
         "report": selectors.run_report(run),
+        "reward_data": selectors.run_reward_data(run),
     }
 
 

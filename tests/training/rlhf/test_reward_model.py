@@ -7,10 +7,16 @@ import pytest
 import torch
 
 from training.rlhf.config import ConfigError
-from training.rlhf.data import Comparison
+from training.rlhf.data import Comparison, load_comparisons
 from training.rlhf.losses import best_of_k_loss
 from training.rlhf.models import RewardModel, build_tiny
-from training.rlhf.reward_model import comparison_rewards, encode_comparisons, fit, score_policy_samples
+from training.rlhf.reward_model import (
+    comparison_rewards,
+    encode_comparisons,
+    fit,
+    held_out_split,
+    score_policy_samples,
+)
 from training.rlhf.rewards import fit_normalization
 from training.rlhf.tokenizer import ByteTokenizer, pad_left, pad_right
 from tests.training.rlhf.helpers import marker_comparisons, small_reward_config
@@ -48,6 +54,35 @@ def test_fit_is_deterministic_for_a_seed():
     b = fit(small_reward_config(normalize="none", valid_fraction=0.0), marker_comparisons(64))
     assert torch.equal(a.model.head.weight, b.model.head.weight)
     assert a.metrics["train/loss"] == b.metrics["train/loss"]
+
+
+def test_held_out_split_keeps_every_comparisons_labels_on_one_side():
+    """Up to three labels per comparison: no group is on both sides, the held-out share counts groups,
+    and the split is the same for a seed."""
+    rng = random.Random(5)
+    records = [Comparison("q", ["a", "b"], 0, group=g) for g in range(40) for _ in range(rng.randint(1, 3))]
+    rng.shuffle(records)
+    train, valid = held_out_split(records, 0.25, torch.Generator().manual_seed(1))
+    assert sorted(train.tolist() + valid.tolist()) == list(range(len(records)))
+    train_groups, valid_groups = ({records[i].group for i in rows.tolist()} for rows in (train, valid))
+    assert not train_groups & valid_groups and len(valid_groups) == 10
+    again = held_out_split(records, 0.25, torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], train) and torch.equal(again[1], valid)
+
+
+def test_held_out_split_without_groups_is_the_row_permutation():
+    """Records without a group (the 2019 files) are split by row, as before groups existed."""
+    records = marker_comparisons(20)
+    train, valid = held_out_split(records, 0.2, torch.Generator().manual_seed(3))
+    order = torch.randperm(20, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(valid, order[:4]) and torch.equal(train, order[4:])
+
+
+def test_load_comparisons_groups_rows_by_comparison_id(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    path.write_text('{"query": "q", "sample0": "a", "sample1": "b", "best": 1, "comparison_id": 7}\n'
+                    '{"query": "q", "sample0": "a", "sample1": "b", "best": 0}\n')
+    assert [(c.best, c.group) for c in load_comparisons(path)] == [(1, 7), (0, None)]
 
 
 def test_fit_accepts_token_ids_and_pairwise_comparisons():

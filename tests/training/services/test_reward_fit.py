@@ -107,3 +107,83 @@ def test_fit_reward_run_with_mean_readout_learns_and_saves_the_readout(contracto
     assert metrics["valid/accuracy"] >= 0.8
     model, _ = RewardModel.from_pretrained(Checkpoint.objects.get(run=run).path)
     assert model.readout == "mean"
+
+
+def split_project(contractor, researcher, other, *, n=48, n_calibration=8, n_valid=12, n_test=6):
+    """labeled_project, then: the first `n_valid` ordinary comparisons move to the valid split, the next
+    `n_test` to test, one calibration comparison to valid; `other` adds a skipped train label, a label on
+    a calibration comparison and, after the snapshot, one more train label. Returns (project, snapshot)."""
+    from django.db.models import Max
+
+    from labeling.models import Label
+    from tests.factories import make_label
+
+    project = labeled_project(contractor, researcher, n=n, n_calibration=n_calibration)
+    ordinary = list(Comparison.objects.filter(project=project, is_calibration=False).order_by("id"))
+    calibration = list(Comparison.objects.filter(project=project, is_calibration=True).order_by("id"))
+    Query.objects.filter(comparisons__in=ordinary[:n_valid]).update(split=Query.Split.VALID)
+    Query.objects.filter(comparisons__in=ordinary[n_valid:n_valid + n_test]).update(split=Query.Split.TEST)
+    Query.objects.filter(comparisons=calibration[0]).update(split=Query.Split.VALID)
+    make_label(ordinary[-1], other, chosen_index=None, skip_reason="unclear")
+    make_label(calibration[1], other, chosen_index=0)
+    snapshot = Label.objects.filter(comparison__project=project, skipped=False).aggregate(max_label_id=Max("id"))
+    make_label(ordinary[-2], other, chosen_index=1)  # after the snapshot
+    return project, snapshot
+
+
+def spy_on_fit(monkeypatch) -> list:
+    """The library fit still runs; each call's training records are kept."""
+    import training.services.reward_fit as service
+
+    calls, real = [], service.fit
+
+    def spy(config, comparisons, **kwargs):
+        calls.append(list(comparisons))
+        return real(config, comparisons, **kwargs)
+
+    monkeypatch.setattr(service, "fit", spy)
+    return calls
+
+
+@pytest.mark.slow
+def test_fit_trains_on_train_split_labels_only_and_measures_the_valid_split(contractor, other_contractor,
+                                                                             monkeypatch):
+    from labeling.models import Label
+
+    researcher = UserFactory(username="r-split", role=RESEARCHER)
+    project, snapshot = split_project(contractor, researcher, other_contractor)
+    calls = spy_on_fit(monkeypatch)
+    run = TrainingRunFactory(project=project, kind="fit_reward", seed=1, config=FAST_REWARD,
+                             product={"label_snapshot": snapshot})
+    assert run_execute(run_id=run.id) == Status.FINISHED
+
+    in_snapshot = Label.objects.filter(comparison__project=project, skipped=False, id__lte=snapshot["max_label_id"])
+    train = in_snapshot.filter(comparison__is_calibration=False, comparison__query__split="train")
+    (trained,) = calls
+    assert len(trained) == train.count() == 48 - 12 - 6
+    assert {record.group for record in trained} == set(train.values_list("comparison_id", flat=True))
+    left_out = set(Comparison.objects.filter(project=project).exclude(query__split="train")
+                   .values_list("id", flat=True))
+    left_out |= set(Comparison.objects.filter(project=project, is_calibration=True).values_list("id", flat=True))
+    assert not {record.group for record in trained} & left_out  # no calibration, valid or test label trained on
+
+    metrics = dict(RunMetric.objects.filter(run=run).values_list("key", "value"))
+    assert metrics["reward/valid_labels"] == 12 and metrics["reward/valid_accuracy"] >= 0.7
+    assert metrics["calibration/labels"] == 8
+    parts = {p["part"]: p for p in TrainingRun.objects.get(id=run.id).report["reward_data"]["parts"]}
+    assert parts["train"] | {"use": ""} == {"part": "train", "use": "", "comparisons": 30, "labels": 30,
+                                            "skipped": 1, "after_snapshot": 1}
+    assert (parts["valid"]["labels"], parts["test"]["labels"], parts["calibration"]["labels"]) == (12, 6, 9)
+    assert parts["calibration"]["comparisons"] == 8 and parts["valid"]["use"].startswith("held-out")
+
+
+def test_fit_without_train_split_labels_fails_and_says_what_it_left_out(contractor):
+    researcher = UserFactory(username="r-none", role=RESEARCHER)
+    project = labeled_project(contractor, researcher, n=6, n_calibration=2)
+    Query.objects.filter(project=project).update(split=Query.Split.VALID)
+    run = TrainingRunFactory(project=project, kind="fit_reward", seed=1, config=FAST_REWARD)
+    assert run_execute(run_id=run.id) == Status.FAILED
+    run.refresh_from_db()
+    assert "Only 0 labels of train-split comparisons" in run.error
+    parts = {p["part"]: (p["comparisons"], p["labels"]) for p in run.report["reward_data"]["parts"]}
+    assert parts == {"train": (0, 0), "valid": (6, 6), "test": (0, 0), "calibration": (2, 2)}

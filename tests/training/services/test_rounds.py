@@ -31,9 +31,11 @@ def test_round_trains_and_publishes_tagged_comparisons(contractor, other_contrac
     assert [r.status for r in (fit, ppo, sample)] == [Status.FINISHED] * 3, [r.error for r in (fit, ppo, sample)]
     assert rnd.status == Round.Status.FINISHED
     assert rnd.label_snapshot["count"] == Label.objects.filter(comparison__project=project).count() >= 70
-    # After the runs: the library's config only in `config`, the product's keys beside it, no report.
+    # After the runs: the library's config only in `config`, the product's keys beside it, the fit's data
+    # (what it trained on) its only report.
+    assert set(fit.report) == {"reward_data"} and ppo.report == sample.report == {}
     for run in (fit, ppo, sample):
-        assert not set(run.config) & {*TrainingRun.PRODUCT_KEYS, "report"} and run.report == {}
+        assert not set(run.config) & {*TrainingRun.PRODUCT_KEYS, "report"}
         assert run.product["tripwires"]["kl_max"] == 30.0
     assert fit.product["label_snapshot"] == rnd.label_snapshot and fit.config == FAST_REWARD
     assert RunMetric.objects.filter(run=ppo, key="objective/kl").count() == 3

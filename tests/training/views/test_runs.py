@@ -112,3 +112,35 @@ def test_contractor_cannot_open_project_runs(client, contractor, project):
     client.force_login(contractor)
     assert client.get(reverse("training-project-runs", kwargs={"slug": project.slug})).status_code == 403
     assert client.get(reverse("training-project-runs", kwargs={"slug": "no-such"})).status_code == 403
+
+
+def test_reward_fit_page_shows_what_each_split_gave_and_why_the_rest_was_left_out(client, researcher):
+    from labeling.models import Query
+    from tests.factories import ProjectFactory, UserFactory, make_label
+    from training.selectors import reward_fit_data
+
+    project = ProjectFactory(k=2)
+    labelers = [UserFactory(username=f"fit-page-{i}") for i in range(3)]
+    for split, n in (("train", 3), ("valid", 2), ("test", 1)):
+        for _ in range(n):
+            comparison = make_comparison(project)
+            Query.objects.filter(id=comparison.query_id).update(split=split)
+            for labeler in labelers[:2]:
+                make_label(comparison, labeler, chosen_index=0)
+    make_label(make_comparison(project, is_calibration=True), researcher, chosen_index=1)
+    make_label(comparison, labelers[2], chosen_index=None)  # skipped, on the test comparison
+    report = reward_fit_data(project=project, max_label_id=None).report
+    report["parts"].append({"part": "<b>odd</b>", "use": "left out: unknown split", "comparisons": 1, "labels": 1,
+                            "skipped": 0, "after_snapshot": 0})
+    run = TrainingRunFactory(project=project, kind="fit_reward", status=Status.FINISHED,
+                             report={"reward_data": {**report, "valid_accuracy": 0.75}})
+    client.force_login(researcher)
+    page = _detail(client, run).content.decode()
+    assert "Reward-model data" in page and "Trained on 6 labels of train-split comparisons" in page
+    rows = {row.split("</td>")[0]: row for row in page.split("<tr><td>")[1:]}
+    assert "<td>3</td><td>6</td><td>trained on</td>" in rows["train"]
+    assert "<td>2</td><td>4</td><td>held-out accuracy only (reward/valid_accuracy): accuracy 0.750" in rows["valid"]
+    assert "<td>1</td><td>2</td><td>left out: test split, kept for final evaluations</td><td>1</td>" in rows["test"]
+    assert "<td>1</td><td>1</td><td>left out: calibration" in rows["calibration"]
+    assert "&lt;b&gt;odd&lt;/b&gt;" in page and "<b>odd</b>" not in page  # report text stays inert
+    assert "Experiment results" not in page
