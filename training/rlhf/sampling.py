@@ -1,6 +1,6 @@
 """Sampling from a causal LM: batched fixed-length generation with a KV cache (2019 style: no
 stopping at EOS, plain categorical sampling at a temperature), response truncation for scoring,
-and K samples per query for labeling."""
+and K samples per query for labeling, valid ones only when asked (2019's rejection sampling)."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def generate(
 
 
 def truncation_mask(responses: Tensor, truncate_token: int | None, truncate_after: int) -> tuple[Tensor, Tensor]:
-    """Which tokens survive truncation, and whether each row is valid.
+    """Which tokens survive truncation, and whether each row is valid: the one validity rule, shared by
+    PPO's scoring (invalid rows score the penalty) and the samples shown to labelers (invalid ones are not).
 
     A row is valid when it holds ``truncate_token`` at an index >= ``truncate_after``; valid rows keep
     tokens up to and including the first such occurrence, invalid rows keep everything.
@@ -160,3 +161,58 @@ def sample(
             tokens = [tok for tok, kept in zip(row, row_keep) if kept]
             flat.append(SampledResponse(tokens=tokens, text=tokenizer.decode(tokens), valid=bool(row_valid)))
     return [flat[i * k : (i + 1) * k] for i in range(len(queries))]
+
+
+# Seeds of later tries are this far apart, so no try repeats another's draws for nearby seeds.
+TRY_SEED_STRIDE = 1_000_003
+
+
+@dataclass
+class ValidSamples:
+    """K valid samples per query, or none for a query whose tries ran out, and what it took."""
+
+    samples: list[list[SampledResponse]]  # per query, in query order: K valid samples, or [] (dropped)
+    draws: int  # responses generated, over all tries
+    invalid: int  # of those, how many failed the validity rule
+
+    @property
+    def dropped(self) -> int:
+        return sum(1 for group in self.samples if not group)
+
+    @property
+    def invalid_share(self) -> float:
+        return self.invalid / self.draws if self.draws else 0.0
+
+
+def sample_valid(
+    lm: PreTrainedModel | PolicyWithValue,
+    tokenizer: Tokenizer,
+    queries: Sequence[str | Sequence[int]],
+    k: int,
+    max_tries: int,
+    seed: int = 0,
+    **kwargs,
+) -> ValidSamples:
+    """``sample`` with rejection: each of a query's K slots is drawn up to ``max_tries`` times until it
+    passes ``truncation_mask``'s rule, so labelers never spend a label on a response PPO would score
+    with the penalty (2019 showed only such samples). A query with a slot still invalid after the
+    tries is dropped (its list is empty). The first try draws exactly what ``sample`` draws for
+    ``seed``; ``kwargs`` are ``sample``'s (lengths, temperature, truncation, batch size, should_stop).
+    """
+    if max_tries < 1:
+        raise ValueError(f"max_tries must be at least 1, got {max_tries}")
+    kept: list[list[SampledResponse]] = [[] for _ in queries]
+    draws = invalid = 0
+    for attempt in range(max_tries):
+        # One row per missing slot, in query order: the first try is ``sample(queries, k)`` exactly.
+        slots = [i for i, group in enumerate(kept) for _ in range(k - len(group))]
+        if not slots:
+            break
+        drawn = sample(lm, tokenizer, [queries[i] for i in slots], 1, seed=seed + attempt * TRY_SEED_STRIDE, **kwargs)
+        for i, (response,) in zip(slots, drawn):
+            draws += 1
+            if response.valid:
+                kept[i].append(response)
+            else:
+                invalid += 1
+    return ValidSamples(samples=[group if len(group) == k else [] for group in kept], draws=draws, invalid=invalid)

@@ -1,10 +1,13 @@
 """Tokenizers: a file-free byte-level tokenizer for tiny models, and an adapter giving Hugging Face
 tokenizers the same small interface. Batch helpers pad queries on the left and responses on the right.
+
+Decoded text is always storable: NUL and unpaired surrogates become U+FFFD (``storable_text``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -14,10 +17,22 @@ from torch import Tensor
 from transformers import AutoTokenizer
 
 BYTE_TOKENIZER_FILE = "byte_tokenizer.json"
+REPLACEMENT_CHARACTER = "\ufffd"
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL text and jsonb reject NUL and lone surrogates
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL and unpaired surrogates replaced by U+FFFD, as invalid UTF-8 already is.
+
+    A model can emit byte 0 (or, through a lenient tokenizer, a lone surrogate); stored as is, such
+    a sample fails a PostgreSQL insert (and a JSON export), so every decode ends here: the text
+    stays inert, keeps its length in characters, and shows where the model wrote something odd.
+    """
+    return UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
 
 
 class Tokenizer(Protocol):
-    """What training/rlhf needs from a tokenizer."""
+    """What training/rlhf needs from a tokenizer. ``decode`` returns storable text (``storable_text``)."""
 
     eos_token_id: int
     pad_token_id: int
@@ -41,7 +56,7 @@ class ByteTokenizer:
         return list(text.encode("utf-8"))
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        """Text of ``ids``; invalid UTF-8 becomes U+FFFD; specials are dropped or shown as <eos>/<pad>."""
+        """Text of ``ids``; invalid UTF-8 and NUL become U+FFFD; specials are dropped or shown as <eos>/<pad>."""
         out, chunk = [], bytearray()
         for i in (int(i) for i in ids):
             if i < 256:
@@ -52,7 +67,7 @@ class ByteTokenizer:
             if not skip_special_tokens:
                 out.append("<eos>" if i == self.eos_token_id else "<pad>")
         out.append(chunk.decode("utf-8", errors="replace"))
-        return "".join(out)
+        return storable_text("".join(out))
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write ``byte_tokenizer.json`` so a checkpoint folder is self-contained."""
@@ -82,7 +97,8 @@ class HFTokenizer:
         return list(self.hf.encode(text, add_special_tokens=False))
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return self.hf.decode(list(ids), skip_special_tokens=skip_special_tokens)
+        """The Hugging Face text, made storable (GPT-2 has a token for byte 0)."""
+        return storable_text(self.hf.decode(list(ids), skip_special_tokens=skip_special_tokens))
 
     def save_pretrained(self, folder: str | Path) -> None:
         self.hf.save_pretrained(str(folder))

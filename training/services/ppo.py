@@ -119,9 +119,11 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         keep_going = reporter.on_step(metrics)
         step = int(metrics["step"])
         if keep_going and publish_every and step % publish_every == 0:
-            publish_samples(run=run, policy_lm=trainer.policy.lm, base_lm=ref_policy, tokenizer=tokenizer,
-                            source=f"run{run.id}-step{step}", cfg=run.product.get("online_sample", {}),
-                            seed=run.seed + step, batch=f"run{run.id}-step{step}", should_stop=reporter.should_stop)
+            published = publish_samples(
+                run=run, policy_lm=trainer.policy.lm, base_lm=ref_policy, tokenizer=tokenizer,
+                source=f"run{run.id}-step{step}", cfg=run.product.get("online_sample", {}), seed=run.seed + step,
+                batch=f"run{run.id}-step{step}", should_stop=reporter.should_stop)
+            run_metrics_record(run_id=run.id, step=step, metrics=published.metrics())
         return keep_going and not reporter.stop_requested
 
     result = trainer.train(on_step)

@@ -16,6 +16,7 @@ from labeling.errors import Conflict, Forbidden, InvalidInput
 from labeling.models import Label, Project
 from training.models import Round, TrainingRun
 from training.services.runs import config_split, run_create, run_enqueue
+from training.services.sampling import sample_config_errors
 from training.services.tripwires import tripwire_settings
 
 Kind, Status = TrainingRun.Kind, TrainingRun.Status
@@ -43,6 +44,12 @@ def round_start(*, project: Project, user, overrides: dict | None = None) -> Rou
     if not (user.is_authenticated and user.has_perm("training.start_runs")):
         raise Forbidden("Only researchers and admins start rounds.")
     configs = round_configs(project, overrides)
+    errors = sample_config_errors(configs["sample"])
+    if configs["product"]["ppo"].get("publish_every"):
+        online = configs["product"]["ppo"].get("online_sample", {})
+        errors += [f"online_sample: {e}" for e in sample_config_errors(online)]
+    if errors:
+        raise InvalidInput("Sample settings: " + "; ".join(errors) + ".")
     with transaction.atomic():
         Project.objects.select_for_update().filter(id=project.id).first()  # one round start at a time
         if Round.objects.filter(project=project, status=Round.Status.RUNNING).exists():

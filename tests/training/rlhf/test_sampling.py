@@ -3,7 +3,8 @@ import torch
 
 from training.rlhf.callbacks import StopRequested
 from training.rlhf.models import PolicyWithValue, build_tiny
-from training.rlhf.sampling import generate, logprobs_of, sample, truncate, truncation_mask
+from training.rlhf.sampling import generate, logprobs_of, sample, sample_valid, truncate, truncation_mask
+from tests.training.rlhf.stub_models import forced_tiny
 
 PAD = 99
 
@@ -75,3 +76,47 @@ def test_sample_gives_k_truncated_samples_per_query_reproducibly():
     for s in (s for group in first for s in group):
         assert (s.tokens[-1] == ord("a")) == s.valid
         assert len(s.tokens) == 12 or s.valid
+
+
+def _is_valid(tokens: list[int], token: int, after: int) -> bool:
+    """The rule, restated: ``token`` at an index >= ``after`` (the kept tokens end there)."""
+    return any(t == token and i >= after for i, t in enumerate(tokens))
+
+
+def test_sample_valid_redraws_invalid_slots_and_drops_queries_whose_tries_run_out():
+    """"." or "a" with equal odds; valid needs the "." at index 3 of 4, so half the draws fail."""
+    lm, tokenizer = forced_tiny([ord("."), ord("a")])
+    queries = [f"q{i}" for i in range(8)]
+    kwargs = dict(response_length=4, query_length=8, truncate_token=ord("."), truncate_after=3)
+    result = sample_valid(lm, tokenizer, queries, 2, max_tries=3, seed=0, **kwargs)
+    kept = [group for group in result.samples if group]
+    assert len(result.samples) == 8 and 0 < len(kept) < 8 and result.dropped == 8 - len(kept)
+    assert all(len(group) == 2 and all(s.valid and _is_valid(s.tokens, ord("."), 3) for s in group) for group in kept)
+    # The first try is plain ``sample``; later tries redraw only the invalid slots, up to 3 draws each.
+    first = sample(lm, tokenizer, queries, 2, seed=0, **kwargs)
+    first_invalid = sum(not s.valid for group in first for s in group)
+    assert 16 + first_invalid <= result.draws <= 16 * 3 and 0.3 < result.invalid_share < 0.7
+    assert result.draws - result.invalid >= 2 * len(kept)  # a dropped query may have had some valid slots
+    assert sample_valid(lm, tokenizer, queries, 2, max_tries=3, seed=0, **kwargs) == result  # reproducible
+
+
+def test_sample_valid_keeps_everything_without_a_rule_and_nothing_when_the_rule_cannot_be_met():
+    lm, tokenizer = forced_tiny([ord("a")])
+    no_rule = sample_valid(lm, tokenizer, ["q"], 2, max_tries=4, response_length=4, query_length=4)
+    assert (no_rule.draws, no_rule.invalid, no_rule.dropped) == (2, 0, 0)
+    never = sample_valid(lm, tokenizer, ["q"], 2, max_tries=4, response_length=4, query_length=4,
+                         truncate_token=ord("."), truncate_after=0)
+    assert never.samples == [[]] and (never.draws, never.invalid, never.invalid_share) == (8, 8, 1.0)
+    with pytest.raises(ValueError, match="max_tries"):
+        sample_valid(lm, tokenizer, ["q"], 2, max_tries=0, response_length=4, query_length=4)
+
+
+def test_a_sampled_response_is_valid_exactly_when_truncation_mask_says_so():
+    """One rule for labeling and PPO's penalty: ``sample``'s ``valid`` is ``truncation_mask``'s."""
+    lm, tokenizer = forced_tiny([ord("."), ord("a")])
+    responses = torch.tensor([[ord("."), ord("a"), ord("a")], [ord("a"), ord("."), ord("a")]])
+    assert truncation_mask(responses, ord("."), 1)[1].tolist() == [False, True]
+    for group in sample(lm, tokenizer, ["q", "r"], 4, response_length=5, query_length=4, truncate_token=ord("."),
+                        truncate_after=2):
+        for s in group:
+            assert s.valid == _is_valid(s.tokens, ord("."), 2)

@@ -67,3 +67,19 @@ def test_sign_flipped_ppo_is_stopped_by_the_tripwire_before_training(contractor,
     sample.refresh_from_db()
     assert sample.status == Status.QUEUED and not Comparison.objects.filter(source_run=sample).exists()
     assert Round.objects.get(id=rnd.id).status == Round.Status.STOPPED
+
+
+def test_a_round_whose_sample_settings_no_response_could_meet_is_refused_at_start():
+    """`truncate_after` past the response, or tries out of range: refused before any run is created."""
+    from labeling.errors import InvalidInput
+    from tests.factories import ProjectFactory, make_comparison, make_label
+
+    researcher = UserFactory(username="r-tries", role=RESEARCHER)
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project), UserFactory(username="c-tries", role="contractor"), chosen_index=0)
+    project.training_settings = {"sample": {"truncate_text": ".", "truncate_after": 8, "response_length": 8},
+                                 "ppo": {"publish_every": 1, "online_sample": {"max_tries": 0}}}
+    project.save()
+    with pytest.raises(InvalidInput, match="truncate_after.*online_sample: max_tries"):
+        round_start(project=project, user=researcher)
+    assert not Round.objects.filter(project=project).exists()

@@ -2,7 +2,7 @@
 import pytest
 
 from labeling.models import Comparison, Query, Sample
-from training.models import TrainingRun
+from training.models import RunMetric, TrainingRun
 from training.services.execute import run_execute
 from tests.factories import ProjectFactory, TrainingRunFactory
 
@@ -59,3 +59,58 @@ def test_sample_run_without_queries_fails_with_reason():
     assert run_execute(run_id=run.id) == Status.FAILED
     run.refresh_from_db()
     assert "no train queries" in run.error
+
+
+def _force_model(monkeypatch, tokens: list[int]) -> None:
+    """Every `load_lm` of the sample run (policy and base) gives a tiny model that writes only `tokens`."""
+    from tests.training.rlhf.stub_models import forced_tiny
+    from training.rlhf import models
+    from training.services import sampling
+
+    def load_lm(*args, **kwargs):
+        return forced_tiny(tokens)
+
+    monkeypatch.setattr(models, "load_lm", load_lm)
+    monkeypatch.setattr(sampling, "load_lm", load_lm, raising=False)  # wherever the service looks it up
+
+
+def _metrics(run) -> dict[str, float]:
+    return dict(RunMetric.objects.filter(run=run).values_list("key", "value"))
+
+
+def test_a_sample_run_publishes_only_valid_samples_and_reports_the_invalid_share(project_with_queries, monkeypatch):
+    """Half the draws miss the rule ("." at index 3 of 4): they are redrawn, never published, and counted."""
+    _force_model(monkeypatch, [ord("."), ord("a")])
+    run = TrainingRunFactory(project=project_with_queries, kind="sample", seed=1, config={
+        "n_queries": 6, "response_length": 4, "query_length": 8, "truncate_text": ".", "truncate_after": 3,
+        "max_tries": 2, "base_share": 1.0})
+    assert run_execute(run_id=run.id) == Status.FINISHED
+    published = Comparison.objects.filter(source_run=run)
+    texts = list(Sample.objects.filter(comparisons__in=published).values_list("text", flat=True))
+    metrics = _metrics(run)
+    assert 0 < published.count() < 6 and len(texts) == 4 * published.count()
+    assert all(len(text) == 4 and text.endswith(".") for text in texts), texts  # valid: the "." at index 3
+    assert metrics["sample/comparisons"] == published.count()
+    assert metrics["sample/dropped_queries"] == 6 - published.count()
+    assert 0.3 < metrics["sample/invalid_share"] < 0.7 and metrics["sample/draws"] > 6 * 4
+
+
+def test_a_sample_run_stores_a_nul_emitting_models_text(project_with_queries, monkeypatch):
+    """Byte 0 fails a PostgreSQL insert (and SQLite would store it as is): the decoder makes it U+FFFD."""
+    _force_model(monkeypatch, [0])
+    run = TrainingRunFactory(project=project_with_queries, kind="sample", config={
+        "n_queries": 2, "response_length": 3, "query_length": 8})
+    assert run_execute(run_id=run.id) == Status.FINISHED, TrainingRun.objects.get(id=run.id).error
+    texts = set(Sample.objects.filter(comparisons__source_run=run).values_list("text", flat=True))
+    assert texts == {"\ufffd" * 3}
+
+
+@pytest.mark.parametrize(("config", "error"), [
+    ({"max_tries": 0}, "max_tries"), ({"max_tries": 2.5}, "max_tries"),
+    ({"truncate_text": ".", "truncate_after": 8, "response_length": 8}, "truncate_after"),
+    ({"truncate_text": "ab"}, "exactly one"),
+])
+def test_a_sample_run_with_settings_no_response_could_meet_fails_with_the_reason(project_with_queries, config, error):
+    run = TrainingRunFactory(project=project_with_queries, kind="sample", config={"n_queries": 1, **config})
+    assert run_execute(run_id=run.id) == Status.FAILED
+    assert error in TrainingRun.objects.get(id=run.id).error

@@ -24,8 +24,8 @@ def test_a_run_whose_cord_was_pulled_publishes_nothing(status):
                                seed=0, batch=batch)
 
     TrainingRun.objects.filter(id=run.id).update(status=status)  # the pull committed while sampling
-    assert publish("step1") == 0
+    assert publish("step1").comparisons == 0
     assert not Comparison.objects.filter(source_run=run).exists()
     TrainingRun.objects.filter(id=run.id).update(status=TrainingRun.Status.RUNNING)
-    assert publish("step2") == 1
+    assert publish("step2").comparisons == 1
     assert Comparison.objects.filter(source_run=run, batch="step2", status="active").count() == 1
