@@ -13,7 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from labeling.errors import Conflict, Forbidden, InvalidInput
-from labeling.models import Label, Project
+from labeling.models import Label, Project, Query
 from training.models import Round, TrainingRun
 from training.services.runs import config_split, run_create, run_enqueue
 from training.services.sampling import sample_config_errors
@@ -59,6 +59,10 @@ def round_start(*, project: Project, user, overrides: dict | None = None) -> Rou
         snapshot["count"] = labels.count()
         if not snapshot["count"]:
             raise InvalidInput("There are no labels to train on yet.")
+        # The fit trains on train-split, non-calibration comparisons only (training/selectors/reward_fit.py).
+        if not labels.filter(comparison__is_calibration=False, comparison__query__split=Query.Split.TRAIN).exists():
+            raise InvalidInput("None of the labels is on a train-split comparison outside the calibration slice: "
+                               "calibration comparisons and valid/test splits are never trained on.")
         number = (project.rounds.aggregate(n=Max("number"))["n"] or 0) + 1
         rnd = Round.objects.create(project=project, number=number, label_snapshot=snapshot, started_by=user)
         common = {"project": project, "base_model": configs["base_model"], "seed": configs["seed"],

@@ -83,3 +83,21 @@ def test_a_round_whose_sample_settings_no_response_could_meet_is_refused_at_star
     with pytest.raises(InvalidInput, match="truncate_after.*online_sample: max_tries"):
         round_start(project=project, user=researcher)
     assert not Round.objects.filter(project=project).exists()
+
+
+def test_a_round_with_labels_only_on_calibration_or_valid_comparisons_is_refused_at_start():
+    """The fit would have nothing to train on: refused before any run is created, saying why."""
+    from labeling.errors import InvalidInput
+    from labeling.models import Query
+    from tests.factories import ProjectFactory, make_comparison, make_label
+
+    researcher = UserFactory(username="r-splits", role=RESEARCHER)
+    labeler = UserFactory(username="c-splits", role="contractor")
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project, is_calibration=True), labeler, chosen_index=0)
+    valid = make_comparison(project)
+    Query.objects.filter(id=valid.query_id).update(split=Query.Split.VALID)
+    make_label(valid, labeler, chosen_index=1)
+    with pytest.raises(InvalidInput, match="train-split"):
+        round_start(project=project, user=researcher)
+    assert not Round.objects.filter(project=project).exists()
