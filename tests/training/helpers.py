@@ -5,11 +5,12 @@ from labeling.models import ComparisonSample, Query, Sample
 from labeling.services import LabelInput, comparison_create, comparison_next_for_labeler, label_submit
 from tests.factories import ProjectFactory
 
-FAST_REWARD = {"epochs": 6, "lr": 1e-3, "batch_size": 16, "normalize_samples": 16, "query_length": 16,
-               "response_length": 16, "valid_fraction": 0.2, "log_every": 5}
-FAST_PPO = {"total_episodes": 48, "batch_size": 16, "query_length": 16, "response_length": 8, "save_every": 1,
-            "lr": 1e-4}
-FAST_SAMPLE = {"n_queries": 5, "response_length": 8, "query_length": 16}
+# One task definition for all three (training/services/task.py): 16-token queries, 8-token responses.
+FAST_TASK = {"query_length": 16, "response_length": 8, "temperature": 1.0, "truncate_after": 0}
+FAST_REWARD = {"epochs": 6, "lr": 1e-3, "batch_size": 16, "normalize_samples": 16, "valid_fraction": 0.2,
+               "log_every": 5, **FAST_TASK}
+FAST_PPO = {"total_episodes": 48, "batch_size": 16, "save_every": 1, "lr": 1e-4, **FAST_TASK}
+FAST_SAMPLE = {"n_queries": 5, **FAST_TASK}
 
 
 def labeled_project(contractor, researcher, *, n=96, n_calibration=12, researcher_flips=False):

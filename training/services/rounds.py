@@ -17,6 +17,7 @@ from labeling.models import Label, Project, Query
 from training.models import Round, TrainingRun
 from training.services.runs import config_split, run_create, run_enqueue
 from training.services.sampling import sample_config_errors
+from training.services.task import task_conflicts, task_errors, task_fill
 from training.services.tripwires import tripwire_settings
 
 Kind, Status = TrainingRun.Kind, TrainingRun.Status
@@ -25,12 +26,15 @@ Kind, Status = TrainingRun.Kind, TrainingRun.Status
 def round_configs(project: Project, overrides: dict | None = None) -> dict:
     """The configs of a round's three runs: project defaults, then the caller's overrides. A section
     ("reward", "ppo", "sample") may mix in product keys (e.g. ppo's `publish_every`): they are split
-    out into `product[section]`, so each section holds the library's config only."""
+    out into `product[section]`, so each section holds the library's config only. `task` is the
+    project's task definition (training/services/task.py), which round_start fills into each section."""
     ts = project.training_settings or {}
     overrides = overrides or {}
     sections = {name: config_split({**ts.get(name, {}), **overrides.get(name, {})})
                 for name in ("reward", "ppo", "sample")}
+    task = {**ts.get("task", {}), **overrides.get("task", {})}
     return {
+        "task": task,
         "base_model": overrides.get("base_model", ts.get("base_model", settings.TRAINING_DEFAULT_BASE_MODEL)),
         "seed": int(overrides.get("seed", ts.get("seed", 0))),
         **{name: library for name, (library, _) in sections.items()},
@@ -44,6 +48,20 @@ def round_start(*, project: Project, user, overrides: dict | None = None) -> Rou
     if not (user.is_authenticated and user.has_perm("training.start_runs")):
         raise Forbidden("Only researchers and admins start rounds.")
     configs = round_configs(project, overrides)
+    task = configs["task"]
+    sections = {name: configs[name] for name in ("reward", "ppo", "sample")}
+    ppo_product = configs["product"]["ppo"]
+    online = ppo_product.get("online_sample", {}) if ppo_product.get("publish_every") else None
+    if online is not None:
+        sections["ppo.online_sample"] = online
+    task_problems = task_errors(task) + task_conflicts(sections, task)
+    if task_problems:
+        raise InvalidInput("Task definition: " + "; ".join(task_problems) + ". Set query and response lengths, "
+                           "temperature and truncate_after once, in the training settings' \"task\" section.")
+    for name in ("reward", "ppo", "sample"):
+        configs[name] = task_fill(configs[name], task)
+    if online is not None:
+        configs["product"]["ppo"]["online_sample"] = task_fill(online, task)
     errors = sample_config_errors(configs["sample"])
     if configs["product"]["ppo"].get("publish_every"):
         online = configs["product"]["ppo"].get("online_sample", {})

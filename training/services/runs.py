@@ -8,7 +8,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from labeling.errors import InvalidInput
 from training.models import Checkpoint, RunMetric, TrainingRun
+from training.services.task import run_task_conflicts
 
 
 def run_enqueue(*, run_id: int) -> None:
@@ -36,6 +38,10 @@ def run_create(*, project, kind: str, base_model: str, config: dict | None = Non
     unknown = sorted(set(product or {}) - set(TrainingRun.PRODUCT_KEYS))
     if unknown:
         raise ValueError(f"Not product keys: {', '.join(unknown)} (pass library keys as config=).")
+    # One task definition: a run never samples or scores responses of another shape than its inputs'.
+    mixed = run_task_conflicts(kind=kind, config=config or {}, reward_run=reward_run, policy_run=policy_run)
+    if mixed:
+        raise InvalidInput("Task definition: " + "; ".join(mixed) + ".")
     with transaction.atomic():
         run = TrainingRun.objects.create(
             project=project, kind=kind, base_model=base_model, config=config or {}, product=product or {}, seed=seed,

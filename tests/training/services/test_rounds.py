@@ -77,7 +77,7 @@ def test_a_round_whose_sample_settings_no_response_could_meet_is_refused_at_star
     researcher = UserFactory(username="r-tries", role=RESEARCHER)
     project = ProjectFactory(k=2)
     make_label(make_comparison(project), UserFactory(username="c-tries", role="contractor"), chosen_index=0)
-    project.training_settings = {"sample": {"truncate_text": ".", "truncate_after": 8, "response_length": 8},
+    project.training_settings = {"task": {"truncate_after": 8, "response_length": 8}, "sample": {"truncate_text": "."},
                                  "ppo": {"publish_every": 1, "online_sample": {"max_tries": 0}}}
     project.save()
     with pytest.raises(InvalidInput, match="truncate_after.*online_sample: max_tries"):
@@ -101,3 +101,29 @@ def test_a_round_with_labels_only_on_calibration_or_valid_comparisons_is_refused
     with pytest.raises(InvalidInput, match="train-split"):
         round_start(project=project, user=researcher)
     assert not Round.objects.filter(project=project).exists()
+
+
+def test_a_round_whose_sections_disagree_on_the_task_is_refused_at_start_naming_the_fields():
+    """A PPO run scored by a reward model fitted on responses of another length: refused before any run exists."""
+    from labeling.errors import InvalidInput
+    from tests.factories import ProjectFactory, make_comparison, make_label
+
+    researcher = UserFactory(username="r-task", role=RESEARCHER)
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project), UserFactory(username="c-task", role="contractor"), chosen_index=0)
+    project.training_settings = {"reward": {**FAST_REWARD, "response_length": 16}, "ppo": FAST_PPO,
+                                 "sample": FAST_SAMPLE}
+    project.save()
+    with pytest.raises(InvalidInput) as refused:
+        round_start(project=project, user=researcher)
+    message = str(refused.value)
+    assert "reward.response_length = 16, ppo.response_length = 8, sample.response_length = 8" in message
+    assert "query_length" not in message and not Round.objects.filter(project=project).exists()
+
+    # Set once in the task section, every run gets it; a section that leaves it out inherits it.
+    project.training_settings = {"task": {"query_length": 16, "response_length": 8}, "reward": {"epochs": 1},
+                                 "ppo": {"total_episodes": 16}, "sample": {"n_queries": 1}}
+    project.save()
+    fit, ppo, sample = round_start(project=project, user=researcher).runs.order_by("id")
+    for run in (fit, ppo, sample):
+        assert (run.config["query_length"], run.config["response_length"], run.config["temperature"]) == (16, 8, 1.0)

@@ -10,7 +10,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from labeling.roles import RESEARCHER
 from tests.factories import ProjectFactory, UserFactory, make_comparison, make_label
-from tests.training.helpers import FAST_PPO, FAST_REWARD, FAST_SAMPLE
+from tests.training.helpers import FAST_PPO, FAST_REWARD, FAST_SAMPLE, FAST_TASK
 from training.models import TrainingRun
 from training.rlhf.config import PPOConfig, RewardFitConfig
 from training.selectors import run_report
@@ -20,7 +20,7 @@ from training.services.tripwires import tripwire_limits
 
 migration = importlib.import_module("training.migrations.0003_trainingrun_product_report")
 BEFORE, AFTER = ("training", "0002_andon_pull_at_step"), ("training", "0003_trainingrun_product_report")
-ONLINE = {"publish_every": 2, "online_sample": {"n_queries": 2, "response_length": 6}}
+ONLINE = {"publish_every": 2, "online_sample": {"n_queries": 2, **FAST_TASK}}
 REPORT = {"figures": {"labeler": "sentiment", "labels": 40, "win_rate": 0.6}, "plots": {"score_vs_kl": "/x.png"}}
 
 

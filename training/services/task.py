@@ -1,0 +1,77 @@
+"""One task definition for the runs of a loop: what a query and a response are (query and response
+lengths in tokens, sampling temperature, where a response may be cut). 2019 asserts the reward
+model's, the policy's and the samplers' are equal; mixing them trains a reward model on responses
+of one shape and scores PPO's of another.
+
+A project's `training_settings["task"]` holds it (`TASK_DEFAULTS` where it is silent); a round fills
+each run's config with it, and a section (`reward`, `ppo`, `sample`, PPO's `online_sample`) that sets
+a task field differently is refused when the round starts, naming the fields. A run started on its
+own against another run's reward model or policy is checked the same way (`task_conflicts`).
+The tokenizer is the base model's, shared by every run of a round (one `base_model`).
+"""
+from __future__ import annotations
+
+# Fields every sampler and scorer of the loop must agree on, with the round's defaults (the reward fit's
+# and sample runs' library defaults; PPO's own, 16/16, are for smoke runs).
+TASK_DEFAULTS = {"query_length": 64, "response_length": 24, "temperature": 1.0, "truncate_after": 0}
+
+
+# What a run of each kind uses where its config is silent: the library's defaults (RewardFitConfig,
+# PPOConfig, the sample run's DEFAULTS; tests/training/services/test_task.py holds them equal).
+LIBRARY_DEFAULTS = {
+    "fit_reward": {"query_length": 64, "response_length": 24, "temperature": 1.0, "truncate_after": 0},
+    "ppo": {"query_length": 16, "response_length": 16, "temperature": 1.0, "truncate_after": 0},
+    "sample": {"query_length": 64, "response_length": 24, "temperature": 1.0, "truncate_after": 0},
+}
+
+
+def task_of(config: dict, defaults: dict | None = None) -> dict:
+    """A config's task fields: its own where it sets them, else `defaults`, else TASK_DEFAULTS."""
+    base = {**TASK_DEFAULTS, **{k: v for k, v in (defaults or {}).items() if k in TASK_DEFAULTS}}
+    return {key: config.get(key, base[key]) for key in TASK_DEFAULTS}
+
+
+def task_fill(config: dict, task: dict | None = None) -> dict:
+    """The section with every task field set (the round stores what each run will use)."""
+    return {**config, **task_of(config, task)}
+
+
+def conflicts(tasks: dict[str, dict]) -> list[str]:
+    """'reward.response_length = 16, ppo.response_length = 8' for each task field the named tasks
+    disagree on (empty when they agree)."""
+    found = []
+    for key in TASK_DEFAULTS:
+        values = {name: task[key] for name, task in tasks.items()}
+        if len(set(values.values())) > 1:
+            found.append(", ".join(f"{name}.{key} = {value}" for name, value in values.items()))
+    return found
+
+
+def task_conflicts(sections: dict[str, dict], task: dict | None = None) -> list[str]:
+    """The round's check: the sections' task fields, each filled from the project's task."""
+    return conflicts({name: task_of(config, task) for name, config in sections.items()})
+
+
+def run_task_conflicts(*, kind: str, config: dict, reward_run=None, policy_run=None) -> list[str]:
+    """A run started against another run's reward model or policy: their task fields must agree (a
+    round's runs always do, being filled from one task)."""
+    tasks = {f"this {kind} run": task_of(config, LIBRARY_DEFAULTS.get(kind))}
+    for other in (reward_run, policy_run):
+        if other is not None:
+            tasks[f"run {other.id} ({other.kind})"] = task_of(other.config or {}, LIBRARY_DEFAULTS.get(other.kind))
+    return conflicts(tasks) if len(tasks) > 1 else []
+
+
+def task_errors(task: dict | None) -> list[str]:
+    """What is wrong with a project's task section itself (unknown keys, values out of range)."""
+    task = task or {}
+    errors = [f"unknown task field {key!r} (known: {', '.join(TASK_DEFAULTS)})" for key in task
+              if key not in TASK_DEFAULTS]
+    for key in ("query_length", "response_length"):
+        value = task.get(key, TASK_DEFAULTS[key])
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            errors.append(f"{key} must be a whole number ≥ 1")
+    temperature = task.get("temperature", TASK_DEFAULTS["temperature"])
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0:
+        errors.append("temperature must be a number > 0")
+    return errors
