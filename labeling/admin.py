@@ -1,7 +1,8 @@
 """Django admin for the labeling domain.
 
 Labels, their assignments, flags and instruction acknowledgements are evidence of what a person
-answered under which instructions: the admin shows them read-only (no add, change or delete).
+answered under which instructions, and import records of who wrote which labels under whose
+accounts: the admin shows them read-only (no add, change or delete).
 Published instructions are read-only too (labels point at the version they were given under;
 publish a new version instead). Counters that services keep consistent (label_count,
 open_slots) are read-only on comparisons. Large foreign keys use raw id widgets. Saving a
@@ -14,6 +15,7 @@ from labeling.models import (
     Assignment,
     Comparison,
     ComparisonSample,
+    Import,
     Instructions,
     InstructionsAck,
     Label,
@@ -139,7 +141,7 @@ class ComparisonAdmin(TextFiguresRefresh, admin.ModelAdmin):
     search_fields = ["external_id", "batch", "query__external_id"]
     raw_id_fields = ["project", "query", "source_run"]
     # Serving keeps labels_wanted, label_count and open_slots consistent; edits here would break that.
-    readonly_fields = ["labels_wanted", "label_count", "open_slots", "created_at"]
+    readonly_fields = ["labels_wanted", "label_count", "open_slots", "source_import", "created_at"]
     list_select_related = ["project", "query"]
     inlines = [ComparisonSampleInline]
 
@@ -186,6 +188,17 @@ class LabelAdmin(EvidenceAdmin):
     list_select_related = ["labeler"]
     date_hierarchy = "created_at"
     inlines = [SampleFlagInline]
+
+
+@admin.register(Import)
+class ImportAdmin(EvidenceAdmin):
+    """Who imported which file, and under whose accounts its labels were written."""
+
+    list_display = ["id", "project", "kind", "layout", "file_name", "imported_by", "via", "lines", "labels_created",
+                    "created_at"]
+    list_filter = ["project", "kind", "via"]
+    search_fields = ["file_name", "sha256", "imported_by__username"]
+    list_select_related = ["project", "imported_by"]
 
 
 @admin.register(SampleFlag)

@@ -40,3 +40,14 @@ class InstructionsUnread(Conflict):
 class PayloadTooLarge(LabelingError):
     status_code = 413
     code = "too_large"
+
+
+class ExistingAccounts(InvalidInput):
+    """An import names accounts that exist and were not listed: `accounts` maps each username to the
+    lines ("line 3") that name it, for a page to show; the message names them too."""
+
+    code = "existing_accounts"
+
+    def __init__(self, message: str, *, accounts: dict[str, list[str]]):
+        super().__init__(message, field="labelers_existing")
+        self.accounts = accounts

@@ -141,6 +141,57 @@ class Sample(models.Model):
         return f"sample {self.pk} ({self.source})"
 
 
+class Import(models.Model):
+    """One file imported into a project: what it was, who ran it, what it wrote and under whose accounts.
+
+    Imported comparisons and labels point here (`source_import`), so a label written by an import
+    is told from one a person gave on the labeling page. `accounts_created` is also how an import
+    account is known: a later import of the same project may write under it without listing it.
+    """
+
+    class Kind(models.TextChoices):
+        QUERIES = "queries", "Queries"
+        COMPARISONS = "comparisons", "Comparisons"
+
+    class Via(models.TextChoices):
+        API = "api", "API"
+        COMMAND = "command", "Management command"
+        CODE = "code", "Code"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    layout = models.CharField(max_length=10, blank=True,
+                              help_text='"2019" or "2020" for comparisons; blank for queries.')
+    file_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64,
+                              help_text="Of the file's bytes: the same file imported again is recognised.")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    via = models.CharField(max_length=10, choices=Via.choices, default=Via.CODE)
+    batch = models.CharField(max_length=100, blank=True)
+    is_calibration = models.BooleanField(default=False)
+    lines = models.PositiveIntegerField(default=0)
+    queries_created = models.PositiveIntegerField(default=0)
+    samples_created = models.PositiveIntegerField(default=0)
+    comparisons_created = models.PositiveIntegerField(default=0)
+    labels_created = models.PositiveIntegerField(default=0)
+    accounts_created = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+",
+        help_text="Contractor accounts (no usable password) this import created for the file's labelers.")
+    accounts_existing = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+",
+        help_text="Accounts that existed before and were written under because the importer listed them.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "sha256"], name="import_project_sha256")]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.kind}, {self.file_name or 'no name'})"
+
+
 class Comparison(models.Model):
     """K samples of one query to choose the best from.
 
@@ -166,6 +217,10 @@ class Comparison(models.Model):
     source_run = models.ForeignKey(
         "training.TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="comparisons",
         help_text="The sampling run that published it; the andon cord on that run withdraws it.",
+    )
+    source_import = models.ForeignKey(
+        Import, null=True, blank=True, on_delete=models.RESTRICT, related_name="comparisons",
+        help_text="The import that created it; null for comparisons made here.",
     )
     # What the shortcut detectors need of the texts (labeling.textstats.comparison_text_figures), kept
     # at write time: computing n-gram overlaps for 200k samples on a dashboard's first request cost
@@ -256,6 +311,10 @@ class Label(models.Model):
     skip_reason = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField()
     instructions = models.ForeignKey(Instructions, null=True, blank=True, on_delete=models.PROTECT, related_name="labels")
+    source_import = models.ForeignKey(
+        Import, null=True, blank=True, on_delete=models.RESTRICT, related_name="labels",
+        help_text="The import that wrote it (duration 0, identity order); null for labels given here.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

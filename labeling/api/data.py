@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from labeling import services
 from labeling.api.base import Api, ServiceError, errors, service_errors
 from labeling.errors import InvalidInput, PayloadTooLarge
-from labeling.models import Query
+from labeling.models import Import, Query
 from labeling.permissions import CanManageProjects
 from labeling.selectors import (
     project_get_for_researcher,
@@ -42,10 +42,34 @@ class ImportOutputSerializer(serializers.Serializer):
     comparisons_created = serializers.IntegerField()
     labels_created = serializers.IntegerField()
     labelers_created = serializers.IntegerField()
+    import_id = serializers.IntegerField(help_text="The Import that records this file; its rows point at it.")
+    sha256 = serializers.CharField(help_text="Of the file's bytes.")
+    previously_imported = serializers.BooleanField(
+        help_text="The same content was imported into this project before (not refused: see previous_import_ids).")
+    previous_import_ids = serializers.ListField(child=serializers.IntegerField())
+    accounts_created = serializers.ListField(
+        child=serializers.CharField(), help_text="Accounts created for the file's labelers (contractors, no login).")
+    accounts_reused = serializers.ListField(
+        child=serializers.CharField(), help_text="Accounts created by earlier imports of this project, written under.")
+    accounts_existing = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Existing accounts written under because labelers_existing listed them.")
 
 
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A .jsonl/.json file.")
+
+
+_LABELERS_EXISTING_HELP = (
+    "Existing accounts the file may write labels under (usernames; repeat the parameter or separate with commas). "
+    "A file naming an account that exists, other than one created by an earlier import of this project, is "
+    "refused with 400 (code existing_accounts, field labelers_existing) naming each account and its lines, and "
+    "nothing is written. A listed name with no account is a 400; one the file does not use is not.")
+
+
+class ComparisonsImportUploadSerializer(ImportUploadSerializer):
+    labelers_existing = serializers.ListField(child=serializers.CharField(max_length=150), required=False,
+                                              help_text=_LABELERS_EXISTING_HELP)
 
 
 def _import_source(request) -> tuple[object, str | None]:
@@ -76,6 +100,12 @@ _IMPORT_REQUEST = {
     "application/x-ndjson": OpenApiTypes.BINARY,
     "application/json": OpenApiTypes.BINARY,
 }
+_COMPARISONS_IMPORT_REQUEST = {**_IMPORT_REQUEST, "multipart/form-data": ComparisonsImportUploadSerializer}
+
+
+def _names(values: list[str]) -> list[str]:
+    """Usernames from repeated values and comma-separated lists (a username cannot hold a comma)."""
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
 
 class QueriesImportApi(Api):
@@ -95,7 +125,8 @@ class QueriesImportApi(Api):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
         source, name = _import_source(request)
         with service_errors():
-            result = services.queries_import(project=project, source=source, name=name)
+            result = services.queries_import(project=project, source=source, name=name, imported_by=request.user,
+                                             via=Import.Via.API)
         return Response(ImportOutputSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
@@ -107,8 +138,12 @@ class ComparisonsImportApi(Api):
     layout (K=2): `{"info": {"id", "post"}, "summaries": [{"text", "policy"} ×2], "choice",
     "worker", "split"}`. The file's K must match the project's. Labels belong to the line's
     `labeler`/`worker` account, else to `labeler` (default "imported"); missing accounts are
-    created as contractors that cannot log in. Options are query parameters; the file is the
-    multipart field `file` or the raw body.
+    created as contractors that cannot log in. An account that exists is written under only if an
+    earlier import of this project created it or `labelers_existing` lists it; otherwise 400
+    (code `existing_accounts`) names each one with its lines and nothing is written. Options are
+    query parameters (`labelers_existing` may also be multipart fields); the file is the multipart
+    field `file` or the raw body. The answer names the accounts created and written under, and
+    `previously_imported` when the same content was imported into the project before.
     """
 
     permission_classes = [CanManageProjects]
@@ -123,8 +158,10 @@ class ComparisonsImportApi(Api):
         labeler = serializers.CharField(required=False, default=DEFAULT_IMPORT_LABELER, max_length=150)
         batch = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
         calibration = serializers.BooleanField(required=False, default=False)
+        labelers_existing = serializers.ListField(child=serializers.CharField(max_length=1000), required=False,
+                                                  default=list, help_text=_LABELERS_EXISTING_HELP)
 
-    @extend_schema(parameters=[ParamsSerializer], request=_IMPORT_REQUEST,
+    @extend_schema(parameters=[ParamsSerializer], request=_COMPARISONS_IMPORT_REQUEST,
                    responses={201: ImportOutputSerializer, **errors(400, 401, 403, 404, 413, 415)})
     def post(self, request, project_slug: str):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
@@ -132,13 +169,17 @@ class ComparisonsImportApi(Api):
         params.is_valid(raise_exception=True)
         options = params.validated_data
         source, name = _import_source(request)
+        listed = list(options["labelers_existing"])
+        if (request.content_type or "").lower().startswith("multipart/form-data"):  # form fields may list them too
+            listed += request.data.getlist("labelers_existing")
         with service_errors():
             decoder = (services.tokenizer_load(options["tokenizer"], allowed_root=settings.ARTIFACTS_DIR)
                        if options["tokenizer"] else None)
             result = services.comparisons_import(
                 project=project, source=source, name=name, layout=options["layout"], tokenizer=decoder,
                 pad_id=options["pad_id"], labeler_username=options["labeler"], batch=options["batch"],
-                is_calibration=options["calibration"],
+                is_calibration=options["calibration"], labelers_existing=_names(listed), imported_by=request.user,
+                via=Import.Via.API,
             )
         return Response(ImportOutputSerializer(result).data, status=status.HTTP_201_CREATED)
 

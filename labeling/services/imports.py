@@ -40,22 +40,41 @@ Who imported labels belong to
 -----------------------------
 A line's "best"/"choice" is stored as a Label of the line's "labeler"/"worker" account, else of
 the `labeler_username` argument (default "imported"). Missing accounts are created with the
-contractor role and no usable password (they cannot log in). Labels are never attributed to the
-importing researcher: their own agreement and calibration statistics would be polluted.
-To import researchers' answers on a calibration slice (`is_calibration=True`), name an existing
-researcher account as the labeler: calibration checks count researchers' labels only.
+contractor role and no usable password (they cannot log in): import accounts. Labels are never
+attributed to the importing researcher: their own agreement and calibration statistics would be
+polluted.
+An import never writes under an existing person silently: a label written with duration 0 under a
+real contractor trips their too-fast detector, and one under a researcher counts as a calibration
+answer. An account that already exists may be written under only if
+- it is an import account of this project: created by an earlier import of this project (its
+  Import.accounts_created), still without a usable password, not staff, superuser or researcher; or
+- the importer lists it in `labelers_existing` (the deliberate choice; the only way to write
+  under a person, an admin or a researcher, e.g. researchers' answers on a calibration slice,
+  `is_calibration=True`: calibration checks count researchers' labels only).
+Otherwise the import is refused (ExistingAccounts, a 400 naming each account and its lines) and
+nothing is written. A listed name with no account is an error; a listed name the file does not
+use is not. Accounts created by imports before imports were recorded (migration 0009) are not
+known as import accounts: list them whenever a file names them.
 Each imported label gets a submitted Assignment with the identity display order (what it was
 "shown" as is unknown), duration 0 and no instructions version; the comparison's
 labels_wanted is at least its label count, and label_count/open_slots are set to match.
+
+What an import records
+----------------------
+Every import (queries too) is an Import row: the file's name, size and sha256, the layout, who
+ran it and how (API, command), the counts, and the accounts it created and the existing ones it
+wrote under. Imported comparisons and labels point at it (`source_import`). The same content
+imported into the project before is not refused: the result says `previously_imported`.
 Lines with the same query, samples, external id and batch become one comparison with several
 labels (one per labeler), which is how an export of several labels per comparison comes back.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -67,9 +86,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.errors import InvalidInput, PayloadTooLarge
-from labeling.models import Assignment, Comparison, ComparisonSample, Label, Project, Query, Sample
-from labeling.roles import CONTRACTOR, user_set_role
+from labeling.errors import ExistingAccounts, InvalidInput, PayloadTooLarge
+from labeling.models import Assignment, Comparison, ComparisonSample, Import, Label, Project, Query, Sample
+from labeling.roles import CONTRACTOR, researchers, user_role, user_set_role
 from labeling.textstats import comparison_text_figures
 
 IMPORTED_SOURCE = "imported"
@@ -81,11 +100,12 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # PostgreSQL text and jsonb rej
 _MAX_DEPTH = 32  # generation_params and the 2020 `extra` are shallow; deeper is an attack or a mistake
 _BATCH = 1000  # rows per INSERT: bounded statements for 20 MB files
 _SPLITS_2020 = {"train": Query.Split.TRAIN, "valid1": Query.Split.VALID, "valid2": Query.Split.TEST}
+_LINES_SHOWN = 5  # per refused account: enough to find them, short enough for one message
 
 
 @dataclass
 class ImportResult:
-    """What an import wrote."""
+    """What an import wrote, and under whose accounts."""
 
     lines: int = 0
     queries_created: int = 0
@@ -93,6 +113,13 @@ class ImportResult:
     comparisons_created: int = 0
     labels_created: int = 0
     labelers_created: int = 0
+    import_id: int | None = None
+    sha256: str = ""
+    previously_imported: bool = False  # the same content was imported into this project before
+    previous_import_ids: list[int] = field(default_factory=list)
+    accounts_created: list[str] = field(default_factory=list)  # new import accounts
+    accounts_reused: list[str] = field(default_factory=list)  # import accounts of earlier imports of the project
+    accounts_existing: list[str] = field(default_factory=list)  # listed in labelers_existing and written under
 
 
 # ---------------------------------------------------------------- reading files
@@ -345,6 +372,14 @@ def _username(value: str, where: str) -> str:
     return value
 
 
+def _valid_username(value: str) -> bool:
+    try:
+        UnicodeUsernameValidator()(value)
+    except ValidationError:
+        return False
+    return len(value) <= 150
+
+
 def _best(obj: dict, key: str, where: str, k: int) -> int | None:
     if key not in obj or obj[key] is None:
         return None
@@ -460,14 +495,67 @@ def _parse_query_line(where: str, obj: dict, *, decoder, pad_id) -> _Row:
 # ---------------------------------------------------------------- writing
 
 
-def _labelers_ensure(names: set[str], result: ImportResult) -> dict[str, object]:
+def _import_accounts(project: Project, users: Iterable) -> set[int]:
+    """Ids of `users` that are import accounts of `project`: created by one of its imports, and still
+    unable to log in, not staff, superuser or researcher (an account later given to a person is no longer one)."""
+    ids = [u.id for u in users if not (u.has_usable_password() or u.is_staff or u.is_superuser)]
+    created = set(Import.objects.filter(project=project, accounts_created__in=ids)
+                  .values_list("accounts_created", flat=True))
+    return created - set(researchers().filter(id__in=created).values_list("id", flat=True))
+
+
+def _labelers_check(project: Project, rows: Sequence[_Row], listed: Iterable[str]) -> tuple[dict, set[str]]:
+    """(username → existing user, names to create): refuses, before anything is written, a listed name
+    with no account and a file naming an existing account that is neither listed nor an import account."""
+    listed = set(listed)
+    bad = sorted(name for name in listed if not _valid_username(name))
+    if bad:
+        raise InvalidInput(f"labelers_existing: {', '.join(map(repr, bad))} is not a valid user name.",
+                           field="labelers_existing")
+    lines: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if row.best is not None:
+            lines[row.labeler].append(row.where)
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=lines.keys() | listed)}
+    unknown = sorted(listed - users.keys())
+    if unknown:
+        raise InvalidInput(f"labelers_existing: no account named {', '.join(map(repr, unknown))}.",
+                           field="labelers_existing")
+    allowed = _import_accounts(project, [u for name, u in users.items() if name in lines])
+    refused = {name: lines[name] for name in sorted(lines) if name in users and name not in listed
+               and users[name].id not in allowed}
+    if refused:
+        raise ExistingAccounts(
+            "The file writes labels under existing accounts; nothing was written. List each one in "
+            "labelers_existing to write under it deliberately: "
+            + "; ".join(f"{name!r} ({user_role(users[name]) or 'no role'}) on {_lines_text(where)}"
+                        for name, where in refused.items()) + ".",
+            accounts=refused)
+    return {name: users[name] for name in lines if name in users}, set(lines) - users.keys()
+
+
+def _lines_text(where: list[str]) -> str:
+    shown = ", ".join(where[:_LINES_SHOWN])
+    return shown + (f" and {len(where) - _LINES_SHOWN} more" if len(where) > _LINES_SHOWN else "")
+
+
+def _labelers_ensure(record: Import, existing: dict, new: set[str], listed: Iterable[str],
+                     result: ImportResult) -> dict[str, object]:
+    """The accounts of the file's labels: `existing` (checked by _labelers_check) and `new` created as
+    contractors that cannot log in; the import records which it created and which people it wrote under."""
     User = get_user_model()
-    users = {u.username: u for u in User.objects.filter(username__in=names)}
-    for name in sorted(names - users.keys()):
+    users = dict(existing)
+    listed = set(listed)
+    for name in sorted(new):
         user = User.objects.create_user(username=name, password=None)  # unusable password: cannot log in
         user_set_role(user, CONTRACTOR)
         users[name] = user
-        result.labelers_created += 1
+    result.labelers_created = len(new)
+    result.accounts_created = sorted(new)
+    result.accounts_existing = sorted(name for name in existing if name in listed)
+    result.accounts_reused = sorted(name for name in existing if name not in listed)
+    record.accounts_created.add(*(users[name] for name in new))
+    record.accounts_existing.add(*(users[name] for name in result.accounts_existing))
     return users
 
 
@@ -522,7 +610,7 @@ def _samples_write(rows: Sequence[_Row], queries: dict, reused: list[int], resul
 
 
 def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[list[Sample]], queries: dict,
-                       users: dict, *, batch: str, is_calibration: bool, result: ImportResult) -> None:
+                       users: dict, *, batch: str, is_calibration: bool, record: Import, result: ImportResult) -> None:
     # 1. Group lines into comparisons: same query, samples, external id and batch, one label per labeler.
     groups: dict[tuple, list[dict]] = defaultdict(list)
     ordered: list[dict] = []
@@ -553,6 +641,7 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
             project=project, query=query, labels_wanted=wanted, label_count=n_labels,
             open_slots=wanted - n_labels, is_calibration=is_calibration, batch=row.batch or batch,
             external_id=row.external_id, length_top=length_top, copy_top=copy_top, text_chars=text_chars,
+            source_import=record,
         ))
     Comparison.objects.bulk_create(comparisons, batch_size=_BATCH)
     ComparisonSample.objects.bulk_create(
@@ -574,11 +663,32 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
     Assignment.objects.bulk_create(assignments, batch_size=_BATCH)
     Label.objects.bulk_create(
         [Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, display_position=row.best,
-               unsure=row.unsure, duration_ms=0)
+               unsure=row.unsure, duration_ms=0, source_import=record)
          for a, (c, row) in zip(assignments, pending, strict=True)],
         batch_size=_BATCH,
     )
     result.labels_created += len(pending)
+
+
+def _import_begin(project: Project, data: bytes, *, kind: str, name: str | None, imported_by, via: str,
+                  result: ImportResult, **fields) -> Import:
+    """The Import row of this write (inside its transaction), and whether the same content came before."""
+    digest = hashlib.sha256(data).hexdigest()
+    result.sha256 = digest
+    earlier = Import.objects.filter(project=project, sha256=digest).values_list("id", flat=True)
+    result.previous_import_ids = list(earlier)
+    result.previously_imported = bool(result.previous_import_ids)
+    record = Import.objects.create(project=project, kind=kind, file_name=(name or "")[:255], sha256=digest,
+                                   size_bytes=len(data), imported_by=imported_by, via=via, **fields)
+    result.import_id = record.id
+    return record
+
+
+def _import_finish(record: Import, result: ImportResult) -> None:
+    for name in ("lines", "queries_created", "samples_created", "comparisons_created", "labels_created"):
+        setattr(record, name, getattr(result, name))
+    record.save(update_fields=["lines", "queries_created", "samples_created", "comparisons_created",
+                               "labels_created"])
 
 
 # ---------------------------------------------------------------- services
@@ -586,8 +696,8 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
 
 def queries_import(*, project: Project, source: bytes | IO[bytes], name: str | None = None,
                    tokenizer: TokenDecoder | None = None, pad_id: int | None = None,
-                   max_bytes: int | None = None) -> ImportResult:
-    """Create queries (and their samples) from a queries file; all or nothing.
+                   max_bytes: int | None = None, imported_by=None, via: str = Import.Via.CODE) -> ImportResult:
+    """Create queries (and their samples) from a queries file; all or nothing; recorded as an Import.
 
     An external_id already used in the project, or twice in the file, is an error (re-running
     an import must not double the data).
@@ -610,6 +720,8 @@ def queries_import(*, project: Project, source: bytes | IO[bytes], name: str | N
     # 2. Write.
     result = ImportResult(lines=len(rows))
     with transaction.atomic():
+        record = _import_begin(project, data, kind=Import.Kind.QUERIES, name=name, imported_by=imported_by, via=via,
+                               result=result)
         queries: dict = {}
         for row in rows:  # one Query per line, even when two lines share a context
             queries[(row.where,)] = Query(project=project, context=row.query.context, reference=row.query.reference,
@@ -623,17 +735,21 @@ def queries_import(*, project: Project, source: bytes | IO[bytes], name: str | N
         ]
         Sample.objects.bulk_create(new_samples, batch_size=_BATCH)
         result.samples_created = len(new_samples)
+        _import_finish(record, result)
     return result
 
 
 def comparisons_import(*, project: Project, source: bytes | IO[bytes], name: str | None = None, layout: str = "auto",
                        tokenizer: TokenDecoder | None = None, pad_id: int | None = None,
                        labeler_username: str = DEFAULT_IMPORT_LABELER, batch: str = "",
-                       is_calibration: bool = False, max_bytes: int | None = None) -> ImportResult:
+                       is_calibration: bool = False, max_bytes: int | None = None,
+                       labelers_existing: Iterable[str] = (), imported_by=None,
+                       via: str = Import.Via.CODE) -> ImportResult:
     """Create comparisons (and their queries, samples and labels) from a 2019- or 2020-layout file; all or nothing.
 
     layout "auto" reads the first record: "summaries" means 2020, otherwise 2019. The file's K
-    must equal the project's K. See the module docstring for whom imported labels belong to.
+    must equal the project's K. Labels under accounts that exist need `labelers_existing` (unless
+    they are import accounts of this project): see the module docstring for whom they belong to.
     """
     if layout not in LAYOUTS:
         raise InvalidInput(f"layout must be one of {', '.join(LAYOUTS)}.", field="layout")
@@ -648,12 +764,18 @@ def comparisons_import(*, project: Project, source: bytes | IO[bytes], name: str
         row = parse(where, obj, project=project, decoder=tokenizer, pad_id=pad_id)
         row.labeler = row.labeler or default_labeler
         rows.append(row)
-    # 2. Write.
+    # 2. Whose accounts the labels go under (refused before anything is written), then write.
+    listed = list(labelers_existing)
     result = ImportResult(lines=len(rows))
     with transaction.atomic():
-        users = _labelers_ensure({r.labeler for r in rows if r.best is not None}, result)
+        existing, new = _labelers_check(project, rows, listed)
+        record = _import_begin(project, data, kind=Import.Kind.COMPARISONS, name=name, imported_by=imported_by,
+                               via=via, result=result, layout="" if layout == "auto" else layout, batch=batch,
+                               is_calibration=is_calibration)
+        users = _labelers_ensure(record, existing, new, listed, result)
         queries, reused = _queries_write(project, rows, result)
         samples = _samples_write(rows, queries, reused, result)
         _comparisons_write(project, rows, samples, queries, users, batch=batch, is_calibration=is_calibration,
-                           result=result)
+                           record=record, result=result)
+        _import_finish(record, result)
     return result

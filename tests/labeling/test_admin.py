@@ -4,7 +4,18 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-from labeling.models import Assignment, Comparison, Instructions, InstructionsAck, Label, Project, Query, Sample, SampleFlag
+from labeling.models import (
+    Assignment,
+    Comparison,
+    Import,
+    Instructions,
+    InstructionsAck,
+    Label,
+    Project,
+    Query,
+    Sample,
+    SampleFlag,
+)
 from labeling.services import (
     FlagInput,
     LabelInput,
@@ -18,7 +29,7 @@ from tests.factories import make_comparison
 
 pytestmark = pytest.mark.django_db
 
-EVIDENCE = [Label, Assignment, SampleFlag, InstructionsAck, Instructions]
+EVIDENCE = [Label, Assignment, SampleFlag, InstructionsAck, Instructions, Import]
 
 
 @pytest.fixture
@@ -31,6 +42,9 @@ def world(project, contractor):
     label_submit(assignment_id=lease.id, labeler=contractor,
                  answer=LabelInput(position=2, duration_ms=900, flags=[FlagInput(position=0, note="off topic")]))
     simulated_labelers_ensure(project=project, specs=[LabelerSpec("sentiment", 1)])
+    record = Import.objects.create(project=project, kind=Import.Kind.COMPARISONS, layout="2019", file_name="old.jsonl",
+                                   sha256="0" * 64)
+    record.accounts_existing.add(contractor)
     return project
 
 

@@ -1,4 +1,5 @@
-"""REST API: imports (multipart and raw JSON Lines, errors naming the line, size and type limits) and exports."""
+"""REST API: imports (multipart and raw JSON Lines, errors naming the line, size and type limits, whose accounts
+labels go under) and exports."""
 import json
 from pathlib import Path
 
@@ -6,7 +7,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
-from labeling.models import Comparison, Label, Query
+from drf_spectacular.generators import SchemaGenerator
+
+from labeling.models import Comparison, Import, Label, Query
 from labeling.services import LabelInput, label_submit
 from tests.factories import ProjectFactory, make_assignment, make_comparison
 from tests.labeling.api.helpers import url as _url
@@ -106,6 +109,72 @@ def test_import_tokenizer_outside_artifacts_is_400(api, researcher, project):
     assert response.json()["field"] == "tokenizer"
 
 
+
+
+def _lines(*labelers) -> bytes:
+    return "".join(json.dumps({"query": f"q{i}", **{f"sample{j}": f"s{i}.{j}" for j in range(4)}, "best": 0,
+                               "labeler": name}) + "\n" for i, name in enumerate(labelers)).encode()
+
+
+def test_comparisons_import_naming_an_existing_account_is_a_field_error(api, researcher, project, contractor):
+    """The 400 has the shape of the API's other field errors ({detail, code, field}) and writes nothing."""
+    api.force_authenticate(researcher)
+    response = api.post(_url("api-comparisons-import", project), _lines("fresh", "contractor1"),
+                        content_type="application/x-ndjson")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert set(body) == {"detail", "code", "field"}
+    assert (body["code"], body["field"]) == ("existing_accounts", "labelers_existing")
+    assert "'contractor1' (contractor) on line 2" in body["detail"]
+    assert Comparison.objects.count() == Label.objects.count() == Import.objects.count() == 0
+
+
+def test_comparisons_import_with_labelers_existing_writes_and_names_the_accounts(api, researcher, project, contractor):
+    api.force_authenticate(researcher)
+    response = api.post(_url("api-comparisons-import", project) + "?labelers_existing=contractor1",
+                        _lines("fresh", "contractor1"), content_type="application/x-ndjson")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["accounts_created"], body["accounts_existing"], body["accounts_reused"]) == (
+        ["fresh"], ["contractor1"], [])
+    assert body["previously_imported"] is False and len(body["sha256"]) == 64
+    record = Import.objects.get(id=body["import_id"])
+    assert (record.imported_by, record.via) == (researcher, "api")
+    assert set(Label.objects.values_list("source_import", flat=True)) == {record.id}
+    again = api.post(_url("api-comparisons-import", project) + "?labelers_existing=contractor1",
+                     _lines("fresh"), content_type="application/x-ndjson")
+    assert again.status_code == 201 and again.json()["accounts_reused"] == ["fresh"]
+
+
+def test_labelers_existing_as_multipart_fields_and_comma_lists(api, researcher, project, contractor, admin_user):
+    api.force_authenticate(researcher)
+    upload = SimpleUploadedFile("c.jsonl", _lines("contractor1", "admin1"))
+    response = api.post(_url("api-comparisons-import", project),
+                        {"file": upload, "labelers_existing": ["contractor1,admin1"]}, format="multipart")
+    assert response.status_code == 201, response.content
+    assert response.json()["accounts_existing"] == ["admin1", "contractor1"]
+    assert Import.objects.get().file_name == "c.jsonl"
+
+
+def test_labelers_existing_naming_no_account_is_400(api, researcher, project):
+    api.force_authenticate(researcher)
+    response = api.post(_url("api-comparisons-import", project) + "?labelers_existing=ghost", _lines("fresh"),
+                        content_type="application/x-ndjson")
+    assert response.status_code == 400
+    assert response.json()["field"] == "labelers_existing" and "'ghost'" in response.json()["detail"]
+    assert Comparison.objects.count() == 0
+
+
+def test_the_schema_documents_labelers_existing():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = next(item["post"] for path, item in schema["paths"].items() if path.endswith("/comparisons/import/"))
+    parameter = next(p for p in operation["parameters"] if p["name"] == "labelers_existing")
+    assert parameter["in"] == "query" and parameter["schema"]["type"] == "array"
+    assert "existing_accounts" in parameter["description"]
+    multipart = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "labelers_existing" in schema["components"]["schemas"][multipart]["properties"]
+    output = schema["components"]["schemas"]["ImportOutput"]["properties"]
+    assert {"accounts_created", "accounts_existing", "accounts_reused", "previously_imported"} <= set(output)
 
 
 def test_export_streams_jsonl(api, researcher, project, contractor):

@@ -171,7 +171,8 @@ def test_round_trip_of_labels_from_label_submit(project, contractor, other_contr
     first = "".join(labels_export_jsonl(project=project, layout="2019"))
 
     fresh = ProjectFactory(k=4, labels_per_comparison=2)
-    comparisons_import(project=fresh, source=first.encode())
+    comparisons_import(project=fresh, source=first.encode(), labelers_existing=[contractor.username,
+                                                                                 other_contractor.username])
     second = "".join(labels_export_jsonl(project=fresh, layout="2019"))
 
     def core(text):

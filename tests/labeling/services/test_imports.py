@@ -1,4 +1,6 @@
-"""Imports: formats, tokenizers, line-numbered errors, size limit, atomicity, label invariants."""
+"""Imports: formats, tokenizers, line-numbered errors, size limit, atomicity, label invariants, whose accounts
+labels go under, and the import records."""
+import hashlib
 import io
 import json
 import re
@@ -10,11 +12,12 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 
-from labeling.errors import InvalidInput, PayloadTooLarge
-from labeling.models import Assignment, Comparison, ComparisonSample, Label, Query, Sample
+from labeling.errors import ExistingAccounts, InvalidInput, PayloadTooLarge
+from labeling.models import Assignment, Comparison, ComparisonSample, Import, Label, Query, Sample
 from labeling.roles import CONTRACTOR, user_role
 from labeling.services import comparisons_import, queries_import, tokenizer_load
 from labeling.services.imports import BytesDecoder
+from labeling.services.simulation import LabelerSpec, simulated_labelers_ensure
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -336,3 +339,103 @@ def test_byte_tokens_decoding_to_nul_are_refused(project):
         comparisons_import(project=project, source=(json.dumps(row) + "\n").encode(), layout="2019",
                            tokenizer=tokenizer_load("bytes"))
     assert Query.objects.count() == 0
+
+
+# ---------------------------------------------------------------- whose accounts, import records
+
+
+def test_a_line_naming_an_existing_contractor_is_refused_with_its_lines_and_nothing_is_written(project, contractor):
+    """A real contractor's account would get 0 ms labels (their too-fast detector flags them): refused."""
+    rows = [_line(0, best=0, labeler="newbie"), _line(1, best=1, labeler="contractor1"), _line(2, best=2),
+            _line(3, best=3, labeler="contractor1")]
+    before, users = _counts(), get_user_model().objects.count()
+    with pytest.raises(ExistingAccounts, match=re.escape("'contractor1' (contractor) on line 2, line 4")) as error:
+        comparisons_import(project=project, source=_jsonl(*rows))
+    assert error.value.accounts == {"contractor1": ["line 2", "line 4"]}
+    assert error.value.field == "labelers_existing"
+    assert _counts() == before and get_user_model().objects.count() == users and Import.objects.count() == 0
+
+
+@pytest.mark.parametrize("who", ["admin_user", "researcher"])
+def test_calibration_answers_under_an_admin_or_researcher_need_listing(request, project, who):
+    user = request.getfixturevalue(who)
+    with pytest.raises(ExistingAccounts, match=re.escape(f"{user.username!r} ({user_role(user)}) on line 1")):
+        comparisons_import(project=project, source=_jsonl(_line(0, best=0, labeler=user.username)), is_calibration=True)
+    assert Label.objects.count() == 0
+    result = comparisons_import(project=project, source=_jsonl(_line(0, best=0, labeler=user.username)),
+                                is_calibration=True, labelers_existing=[user.username])
+    assert result.accounts_existing == [user.username] and result.accounts_created == []
+    assert Label.objects.get().labeler == user
+
+
+def test_listed_existing_accounts_are_written_under_and_the_labels_record_the_import(project, contractor, researcher):
+    rows = [_line(0, best=0, labeler="newbie"), _line(1, best=1, labeler="contractor1")]
+    data = _jsonl(*rows)
+    result = comparisons_import(project=project, source=data, name="batch.jsonl", batch="b7",
+                                labelers_existing=["contractor1", "researcher1"], imported_by=researcher)
+    assert (result.accounts_created, result.accounts_existing, result.accounts_reused) == (
+        ["newbie"], ["contractor1"], [])
+    record = Import.objects.get()
+    assert result.import_id == record.id and not result.previously_imported
+    assert (record.project, record.kind, record.layout, record.file_name, record.imported_by, record.batch) == (
+        project, "comparisons", "2019", "batch.jsonl", researcher, "b7")
+    assert (record.sha256, record.size_bytes) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert (record.lines, record.comparisons_created, record.labels_created, record.queries_created) == (2, 2, 2, 2)
+    assert [u.username for u in record.accounts_created.all()] == ["newbie"]
+    assert [u.username for u in record.accounts_existing.all()] == ["contractor1"]  # researcher1 listed, not used
+    assert set(Label.objects.values_list("source_import", flat=True)) == {record.id}
+    assert set(Comparison.objects.values_list("source_import", flat=True)) == {record.id}
+    assert Label.objects.get(labeler=contractor).duration_ms == 0
+
+
+def test_a_listed_name_without_an_account_is_an_error(project):
+    with pytest.raises(InvalidInput, match="labelers_existing: no account named 'ghost'") as error:
+        comparisons_import(project=project, source=_jsonl(_line(0, best=0)), labelers_existing=["ghost"])
+    assert error.value.field == "labelers_existing"
+    with pytest.raises(InvalidInput, match="'bad name' is not a valid user name"):
+        comparisons_import(project=project, source=_jsonl(_line(0, best=0)), labelers_existing=["bad name"])
+    assert _counts() == (0, 0, 0, 0, 0, 0) and Import.objects.count() == 0
+
+
+def test_accounts_an_earlier_import_of_the_project_created_are_reused_without_listing(project):
+    """Import accounts (created by an import of this project, still no login) may take more imported labels;
+    the same name in another project, or once the account can log in, is a person's: listed or refused."""
+    first = comparisons_import(project=project, source=_jsonl(_line(0, best=0, labeler="w1"), _line(1, best=1)))
+    assert first.accounts_created == ["imported", "w1"]
+    again = comparisons_import(project=project, source=_jsonl(_line(2, best=2, labeler="w1"), _line(3, best=3)))
+    assert (again.accounts_created, again.accounts_reused, again.accounts_existing) == ([], ["imported", "w1"], [])
+    assert Label.objects.filter(labeler__username="w1").count() == 2
+
+    with pytest.raises(ExistingAccounts, match="'w1'"):
+        comparisons_import(project=ProjectFactory(k=4), source=_jsonl(_line(0, best=0, labeler="w1")))
+    w1 = get_user_model().objects.get(username="w1")
+    w1.set_password("now-a-person-123")
+    w1.save()
+    with pytest.raises(ExistingAccounts, match="'w1'"):
+        comparisons_import(project=project, source=_jsonl(_line(4, best=0, labeler="w1")))
+
+
+def test_a_simulated_labelers_account_is_not_an_import_account(project):
+    """It cannot log in either, but its labels are a scorer's: writing under it needs listing."""
+    (simulated,) = simulated_labelers_ensure(project=project, specs=[LabelerSpec("length", 1)])
+    name = simulated.user.username
+    with pytest.raises(ExistingAccounts, match=re.escape(f"{name!r}")):
+        comparisons_import(project=project, source=_jsonl(_line(0, best=0, labeler=name)))
+
+
+def test_the_same_content_imported_again_says_so(project):
+    data = _jsonl(_line(0, best=0))
+    first = comparisons_import(project=project, source=data)
+    again = comparisons_import(project=project, source=data)  # not refused: the researcher's page asks first
+    assert (first.previously_imported, again.previously_imported) == (False, True)
+    assert again.previous_import_ids == [first.import_id] and again.sha256 == first.sha256
+    assert not comparisons_import(project=ProjectFactory(k=4), source=data,
+                                  labelers_existing=["imported"]).previously_imported
+
+
+def test_queries_imports_are_recorded(project, researcher):
+    result = queries_import(project=project, source=(FIXTURES / "queries.jsonl").read_bytes(), name="q.jsonl",
+                            imported_by=researcher)
+    record = Import.objects.get(id=result.import_id)
+    assert (record.kind, record.file_name, record.imported_by, record.lines, record.queries_created) == (
+        "queries", "q.jsonl", researcher, 3, 3)
