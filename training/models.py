@@ -156,14 +156,36 @@ class RunMetric(models.Model):
 
 
 class AndonPull(models.Model):
-    """Someone (or a tripwire) pulled the cord on a run; kept forever as the audit log."""
+    """Someone (or a tripwire) pulled the cord on a run's policy; kept forever as the audit log.
+
+    `run` is the run whose policy the puller saw (the PPO run behind a sample run's comparison). What
+    the pull withdrew and stopped is kept, so that a dismissal gives back exactly that. While open,
+    confirmed or aborted it quarantines the run's checkpoints (selectors.andon.run_quarantine)."""
 
     class Resolution(models.TextChoices):
         OPEN = "", "Open"
         RESUMED = "resumed", "Resumed"
         ABORTED = "aborted", "Aborted"
+        CONFIRMED = "confirmed", "Confirmed"
+        DISMISSED = "dismissed", "Dismissed"
+
+    # Resolutions that keep the run's checkpoints quarantined.
+    QUARANTINE = (Resolution.OPEN, Resolution.CONFIRMED, Resolution.ABORTED)
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="andon_pulls")
+    comparison = models.ForeignKey("labeling.Comparison", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", help_text="The comparison the puller was shown, if any.")
+    source = models.CharField(max_length=200, blank=True,
+                              help_text="The checkpoint name on the samples the puller saw, e.g. run5-step3.")
+    checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   help_text="The checkpoint row of `source`, when there is one.")
+    withdrawn = models.ManyToManyField(
+        "labeling.Comparison", blank=True, related_name="+",
+        help_text="Comparisons this pull took out of the queue (a dismissal returns them).")
+    stopped = models.ManyToManyField(TrainingRun, blank=True, related_name="stopped_by_pulls",
+                                     help_text="Runs this pull stopped (resumable once it is dismissed).")
+    exclude_labels = models.BooleanField(
+        default=False, help_text="Confirmed: reward fits leave out the labels of the withdrawn comparisons.")
     pulled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     role = models.CharField(max_length=20, help_text="contractor, researcher, admin, or tripwire")
     tripwire = models.CharField(max_length=40, blank=True, help_text="which automatic check pulled it")

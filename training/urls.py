@@ -5,6 +5,9 @@ from training.views import andon, rounds, runs
 urlpatterns = [
     path("runs/<int:run_id>/", runs.training_run_detail, name="training-run-detail"),
     path("runs/<int:run_id>/andon/", andon.training_andon_pull, name="training-andon-pull"),
+    path("comparisons/<int:comparison_id>/andon/", andon.training_andon_pull_comparison,
+         name="training-andon-pull-comparison"),
+    path("andon/<int:pull_id>/resolve/", andon.training_andon_resolve, name="training-andon-resolve"),
     path("runs/<int:run_id>/<str:action>/", runs.training_run_action, name="training-run-action"),
     path("projects/<slug:slug>/runs/", rounds.training_project_runs, name="training-project-runs"),
     path("projects/<slug:slug>/rounds/start/", rounds.training_round_start, name="training-round-start"),

@@ -1,6 +1,7 @@
-// Keyboard-first labeling: 1–K / A–H choose, Enter submits, U unsure, S skip, F flag, X the run's andon cord,
+// Keyboard-first labeling: 1–K / A–H choose, Enter submits, U unsure, S skip, F flag, X the policy's andon cord,
 // I instructions, ? keys. Enter submits only from the page itself, the choices or the submit button: on any other
-// focused button it does what a button does (opens its dialog), so Tab to "Stop run" + Enter never stores a label.
+// focused button it does what a button does (opens its dialog), so Tab to "Stop this policy" + Enter never stores a
+// label.
 // No inline script anywhere (CSP); htmx swaps #pair after each submit and we re-arm here.
 (function () {
   "use strict";

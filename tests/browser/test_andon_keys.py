@@ -1,4 +1,4 @@
-"""The andon cord on the labeling page, by keyboard: Enter on the focused "Stop run" button opens the cord's
+"""The andon cord on the labeling page, by keyboard: Enter on the focused "Stop this policy" button opens the cord's
 dialog and stores no label; the cord has its own key (X); typing in the dialog never reaches the page's keys;
 Enter from the page still submits."""
 import pytest

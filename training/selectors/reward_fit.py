@@ -14,6 +14,7 @@ from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Value
 from labeling.models import ComparisonSample, Query
 from training.models import BASE_POLICY_SOURCE
 from training.rlhf.data import Comparison
+from training.selectors.andon import andon_excluded_comparison_ids
 
 # What each part of a project's labels is for in a reward fit, in the order the run page lists them.
 PART_USES = {
@@ -51,7 +52,9 @@ def _records(labels) -> list[Comparison]:
 def _snapshot_labels(*, project, max_label_id: int | None):
     from labeling.models import Label
 
-    labels = Label.objects.filter(comparison__project=project, skipped=False)
+    # Labels on samples of a policy under an open andon pull, or a confirmed one that excludes them, are left out.
+    labels = Label.objects.filter(comparison__project=project, skipped=False).exclude(
+        comparison_id__in=andon_excluded_comparison_ids(project=project))
     return labels if max_label_id is None else labels.filter(id__lte=max_label_id)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from celery.exceptions import SoftTimeLimitExceeded
 
 from training.models import TrainingRun
+from training.services.andon import quarantine_check
 from training.services.leases import new_owner, run_claim, run_release
 from training.services.reporter import LeaseLost, RunReporter
 from training.services.rounds import round_run_ended
@@ -42,6 +43,7 @@ def run_execute(*, run_id: int) -> str | None:
     reporter = RunReporter(run=run, owner=owner, tripwire=tripwire_for(run))
     logger.info("run %s (%s): claimed by %s, attempt %s", run.id, run.kind, owner, run.attempts)
     try:
+        quarantine_check(run=run)  # a run that would use a checkpoint the andon cord quarantined fails at start
         _executor(run.kind)(run=run, reporter=reporter)
     except LeaseLost:
         logger.warning("run %s: lease lost (reaped or aborted); this worker stops without writing", run.id)

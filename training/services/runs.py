@@ -38,6 +38,10 @@ def run_create(*, project, kind: str, base_model: str, config: dict | None = Non
     unknown = sorted(set(product or {}) - set(TrainingRun.PRODUCT_KEYS))
     if unknown:
         raise ValueError(f"Not product keys: {', '.join(unknown)} (pass library keys as config=).")
+    from training.services.andon import quarantine_check  # andon imports this module
+
+    # A checkpoint the andon cord quarantined is never sampled, published or used as a base.
+    quarantine_check(base_model=base_model, policy_run_id=policy_run.id if policy_run else None)
     # One task definition: a run never samples or scores responses of another shape than its inputs'.
     mixed = run_task_conflicts(kind=kind, config=config or {}, reward_run=reward_run, policy_run=policy_run)
     if mixed:

@@ -24,6 +24,7 @@ from django.db import transaction
 from labeling.models import Comparison, Query, Sample
 from labeling.services import comparison_create
 from training.models import BASE_POLICY_SOURCE, TrainingRun
+from training.services.andon import quarantine_check
 from training.services.models_io import checkpoint_source_name, final_checkpoint
 from training.services.reporter import RunReporter
 
@@ -127,6 +128,7 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
         status = TrainingRun.objects.select_for_update().filter(id=run.id).values_list("status", flat=True).first()
         if status in _STOPPING:
             return Published()
+        quarantine_check(run=run)  # the cord quarantined the policy while these samples were drawn
         if Comparison.objects.filter(source_run=run, batch=batch).exists():
             return Published()
         for (query, policy_samples), base_samples in zip(kept, from_base.samples):
@@ -149,6 +151,7 @@ def sample_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     from training.rlhf.models import PolicyWithValue, load_lm
 
     torch.manual_seed(run.seed)
+    quarantine_check(run=run)  # refused before loading a checkpoint the andon cord quarantined
     # The policy: the PPO run's final checkpoint, else the base model.
     checkpoint = final_checkpoint(run.policy_run) if run.policy_run else None
     if checkpoint is not None:

@@ -9,13 +9,14 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
 from labeling.errors import LabelingError
 from training import selectors, services
 from training.charts import line_chart
-from training.models import Checkpoint, TrainingRun
+from training.models import AndonPull, Checkpoint, TrainingRun
 
 
 def _run_context(request: HttpRequest, run: TrainingRun) -> dict:
@@ -31,6 +32,11 @@ def _run_context(request: HttpRequest, run: TrainingRun) -> dict:
         "progress_pct": round(run.progress * 100),
         "report": selectors.run_report(run),
         "reward_data": selectors.run_reward_data(run),
+        "quarantine": selectors.run_quarantine(run.id),
+        "open_pull": run.andon_pulls.filter(resolution=AndonPull.Resolution.OPEN).first(),
+        "stopping_pulls": selectors.run_stopping_pulls(run),
+        # How long the worker has been silent: a dead worker shows here long before the reaper acts.
+        "heartbeat_age_s": round((timezone.now() - run.heartbeat_at).total_seconds()) if run.heartbeat_at else None,
     }
 
 
@@ -89,6 +95,10 @@ def training_checkpoint_download(request: HttpRequest, checkpoint_id: int) -> Ht
     checkpoint = Checkpoint.objects.filter(id=checkpoint_id).first()
     if checkpoint is None:
         raise Http404("No such checkpoint.")
+    pull = selectors.run_quarantine(checkpoint.run_id)
+    if pull is not None:  # a quarantined checkpoint is not handed out, e.g. as another trainer's base
+        return HttpResponse(f"Checkpoint {checkpoint.name} is quarantined by andon pull {pull.id} until an admin "
+                            "dismisses it.", status=409, content_type="text/plain")
     folder = Path(checkpoint.path).resolve()
     root = Path(settings.ARTIFACTS_DIR).resolve()
     if root not in folder.parents or not folder.is_dir():

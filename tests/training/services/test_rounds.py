@@ -47,7 +47,8 @@ def test_round_trains_and_publishes_tagged_comparisons(contractor, other_contrac
     # The new comparisons are served on the labeling page.
     client.force_login(other_contractor)
     page = client.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
-    assert f"Stop run {sample.id}".encode() in page.content
+    # The cord names the policy that wrote what the labeler sees (the comparison leads to it).
+    assert b"Stop this policy" in page.content and b"/andon/" in page.content
 
 
 def test_sign_flipped_ppo_is_stopped_by_the_tripwire_before_training(contractor,
@@ -65,7 +66,9 @@ def test_sign_flipped_ppo_is_stopped_by_the_tripwire_before_training(contractor,
     assert pull.tripwire == "reward_sign" and "flipped sign" in pull.reason
     assert not RunMetric.objects.filter(run=ppo, key="objective/kl").exists()
     sample.refresh_from_db()
-    assert sample.status == Status.QUEUED and not Comparison.objects.filter(source_run=sample).exists()
+    # The sample run would sample the pulled policy: the cord stopped it before it started.
+    assert sample.status == Status.STOPPED and not Comparison.objects.filter(source_run=sample).exists()
+    assert set(pull.stopped.values_list("id", flat=True)) == {ppo.id, sample.id}
     assert Round.objects.get(id=rnd.id).status == Round.Status.STOPPED
 
 

@@ -15,7 +15,7 @@ from training.services import run_create, runs_reap
 from training.services.execute import run_execute
 from tests.factories import ProjectFactory
 from tests.training.conftest import wait_for
-from tests.training.helpers import FAST_PPO
+from tests.training.helpers import FAST_PPO, cord_scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.worker]
 Status = TrainingRun.Status
@@ -49,15 +49,17 @@ def test_andon_cord_through_the_web_page_stops_ppo_then_resume_and_abort(live_wo
     labeler = Client()
     labeler.force_login(contractor)
     page = labeler.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
-    assert f"Stop run {run.id}".encode() in page.content
-    pulled = labeler.post(reverse("training-andon-pull", kwargs={"run_id": run.id}),
-                          {"reason": "the samples are garbage"}, HTTP_HX_REQUEST="true")
+    shown = contractor.assignments.get().comparison
+    cord = reverse("training-andon-pull-comparison", kwargs={"comparison_id": shown.id})
+    assert cord.encode() in page.content
+    pulled = labeler.post(cord, {"reason": "the samples are garbage"}, HTTP_HX_REQUEST="true")
     assert pulled.status_code == 200
     wait_for(lambda: TrainingRun.objects.get(id=run.id).status == Status.STOPPED, timeout=60, message="stopped")
     run.refresh_from_db()
     # Within one step: the step in progress when the cord was pulled is the last one.
     pull = AndonPull.objects.get(run=run)
     assert pull.at_step is not None and pull.at_step <= run.step <= pull.at_step + 1
+    assert pull.source.startswith(f"run{run.id}-step") and pull.comparison == shown
     checkpoint = Checkpoint.objects.filter(run=run).order_by("-step").first()
     assert checkpoint is not None and checkpoint.step == run.step
     assert not Comparison.objects.filter(source_run=run, status="active").exists()
@@ -78,6 +80,34 @@ def test_andon_cord_through_the_web_page_stops_ppo_then_resume_and_abort(live_wo
     wait_for(lambda: "lease lost" in live_worker.logs(), timeout=60, message="trainer noticed the abort")
     time.sleep(1)
     assert TrainingRun.objects.get(id=run.id).status == Status.ABORTED
+
+
+def test_cord_on_a_finished_rounds_checkpoint_stops_the_next_rounds_ppo_in_the_worker(live_worker, contractor,
+                                                                                       other_contractor):
+    """The labeler sees round 1's samples (its PPO and sample run long finished); round 2's PPO, which optimises a
+    reward fitted on labels of those samples, is training in the worker: the pull stops it within one step."""
+    project = _project()
+    world = cord_scenario(project, contractor)
+    fit2 = world["next_runs"][0]
+    live = run_create(project=project, kind="ppo", base_model="tiny", seed=3, config=_ppo_config(200),
+                      reward_run=fit2)
+    live_worker.start()
+    wait_for(lambda: TrainingRun.objects.get(id=live.id).step >= 1, timeout=90, message="round 2's PPO training")
+
+    labeler = Client()
+    labeler.force_login(other_contractor)
+    labeler.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
+    shown = other_contractor.assignments.get().comparison
+    pulled = labeler.post(reverse("training-andon-pull-comparison", kwargs={"comparison_id": shown.id}),
+                          {"reason": "round 1's policy writes slurs"}, HTTP_HX_REQUEST="true")
+    assert pulled.status_code == 200
+    step_at_pull = TrainingRun.objects.get(id=live.id).step
+    wait_for(lambda: TrainingRun.objects.get(id=live.id).status == Status.STOPPED, timeout=60, message="stopped")
+    assert TrainingRun.objects.get(id=live.id).step <= step_at_pull + 1
+    pull = AndonPull.objects.get()
+    assert pull.run == world["ppo1"] and set(pull.stopped.values_list("id", flat=True)) >= {live.id, fit2.id}
+    assert not Comparison.objects.filter(id__in=[c.id for c in world["comparisons"]], status="active").exists()
+    assert comparison_next_for_labeler(project=project, labeler=contractor) is None
 
 
 def test_killed_worker_run_is_reaped_resumed_and_matches_an_uninterrupted_run(live_worker, settings):

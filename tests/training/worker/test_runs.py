@@ -54,7 +54,9 @@ def test_round_through_the_worker_serves_new_comparisons_and_shows_metrics(live_
 
     client.force_login(other_contractor)
     page = client.get(reverse("labeling-compare", kwargs={"slug": project.slug}))
-    assert f"Stop run {sample.id}".encode() in page.content
+    # The cord is offered on the comparison shown, hence on the policy that wrote it.
+    shown = other_contractor.assignments.get().comparison_id
+    assert reverse("training-andon-pull-comparison", kwargs={"comparison_id": shown}).encode() in page.content
     client.force_login(researcher)
     run_page = client.get(reverse("training-run-detail", kwargs={"run_id": ppo.id}))
     assert b"objective/kl" in run_page.content and b"Finished" in run_page.content
