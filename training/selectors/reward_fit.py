@@ -22,6 +22,7 @@ PART_USES = {
     Query.Split.VALID: "held-out accuracy only (reward/valid_accuracy)",
     Query.Split.TEST: "left out: test split, kept for final evaluations",
     "calibration": "left out: calibration, the researchers' check on the reward",
+    "andon": "left out: samples of a policy under an andon pull (open, or confirmed with its labels excluded)",
 }
 
 
@@ -59,19 +60,22 @@ def _snapshot_labels(*, project, max_label_id: int | None):
 
 
 def _part_counts(*, project, max_label_id: int | None) -> list[dict]:
-    """Per part (split, or calibration whatever its split): comparisons and answered labels in the
-    snapshot, skipped labels in it, and labels written after it. One grouped query."""
+    """Per part (split, or calibration whatever its split, or andon whatever both): comparisons and answered
+    labels in the snapshot, skipped labels in it, and labels written after it. One grouped query."""
     from labeling.models import Label
 
     after = (ExpressionWrapper(Q(id__gt=max_label_id), output_field=BooleanField()) if max_label_id is not None
              else Value(False, output_field=BooleanField()))
-    rows = (Label.objects.filter(comparison__project=project).annotate(after=after)
-            .values("comparison__is_calibration", "comparison__query__split", "skipped", "after")
+    andon = ExpressionWrapper(Q(comparison_id__in=andon_excluded_comparison_ids(project=project)),
+                              output_field=BooleanField())
+    rows = (Label.objects.filter(comparison__project=project).annotate(after=after, andon=andon)
+            .values("comparison__is_calibration", "comparison__query__split", "skipped", "after", "andon")
             .annotate(labels=Count("id"), comparisons=Count("comparison_id", distinct=True)).order_by())
-    parts = {str(name): _part(str(name), use) for name, use in PART_USES.items()}
+    parts = {str(name): _part(str(name), use) for name, use in PART_USES.items() if name != "andon"}  # when any
     for row in rows:
-        name = "calibration" if row["comparison__is_calibration"] else row["comparison__query__split"]
-        part = parts.setdefault(name, _part(name, "left out: unknown split"))
+        name = ("andon" if row["andon"] else "calibration" if row["comparison__is_calibration"]
+                else row["comparison__query__split"])
+        part = parts.setdefault(name, _part(name, PART_USES.get(name, "left out: unknown split")))
         if row["after"]:
             part["after_snapshot"] += row["labels"]
         elif row["skipped"]:

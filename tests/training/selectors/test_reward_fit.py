@@ -50,3 +50,29 @@ def test_only_train_split_ordinary_labels_are_training_records_grouped_by_compar
         train.id, train.id, other_train.id, other_train.id]
     everything = reward_fit_data(project=project, max_label_id=None)
     assert sum(p["after_snapshot"] for p in everything.report["parts"]) == 0 and len(everything.valid) == 3
+
+
+def test_labels_of_a_pulled_policy_are_left_out_and_counted_as_such():
+    """An open pull (or a confirmed one that excludes its labels) takes its comparisons' labels out of the fit,
+    and the run page's counts say so instead of counting them as trained on."""
+    from training.models import AndonPull
+    from tests.factories import TrainingRunFactory
+
+    project = ProjectFactory(k=2)
+    a, b = UserFactory(username="lab-a"), UserFactory(username="lab-b")
+    kept, pulled = _comparison(project, "train"), _comparison(project, "train")
+    for comparison in (kept, pulled):
+        make_label(comparison, a, chosen_index=0)
+        make_label(comparison, b, chosen_index=1)
+    pull = AndonPull.objects.create(run=TrainingRunFactory(project=project), role="contractor", reason="broken")
+    pull.withdrawn.add(pulled)
+
+    data = reward_fit_data(project=project, max_label_id=None)
+    assert {r.group for r in data.train} == {kept.id}
+    counts = {p["part"]: (p["comparisons"], p["labels"]) for p in data.report["parts"]}
+    assert counts["train"] == (1, 2) and counts["andon"] == (1, 2)
+
+    AndonPull.objects.filter(id=pull.id).update(resolution=AndonPull.Resolution.DISMISSED)
+    counts = {p["part"]: (p["comparisons"], p["labels"]) for p in reward_fit_data(project=project,
+                                                                                  max_label_id=None).report["parts"]}
+    assert counts["train"] == (2, 4) and "andon" not in counts
