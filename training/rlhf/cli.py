@@ -26,6 +26,7 @@ from training.rlhf.callbacks import Metrics
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig, T, load_config
 from training.rlhf.data import load_comparisons, load_references
+from training.rlhf.export import HF_SEQUENCE_CLASSIFICATION_DIR, export_beside
 from training.rlhf.ppo import PPOTrainer, TrainResult
 from training.rlhf.pretrain import PretrainConfig, pretrain
 from training.rlhf.reward_model import fit, held_out_split
@@ -109,8 +110,11 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
         result = fit(config, comparisons, on_log=on_log, should_stop=stop, references=references)
     metrics_file.close()
     result.model.save_pretrained(config.output_dir, result.tokenizer)
+    skipped = export_beside(result.model, result.tokenizer, config.output_dir)
     summary = {k: round(v, 4) for k, v in result.metrics.items()}
     print(f"fit_reward: {'stopped' if result.stopped else 'done'} saved={config.output_dir} {json.dumps(summary)}")
+    hf_folder = Path(config.output_dir) / HF_SEQUENCE_CLASSIFICATION_DIR
+    print(f"fit_reward: hf-sequence-classification {f'skipped: {skipped}' if skipped else f'saved={hf_folder}'}")
     return 0
 
 

@@ -21,7 +21,7 @@ T = TypeVar("T")
 ADAM_STYLES = ("tf", "torch")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 READOUTS = ("last", "mean")  # RewardModel readouts (models.READOUTS)
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")  # see precision.py
 
 
 class ConfigError(ValueError):
@@ -59,7 +59,10 @@ class RewardFitConfig:
     seed: int = 1  # split, order, head init and sampling all derive from it
     log_every: int = 10  # call on_log every this many optimiser steps (and at the end)
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1"…
-    dtype: str = "float32"
+    # "fp32", "bf16-mixed" (bf16 autocast over fp32 weights and Adam state) or "fp16-mixed" (the same in fp16
+    # with dynamic loss scaling); see precision.py.
+    precision: str = "fp32"
+    dtype: str = "float32"  # retired: only "float32"; low-precision training is `precision` (bf16/fp16 → error)
     # Where the reward is read: "last" = the 2019 reward, the head on the final hidden state of the last
     # real token; "mean" = the mean of the head's output over the response's real tokens (for small models
     # whose last token cannot summarise the response; not in the papers). Saved with the model.
@@ -129,7 +132,8 @@ class PPOConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept on disk
     stop_check_every: int = 8  # generation tokens between should_stop() checks
     device: str = "auto"
-    dtype: str = "float32"
+    precision: str = "fp32"  # see RewardFitConfig.precision
+    dtype: str = "float32"  # retired, see RewardFitConfig.dtype
     metrics_path: str | None = None  # CLI only: JSONL file metrics are appended to
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
@@ -181,8 +185,16 @@ def _common_errors(config: RewardFitConfig | PPOConfig) -> list[str]:
         errors.append(f"temperature must be > 0, got {config.temperature}")
     if config.adam_style not in ADAM_STYLES:
         errors.append(f"adam_style must be one of {ADAM_STYLES}, got {config.adam_style!r}")
-    if config.dtype not in DTYPES:
-        errors.append(f"dtype must be one of {sorted(DTYPES)}, got {config.dtype!r}")
+    if config.precision not in PRECISIONS:
+        errors.append(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
+    if config.dtype != "float32":
+        # Pure low-precision training (weights and Adam state in bf16/fp16, no fp32 master weights) barely
+        # moves the weights at small learning rates; mixed precision is the supported fast mode.
+        mode = "fp16-mixed" if config.dtype == "float16" else "bf16-mixed"
+        errors.append(
+            f"dtype={config.dtype!r} (training in pure low precision) is no longer supported: keep dtype "
+            f"'float32' and set precision={mode!r} (autocast over fp32 master weights)"
+        )
     if config.truncate_after < 0 or config.truncate_after >= config.response_length:
         errors.append(f"truncate_after must be in [0, response_length), got {config.truncate_after}")
     return errors

@@ -416,8 +416,14 @@ class PolicyWithValue(nn.Module):
 
     @classmethod
     def with_value_from_reward_model(cls, lm: PreTrainedModel, reward_model: RewardModel) -> PolicyWithValue:
-        """2020: the value function is a separate network initialised from the reward model."""
-        return cls(lm, value_model=copy.deepcopy(reward_model))
+        """2020: the value function is a separate network initialised from the reward model.
+
+        The copy trains whatever the reward model's flags (PPO freezes the reward model it scores with)
+        and is held in the policy's dtype; an untied LM head stays frozen, as in any reward model.
+        """
+        value_model = copy.deepcopy(reward_model).to(next(lm.parameters()).dtype).requires_grad_(True)
+        freeze_untied_output_embeddings(value_model.lm)
+        return cls(lm, value_model=value_model)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, response_start: int) -> tuple[Tensor, Tensor]:
         """Raw logits and values for the response tokens ``input_ids[:, response_start:]``.

@@ -31,6 +31,7 @@ from training.rlhf.kl import AdaptiveKL, FixedKL
 from training.rlhf.losses import ppo_policy_loss, ppo_value_loss
 from training.rlhf.models import CHECKPOINT_POLICY_DIR, PolicyWithValue, response_logits
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
+from training.rlhf.precision import autocast, backward_and_step, frozen_dtype, make_scaler
 from training.rlhf.rewards import RewardFn, per_token_rewards
 from training.rlhf.sampling import entropy_of, generate, logprobs_of, truncation_mask
 from training.rlhf.tokenizer import Tokenizer
@@ -77,13 +78,15 @@ class PPOTrainer:
         self.should_stop = should_stop
         self.queries, self.query_mask = queries, query_mask
         self.policy = policy.to(self.device)
-        self.ref_policy = ref_policy.to(self.device).requires_grad_(False).eval()
+        # Trained weights stay fp32 (master weights under autocast); the frozen reference may be held lower.
+        self.ref_policy = ref_policy.to(self.device, frozen_dtype(config.precision)).requires_grad_(False).eval()
         self.model = (
             DistributedDataParallel(self.policy, device_ids=[self.device] if self.device.type == "cuda" else None)
             if self.world_size > 1
             else self.policy
         )
         self.optimizer = make_optimizer(self.policy.parameters(), config.lr, config.adam_eps, config.adam_style)
+        self.scaler = make_scaler(config.precision, self.device)  # fp16-mixed only; a pass-through otherwise
         self.kl_ctl = (
             AdaptiveKL(config.kl_coef, config.kl_target, config.kl_horizon)
             if config.adaptive_kl
@@ -108,8 +111,9 @@ class PPOTrainer:
         rng = self.rng_state()
         started = time.perf_counter()
         try:
-            rollout = self.rollout()
-            self.score(rollout)
+            with autocast(self.config.precision, self.device):  # the precision of the training forward
+                rollout = self.rollout()
+                self.score(rollout)
         except StopRequested:
             self.load_rng_state(rng)
             raise
@@ -194,6 +198,7 @@ class PPOTrainer:
         totals: dict[str, float] = {}
         n = 0
         stopped = False
+        mismatch = 0.0
         for _ in range(cfg.noptepochs):
             perm = torch.randperm(B, generator=self.minibatch_generator)
             for i in range(cfg.nminibatches):
@@ -201,12 +206,16 @@ class PPOTrainer:
                     stopped = True
                     break
                 stats = self._minibatch_step(rollout.take(perm[i * mb : (i + 1) * mb]))
+                if n == 0:  # before any update: rollout vs training forward, same weights and precision
+                    mismatch = stats["ppo/policy/logprob_mismatch"]
+                del stats["ppo/policy/logprob_mismatch"]
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + v
                 n += 1
             if stopped:
                 break
         out = {k: v / n for k, v in totals.items()}
+        out["ppo/policy/logprob_mismatch"] = mismatch
         out["ppo/stopped_early"] = 1.0 if stopped else 0.0
         return out
 
@@ -220,15 +229,14 @@ class PPOTrainer:
         Lq = mb.queries.shape[1]
         ids = torch.cat([mb.queries, mb.responses], dim=1)  # (b, Lq + T)
         mask = torch.cat([mb.query_mask, torch.ones_like(mb.responses)], dim=1)
-        logits, values = self.model(ids, mask, Lq)  # (b, T, V), (b, T)
+        with autocast(cfg.precision, self.device):  # the losses below are fp32 (logprobs_of, values upcast)
+            logits, values = self.model(ids, mask, Lq)  # (b, T, V), (b, T)
         logprobs = logprobs_of(logits, mb.responses, cfg.temperature)  # (b, T)
-        # 3. Clipped losses and one optimiser step.
+        # 3. Clipped losses and one optimiser step (loss-scaled under fp16-mixed).
         pg_loss, pg_clipfrac = ppo_policy_loss(logprobs, mb.logprobs, advantages, cfg.cliprange)
         vf_loss, vf_clipfrac = ppo_value_loss(values, mb.values, returns, cfg.cliprange_value)
         loss = pg_loss + cfg.vf_coef * vf_loss
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        backward_and_step(loss, self.optimizer, self.scaler)
         with torch.no_grad():
             return {
                 "ppo/loss/policy": pg_loss.item(),
@@ -236,6 +244,7 @@ class PPOTrainer:
                 "ppo/loss/total": loss.item(),
                 "ppo/policy/clipfrac": pg_clipfrac.item(),
                 "ppo/policy/approxkl": (0.5 * ((logprobs - mb.logprobs) ** 2).mean()).item(),
+                "ppo/policy/logprob_mismatch": (logprobs - mb.logprobs).abs().mean().item(),
                 "ppo/policy/entropy": entropy_of(logits, cfg.temperature).mean().item(),
                 "ppo/val/clipfrac": vf_clipfrac.item(),
                 "ppo/val/mean": values.mean().item(),
@@ -307,6 +316,7 @@ class PPOTrainer:
         return {
             "step": self.step_count,
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "kl": self.kl_ctl.state_dict(),
             "rng": dist.gather_objects({k: v.cpu() for k, v in self.rng_state().items()}),
             "world_size": self.world_size,
@@ -337,6 +347,8 @@ class PPOTrainer:
         saved, _ = PolicyWithValue.from_pretrained(folder / POLICY_DIR)
         self.policy.load_state_dict(saved.state_dict())
         self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):  # absent in checkpoints written before mixed precision
+            self.scaler.load_state_dict(state["scaler"])
         self.kl_ctl.load_state_dict(state["kl"])
         self.step_count = int(state["step"])
         rng = state["rng"][self.rank]

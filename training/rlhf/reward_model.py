@@ -17,11 +17,12 @@ import torch
 from torch import Tensor
 
 from training.rlhf.callbacks import Metrics, OnLog, ShouldStop, StopRequested
-from training.rlhf.config import DTYPES, RewardFitConfig, resolve_device
+from training.rlhf.config import RewardFitConfig, resolve_device
 from training.rlhf.data import Comparison, Text
 from training.rlhf.losses import best_of_k_loss
 from training.rlhf.models import RewardModel, load_lm
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
+from training.rlhf.precision import autocast, backward_and_step, frozen_dtype, make_scaler
 from training.rlhf.rewards import fit_normalization
 from training.rlhf.sampling import generate, truncation_mask
 from training.rlhf.tokenizer import Tokenizer, as_ids, pad_left, pad_right
@@ -123,7 +124,7 @@ def fit(
     config.validate()
     device = resolve_device(config.device)
     generator = torch.Generator().manual_seed(config.seed)
-    lm, tokenizer = load_lm(config.model, dtype=DTYPES[config.dtype])
+    lm, tokenizer = load_lm(config.model)  # fp32 master weights; `precision` sets the compute dtype
     model = RewardModel(lm, head_seed=config.seed, readout=config.readout).to(device)
     data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length)
 
@@ -139,13 +140,15 @@ def fit(
     before: Metrics = {}
     if config.normalize_before:
         try:
-            before = _normalize_before(model, tokenizer, config, data, base_samples, should_stop, device)
+            with autocast(config.precision, device):
+                before = _normalize_before(model, tokenizer, config, data, base_samples, should_stop, device)
         except StopRequested:
             return FitResult(model, tokenizer, {}, history, stopped=True)
         _emit(on_log, history, {"step": 0.0, **before})
 
     # 3. Train: each comparison used once per epoch, learning rate decayed over all steps.
     optimizer = make_optimizer(model.parameters(), config.lr, config.adam_eps, config.adam_style)
+    scaler = make_scaler(config.precision, device)  # fp16-mixed only; a pass-through otherwise
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     # Running sums stay on the device: no host sync per step, only at each log.
@@ -161,12 +164,11 @@ def fit(
             batch = train.take(perm[start : start + config.batch_size])
             lr = scheduled_lr(config.lr, step, total_steps, config.lr_schedule)
             set_lr(optimizer, lr)
-            rewards = comparison_rewards(model, batch, device)  # (B, K)
+            with autocast(config.precision, device):
+                rewards = comparison_rewards(model, batch, device)  # (B, K), fp32 (the head's output is upcast)
             best = batch.best.to(device)
             loss = best_of_k_loss(rewards, best)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            backward_and_step(loss, optimizer, scaler)
             step += 1
             n = len(batch)
             running["loss"] = running["loss"] + loss.detach() * n
@@ -184,9 +186,11 @@ def fit(
                     _emit(on_log, history, metrics)
 
     # 4. Validate, then normalise so the KL coefficient keeps its meaning across reward models.
-    metrics.update(evaluate(model, valid, device, config.batch_size))
+    with autocast(config.precision, device):
+        metrics.update(evaluate(model, valid, device, config.batch_size))
     try:
-        gain, bias = _normalize(model, tokenizer, config, data, references, should_stop, device)
+        with autocast(config.precision, device):
+            gain, bias = _normalize(model, tokenizer, config, data, references, should_stop, device)
     except StopRequested:
         _emit(on_log, history, metrics)
         return FitResult(model, tokenizer, {**before, **metrics}, history, stopped=True)
@@ -287,7 +291,7 @@ def score_policy_samples(
     """Raw rewards of ``normalize_samples`` responses sampled from rho on ``queries`` (all the
     comparisons' queries, cycled in order), truncated as for scoring. ``seed`` (default
     ``config.seed + 1``, the after-step's) seeds the sampling. Returns (normalize_samples,)."""
-    policy, _ = load_lm(config.policy_model or config.model, dtype=DTYPES[config.dtype])
+    policy, _ = load_lm(config.policy_model or config.model, dtype=frozen_dtype(config.precision))
     policy = policy.to(device)
     generator = torch.Generator(device=device).manual_seed(config.seed + 1 if seed is None else seed)
     index = torch.arange(config.normalize_samples) % queries.shape[0]

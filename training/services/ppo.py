@@ -15,11 +15,11 @@ import torch
 
 from labeling.models import Query
 from training.models import Checkpoint, TrainingRun
-from training.rlhf.build import build_reward
+from training.rlhf.build import build_policy
 from training.rlhf.checkpoint import latest_checkpoint
-from training.rlhf.config import DTYPES, PPOConfig, resolve_device
-from training.rlhf.models import load_lm, load_policy
+from training.rlhf.config import PPOConfig, resolve_device
 from training.rlhf.ppo import PPOTrainer
+from training.rlhf.precision import autocast
 from training.rlhf.reward_model import comparison_rewards, encode_comparisons
 from training.rlhf.tokenizer import encode_queries
 from training.selectors import calibration_records
@@ -56,8 +56,9 @@ def _calibration_reason(run: TrainingRun, config: PPOConfig, reward_model, token
     if reward_model is None or not records:
         return None
     data = encode_comparisons(records, tokenizer, config.query_length, config.response_length)
-    with torch.no_grad():
-        rewards = comparison_rewards(reward_model, data, resolve_device(config.device))  # (N, K)
+    device = resolve_device(config.device)
+    with torch.no_grad(), autocast(config.precision, device):
+        rewards = comparison_rewards(reward_model, data, device)  # (N, K)
     if config.negate_score:
         rewards = -rewards
     accuracy = (rewards.argmax(-1).cpu() == data.best).float().mean().item()
@@ -85,9 +86,7 @@ def _record_checkpoints(run: TrainingRun, checkpoint_dir: str, *, final: bool = 
 def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     config = ppo_config(run)
     device = resolve_device(config.device)
-    reward_fn, reward_model = build_reward(config, device)
-    policy, tokenizer = load_policy(config.policy_model, reward_model if config.value_model == "separate" else None,
-                                    DTYPES[config.dtype])
+    reward_fn, reward_model, policy, tokenizer, ref_policy = build_policy(config, device)
 
     # 1. Sign-flip tripwire before any update.
     reason = _calibration_reason(run, config, reward_model, tokenizer)
@@ -97,7 +96,6 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         return
 
     # 2. The trainer, resumed from the newest checkpoint if an earlier attempt wrote one.
-    ref_policy, _ = load_lm(config.policy_model, dtype=DTYPES[config.dtype])
     texts = list(Query.objects.filter(project=run.project, split=Query.Split.TRAIN).order_by("id")
                  .values_list("context", flat=True))
     if not texts:

@@ -15,6 +15,7 @@ import uuid
 
 from training.models import TrainingRun
 from training.rlhf.config import RewardFitConfig, resolve_device
+from training.rlhf.export import HF_SEQUENCE_CLASSIFICATION_DIR, export_beside
 from training.rlhf.reward_model import encode_comparisons, evaluate, fit
 from training.selectors import base_policy_sample_pairs, calibration_records, reward_fit_data
 from training.services.andon import andon_pull
@@ -37,11 +38,16 @@ def reward_fit_config(run: TrainingRun) -> RewardFitConfig:
     return RewardFitConfig(**values).validate()
 
 
-def save_atomically(model, tokenizer, folder) -> None:
-    """Write into a temporary sibling folder, then rename: a kill mid-write leaves no half model."""
+def save_atomically(model, tokenizer, folder) -> str | None:
+    """Write into a temporary sibling folder, then rename: a kill mid-write leaves no half model.
+
+    The folder also holds `hf-sequence-classification/`, the model as AutoModelForSequenceClassification
+    loads it (training/rlhf/export.py); returns why that was skipped (a `mean` readout), else None.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
     model.save_pretrained(tmp, tokenizer)
+    skipped = export_beside(model, tokenizer, tmp)
     for path in tmp.rglob("*"):
         if path.is_file():
             with open(path, "rb") as fh:
@@ -49,6 +55,7 @@ def save_atomically(model, tokenizer, folder) -> None:
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
+    return skipped
 
 
 def _report(run: TrainingRun, reward_data: dict) -> None:
@@ -99,7 +106,10 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         _report(run, {**fit_data.report, "valid_accuracy": valid["valid/accuracy"]})
 
     folder = final_model_dir(run)
-    save_atomically(result.model, result.tokenizer, folder)
+    skipped = save_atomically(result.model, result.tokenizer, folder)
+    run.report = {**(run.report or {}), "hf_sequence_classification": (
+        f"skipped: {skipped}" if skipped else str(folder / HF_SEQUENCE_CLASSIFICATION_DIR))}
+    TrainingRun.objects.filter(id=run.id).update(report=run.report)
     checkpoint_record(run=run, step=int(result.metrics.get("step", 0)), path=folder, metrics=result.metrics,
                       is_final=True)
     reason = check_calibration_accuracy(accuracy=accuracy, n=len(calibration), k=run.project.k,

@@ -1,11 +1,16 @@
 """The fit_reward run on real labels, and the sign-flip tripwire on researchers' calibration answers."""
+from pathlib import Path
+
 import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from labeling.models import Comparison, Query, Sample
 from labeling.roles import RESEARCHER
 from labeling.services import comparison_create
 from training.models import BASE_POLICY_SOURCE, AndonPull, Checkpoint, RunMetric, TrainingRun
 from training.rlhf.config import ConfigError
+from training.rlhf.export import HF_SEQUENCE_CLASSIFICATION_DIR
 from training.rlhf.models import RewardModel
 from training.selectors import base_policy_sample_pairs
 from training.services.execute import run_execute
@@ -32,6 +37,16 @@ def test_fit_reward_run_learns_the_labels_and_saves_a_checkpoint(contractor):
     checkpoint = Checkpoint.objects.get(run=run)
     assert checkpoint.is_final and len(checkpoint.sha256) == 64
     assert not AndonPull.objects.exists()
+    # Standard formats out: the same folder holds the model as AutoModelForSequenceClassification loads it.
+    export = Path(checkpoint.path) / HF_SEQUENCE_CLASSIFICATION_DIR
+    run.refresh_from_db()
+    assert run.report["hf_sequence_classification"] == str(export)
+    classifier = AutoModelForSequenceClassification.from_pretrained(export)
+    batch = AutoTokenizer.from_pretrained(export)(["q1 zzzzzzz", "q2 a"], padding=True, return_tensors="pt")
+    model, _ = RewardModel.from_pretrained(checkpoint.path)
+    with torch.no_grad():
+        ours = model(batch["input_ids"], batch["attention_mask"])
+        torch.testing.assert_close(classifier(**batch).logits[:, 0], ours, atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
@@ -107,6 +122,9 @@ def test_fit_reward_run_with_mean_readout_learns_and_saves_the_readout(contracto
     assert metrics["valid/accuracy"] >= 0.8
     model, _ = RewardModel.from_pretrained(Checkpoint.objects.get(run=run).path)
     assert model.readout == "mean"
+    run.refresh_from_db()  # a mean readout has no exact sequence-classification form: skipped, and said so
+    assert run.report["hf_sequence_classification"].startswith("skipped: readout 'mean'")
+    assert not (Path(Checkpoint.objects.get(run=run).path) / HF_SEQUENCE_CLASSIFICATION_DIR).exists()
 
 
 def split_project(contractor, researcher, other, *, n=48, n_calibration=8, n_valid=12, n_test=6):

@@ -32,8 +32,8 @@ def test_round_trains_and_publishes_tagged_comparisons(contractor, other_contrac
     assert rnd.status == Round.Status.FINISHED
     assert rnd.label_snapshot["count"] == Label.objects.filter(comparison__project=project).count() >= 70
     # After the runs: the library's config only in `config`, the product's keys beside it, the fit's data
-    # (what it trained on) its only report.
-    assert set(fit.report) == {"reward_data"} and ppo.report == sample.report == {}
+    # (what it trained on) and its Hugging Face export (or why none) its report.
+    assert set(fit.report) == {"reward_data", "hf_sequence_classification"} and ppo.report == sample.report == {}
     for run in (fit, ppo, sample):
         assert not set(run.config) & {*TrainingRun.PRODUCT_KEYS, "report"}
         assert run.product["tripwires"]["kl_max"] == 30.0
