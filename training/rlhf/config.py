@@ -11,10 +11,12 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
 import yaml
+
+if TYPE_CHECKING:  # configs are read by web processes too (a round checks its settings): torch only when used
+    import torch
 
 T = TypeVar("T")
 
@@ -224,6 +226,8 @@ def load_config(cls: type[T], path: str | Path) -> T:
 
 
 def resolve_device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

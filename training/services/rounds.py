@@ -15,6 +15,12 @@ from django.utils import timezone
 from labeling.errors import Conflict, Forbidden, InvalidInput
 from labeling.models import Label, Project, Query
 from training.models import Round, TrainingRun
+from training.rlhf.config import (
+    ConfigError,
+    PPOConfig,
+    RewardFitConfig,
+    config_from_dict,
+)
 from training.services.runs import config_split, run_create, run_enqueue
 from training.services.sampling import sample_config_errors
 from training.services.task import task_conflicts, task_errors, task_fill
@@ -43,6 +49,20 @@ def round_configs(project: Project, overrides: dict | None = None) -> dict:
     }
 
 
+def _library_config_errors(configs: dict) -> list[str]:
+    """The reward and PPO sections checked as the library will check them, before any run exists: an
+    unknown key (a typo such as `kl_coeff`) or a bad value is named now, not in the worker after the fit."""
+    errors = []
+    for name, cls in (("reward", RewardFitConfig), ("ppo", PPOConfig)):
+        try:
+            config_from_dict(cls, configs[name]).validate()
+        except ConfigError as error:
+            errors.append(f"{name}: {error}")
+        except TypeError as error:  # a value of the wrong type that validate() compared
+            errors.append(f"{name}: {error}")
+    return errors
+
+
 def round_start(*, project: Project, user, overrides: dict | None = None) -> Round:
     """Snapshot the labels and queue the round's reward fit (researchers and admins only)."""
     if not (user.is_authenticated and user.has_perm("training.start_runs")):
@@ -62,12 +82,12 @@ def round_start(*, project: Project, user, overrides: dict | None = None) -> Rou
         configs[name] = task_fill(configs[name], task)
     if online is not None:
         configs["product"]["ppo"]["online_sample"] = task_fill(online, task)
-    errors = sample_config_errors(configs["sample"])
+    errors = _library_config_errors(configs) + [f"sample: {e}" for e in sample_config_errors(configs["sample"])]
     if configs["product"]["ppo"].get("publish_every"):
         online = configs["product"]["ppo"].get("online_sample", {})
         errors += [f"online_sample: {e}" for e in sample_config_errors(online)]
     if errors:
-        raise InvalidInput("Sample settings: " + "; ".join(errors) + ".")
+        raise InvalidInput("Training settings: " + "; ".join(errors) + ".")
     with transaction.atomic():
         Project.objects.select_for_update().filter(id=project.id).first()  # one round start at a time
         if Round.objects.filter(project=project, status=Round.Status.RUNNING).exists():

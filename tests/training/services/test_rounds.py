@@ -130,3 +130,21 @@ def test_a_round_whose_sections_disagree_on_the_task_is_refused_at_start_naming_
     fit, ppo, sample = round_start(project=project, user=researcher).runs.order_by("id")
     for run in (fit, ppo, sample):
         assert (run.config["query_length"], run.config["response_length"], run.config["temperature"]) == (16, 8, 1.0)
+
+
+def test_a_misspelt_or_bad_library_setting_is_refused_at_round_start_naming_it():
+    """`kl_coeff` (for kl_coef) and an unknown precision were dropped or failed in the worker after the fit."""
+    from labeling.errors import InvalidInput
+    from tests.factories import ProjectFactory, make_comparison, make_label
+
+    researcher = UserFactory(username="r-typo", role=RESEARCHER)
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project), UserFactory(username="c-typo", role="contractor"), chosen_index=0)
+    project.training_settings = {"task": {"query_length": 16, "response_length": 8},
+                                 "ppo": {"kl_coeff": 0.1}, "reward": {"precision": "bf16"}}
+    project.save()
+    with pytest.raises(InvalidInput) as refused:
+        round_start(project=project, user=researcher)
+    message = str(refused.value)
+    assert "reward: " in message and "precision" in message and "ppo: unknown PPOConfig fields: kl_coeff" in message
+    assert not Round.objects.filter(project=project).exists()
