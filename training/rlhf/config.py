@@ -69,6 +69,9 @@ class RewardFitConfig:
     # real token; "mean" = the mean of the head's output over the response's real tokens (for small models
     # whose last token cannot summarise the response; not in the papers). Saved with the model.
     readout: str = "last"
+    # Memory (see README § Memory). Rows per forward+backward inside each optimiser batch, gradients accumulated
+    # (the same step as the whole batch, within fp32 rounding); must divide batch_size. None = the whole batch.
+    micro_batch_size: int | None = None
     # CLI only (python -m training.rlhf fit-reward):
     comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
     references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"
@@ -89,6 +92,7 @@ class RewardFitConfig:
             errors.append(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.readout not in READOUTS:
             errors.append(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        errors += _chunk_errors(self, "micro_batch_size", self.batch_size, "batch_size")
         _raise(self, errors)
         return self
 
@@ -136,6 +140,12 @@ class PPOConfig:
     device: str = "auto"
     precision: str = "fp32"  # see RewardFitConfig.precision
     dtype: str = "float32"  # retired, see RewardFitConfig.dtype
+    # Memory (see README § Memory). Rows per forward+backward inside each minibatch, gradients accumulated (the
+    # same step as the whole minibatch, within fp32 rounding); must divide the per-rank minibatch. None = whole.
+    micro_batch_size: int | None = None
+    # Rows per no-grad forward in the rollout (generation, rho's log-probs, values, reward scoring); the
+    # results do not depend on it. None = the whole per-rank batch at once.
+    forward_batch_size: int | None = None
     metrics_path: str | None = None  # CLI only: JSONL file metrics are appended to
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
@@ -154,8 +164,12 @@ class PPOConfig:
             errors.append(
                 f"per-rank batch {self.batch_size // world_size} must divide into {self.nminibatches} minibatches"
             )
-        elif self.whiten_rewards and self.batch_size // world_size // self.nminibatches < 8:
-            errors.append("whiten_rewards needs minibatches of >= 8 rows per rank (2019 rule)")
+        else:
+            minibatch = self.batch_size // world_size // self.nminibatches
+            if self.whiten_rewards and minibatch < 8:
+                errors.append("whiten_rewards needs minibatches of >= 8 rows per rank (2019 rule)")
+            errors += _chunk_errors(self, "micro_batch_size", minibatch, "the per-rank minibatch")
+        errors += _chunk_errors(self, "forward_batch_size", None, "")
         if self.adaptive_kl and (self.kl_target is None or self.kl_target <= 0):
             errors.append("adaptive_kl needs kl_target > 0 (nats)")
         if self.kl_horizon < 1:
@@ -200,6 +214,18 @@ def _common_errors(config: RewardFitConfig | PPOConfig) -> list[str]:
     if config.truncate_after < 0 or config.truncate_after >= config.response_length:
         errors.append(f"truncate_after must be in [0, response_length), got {config.truncate_after}")
     return errors
+
+
+def _chunk_errors(config: Any, name: str, whole: int | None, whole_name: str) -> list[str]:
+    """A chunk size must be None or a positive int and, when ``whole`` is given, divide it."""
+    value = getattr(config, name)
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return [f"{name} must be a positive integer or null, got {value!r}"]
+    if whole is not None and whole % value:
+        return [f"{name} {value} must divide {whole_name} ({whole}) evenly"]
+    return []
 
 
 def _raise(config: Any, errors: list[str]) -> None:

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from training.rlhf.models import response_logits
-from training.rlhf.sampling import generate, logprobs_of
+from training.rlhf.sampling import generate, response_logprobs
 from training.rlhf.tokenizer import Tokenizer, as_ids, pad_left
 
 Scorer = Callable[[str, str], float]  # (text, context) -> score
@@ -115,11 +114,7 @@ def kl_from_base(base_lm, samples: Samples, temperature: float, batch_size: int 
     ids = torch.cat([samples.queries, samples.responses], 1)
     mask = torch.cat([samples.query_mask, torch.ones_like(samples.responses)], 1)
     start = samples.queries.shape[1]
-    ref = torch.cat([
-        logprobs_of(response_logits(base_lm, ids[s : s + batch_size], mask[s : s + batch_size], start),
-                    samples.responses[s : s + batch_size], temperature)
-        for s in range(0, ids.shape[0], batch_size)
-    ])
+    ref = response_logprobs(base_lm, ids, mask, start, temperature, batch_size)  # never all rows' logits at once
     return (samples.logprobs - ref).sum(-1)
 
 

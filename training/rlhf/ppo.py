@@ -9,6 +9,7 @@ branches (shared/separate value, truncation, stop requests, distributed). Run fr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -29,11 +30,12 @@ from training.rlhf.config import PPOConfig, resolve_device
 from training.rlhf.data import Rollout
 from training.rlhf.kl import AdaptiveKL, FixedKL
 from training.rlhf.losses import ppo_policy_loss, ppo_value_loss
-from training.rlhf.models import CHECKPOINT_POLICY_DIR, PolicyWithValue, response_logits
+from training.rlhf.models import CHECKPOINT_POLICY_DIR, PolicyWithValue
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
-from training.rlhf.precision import autocast, backward_and_step, frozen_dtype, make_scaler
+from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_scaler
+from training.rlhf.precision import step as optimizer_step
 from training.rlhf.rewards import RewardFn, per_token_rewards
-from training.rlhf.sampling import entropy_of, generate, logprobs_of, truncation_mask
+from training.rlhf.sampling import entropy_of, generate, logprobs_of, response_logprobs, truncation_mask
 from training.rlhf.tokenizer import Tokenizer
 
 TRAINER_STATE = "trainer_state.pt"
@@ -160,16 +162,20 @@ class PPOTrainer:
             self.sample_generator,
             should_stop=self._stop_requested,
             stop_check_every=cfg.stop_check_every,
+            forward_batch_size=cfg.forward_batch_size,
         )
         self._generate_s = time.perf_counter() - started
         ids = torch.cat([queries, gen.responses], dim=1)  # (B, Lq + T)
         mask = torch.cat([query_mask, torch.ones_like(gen.responses)], dim=1)
         Lq = queries.shape[1]
-        # 3. Reference log-probs (temperature-scaled too) and, for a separate value model, values.
-        ref_logprobs = logprobs_of(response_logits(self.ref_policy, ids, mask, Lq), gen.responses, cfg.temperature)
+        # 3. Reference log-probs (temperature-scaled too; never the whole batch's logits at once) and, for a
+        #    separate value model, values; `forward_batch_size` rows per forward pass.
+        ref_logprobs = response_logprobs(self.ref_policy, ids, mask, Lq, cfg.temperature, cfg.forward_batch_size)
         values = gen.values
         if values is None:
-            values = self.policy.value_model.per_token(ids, mask)[:, Lq - 1 : -1]  # (B, T)
+            values = torch.cat(
+                [self.policy.value_model.per_token(ids[rows], mask[rows])[:, Lq - 1 : -1] for rows in self._chunks(ids)]
+            )  # (B, T)
         return Rollout(queries, query_mask, gen.responses, gen.logprobs, ref_logprobs, values)
 
     @torch.no_grad()
@@ -182,9 +188,19 @@ class PPOTrainer:
         responses = torch.where(
             keep, rollout.responses, torch.full_like(rollout.responses, self.tokenizer.pad_token_id)
         )
-        scores = self.reward_fn(rollout.queries, rollout.query_mask, responses, keep.long()).float()  # (B,)
+        scores = torch.cat(
+            [
+                self.reward_fn(rollout.queries[rows], rollout.query_mask[rows], responses[rows], keep[rows].long())
+                for rows in self._chunks(responses)
+            ]
+        ).float()  # (B,)
         rollout.scores = torch.where(valid, scores, torch.full_like(scores, cfg.penalty_reward_value))
         rollout.response_mask, rollout.valid = keep, valid
+
+    def _chunks(self, batch: Tensor) -> list[slice]:
+        """Row slices of ``forward_batch_size`` (one slice of all rows when None)."""
+        rows = self.config.forward_batch_size or batch.shape[0]
+        return [slice(start, start + rows) for start in range(0, batch.shape[0], rows)]
 
     def _scores_for_reward(self, rollout: Rollout) -> Tensor:
         # Debug switch for the sign-flip tripwire: the policy then optimises the negated score.
@@ -221,32 +237,57 @@ class PPOTrainer:
 
     def _minibatch_step(self, mb: Rollout) -> dict[str, float]:
         cfg = self.config
-        # 1. Advantages from this minibatch's rewards and rollout values (2019: inside the loss).
+        # 1. Advantages from this minibatch's rewards and rollout values (2019: inside the loss), whitened over
+        #    the whole minibatch before any micro-batch split.
         rewards = whiten(mb.rewards, shift_mean=False) if cfg.whiten_rewards else mb.rewards  # (b, T)
         advantages, returns = compute_gae(rewards, mb.values, cfg.gamma, cfg.lam)  # (b, T)
         advantages = whiten(advantages)
-        # 2. Current log-probs and values, temperature-scaled like the rollout's.
+        # 2. Per micro-batch: current log-probs and values (temperature-scaled like the rollout's), the clipped
+        #    losses weighted by the micro-batch's share of rows (every row has T tokens, so the weighted sum is the
+        #    minibatch's mean), and a backward that adds to .grad; then one optimiser step (loss-scaled in fp16).
+        b = mb.responses.shape[0]
+        micro = cfg.micro_batch_size or b
         Lq = mb.queries.shape[1]
-        ids = torch.cat([mb.queries, mb.responses], dim=1)  # (b, Lq + T)
-        mask = torch.cat([mb.query_mask, torch.ones_like(mb.responses)], dim=1)
-        with autocast(cfg.precision, self.device):  # the losses below are fp32 (logprobs_of, values upcast)
-            logits, values = self.model(ids, mask, Lq)  # (b, T, V), (b, T)
-        logprobs = logprobs_of(logits, mb.responses, cfg.temperature)  # (b, T)
-        # 3. Clipped losses and one optimiser step (loss-scaled under fp16-mixed).
-        pg_loss, pg_clipfrac = ppo_policy_loss(logprobs, mb.logprobs, advantages, cfg.cliprange)
-        vf_loss, vf_clipfrac = ppo_value_loss(values, mb.values, returns, cfg.cliprange_value)
-        loss = pg_loss + cfg.vf_coef * vf_loss
-        backward_and_step(loss, self.optimizer, self.scaler)
+        self.optimizer.zero_grad(set_to_none=True)
+        parts: dict[str, list[Tensor]] = {"logprobs": [], "values": [], "entropy": []}
+        sums = dict.fromkeys(("policy", "value", "total", "pg_clipfrac", "vf_clipfrac"), 0.0)
+        for start in range(0, b, micro):
+            rows = slice(start, start + micro)
+            share = (min(start + micro, b) - start) / b
+            responses = mb.responses[rows]
+            ids = torch.cat([mb.queries[rows], responses], dim=1)  # (m, Lq + T)
+            mask = torch.cat([mb.query_mask[rows], torch.ones_like(responses)], dim=1)
+            last = start + micro >= b
+            # DDP: average gradients over ranks once, after the last micro-batch's backward.
+            sync = contextlib.nullcontext() if last or self.world_size == 1 else self.model.no_sync()
+            with sync:
+                with autocast(cfg.precision, self.device):  # the losses below are fp32 (logprobs_of, values upcast)
+                    logits, values = self.model(ids, mask, Lq)  # (m, T, V), (m, T)
+                logprobs = logprobs_of(logits, responses, cfg.temperature)  # (m, T)
+                pg_loss, pg_clipfrac = ppo_policy_loss(logprobs, mb.logprobs[rows], advantages[rows], cfg.cliprange)
+                vf_loss, vf_clipfrac = ppo_value_loss(values, mb.values[rows], returns[rows], cfg.cliprange_value)
+                loss = pg_loss + cfg.vf_coef * vf_loss
+                accumulate(loss * share, self.scaler)
+            with torch.no_grad():
+                parts["logprobs"].append(logprobs.detach())
+                parts["values"].append(values.detach())
+                parts["entropy"].append(entropy_of(logits.detach(), cfg.temperature))
+                for key, value in (("policy", pg_loss), ("value", vf_loss), ("total", loss),
+                                   ("pg_clipfrac", pg_clipfrac), ("vf_clipfrac", vf_clipfrac)):
+                    sums[key] += value.item() * share
+            del logits
+        optimizer_step(self.optimizer, self.scaler)
         with torch.no_grad():
+            logprobs, values, entropy = (torch.cat(parts[k]) for k in ("logprobs", "values", "entropy"))
             return {
-                "ppo/loss/policy": pg_loss.item(),
-                "ppo/loss/value": vf_loss.item(),
-                "ppo/loss/total": loss.item(),
-                "ppo/policy/clipfrac": pg_clipfrac.item(),
+                "ppo/loss/policy": sums["policy"],
+                "ppo/loss/value": sums["value"],
+                "ppo/loss/total": sums["total"],
+                "ppo/policy/clipfrac": sums["pg_clipfrac"],
                 "ppo/policy/approxkl": (0.5 * ((logprobs - mb.logprobs) ** 2).mean()).item(),
                 "ppo/policy/logprob_mismatch": (logprobs - mb.logprobs).abs().mean().item(),
-                "ppo/policy/entropy": entropy_of(logits, cfg.temperature).mean().item(),
-                "ppo/val/clipfrac": vf_clipfrac.item(),
+                "ppo/policy/entropy": entropy.mean().item(),
+                "ppo/val/clipfrac": sums["vf_clipfrac"],
                 "ppo/val/mean": values.mean().item(),
                 "ppo/val/var_explained": (1 - ((values - returns) ** 2).mean() / returns.var(unbiased=False)).item(),
                 "ppo/returns/mean": returns.mean().item(),

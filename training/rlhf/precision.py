@@ -46,6 +46,17 @@ def make_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
 def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
     """``loss.backward(); optimizer.step()`` through the scaler (skips a step whose gradients overflowed)."""
     optimizer.zero_grad(set_to_none=True)
+    accumulate(loss, scaler)
+    step(optimizer, scaler)
+
+
+def accumulate(loss: torch.Tensor, scaler: torch.amp.GradScaler) -> None:
+    """Add one micro-batch's (scaled) gradient to ``.grad``; the caller zeroes first and ``step``s after the last.
+    Each micro-batch's loss carries its share of the whole batch, so the sum is the whole batch's gradient."""
     scaler.scale(loss).backward()
+
+
+def step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """The optimiser step on the accumulated gradients, through the scaler."""
     scaler.step(optimizer)
     scaler.update()

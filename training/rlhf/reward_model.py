@@ -22,7 +22,8 @@ from training.rlhf.data import Comparison, Text
 from training.rlhf.losses import best_of_k_loss
 from training.rlhf.models import RewardModel, load_lm
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
-from training.rlhf.precision import autocast, backward_and_step, frozen_dtype, make_scaler
+from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_scaler
+from training.rlhf.precision import step as optimizer_step
 from training.rlhf.rewards import fit_normalization
 from training.rlhf.sampling import generate, truncation_mask
 from training.rlhf.tokenizer import Tokenizer, as_ids, pad_left, pad_right
@@ -164,11 +165,8 @@ def fit(
             batch = train.take(perm[start : start + config.batch_size])
             lr = scheduled_lr(config.lr, step, total_steps, config.lr_schedule)
             set_lr(optimizer, lr)
-            with autocast(config.precision, device):
-                rewards = comparison_rewards(model, batch, device)  # (B, K), fp32 (the head's output is upcast)
+            rewards, loss = _batch_step(model, batch, optimizer, scaler, config, device)
             best = batch.best.to(device)
-            loss = best_of_k_loss(rewards, best)
-            backward_and_step(loss, optimizer, scaler)
             step += 1
             n = len(batch)
             running["loss"] = running["loss"] + loss.detach() * n
@@ -197,6 +195,33 @@ def fit(
     metrics["normalization/gain"], metrics["normalization/bias"] = gain, bias
     _emit(on_log, history, metrics)
     return FitResult(model, tokenizer, {**before, **metrics}, history)
+
+
+def _batch_step(
+    model: RewardModel,
+    batch: EncodedComparisons,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    config: RewardFitConfig,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """One optimiser step on ``batch``, in micro-batches of ``config.micro_batch_size`` comparisons whose
+    gradients add up: each micro-batch's mean loss is weighted by its share of the batch's rows, so the
+    accumulated gradient is the whole batch's. Returns the detached rewards (B, K) and the batch's mean loss."""
+    n = len(batch)
+    micro = config.micro_batch_size or n
+    optimizer.zero_grad(set_to_none=True)
+    rewards, loss_sum = [], torch.zeros((), device=device)
+    for start in range(0, n, micro):
+        part = batch.take(torch.arange(start, min(start + micro, n)))
+        with autocast(config.precision, device):
+            part_rewards = comparison_rewards(model, part, device)  # (m, K), fp32 (the head's output is upcast)
+        loss = best_of_k_loss(part_rewards, part.best.to(device)) * (len(part) / n)
+        accumulate(loss, scaler)
+        rewards.append(part_rewards.detach())
+        loss_sum = loss_sum + loss.detach()
+    optimizer_step(optimizer, scaler)
+    return torch.cat(rewards), loss_sum
 
 
 def _emit(on_log: OnLog | None, history: list[Metrics], metrics: Metrics) -> None:

@@ -25,16 +25,63 @@ class Generation:
     values: Tensor | None  # (B, T) shared value head read at the token before each response token
 
 
+# No-grad log-probs and entropies take their log-softmax over row chunks of at most this many logits, so the
+# fp32 copies of a (B, T, V) tensor are never made for the whole batch (64 MiB per chunk in fp32).
+LOGIT_CHUNK_ELEMENTS = 1 << 24
+
+
+def _row_chunks(logits: Tensor) -> int:
+    """Rows per log-softmax chunk: all of them when autograd needs the graph, else within the element budget."""
+    if torch.is_grad_enabled() and logits.requires_grad:
+        return logits.shape[0]
+    per_row = max(1, logits[0].numel()) if logits.shape[0] else 1
+    return max(1, LOGIT_CHUNK_ELEMENTS // per_row)
+
+
 def logprobs_of(logits: Tensor, tokens: Tensor, temperature: float) -> Tensor:
     """Log-probs of ``tokens`` (B, T) under ``softmax(logits / temperature)``, logits (B, T, V) -> (B, T)."""
-    logps = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, T, V)
-    return logps.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    step = _row_chunks(logits)
+    out = []
+    for start in range(0, logits.shape[0], step):
+        logps = torch.log_softmax(logits[start : start + step].float() / temperature, dim=-1)  # (b, T, V)
+        out.append(logps.gather(-1, tokens[start : start + step].unsqueeze(-1)).squeeze(-1))
+    return torch.cat(out) if len(out) != 1 else out[0]
 
 
 def entropy_of(logits: Tensor, temperature: float) -> Tensor:
     """Entropy of the full temperature-scaled distribution at each position, (B, T, V) -> (B, T)."""
-    logps = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return -(logps.exp() * logps).sum(-1)
+    step = _row_chunks(logits)
+    out = []
+    for start in range(0, logits.shape[0], step):
+        logps = torch.log_softmax(logits[start : start + step].float() / temperature, dim=-1)
+        out.append(-(logps.exp() * logps).sum(-1))
+    return torch.cat(out) if len(out) != 1 else out[0]
+
+
+@torch.no_grad()
+def response_logprobs(
+    lm: PreTrainedModel,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    response_start: int,
+    temperature: float,
+    forward_batch_size: int | None = None,
+) -> Tensor:
+    """``logprobs_of(response_logits(...), input_ids[:, response_start:], temperature)`` without ever holding
+    the (B, T, V) logits: the trunk runs ``forward_batch_size`` rows at a time (None = all), and the LM head and
+    log-softmax run on row chunks within ``LOGIT_CHUNK_ELEMENTS``. (B, L) -> (B, T)."""
+    B = input_ids.shape[0]
+    rows = forward_batch_size or B
+    head = lm.get_output_embeddings()
+    out = []
+    for start in range(0, B, rows):
+        ids, mask = input_ids[start : start + rows], attention_mask[start : start + rows]
+        hidden = trunk_forward(lm, ids, mask).last_hidden_state[:, response_start - 1 : -1]  # (b, T, d)
+        tokens = ids[:, response_start:]
+        step = max(1, LOGIT_CHUNK_ELEMENTS // max(1, tokens.shape[1] * head.weight.shape[0]))
+        for i in range(0, ids.shape[0], step):
+            out.append(logprobs_of(head(hidden[i : i + step]), tokens[i : i + step], temperature))
+    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -47,27 +94,39 @@ def generate(
     generator: torch.Generator,
     should_stop: ShouldStop | None = None,
     stop_check_every: int = 8,
+    forward_batch_size: int | None = None,
 ) -> Generation:
     """Sample ``response_length`` tokens after each left-padded query, (B, Lq) -> (B, T).
 
-    Deterministic for a given ``generator`` state. Raises ``StopRequested`` when ``should_stop()``
-    turns true (checked every ``stop_check_every`` tokens).
+    Deterministic for a given ``generator`` state, whatever ``forward_batch_size`` (rows per forward pass;
+    None = all). Raises ``StopRequested`` when ``should_stop()`` turns true (checked every ``stop_check_every``
+    tokens).
     """
     policy = model if isinstance(model, PolicyWithValue) else None
     lm = model.lm if policy is not None else model
     lm_head = lm.get_output_embeddings()
     B = queries.shape[0]
+    rows = forward_batch_size or B
+    chunks = [slice(start, start + rows) for start in range(0, B, rows)]
     mask = query_mask.long()
     positions = positions_from_mask(mask)  # (B, Lq)
     input_ids = queries
-    past = None
+    pasts: list = [None] * len(chunks)
     responses, logprobs, values = [], [], []
     for t in range(response_length):
         if should_stop is not None and t % stop_check_every == 0 and should_stop():
             raise StopRequested("stop requested during generation")
-        out = trunk_forward(lm, input_ids, mask, position_ids=positions, past_key_values=past, use_cache=True)
-        past = out.past_key_values
-        hidden = out.last_hidden_state[:, -1]  # (B, d)
+        # The chunks run in lockstep (token t for every chunk, then t + 1), each with its own KV cache, and one
+        # draw covers the whole batch: the samples do not depend on forward_batch_size.
+        hidden_parts = []
+        for i, rows_i in enumerate(chunks):
+            out = trunk_forward(
+                lm, input_ids[rows_i], mask[rows_i], position_ids=positions[rows_i], past_key_values=pasts[i],
+                use_cache=True,
+            )
+            pasts[i] = out.past_key_values
+            hidden_parts.append(out.last_hidden_state[:, -1])  # (b, d)
+        hidden = torch.cat(hidden_parts) if len(hidden_parts) > 1 else hidden_parts[0]  # (B, d)
         logits = lm_head(hidden).float() / temperature  # (B, V)
         logps = torch.log_softmax(logits, dim=-1)  # (B, V)
         token = torch.multinomial(logps.exp(), 1, generator=generator)  # (B, 1)

@@ -9,9 +9,11 @@ import torch
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.config import ConfigError, PPOConfig
 from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny
+from training.rlhf.optim import set_lr
 from training.rlhf.ppo import PPOTrainer
-from training.rlhf.rewards import programmatic_reward
+from training.rlhf.rewards import per_token_rewards, programmatic_reward
 from training.rlhf.tokenizer import pad_left
+from tests.training.rlhf.helpers import assert_gradients_close
 
 METRIC_KEYS = {
     "objective/score",
@@ -174,3 +176,75 @@ def test_policy_loads_from_a_ppo_checkpoint_folder(tmp_path):
     for name, tensor in trainer.policy.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name
     assert tokenizer.vocab_size == 258
+
+
+# --- memory: micro-batches with gradient accumulation, chunked rollout forwards --------------------------------------
+# fp32 tolerance: gradients as in helpers.assert_gradients_close, losses within 1e-6 absolute; a whole run's metrics
+# and weights within 1e-4 (Adam over 4 updates amplifies rounding).
+
+
+def _one_minibatch_update(micro_batch_size, forward_batch_size=None):
+    trainer = make_trainer(small_config(micro_batch_size=micro_batch_size, forward_batch_size=forward_batch_size))
+    rollout = trainer.rollout()
+    trainer.score(rollout)
+    rollout.rewards, rollout.kl = per_token_rewards(rollout.logprobs, rollout.ref_logprobs, rollout.scores, 0.05)
+    set_lr(trainer.optimizer, 0.0)  # the step leaves the weights alone and the accumulated gradients in .grad
+    stats = trainer._minibatch_step(rollout.take(torch.arange(16)))
+    grads = {name: p.grad.clone() for name, p in trainer.policy.named_parameters() if p.grad is not None}
+    return rollout, stats, grads
+
+
+@pytest.mark.parametrize("micro_batch_size, forward_batch_size", [(1, None), (2, 3), (4, 16), (8, 5), (16, 1)])
+def test_micro_batches_give_the_whole_minibatchs_loss_and_gradients(micro_batch_size, forward_batch_size):
+    """Advantages are whitened over the whole minibatch, then each micro-batch's loss is weighted by its share of
+    rows: the accumulated gradient is the unchunked one. Chunked rollout forwards draw the same samples."""
+    rollout0, stats0, grads0 = _one_minibatch_update(None)
+    rollout, stats, grads = _one_minibatch_update(micro_batch_size, forward_batch_size)
+    assert torch.equal(rollout.responses, rollout0.responses)
+    for name in ("logprobs", "ref_logprobs", "values", "scores"):
+        torch.testing.assert_close(getattr(rollout, name), getattr(rollout0, name), rtol=0, atol=1e-6)
+    assert_gradients_close(grads, grads0)
+    for key, value in stats0.items():
+        assert stats[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_a_short_run_is_the_same_with_micro_batches_and_chunked_forwards():
+    """4 seeded updates of 2 minibatches: metrics and final weights match the unchunked run."""
+    runs = []
+    for overrides in ({}, {"micro_batch_size": 2, "forward_batch_size": 4}):
+        trainer = make_trainer(small_config(nminibatches=2, **overrides))
+        result = trainer.train()
+        runs.append((result.metrics, trainer.policy.state_dict()))
+    (metrics0, weights0), (metrics, weights) = runs
+    for m0, m in zip(metrics0, metrics, strict=True):
+        for key, value in m0.items():
+            if not key.startswith("time/"):
+                assert m[key] == pytest.approx(value, abs=1e-4), key
+    for name, tensor in weights0.items():
+        torch.testing.assert_close(weights[name], tensor, rtol=0, atol=1e-4)
+
+
+def test_separate_value_model_micro_batches_match_too():
+    grads = []
+    for micro in (None, 4):
+        trainer = make_trainer(
+            small_config(value_model="separate", reward="rm", micro_batch_size=micro, forward_batch_size=micro),
+            value_from_rm=RewardModel(build_tiny(seed=5)[0], head_seed=5),
+        )
+        rollout = trainer.rollout()
+        trainer.score(rollout)
+        rollout.rewards, rollout.kl = per_token_rewards(rollout.logprobs, rollout.ref_logprobs, rollout.scores, 0.05)
+        set_lr(trainer.optimizer, 0.0)
+        trainer._minibatch_step(rollout.take(torch.arange(16)))
+        grads.append({n: p.grad.clone() for n, p in trainer.policy.named_parameters() if p.grad is not None})
+    assert any(n.startswith("value_model.") for n in grads[0])
+    assert_gradients_close(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("micro_batch_size", [3, 0, 32])
+def test_a_micro_batch_size_that_does_not_divide_the_minibatch_is_refused(micro_batch_size):
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        small_config(nminibatches=2, micro_batch_size=micro_batch_size).validate()
+    with pytest.raises(ConfigError, match="forward_batch_size"):
+        small_config(forward_batch_size=0).validate()
+    small_config(nminibatches=2, micro_batch_size=4, forward_batch_size=3).validate()

@@ -10,7 +10,10 @@ from training.rlhf.config import ConfigError
 from training.rlhf.data import Comparison, load_comparisons
 from training.rlhf.losses import best_of_k_loss
 from training.rlhf.models import RewardModel, build_tiny
+from training.rlhf.optim import make_optimizer
+from training.rlhf.precision import make_scaler
 from training.rlhf.reward_model import (
+    _batch_step,
     comparison_rewards,
     encode_comparisons,
     fit,
@@ -19,7 +22,7 @@ from training.rlhf.reward_model import (
 )
 from training.rlhf.rewards import fit_normalization
 from training.rlhf.tokenizer import ByteTokenizer, pad_left, pad_right
-from tests.training.rlhf.helpers import marker_comparisons, small_reward_config
+from tests.training.rlhf.helpers import assert_gradients_close, marker_comparisons, small_reward_config
 
 
 
@@ -225,3 +228,50 @@ def test_fit_after_normalize_before_keeps_the_trained_gain_for_references_or_non
     r, rm = pad_right([tok.encode(r) for _, r in references], 16, tok.pad_token_id)
     with torch.no_grad():
         assert shifted.model.score(q, qm, r, rm).mean().item() == pytest.approx(0.0, abs=1e-5)
+
+
+# --- memory: micro-batches with gradient accumulation -----------------------------------------------------------------
+# fp32 tolerance: gradients as in helpers.assert_gradients_close, the loss within 1e-6; a whole fit's metrics and
+# weights within 1e-4.
+
+
+def _one_batch_gradients(micro_batch_size, n=16):
+    config = small_reward_config(micro_batch_size=micro_batch_size)
+    lm, tokenizer = build_tiny(seed=0)
+    model = RewardModel(lm, head_seed=1)
+    batch = encode_comparisons(marker_comparisons(n, seed=4), tokenizer, config.query_length, config.response_length)
+    optimizer = make_optimizer(model.parameters(), 0.0, config.adam_eps, config.adam_style)  # lr 0: grads stay
+    rewards, loss = _batch_step(model, batch, optimizer, make_scaler("fp32", torch.device("cpu")), config,
+                                torch.device("cpu"))
+    return rewards, loss, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("micro_batch_size, n", [(1, 16), (2, 16), (4, 16), (8, 16), (4, 10)])
+def test_micro_batches_give_the_whole_batchs_loss_and_gradients(micro_batch_size, n):
+    """Each micro-batch's mean loss weighted by its share of rows (a short last batch included): the accumulated
+    gradient is the whole batch's."""
+    rewards0, loss0, grads0 = _one_batch_gradients(None, n)
+    rewards, loss, grads = _one_batch_gradients(micro_batch_size, n)
+    torch.testing.assert_close(rewards, rewards0, rtol=0, atol=1e-6)
+    assert loss.item() == pytest.approx(loss0.item(), abs=1e-6)
+    assert_gradients_close(grads, grads0)
+
+
+def test_a_fit_is_the_same_with_micro_batches():
+    comparisons = marker_comparisons(48, seed=2)
+    fits = [fit(small_reward_config(micro_batch_size=micro, normalize_samples=32), comparisons) for micro in (None, 4)]
+    assert len(fits[0].history) == len(fits[1].history) > 1
+    for m0, m in zip(fits[0].history, fits[1].history, strict=True):
+        assert m.keys() == m0.keys()
+        for key, value in m0.items():
+            assert m[key] == pytest.approx(value, abs=1e-4), key
+    weights = fits[1].model.state_dict()
+    for name, tensor in fits[0].model.state_dict().items():
+        torch.testing.assert_close(weights[name], tensor, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("micro_batch_size", [3, 0, -2, 32])
+def test_a_micro_batch_size_that_does_not_divide_the_batch_is_refused(micro_batch_size):
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        small_reward_config(micro_batch_size=micro_batch_size).validate()
+    small_reward_config(micro_batch_size=8).validate()

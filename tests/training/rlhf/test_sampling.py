@@ -120,3 +120,40 @@ def test_a_sampled_response_is_valid_exactly_when_truncation_mask_says_so():
                         truncate_after=2):
         for s in group:
             assert s.valid == _is_valid(s.tokens, ord("."), 2)
+
+
+def test_chunked_logprobs_and_entropy_equal_the_whole_batchs(monkeypatch):
+    """No-grad log-probs and entropies run over row chunks (and response_logprobs never builds all rows' logits):
+    the same values as one log-softmax over the whole batch."""
+    from training.rlhf import sampling
+    from training.rlhf.models import response_logits
+
+    lm, _ = build_tiny(seed=0)
+    ids = torch.randint(0, 256, (6, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        logits = response_logits(lm, ids, mask, 4)  # (6, 8, V)
+        whole = logprobs_of(logits, ids[:, 4:], 0.7), sampling.entropy_of(logits, 0.7)
+        monkeypatch.setattr(sampling, "LOGIT_CHUNK_ELEMENTS", logits[0].numel() * 2)  # 2 rows per chunk
+        chunked = logprobs_of(logits, ids[:, 4:], 0.7), sampling.entropy_of(logits, 0.7)
+        for forward_batch_size in (None, 1, 4):
+            torch.testing.assert_close(
+                sampling.response_logprobs(lm, ids, mask, 4, 0.7, forward_batch_size), whole[0], rtol=0, atol=1e-6
+            )
+    for a, b in zip(chunked, whole):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_generate_draws_the_same_samples_whatever_the_forward_batch_size():
+    lm, _ = build_tiny(seed=0)
+    queries = torch.randint(97, 123, (5, 6), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(queries)
+    mask[1, :2] = 0
+    runs = [
+        generate(PolicyWithValue(lm), queries, mask, 7, 1.0, torch.Generator().manual_seed(3), forward_batch_size=f)
+        for f in (None, 2, 1)
+    ]
+    for run in runs[1:]:
+        assert torch.equal(run.responses, runs[0].responses)
+        torch.testing.assert_close(run.logprobs, runs[0].logprobs, rtol=0, atol=1e-6)
+        torch.testing.assert_close(run.values, runs[0].values, rtol=0, atol=1e-6)

@@ -148,3 +148,23 @@ def test_a_misspelt_or_bad_library_setting_is_refused_at_round_start_naming_it()
     message = str(refused.value)
     assert "reward: " in message and "precision" in message and "ppo: unknown PPOConfig fields: kl_coeff" in message
     assert not Round.objects.filter(project=project).exists()
+
+
+def test_a_micro_batch_size_that_does_not_divide_the_batch_is_refused_at_round_start_naming_it():
+    """Gradient accumulation needs equal micro-batches: refused now, not in the worker after the fit."""
+    from labeling.errors import InvalidInput
+    from tests.factories import ProjectFactory, make_comparison, make_label
+
+    researcher = UserFactory(username="r-micro", role=RESEARCHER)
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project), UserFactory(username="c-micro", role="contractor"), chosen_index=0)
+    project.training_settings = {"task": {"query_length": 16, "response_length": 8},
+                                 "ppo": {"batch_size": 16, "nminibatches": 2, "micro_batch_size": 3},
+                                 "reward": {"batch_size": 8, "micro_batch_size": 5}}
+    project.save()
+    with pytest.raises(InvalidInput) as refused:
+        round_start(project=project, user=researcher)
+    message = str(refused.value)
+    assert "ppo: " in message and "micro_batch_size 3 must divide the per-rank minibatch (8)" in message
+    assert "reward: " in message and "micro_batch_size 5 must divide batch_size (8)" in message
+    assert not Round.objects.filter(project=project).exists()
