@@ -1,14 +1,14 @@
 """Production: PostgreSQL and Redis from the environment, HTTPS only, secrets required.
 
 `DJANGO_SETTINGS_MODULE=config.settings.production python manage.py check --deploy --fail-level WARNING`
-passes once SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL are set.
+passes once SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and CELERY_BROKER_URL are set.
 """
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env
 
 from .base import *  # noqa: F403
-from .base import DATABASES
+from .base import CELERY_BROKER_URL, DATABASES
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")  # no default: refuse to start without one
@@ -24,6 +24,14 @@ if not env("DATABASE_URL", default=""):
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     raise ImproperlyConfigured(
         "DATABASE_URL names a SQLite database: production runs on PostgreSQL (postgres://user:password@host:5432/rlhf)."
+    )
+
+# base.py falls back to a filesystem broker under var/, which only this host's processes read: a worker on a GPU
+# node would never see a run, and the web node's tasks would wait for nobody. Production names a real broker.
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    raise ImproperlyConfigured(
+        "Set the CELERY_BROKER_URL environment variable (redis://host:6379/0 or amqp://user:password@host//): "
+        "production settings do not fall back to the filesystem broker, which workers on other hosts never see."
     )
 
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

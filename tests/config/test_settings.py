@@ -18,6 +18,7 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "x" * 64 + "-a-real-looking-random-secret-0123456789",
     "ALLOWED_HOSTS": "labels.example.org",
     "DATABASE_URL": "postgres://rlhf:pw@127.0.0.1:1/never_opened",  # `check` opens no connection
+    "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",  # nor to the broker
     "RLHF_SKIP_BOOTSTRAP": "1",
 }
 
@@ -47,6 +48,13 @@ def test_production_refuses_to_start_without_database_url():
     result = _manage_with_production_settings("check", "--deploy", unset=("DATABASE_URL",))
     assert result.returncode != 0
     assert "ImproperlyConfigured: Set the DATABASE_URL environment variable" in result.stderr, result.stderr
+
+
+def test_production_refuses_to_start_without_a_broker():
+    """No silent fall back to the demo's filesystem broker, which workers on other hosts never see."""
+    result = _manage_with_production_settings("check", unset=("CELERY_BROKER_URL",))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: Set the CELERY_BROKER_URL environment variable" in result.stderr, result.stderr
 
 
 def test_production_refuses_a_sqlite_database():
