@@ -4,6 +4,7 @@ was shown a run's samples), reward_fit (the labels and samples a reward fit trai
 Import from here; the submodules are an implementation detail."""
 from training.selectors.andon import (
     andon_excluded_comparison_ids,
+    comparison_get_for_puller,
     comparison_policy,
     comparison_served_to,
     run_comparisons,
@@ -45,8 +46,8 @@ from training.selectors.runs import (
 __all__ = [
     "CHART_KEYS", "REPORT_PLOTS", "WIN_RATE_CSV_HEADER", "RewardFitData", "RoundWinRate",
     "andon_excluded_comparison_ids", "base_policy_sample_pairs", "calibration_records", "comparison_policy",
-    "comparison_records_for_snapshot", "comparison_served_to", "reward_fit_data", "round_win_rate_table",
-    "round_win_rates", "run_audit_log", "run_checkpoints", "run_comparisons", "run_get_for_user", "run_latest_metrics",
+    "comparison_get_for_puller", "comparison_records_for_snapshot", "comparison_served_to", "reward_fit_data",
+    "round_win_rate_table", "round_win_rates", "run_audit_log", "run_checkpoints", "run_comparisons", "run_get_for_user", "run_latest_metrics",
     "run_metric_series", "run_plot_path", "run_quarantine", "run_report", "run_reward_data", "run_samples_side_by_side",
     "run_served_to", "run_stopping_pulls", "runs_for_project", "sample_side", "user_sees_all_runs", "win_rate_csv_rows",
 ]

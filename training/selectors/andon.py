@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Min, Q
+from django.http import Http404
 
 from labeling.models import Assignment, ComparisonSample, Label
 from labeling.models import (
@@ -27,8 +28,22 @@ def run_served_to(*, run: TrainingRun, user) -> bool:
     return Assignment.objects.filter(labeler=user, comparison__in=run_comparisons(run)).exists()
 
 
+def user_sees_all_runs(user) -> bool:
+    """Researchers and admins see every run and may pull any cord; labelers only what they were shown."""
+    return user.is_authenticated and (user.has_perm("training.start_runs") or user.has_perm("training.manage_runs"))
+
+
 def comparison_served_to(*, comparison: LabelingComparison, user) -> bool:
     return Assignment.objects.filter(labeler=user, comparison=comparison).exists()
+
+
+def comparison_get_for_puller(*, comparison_id: int, user) -> LabelingComparison:
+    """The comparison a user may pull the cord on (shown to them, or any for researchers and admins); 404
+    otherwise, so a comparison's existence is not learnt by id."""
+    comparison = LabelingComparison.objects.select_related("source_run__policy_run").filter(id=comparison_id).first()
+    if comparison is None or not (user_sees_all_runs(user) or comparison_served_to(comparison=comparison, user=user)):
+        raise Http404("No such comparison.")
+    return comparison
 
 
 def comparison_policy(comparison: LabelingComparison) -> tuple[TrainingRun | None, str]:

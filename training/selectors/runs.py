@@ -10,14 +10,10 @@ from django.http import Http404
 
 from labeling.models import ComparisonSample
 from training.models import AndonPull, Checkpoint, RunMetric, TrainingRun
-from training.selectors.andon import run_comparisons, run_served_to
+from training.selectors.andon import run_comparisons, run_served_to, user_sees_all_runs
 
 CHART_KEYS = ["objective/score", "objective/kl", "objective/kl_coef", "objective/entropy",
               "ppo/loss/policy", "ppo/loss/value", "train/loss", "train/accuracy", "valid/accuracy"]
-
-
-def user_sees_all_runs(user) -> bool:
-    return user.is_authenticated and (user.has_perm("training.start_runs") or user.has_perm("training.manage_runs"))
 
 
 def run_get_for_user(*, run_id: int, user) -> TrainingRun:

@@ -38,6 +38,7 @@ from training.selectors.andon import (
     run_quarantine,
     run_served_to,
     run_stopping_pulls,
+    user_sees_all_runs,
 )
 from training.services.runs import run_enqueue
 
@@ -51,11 +52,7 @@ class Quarantined(InvalidInput):
 
 
 def andon_can_pull(*, run: TrainingRun, user) -> bool:
-    if not user.is_authenticated:
-        return False
-    if user.has_perm("training.start_runs") or user.has_perm("training.manage_runs"):
-        return True
-    return run_served_to(run=run, user=user)
+    return user.is_authenticated and (user_sees_all_runs(user) or run_served_to(run=run, user=user))
 
 
 def _stop(run_id: int, *, by, reason: str, now) -> bool:
@@ -121,14 +118,13 @@ def andon_pull_comparison(*, comparison: Comparison, user, reason: str) -> Andon
 
 def quarantine_check(*, run: TrainingRun | None = None, base_model: str = "", policy_run_id: int | None = None) -> None:
     """Refuse a run that would sample, publish or start from a quarantined checkpoint (Quarantined)."""
-    checks = [(policy_run_id, run_quarantine(policy_run_id)), (None, base_model_quarantine(base_model))]
+    pulls = [run_quarantine(policy_run_id), base_model_quarantine(base_model)]
     if run is not None:
-        checks += [(run.policy_run_id, run_quarantine(run.policy_run_id)),
-                   (run.reward_run_id, run_quarantine(run.reward_run_id)),
-                   (None, base_model_quarantine(run.base_model))]
+        pulls += [run_quarantine(run.policy_run_id), run_quarantine(run.reward_run_id),
+                  base_model_quarantine(run.base_model)]
         if run.kind == TrainingRun.Kind.PPO and run.product.get("publish_every"):
-            checks.append((run.id, run_quarantine(run.id)))
-    for _, pull in checks:
+            pulls.append(run_quarantine(run.id))
+    for pull in pulls:
         if pull is not None:
             state = "open" if pull.resolution == Resolution.OPEN else pull.get_resolution_display().lower()
             raise Quarantined(

@@ -56,9 +56,7 @@ def _library_config_errors(configs: dict) -> list[str]:
     for name, cls in (("reward", RewardFitConfig), ("ppo", PPOConfig)):
         try:
             config_from_dict(cls, configs[name]).validate()
-        except ConfigError as error:
-            errors.append(f"{name}: {error}")
-        except TypeError as error:  # a value of the wrong type that validate() compared
+        except (ConfigError, TypeError) as error:  # TypeError: a value of the wrong type that validate() compared
             errors.append(f"{name}: {error}")
     return errors
 
@@ -80,12 +78,10 @@ def round_start(*, project: Project, user, overrides: dict | None = None) -> Rou
                            "temperature and truncate_after once, in the training settings' \"task\" section.")
     for name in ("reward", "ppo", "sample"):
         configs[name] = task_fill(configs[name], task)
-    if online is not None:
-        configs["product"]["ppo"]["online_sample"] = task_fill(online, task)
     errors = _library_config_errors(configs) + [f"sample: {e}" for e in sample_config_errors(configs["sample"])]
-    if configs["product"]["ppo"].get("publish_every"):
-        online = configs["product"]["ppo"].get("online_sample", {})
-        errors += [f"online_sample: {e}" for e in sample_config_errors(online)]
+    if online is not None:
+        ppo_product["online_sample"] = task_fill(online, task)
+        errors += [f"online_sample: {e}" for e in sample_config_errors(ppo_product["online_sample"])]
     if errors:
         raise InvalidInput("Training settings: " + "; ".join(errors) + ".")
     with transaction.atomic():

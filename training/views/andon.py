@@ -7,17 +7,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from labeling.errors import LabelingError
-from labeling.models import Comparison
 from training import selectors, services
 from training.models import AndonPull
-from training.views.runs import _done, _error
+from training.views.responses import done_notice, error_notice
 
 
 def _pulled(request: HttpRequest, pull: AndonPull) -> HttpResponse:
     what = f"checkpoint {pull.source} of run {pull.run_id}" if pull.source else f"run {pull.run_id}"
     message = (f"Cord pulled on {what}: {pull.withdrawn.count()} comparisons left the queue and "
                f"{pull.stopped.count()} runs are stopping. An admin reviews the pull.")
-    response = _done(request, pull.run, message)
+    response = done_notice(request, pull.run, message)
     if request.htmx:
         response["HX-Trigger"] = "andon-pulled"
     return response
@@ -30,7 +29,7 @@ def training_andon_pull(request: HttpRequest, run_id: int) -> HttpResponse:
     try:
         pull = services.andon_pull(run=run, user=request.user, reason=request.POST.get("reason", "")[:5000])
     except LabelingError as error:
-        return _error(request, error)
+        return error_notice(request, error)
     return _pulled(request, pull)
 
 
@@ -38,15 +37,12 @@ def training_andon_pull(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def training_andon_pull_comparison(request: HttpRequest, comparison_id: int) -> HttpResponse:
     """The labeling page's cord: stops the policy (checkpoint) that wrote the comparison the labeler was shown."""
-    comparison = Comparison.objects.select_related("source_run__policy_run").filter(id=comparison_id).first()
-    if comparison is None or not (selectors.user_sees_all_runs(request.user)
-                                  or selectors.comparison_served_to(comparison=comparison, user=request.user)):
-        raise Http404("No such comparison.")
+    comparison = selectors.comparison_get_for_puller(comparison_id=comparison_id, user=request.user)
     try:
         pull = services.andon_pull_comparison(comparison=comparison, user=request.user,
                                               reason=request.POST.get("reason", "")[:5000])
     except LabelingError as error:
-        return _error(request, error)
+        return error_notice(request, error)
     return _pulled(request, pull)
 
 
@@ -63,9 +59,9 @@ def training_andon_resolve(request: HttpRequest, pull_id: int) -> HttpResponse:
                                note=request.POST.get("note", "")[:5000],
                                exclude_labels=request.POST.get("exclude_labels") == "1")
     except LabelingError as error:
-        return _error(request, error)
+        return error_notice(request, error)
     if resolution == AndonPull.Resolution.DISMISSED:
         message = f"Pull {pull.id} dismissed: its comparisons are back in the queue; stopped runs may be resumed."
     else:
         message = f"Pull {pull.id} confirmed: the policy of run {pull.run_id} stays quarantined."
-    return _done(request, pull.run, message)
+    return done_notice(request, pull.run, message)

@@ -12,7 +12,7 @@ from labeling.models import Query
 from labeling.selectors import project_get_for_researcher
 from labeling.services.demo import DEMO_SIMULATED_LABELS
 from training import selectors, services
-from training.views.runs import _error
+from training.views.responses import error_notice
 
 
 @require_GET
@@ -45,7 +45,7 @@ def training_round_start(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         rnd = services.round_start(project=project, user=request.user)
     except LabelingError as error:
-        return _error(request, error)
+        return error_notice(request, error)
     first = rnd.runs.order_by("id").first()
     return redirect("training-run-detail", run_id=first.id)
 

@@ -8,15 +8,16 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling, reswap, retarget
+from django_htmx.http import HttpResponseStopPolling
 
 from labeling.errors import LabelingError
 from training import selectors, services
 from training.charts import line_chart
 from training.models import AndonPull, Checkpoint, TrainingRun
+from training.views.responses import done_notice, error_notice
 
 
 def _run_context(request: HttpRequest, run: TrainingRun) -> dict:
@@ -53,18 +54,6 @@ def training_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "training/run_detail.html", context)
 
 
-def _error(request: HttpRequest, error: LabelingError) -> HttpResponse:
-    response = render(request, "labeling/_notice.html", {"message": error.message, "level": "error"},
-                      status=error.status_code)
-    return reswap(retarget(response, "#notice"), "innerHTML") if request.htmx else response
-
-
-def _done(request: HttpRequest, run: TrainingRun, message: str) -> HttpResponse:
-    if request.htmx:
-        return render(request, "labeling/_notice.html", {"message": message, "level": "info"})
-    return redirect("training-run-detail", run_id=run.id)
-
-
 @require_POST
 @login_required
 def training_run_action(request: HttpRequest, run_id: int, action: str) -> HttpResponse:
@@ -82,8 +71,8 @@ def training_run_action(request: HttpRequest, run_id: int, action: str) -> HttpR
         else:
             raise Http404("No such action.")
     except LabelingError as error:
-        return _error(request, error)
-    return _done(request, run, message)
+        return error_notice(request, error)
+    return done_notice(request, run, message)
 
 
 @require_GET
