@@ -1,6 +1,6 @@
 from django.urls import path
 
-from labeling.views import comparisons, dashboard, instructions, serving
+from labeling.views import account, comparisons, dashboard, exports, imports, instructions, projects, serving
 
 urlpatterns = [
     path("", serving.labeling_home, name="home"),
@@ -32,4 +32,18 @@ urlpatterns += [
     path("projects/<slug:slug>/dashboard/labelers/", dashboard.dashboard_labelers, name="dashboard-labelers"),
     path("projects/<slug:slug>/dashboard/labelers/<int:user_id>/", dashboard.dashboard_labeler,
          name="dashboard-labeler"),
+]
+
+# The researcher's set-up pages (issue 17): each block belongs to its view module.
+urlpatterns += [
+    # views/projects.py: new project
+]
+urlpatterns += [
+    # views/imports.py: import page, dry run, progress
+]
+urlpatterns += [
+    # views/exports.py: export page and download
+]
+urlpatterns += [
+    # views/account.py: account page, API token create/revoke
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training.views import andon, rounds, runs
+from training.views import andon, rounds, runs, settings
 
 urlpatterns = [
     path("runs/<int:run_id>/", runs.training_run_detail, name="training-run-detail"),
@@ -16,4 +16,8 @@ urlpatterns = [
          name="training-checkpoint-download"),
     path("projects/<slug:slug>/runs/win-rates.csv", rounds.training_win_rates_csv, name="training-win-rates-csv"),
     path("runs/<int:run_id>/plots/<slug:name>.png", runs.training_run_plot, name="training-run-plot"),
+]
+
+# Training settings page, JSON view, run config and diff (views/settings.py; issue 17).
+urlpatterns += [
 ]

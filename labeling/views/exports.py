@@ -1,0 +1,1 @@
+"""exports (researcher set-up pages; issue 17). Filled in by its feature work."""

@@ -1,0 +1,1 @@
+"""projects (researcher set-up pages; issue 17). Filled in by its feature work."""
