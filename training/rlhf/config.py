@@ -8,7 +8,9 @@ choices are options. Every field is plain JSON data, so ``dataclasses.asdict`` r
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,7 +29,12 @@ PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")  # see precision.py
 
 
 class ConfigError(ValueError):
-    """A config field has an invalid value; the message names every offending field."""
+    """A config field has an invalid value; the message names every offending field, and ``fields`` maps
+    each field name to its messages (a settings form shows them next to the field)."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.fields = fields or {}
 
 
 @dataclass
@@ -161,9 +168,8 @@ class PPOConfig:
         if self.batch_size % world_size:
             errors.append(f"batch_size {self.batch_size} must divide evenly over {world_size} ranks")
         elif (self.batch_size // world_size) % self.nminibatches:
-            errors.append(
-                f"per-rank batch {self.batch_size // world_size} must divide into {self.nminibatches} minibatches"
-            )
+            errors.append(f"nminibatches {self.nminibatches} must divide the per-rank batch "
+                          f"({self.batch_size // world_size})")
         else:
             minibatch = self.batch_size // world_size // self.nminibatches
             if self.whiten_rewards and minibatch < 8:
@@ -178,12 +184,16 @@ class PPOConfig:
             errors.append(f"value_model must be 'shared' or 'separate', got {self.value_model!r}")
         if self.value_model == "separate" and self.reward.startswith("builtin:"):
             errors.append("value_model='separate' is initialised from a reward model, not a builtin reward")
-        if not 0 < self.gamma <= 1 or not 0 <= self.lam <= 1:
-            errors.append(f"need 0 < gamma <= 1 and 0 <= lam <= 1, got {self.gamma}, {self.lam}")
+        if not 0 < self.gamma <= 1:
+            errors.append(f"gamma must be in (0, 1], got {self.gamma}")
+        if not 0 <= self.lam <= 1:
+            errors.append(f"lam must be in [0, 1], got {self.lam}")
         if self.lr_schedule not in LR_SCHEDULES:
             errors.append(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.save_every < 0 or self.keep_checkpoints < 1:
-            errors.append("save_every must be >= 0 and keep_checkpoints >= 1")
+        if self.save_every < 0:
+            errors.append(f"save_every must be >= 0, got {self.save_every}")
+        if self.keep_checkpoints < 1:
+            errors.append(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         _raise(self, errors)
         return self
 
@@ -195,8 +205,9 @@ def _common_errors(config: RewardFitConfig | PPOConfig) -> list[str]:
             errors.append(f"{name} must be positive, got {getattr(config, name)}")
     if config.response_length < 1:
         errors.append(f"response_length must be >= 1, got {config.response_length}")
-    if config.lr <= 0 or config.adam_eps <= 0:
-        errors.append(f"lr and adam_eps must be > 0, got {config.lr}, {config.adam_eps}")
+    for name in ("lr", "adam_eps"):
+        if getattr(config, name) <= 0:
+            errors.append(f"{name} must be > 0, got {getattr(config, name)}")
     if config.temperature <= 0:
         errors.append(f"temperature must be > 0, got {config.temperature}")
     if config.adam_style not in ADAM_STYLES:
@@ -230,7 +241,17 @@ def _chunk_errors(config: Any, name: str, whole: int | None, whole_name: str) ->
 
 def _raise(config: Any, errors: list[str]) -> None:
     if errors:
-        raise ConfigError(f"invalid {type(config).__name__}: " + "; ".join(errors))
+        raise ConfigError(f"invalid {type(config).__name__}: " + "; ".join(errors), _by_field(type(config), errors))
+
+
+def _by_field(cls: type, errors: list[str]) -> dict[str, list[str]]:
+    """Each message under the first field of ``cls`` it names (messages start with their field); "" for none."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    fields: dict[str, list[str]] = {}
+    for message in errors:
+        words = re.findall(r"[a-z_]+", message)
+        fields.setdefault(next((w for w in words if w in names), ""), []).append(message)
+    return fields
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
@@ -238,8 +259,39 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(unknown)}",
+                          {name: [f"unknown field {name!r}{_did_you_mean(name, known)}"] for name in unknown})
+    wrong = {name: [message] for name, value in data.items() if (message := _type_error(cls, name, value))}
+    if wrong:
+        raise ConfigError(f"invalid {cls.__name__}: " + "; ".join(m for ms in wrong.values() for m in ms), wrong)
     return cls(**data)
+
+
+_TYPE_CHECKS = {
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _type_error(cls: type, name: str, value: Any) -> str | None:
+    """A value of the wrong JSON type for the field's annotation ("int | None", "float", "dict[...]"…)."""
+    annotation = str(next(f.type for f in dataclasses.fields(cls) if f.name == name))
+    parts = [part.strip() for part in annotation.split("|")]
+    if value is None:
+        return None if "None" in parts else f"{name} must not be null"
+    if parts[0].startswith("dict"):
+        return None if isinstance(value, dict) else f"{name} must be a mapping"
+    check = _TYPE_CHECKS.get(parts[0])
+    if check is None or check[0](value):
+        return None
+    return f"{name} must be {check[1]}{' or null' if 'None' in parts else ''}, got {value!r}"
+
+
+def _did_you_mean(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_config(cls: type[T], path: str | Path) -> T:

@@ -49,6 +49,33 @@ def test_validate_lists_every_problem():
         config_from_dict(RewardFitConfig, {"epoch": 2})
 
 
+def test_errors_are_kept_by_field_for_forms():
+    with pytest.raises(ConfigError) as error:
+        PPOConfig(temperature=0, gamma=2.0, lam=-1, nminibatches=3, lr=-1, save_every=-1).validate()
+    fields = error.value.fields
+    assert set(fields) == {"temperature", "gamma", "lam", "nminibatches", "lr", "save_every"}
+    assert fields["gamma"] == ["gamma must be in (0, 1], got 2.0"]
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(PPOConfig, {"kl_coeff": 0.1, "lr": 1e-5})
+    assert error.value.fields == {"kl_coeff": ["unknown field 'kl_coeff' (did you mean 'kl_coef'?)"]}
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("lr", "fast", "lr must be a number, got 'fast'"),
+    ("batch_size", 8.5, "batch_size must be a whole number, got 8.5"),
+    ("batch_size", True, "batch_size must be a whole number, got True"),
+    ("adaptive_kl", "yes", "adaptive_kl must be true or false, got 'yes'"),
+    ("kl_target", "6", "kl_target must be a number or null, got '6'"),
+    ("policy_model", None, "policy_model must not be null"),
+    ("extra", [1], "extra must be a mapping"),
+])
+def test_values_of_the_wrong_json_type_are_named_before_validate(field, value, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(PPOConfig, {field: value})
+    assert error.value.fields == {field: [message]}
+    assert config_from_dict(PPOConfig, {"lr": 1, "kl_target": None, "truncate_token": 46}).lr == 1
+
+
 def test_comparisons_load_from_2019_jsonl_layout(tmp_path):
     path = tmp_path / "labels.jsonl"
     path.write_text(json.dumps({"query": [1, 2], "sample0": [3], "sample1": [4], "sample2": [5], "best": 2}) + "\n")
