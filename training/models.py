@@ -43,7 +43,9 @@ class TrainingRun(models.Model):
     the label snapshot, online publishing), `report` is written after the run (the experiment's figures)."""
 
     # The keys of `product`: never passed to the library, so never in `config`.
-    PRODUCT_KEYS = ("label_snapshot", "tripwires", "publish_every", "online_sample")
+    # stored_tokens (reward section): train on the token ids an import stored with each sample (2020), not on
+    # its text tokenised again; the import's tokenizer must be the base model's.
+    PRODUCT_KEYS = ("label_snapshot", "tripwires", "publish_every", "online_sample", "task", "stored_tokens")
 
     class Kind(models.TextChoices):
         FIT_REWARD = "fit_reward", "Fit reward model"
@@ -69,7 +71,8 @@ class TrainingRun(models.Model):
     config = models.JSONField(default=dict, blank=True,
                               help_text="RewardFitConfig or PPOConfig fields, or a sample run's sampling settings.")
     product = models.JSONField(default=dict, blank=True,
-                               help_text="tripwires, label_snapshot, publish_every and online_sample (PRODUCT_KEYS).")
+                               help_text="tripwires, label_snapshot, publish_every, online_sample, task, stored_tokens "
+                                         "(PRODUCT_KEYS).")
     report = models.JSONField(default=dict, blank=True, help_text="What the run produced for its page, e.g. figures.")
     seed = models.BigIntegerField(default=0)
     base_model = models.CharField(max_length=300, help_text='"tiny", a Hugging Face id, or a local folder.')

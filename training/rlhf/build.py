@@ -13,6 +13,7 @@ from training.rlhf.models import PolicyWithValue, RewardModel, load_lm, load_pol
 from training.rlhf.ppo import PPOTrainer
 from training.rlhf.precision import frozen_dtype
 from training.rlhf.rewards import RewardFn, programmatic_reward
+from training.rlhf.task import task_check
 from training.rlhf.tokenizer import Tokenizer, encode_queries
 
 BUILTIN = "builtin:"
@@ -43,6 +44,8 @@ def build_policy(
     model when asked) and the frozen reference policy; frozen models are held in ``frozen_dtype``."""
     reward_fn, reward_model = build_reward(config, device)
     policy, tokenizer = load_policy(config.policy_model, reward_model if config.value_model == "separate" else None)
+    if reward_model is not None:  # a reward model fitted for other lengths, truncation or vocabulary is refused
+        task_check(config.reward, config, tokenizer, "the reward model")
     if reward_model is not None:
         # In place (reward_fn scores with it); gain and bias stay fp32.
         reward_model.lm.to(frozen_dtype(config.precision))

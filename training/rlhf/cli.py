@@ -25,6 +25,7 @@ from training.rlhf.build import build_trainer
 from training.rlhf.callbacks import Metrics
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig, T, load_config
+from training.rlhf.task import task_write
 from training.rlhf.data import load_comparisons, load_references
 from training.rlhf.export import HF_SEQUENCE_CLASSIFICATION_DIR, export_beside
 from training.rlhf.ppo import PPOTrainer, TrainResult
@@ -110,6 +111,7 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
         result = fit(config, comparisons, on_log=on_log, should_stop=stop, references=references)
     metrics_file.close()
     result.model.save_pretrained(config.output_dir, result.tokenizer)
+    task_write(config.output_dir, config, result.tokenizer)
     skipped = export_beside(result.model, result.tokenizer, config.output_dir)
     summary = {k: round(v, 4) for k, v in result.metrics.items()}
     print(f"fit_reward: {'stopped' if result.stopped else 'done'} saved={config.output_dir} {json.dumps(summary)}")
@@ -122,7 +124,10 @@ def ppo_main(argv: list[str] | None = None) -> int:
     """Train (or resume) a PPO run described by a config file."""
     config = _load(PPOConfig, argv, f"{PROG} ppo")
     with StopFlag() as stop:
-        trainer = build_trainer(config, should_stop=stop)
+        try:
+            trainer = build_trainer(config, should_stop=stop)
+        except ConfigError as error:  # e.g. a reward model fitted for another task definition (task.json)
+            raise SystemExit(f"{PROG} ppo: {error}") from error
         resume = latest_checkpoint(config.checkpoint_dir) if config.checkpoint_dir else None
         if resume is not None:
             trainer.load_checkpoint(resume)

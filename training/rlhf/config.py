@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 ADAM_STYLES = ("tf", "torch")
 LR_SCHEDULES = ("linear", "cosine", "constant")
-READOUTS = ("last", "mean")  # RewardModel readouts (models.READOUTS)
+READOUTS = ("last", "mean", "eot")  # RewardModel readouts (models.READOUTS)
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")  # see precision.py
 
 
@@ -74,7 +74,8 @@ class RewardFitConfig:
     dtype: str = "float32"  # retired: only "float32"; low-precision training is `precision` (bf16/fp16 → error)
     # Where the reward is read: "last" = the 2019 reward, the head on the final hidden state of the last
     # real token; "mean" = the mean of the head's output over the response's real tokens (for small models
-    # whose last token cannot summarise the response; not in the papers). Saved with the model.
+    # whose last token cannot summarise the response; not in the papers); "eot" = the head at an end-of-text
+    # token appended after the response (2020: stored texts lack it, the reward is read there). Saved with the model.
     readout: str = "last"
     # Memory (see README § Memory). Rows per forward+backward inside each optimiser batch, gradients accumulated
     # (the same step as the whole batch, within fp32 rounding); must divide batch_size. None = the whole batch.

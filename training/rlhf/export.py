@@ -8,11 +8,12 @@ GPT-2, Llama and most decoders have no bias, the offset ``gain * b + bias`` goes
 final norm (``ln_f``) along the head's direction, which changes nothing but the score. A trunk whose final norm
 has no bias (RMSNorm: Llama, Mistral, Qwen) exports only with a zero offset; otherwise ``ExportError`` says so.
 
-Only ``readout="last"`` exports exactly: the head reads the last non-pad token, which is ours when the rows
+``readout="last"`` exports exactly: the head reads the last non-pad token, which is ours when the rows
 hold query+response with pads only at the ends (``pad_token_id`` is never a real token) and positions that
 pads do not advance. So either right-pad contiguous query+response text (``padding_side="right"``, the
 saved tokenizer's default), or, for left-padded rows, pass ``position_ids = cumsum(mask) - 1`` as TRL's
-``get_reward`` does. ``readout="mean"`` averages the head over the response and is refused.
+``get_reward`` does. ``readout="eot"`` exports the same way; its rows must end in the eos token (append it
+after each response, as 2020 did). ``readout="mean"`` averages the head over the response and is refused.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def export_sequence_classification(model: RewardModel, tokenizer: Tokenizer, fol
     The exported scores are checked against ``model`` on two probe rows (one padded) before anything is
     written; a mismatch (an architecture whose head reads elsewhere) raises ``ExportError``.
     """
-    if model.readout != "last":
+    if model.readout == "mean":
         raise ExportError(
             f"readout {model.readout!r} averages the head over the response's tokens; a sequence-classification "
             "head reads one token, so only readout 'last' exports exactly"
@@ -58,7 +59,9 @@ def export_sequence_classification(model: RewardModel, tokenizer: Tokenizer, fol
     _portable_tokenizer_class(folder)
     meta = {
         "kind": "reward_model_sequence_classification",
-        "readout": "last",
+        "readout": model.readout,
+        **({"append": "the eos token after each response (readout 'eot', as 2020 reads its reward)"}
+           if model.readout == "eot" else {}),
         "gain": float(model.gain),
         "bias": float(model.bias),
         "offset_folded_into": folded_into,

@@ -28,7 +28,7 @@ VALUE_HEAD_FILE = "value_head.safetensors"
 REWARD_HEAD_FILE = "reward_head.safetensors"
 VALUE_MODEL_DIR = "value_model"
 CHECKPOINT_POLICY_DIR = "policy"  # where a PPO checkpoint keeps its policy (see ppo.py)
-READOUTS = ("last", "mean")  # where RewardModel reads its reward (see RewardModel)
+READOUTS = ("last", "mean", "eot")  # where RewardModel reads its reward (see RewardModel)
 
 
 # --- language models ---------------------------------------------------------------------------
@@ -141,6 +141,11 @@ class RewardModel(nn.Module):
     response): ``reward = gain * mean_t head(h_t) + bias`` over the response's real tokens t. An empty
     response falls back to the head at the query's last real token, as "last" reads it. The readout is
     saved with the weights.
+
+    ``readout="eot"`` (2020 ``reward_model.py``): the response ends in the end-of-text token, appended after its
+    last real token when it does not already end in one (a full-length response is read at its last token, as
+    2020 reads one that never reached EOS); the head reads that token. ``score``/``score_k`` append it, so
+    texts stored without their EOS are scored as 2020 scored them.
     """
 
     def __init__(self, lm: PreTrainedModel, head_seed: int = 0, readout: str = "last") -> None:
@@ -148,6 +153,10 @@ class RewardModel(nn.Module):
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         self.readout = readout
+        eos = getattr(lm.config, "eos_token_id", None)
+        if readout == "eot" and not isinstance(eos, int):
+            raise ValueError("readout 'eot' needs an LM whose config names one eos_token_id")
+        self.eos_token_id = eos
         self.lm = disable_dropout(lm)
         freeze_untied_output_embeddings(self.lm)
         d = hidden_size(lm)
@@ -177,7 +186,7 @@ class RewardModel(nn.Module):
         positions = torch.arange(L, device=attention_mask.device).expand_as(attention_mask)  # (B, L)
         last = torch.where(attention_mask.bool(), positions, torch.zeros_like(positions)).amax(-1)  # (B,)
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        if self.readout == "last":
+        if self.readout != "mean":  # "last", and "eot" on rows that end in the eos token
             return self.head(hidden[rows, last]).squeeze(-1).float()
         per = self.head(hidden).squeeze(-1).float()  # (B, L)
         return _masked_mean(per[:, response_start:], attention_mask[:, response_start:], per[rows, last])
@@ -191,6 +200,7 @@ class RewardModel(nn.Module):
 
         This is the ``RewardFn`` signature the PPO trainer calls.
         """
+        responses, response_mask = self._with_eot(responses, response_mask)
         ids = torch.cat([queries, responses], dim=1)
         mask = torch.cat([query_mask, response_mask], dim=1).long()
         return self(ids, mask, response_start=queries.shape[1])
@@ -204,6 +214,7 @@ class RewardModel(nn.Module):
         GPT-2 trunks take the packed path (``packed_gpt2_raw``: no key/value copies, all-pad columns
         trimmed, the last layer only at the read tokens); other LMs share the query's key/value cache.
         """
+        responses, response_mask = self._with_eot(responses, response_mask)
         if packable_gpt2(self.lm):
             raw = packed_gpt2_raw(
                 self.lm, self.head, queries, query_mask, responses, response_mask, readout=self.readout
@@ -213,6 +224,7 @@ class RewardModel(nn.Module):
 
     def score_k_cached(self, queries: Tensor, query_mask: Tensor, responses: Tensor, response_mask: Tensor) -> Tensor:
         """``score_k`` for any LM: the query runs once and its key/value cache is repeated K times."""
+        responses, response_mask = self._with_eot(responses, response_mask)
         B, K, Lr = responses.shape
         query_out = trunk_forward(self.lm, queries, query_mask, use_cache=True)
         cache = query_out.past_key_values
@@ -237,6 +249,13 @@ class RewardModel(nn.Module):
         picked = torch.where((n_real > 0).unsqueeze(-1), from_response, from_query)
         raw = self.head(picked).squeeze(-1).float()  # (B*K,)
         return (self.gain * raw + self.bias).view(B, K)
+
+    def _with_eot(self, responses: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """For ``readout="eot"``: each right-padded response (..., Lr) with the eos token after its last real
+        token, unless it ends in one already or has no room; other readouts get the inputs back."""
+        if self.readout != "eot":
+            return responses, response_mask
+        return append_eot(responses, response_mask, self.eos_token_id)
 
     def set_normalization(self, gain: float, bias: float) -> None:
         self.gain.fill_(gain)
@@ -267,6 +286,20 @@ class RewardModel(nn.Module):
             model.head.bias.copy_(tensors["head.bias"])
             model.set_normalization(float(tensors["gain"]), float(tensors["bias"]))
         return model, tokenizer
+
+
+def append_eot(responses: Tensor, response_mask: Tensor, eos_token_id: int) -> tuple[Tensor, Tensor]:
+    """Right-padded responses (..., Lr) with ``eos_token_id`` written after the last real token of each row
+    that does not end in it and has a pad position left; the mask grows to match. A row already ending in
+    eos, or full, is unchanged (2020 reads a full row at its last token)."""
+    mask = response_mask.long()
+    n_real = mask.sum(-1)  # (...,)
+    Lr = responses.shape[-1]
+    last = responses.gather(-1, (n_real - 1).clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    add = (n_real < Lr) & ((n_real == 0) | (last != eos_token_id))  # (...,)
+    at = torch.nn.functional.one_hot(n_real.clamp(max=Lr - 1), Lr).bool() & add.unsqueeze(-1)  # (..., Lr)
+    responses = torch.where(at, torch.full_like(responses, eos_token_id), responses)
+    return responses, (mask.bool() | at).to(response_mask.dtype)
 
 
 def _masked_mean(values: Tensor, mask: Tensor, empty: Tensor) -> Tensor:

@@ -36,6 +36,7 @@ from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_sca
 from training.rlhf.precision import step as optimizer_step
 from training.rlhf.rewards import RewardFn, per_token_rewards
 from training.rlhf.sampling import entropy_of, generate, logprobs_of, response_logprobs, truncation_mask
+from training.rlhf.task import task_write
 from training.rlhf.tokenizer import Tokenizer
 
 TRAINER_STATE = "trainer_state.pt"
@@ -374,6 +375,7 @@ class PPOTrainer:
                 self.policy.save_pretrained(tmp / POLICY_DIR, self.tokenizer)
                 torch.save(state, tmp / TRAINER_STATE)
                 (tmp / "config.json").write_text(state["config"])
+                task_write(tmp, self.config, self.tokenizer)
 
             folder = save_checkpoint(directory, self.step_count, write, keep=self.config.keep_checkpoints)
         dist.barrier()

@@ -96,7 +96,8 @@ def generate(
     stop_check_every: int = 8,
     forward_batch_size: int | None = None,
 ) -> Generation:
-    """Sample ``response_length`` tokens after each left-padded query, (B, Lq) -> (B, T).
+    """Sample ``response_length`` tokens after each left-padded query, (B, Lq) -> (B, T); ``temperature=0``
+    decodes greedily (the most likely token, log-probs of the untempered distribution). PPO never trains at 0.
 
     Deterministic for a given ``generator`` state, whatever ``forward_batch_size`` (rows per forward pass;
     None = all). Raises ``StopRequested`` when ``should_stop()`` turns true (checked every ``stop_check_every``
@@ -127,9 +128,12 @@ def generate(
             pasts[i] = out.past_key_values
             hidden_parts.append(out.last_hidden_state[:, -1])  # (b, d)
         hidden = torch.cat(hidden_parts) if len(hidden_parts) > 1 else hidden_parts[0]  # (B, d)
-        logits = lm_head(hidden).float() / temperature  # (B, V)
-        logps = torch.log_softmax(logits, dim=-1)  # (B, V)
-        token = torch.multinomial(logps.exp(), 1, generator=generator)  # (B, 1)
+        if temperature == 0:  # greedy (2020's samples for people and its evaluation); log-probs at T = 1
+            logps = torch.log_softmax(lm_head(hidden).float(), dim=-1)  # (B, V)
+            token = logps.argmax(-1, keepdim=True)  # (B, 1)
+        else:
+            logps = torch.log_softmax(lm_head(hidden).float() / temperature, dim=-1)  # (B, V)
+            token = torch.multinomial(logps.exp(), 1, generator=generator)  # (B, 1)
         responses.append(token)
         logprobs.append(logps.gather(-1, token))
         if policy is not None and policy.value_head is not None:

@@ -35,16 +35,17 @@ class RewardFitData:
     report: dict = field(default_factory=dict)
 
 
-def _records(labels) -> list[Comparison]:
+def _records(labels, *, stored_tokens: bool = False) -> list[Comparison]:
     """training/rlhf Comparison records (query, samples, best): one per label (several labels of one
     comparison are several training rows, as in the 2019 code), grouped by comparison id so the
-    library's held-out split keeps them on one side."""
+    library's held-out split keeps them on one side. `stored_tokens`: a sample imported as token ids is
+    trained on those ids (2020 trained on its stored tokens), not on its text tokenised again."""
     labels = list(labels.select_related("comparison__query").order_by("id"))
-    texts: dict[int, list[str]] = defaultdict(list)
+    texts: dict[int, list] = defaultdict(list)
     entries = (ComparisonSample.objects.filter(comparison_id__in={label.comparison_id for label in labels})
-               .order_by("comparison_id", "position").values_list("comparison_id", "sample__text"))
-    for comparison_id, text in entries:
-        texts[comparison_id].append(text)
+               .order_by("comparison_id", "position").values_list("comparison_id", "sample__text", "sample__tokens"))
+    for comparison_id, text, tokens in entries:
+        texts[comparison_id].append(tokens if stored_tokens and tokens else text)
     return [Comparison(query=label.comparison.query.context, samples=texts[label.comparison_id],
                        best=label.chosen_index, group=label.comparison_id)
             for label in labels]
@@ -90,13 +91,13 @@ def _part(name: str, use: str) -> dict:
     return {"part": name, "use": use, "comparisons": 0, "labels": 0, "skipped": 0, "after_snapshot": 0}
 
 
-def reward_fit_data(*, project, max_label_id: int | None) -> RewardFitData:
+def reward_fit_data(*, project, max_label_id: int | None, stored_tokens: bool = False) -> RewardFitData:
     """The snapshot's answered labels of train-split, non-calibration comparisons (training records),
     those of valid-split ones (held-out accuracy), and the counts of every part for the run's report."""
     labels = _snapshot_labels(project=project, max_label_id=max_label_id).filter(comparison__is_calibration=False)
     return RewardFitData(
-        train=_records(labels.filter(comparison__query__split=Query.Split.TRAIN)),
-        valid=_records(labels.filter(comparison__query__split=Query.Split.VALID)),
+        train=_records(labels.filter(comparison__query__split=Query.Split.TRAIN), stored_tokens=stored_tokens),
+        valid=_records(labels.filter(comparison__query__split=Query.Split.VALID), stored_tokens=stored_tokens),
         report={"max_label_id": max_label_id, "parts": _part_counts(project=project, max_label_id=max_label_id)},
     )
 

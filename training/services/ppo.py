@@ -24,7 +24,7 @@ from training.rlhf.reward_model import comparison_rewards, encode_comparisons
 from training.rlhf.tokenizer import encode_queries
 from training.selectors import calibration_records
 from training.services.andon import andon_pull
-from training.services.models_io import final_checkpoint
+from training.services.models_io import final_checkpoint, task_truncate_token
 from training.services.reporter import RunReporter
 from training.services.runs import artifacts_path, checkpoint_record, run_metrics_record
 from training.services.sampling import publish_samples
@@ -38,6 +38,7 @@ def ppo_config(run: TrainingRun) -> PPOConfig:
     """The library config from the run's `config` (never its `product`); models and folders come from the run."""
     values = {k: v for k, v in run.config.items() if k in _FIELDS and k not in _OURS}
     values.setdefault("seed", run.seed)
+    values.update(task_truncate_token(run))
     reward_checkpoint = final_checkpoint(run.reward_run) if run.reward_run else None
     reward = run.config.get("reward") if str(run.config.get("reward", "")).startswith("builtin:") else None
     if reward is None:

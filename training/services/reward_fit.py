@@ -17,9 +17,10 @@ from training.models import TrainingRun
 from training.rlhf.config import RewardFitConfig, resolve_device
 from training.rlhf.export import HF_SEQUENCE_CLASSIFICATION_DIR, export_beside
 from training.rlhf.reward_model import encode_comparisons, evaluate, fit
+from training.rlhf.task import task_write
 from training.selectors import base_policy_sample_pairs, calibration_records, reward_fit_data
 from training.services.andon import andon_pull
-from training.services.models_io import final_model_dir
+from training.services.models_io import final_model_dir, task_truncate_token
 from training.services.reporter import RunReporter
 from training.services.runs import checkpoint_record, run_metrics_record
 from training.services.tripwires import check_calibration_accuracy, tripwire_limits
@@ -35,18 +36,22 @@ def reward_fit_config(run: TrainingRun) -> RewardFitConfig:
     values = {k: v for k, v in run.config.items() if k in _FIELDS and k not in _NOT_FROM_RUN}
     values.setdefault("model", run.base_model)
     values.setdefault("seed", run.seed)
+    values.update(task_truncate_token(run))
     return RewardFitConfig(**values).validate()
 
 
-def save_atomically(model, tokenizer, folder) -> str | None:
+def save_atomically(model, tokenizer, folder, config: RewardFitConfig | None = None) -> str | None:
     """Write into a temporary sibling folder, then rename: a kill mid-write leaves no half model.
 
     The folder also holds `hf-sequence-classification/`, the model as AutoModelForSequenceClassification
-    loads it (training/rlhf/export.py); returns why that was skipped (a `mean` readout), else None.
+    loads it (training/rlhf/export.py), and `task.json`, the task definition it was fitted for (training/rlhf/task.py);
+    returns why the export was skipped (a `mean` readout), else None.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
     model.save_pretrained(tmp, tokenizer)
+    if config is not None:
+        task_write(tmp, config, tokenizer)
     skipped = export_beside(model, tokenizer, tmp)
     for path in tmp.rglob("*"):
         if path.is_file():
@@ -67,7 +72,8 @@ def _report(run: TrainingRun, reward_data: dict) -> None:
 def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     config = reward_fit_config(run)
     snapshot = run.product.get("label_snapshot", {})
-    fit_data = reward_fit_data(project=run.project, max_label_id=snapshot.get("max_label_id"))
+    fit_data = reward_fit_data(project=run.project, max_label_id=snapshot.get("max_label_id"),
+                               stored_tokens=bool((run.product or {}).get("stored_tokens")))
     _report(run, fit_data.report)  # before fitting: a run that fails for want of labels still says why
     comparisons = fit_data.train
     if len(comparisons) < 2:
@@ -106,7 +112,7 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         _report(run, {**fit_data.report, "valid_accuracy": valid["valid/accuracy"]})
 
     folder = final_model_dir(run)
-    skipped = save_atomically(result.model, result.tokenizer, folder)
+    skipped = save_atomically(result.model, result.tokenizer, folder, config)
     run.report = {**(run.report or {}), "hf_sequence_classification": (
         f"skipped: {skipped}" if skipped else str(folder / HF_SEQUENCE_CLASSIFICATION_DIR))}
     TrainingRun.objects.filter(id=run.id).update(report=run.report)

@@ -23,7 +23,7 @@ from training.rlhf.config import (
 )
 from training.services.runs import config_split, run_create, run_enqueue
 from training.services.sampling import sample_config_errors
-from training.services.task import task_conflicts, task_errors, task_fill
+from training.services.task import section_truncation_errors, task_conflicts, task_errors, task_fill, task_of
 from training.services.tripwires import tripwire_settings
 
 Kind, Status = TrainingRun.Kind, TrainingRun.Status
@@ -72,18 +72,19 @@ def round_start(*, project: Project, user, overrides: dict | None = None) -> Rou
     online = ppo_product.get("online_sample", {}) if ppo_product.get("publish_every") else None
     if online is not None:
         sections["ppo.online_sample"] = online
-    task_problems = task_errors(task) + task_conflicts(sections, task)
-    if task_problems:
-        raise InvalidInput("Task definition: " + "; ".join(task_problems) + ". Set query and response lengths, "
-                           "temperature and truncate_after once, in the training settings' \"task\" section.")
+    task_problems = task_errors(task) + task_conflicts(sections, task) + section_truncation_errors(sections)
     for name in ("reward", "ppo", "sample"):
-        configs[name] = task_fill(configs[name], task)
+        configs[name] = task_fill(configs[name], task, library=name != "sample")
+        configs["product"][name]["task"] = task_of(configs[name], task)  # what it was made for, truncate_text too
     errors = _library_config_errors(configs) + [f"sample: {e}" for e in sample_config_errors(configs["sample"])]
     if online is not None:
         ppo_product["online_sample"] = task_fill(online, task)
         errors += [f"online_sample: {e}" for e in sample_config_errors(ppo_product["online_sample"])]
-    if errors:
-        raise InvalidInput("Training settings: " + "; ".join(errors) + ".")
+    if task_problems or errors:  # every problem at once, the task's first
+        task_text = ("Task definition: " + "; ".join(task_problems) + ". Set query and response lengths, temperature, "
+                     "truncate_text and truncate_after once, in the training settings' \"task\" section. ")
+        raise InvalidInput((task_text if task_problems else "") + ("Training settings: " + "; ".join(errors) + "."
+                                                                   if errors else ""))
     with transaction.atomic():
         Project.objects.select_for_update().filter(id=project.id).first()  # one round start at a time
         if Round.objects.filter(project=project, status=Round.Status.RUNNING).exists():

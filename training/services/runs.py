@@ -43,7 +43,8 @@ def run_create(*, project, kind: str, base_model: str, config: dict | None = Non
     # A checkpoint the andon cord quarantined is never sampled, published or used as a base.
     quarantine_check(base_model=base_model, policy_run_id=policy_run.id if policy_run else None)
     # One task definition: a run never samples or scores responses of another shape than its inputs'.
-    mixed = run_task_conflicts(kind=kind, config=config or {}, reward_run=reward_run, policy_run=policy_run)
+    mixed = run_task_conflicts(kind=kind, config=config or {}, product=product, reward_run=reward_run,
+                               policy_run=policy_run)
     if mixed:
         raise InvalidInput("Task definition: " + "; ".join(mixed) + ".")
     with transaction.atomic():

@@ -30,8 +30,12 @@ from training.services.reporter import RunReporter
 
 # No truncation rule unless the project sets one, as PPO's and the reward fit's defaults (truncate_token None):
 # a rule only the sample run applied would drop samples PPO scores as valid.
+# `greedy`: each response is the model's most likely one (2020's samples for people; T = 0). A policy's greedy
+# responses to one query are all alike, so every greedy comparison pits the policy against the base (base_share 1,
+# K = 2), and a pair whose two texts are equal is not published.
 DEFAULTS = {"n_queries": 16, "response_length": 24, "query_length": 64, "temperature": 1.0, "base_share": 0.25,
-            "reference_share": 0.0, "truncate_text": "", "truncate_after": 0, "split": "train", "max_tries": 4}
+            "reference_share": 0.0, "truncate_text": "", "truncate_after": 0, "split": "train", "max_tries": 4,
+            "greedy": False}
 MAX_TRIES_LIMIT = 32  # each try can cost a full sampling pass
 
 
@@ -42,20 +46,17 @@ def sample_config_errors(cfg: dict) -> list[str]:
     tries = cfg["max_tries"]
     if isinstance(tries, bool) or not isinstance(tries, int) or not 1 <= tries <= MAX_TRIES_LIMIT:
         errors.append(f"max_tries must be a whole number from 1 to {MAX_TRIES_LIMIT}, got {tries!r}")
+    if not isinstance(cfg["greedy"], bool):
+        errors.append(f"greedy must be true or false, got {cfg['greedy']!r}")
+    elif cfg["greedy"] and cfg["base_share"] != 1:
+        errors.append("greedy needs base_share 1: a policy's greedy responses to a query are all alike, so each "
+                      f"comparison holds the policy's against the base's (got base_share {cfg['base_share']!r})")
     length, after = cfg["response_length"], cfg["truncate_after"]
     if cfg["truncate_text"] and isinstance(length, int) and not (isinstance(after, int) and 0 <= after < length):
         # No response could ever be valid: every query would be dropped after all its tries.
         errors.append(f"truncate_after must be in [0, response_length = {length}) when truncate_text is set, "
                       f"got {after!r}")
     return errors
-
-
-def _truncate_token(tokenizer, text: str) -> int | None:
-    """The token id of `text` (None: no rule, every response valid); the rule needs exactly one token."""
-    ids = tokenizer.encode(text) if text else []
-    if text and len(ids) != 1:
-        raise ValueError(f"truncate_text {text!r} is {len(ids)} tokens of this tokenizer; it must be exactly one.")
-    return ids[0] if ids else None
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Published:
     dropped: int = 0  # queries left out: a slot still invalid after `max_tries`
     base_draws: int = 0
     base_invalid: int = 0
+    identical: int = 0  # greedy pairs left out because policy and base wrote the same text
 
     def metrics(self) -> dict[str, float]:
         """Run metrics; empty when nothing was sampled (a stop, or a batch published before)."""
@@ -75,7 +77,8 @@ class Published:
             return {}
         return {"sample/invalid_share": self.invalid / self.draws, "sample/dropped_queries": float(self.dropped),
                 "sample/draws": float(self.draws),
-                **({"sample/base_invalid_share": self.base_invalid / self.base_draws} if self.base_draws else {})}
+                **({"sample/base_invalid_share": self.base_invalid / self.base_draws} if self.base_draws else {}),
+                **({"sample/identical_pairs": float(self.identical)} if self.identical else {})}
 
 
 _STOPPING = (TrainingRun.Status.STOP_REQUESTED, TrainingRun.Status.STOPPED, TrainingRun.Status.ABORTED)
@@ -87,6 +90,7 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
     `base_share` of the comparisons) and publish them as comparisons of `run`, tagged `batch`.
     Idempotent per batch: a batch that exists already is not published again."""
     from training.rlhf.sampling import sample_valid  # torch loads where sampling runs, not where rounds start
+    from training.rlhf.task import truncate_token_of
 
     cfg = {**DEFAULTS, **cfg}
     errors = sample_config_errors(cfg)
@@ -103,8 +107,11 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
     if not queries:
         raise ValueError(f"Project {project.slug} has no {cfg['split']} queries to sample from.")
     k = project.k
+    if cfg["greedy"] and k != 2:
+        raise ValueError(f"greedy samples need a K = 2 project (policy against base); {project.slug} has K = {k}.")
     gen = {"response_length": cfg["response_length"], "query_length": cfg["query_length"],
-           "temperature": cfg["temperature"], "truncate_token": _truncate_token(tokenizer, cfg["truncate_text"]),
+           "temperature": 0.0 if cfg["greedy"] else cfg["temperature"],
+           "truncate_token": truncate_token_of(tokenizer, cfg["truncate_text"]),
            "truncate_after": cfg["truncate_after"], "should_stop": should_stop}
 
     # 2. Sample valid responses only (generation checks the stop flag as it goes); a query the
@@ -131,17 +138,22 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
         quarantine_check(run=run)  # the cord quarantined the policy while these samples were drawn
         if Comparison.objects.filter(source_run=run, batch=batch).exists():
             return Published()
+        published = []
         for (query, policy_samples), base_samples in zip(kept, from_base.samples):
             texts = [(s.text, source) for s in policy_samples]
             if rng.random() < cfg["base_share"] and base_samples:
                 texts[: len(base_samples)] = [(s.text, BASE_POLICY_SOURCE) for s in base_samples]
             if query.reference and rng.random() < cfg["reference_share"]:
                 texts[-1] = (query.reference, Sample.REFERENCE)
+            if cfg["greedy"] and len({t for t, _ in texts}) < len(texts):
+                result.identical += 1  # the policy answers as the base does: nothing to compare
+                continue
+            published.append(query)
             rng.shuffle(texts)
             samples = [Sample.objects.create(query=query, text=t, source=s, generation_params=params) for t, s in texts]
             comparison = comparison_create(project=project, query=query, samples=samples, batch=batch)
             Comparison.objects.filter(id=comparison.id).update(source_run=run)
-    result.comparisons = len(kept)
+    result.comparisons = len(published)
     return result
 
 

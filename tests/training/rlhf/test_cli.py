@@ -63,6 +63,12 @@ def test_fit_reward_then_ppo_with_separate_value_model_then_resume(tmp_path, cap
         "checkpoint_dir": str(tmp_path / "ckpt"),
         "metrics_path": str(tmp_path / "ppo.jsonl"),
     }
+    # The reward model's task.json says 12-token responses: PPO of 8-token ones is refused, naming the field.
+    (tmp_path / "ppo.json").write_text(json.dumps(ppo))
+    with pytest.raises(SystemExit, match="trained for another task definition: response_length: 8 here, 12 there"):
+        ppo_main([str(tmp_path / "ppo.json")])
+    assert not (tmp_path / "ckpt").exists()
+    ppo["response_length"] = 12
     (tmp_path / "ppo.json").write_text(json.dumps(ppo))
     assert ppo_main([str(tmp_path / "ppo.json")]) == 0
     assert "ppo: done step=2/2 resumed_from=None" in capsys.readouterr().out

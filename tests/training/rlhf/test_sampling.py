@@ -49,6 +49,23 @@ def test_generate_is_deterministic_for_a_seed_and_logprobs_match_full_forward():
     torch.testing.assert_close(values, g1.values)
 
 
+def test_temperature_zero_decodes_greedily_whatever_the_seed():
+    lm, _ = build_tiny(seed=0)
+    queries = torch.tensor([[257, 257, 10, 11], [1, 2, 3, 4]])
+    qmask = (queries != 257).long()
+    greedy = generate(lm, queries, qmask, 5, 0.0, torch.Generator().manual_seed(1))
+    other_seed = generate(lm, queries, qmask, 5, 0.0, torch.Generator().manual_seed(2))
+    assert torch.equal(greedy.responses, other_seed.responses)
+    ids, mask = queries, qmask
+    with torch.no_grad():  # by hand: the argmax of a full forward, one token at a time
+        for _ in range(5):
+            logits = lm(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+            ids = torch.cat([ids, logits[:, -1].argmax(-1, keepdim=True)], 1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+    assert torch.equal(greedy.responses, ids[:, 4:])
+    assert torch.isfinite(greedy.logprobs).all() and (greedy.logprobs <= 0).all()
+
+
 def test_generate_left_padding_does_not_change_samples():
     """A left-padded query samples exactly what the unpadded query samples."""
     lm, _ = build_tiny(seed=0)

@@ -80,7 +80,7 @@ def test_a_round_whose_sample_settings_no_response_could_meet_is_refused_at_star
     researcher = UserFactory(username="r-tries", role=RESEARCHER)
     project = ProjectFactory(k=2)
     make_label(make_comparison(project), UserFactory(username="c-tries", role="contractor"), chosen_index=0)
-    project.training_settings = {"task": {"truncate_after": 8, "response_length": 8}, "sample": {"truncate_text": "."},
+    project.training_settings = {"task": {"truncate_after": 8, "response_length": 8, "truncate_text": "."},
                                  "ppo": {"publish_every": 1, "online_sample": {"max_tries": 0}}}
     project.save()
     with pytest.raises(InvalidInput, match="truncate_after.*online_sample: max_tries"):

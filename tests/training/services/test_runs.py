@@ -16,11 +16,12 @@ from training.rlhf.config import PPOConfig, RewardFitConfig
 from training.selectors import run_report
 from training.services import round_start, run_create
 from training.services.experiment import run_report_record
+from training.services.task import TASK_DEFAULTS
 from training.services.tripwires import tripwire_limits
 
 migration = importlib.import_module("training.migrations.0003_trainingrun_product_report")
 BEFORE, AFTER = ("training", "0002_andon_pull_at_step"), ("training", "0003_trainingrun_product_report")
-ONLINE = {"publish_every": 2, "online_sample": {"n_queries": 2, **FAST_TASK}}
+ONLINE = {"publish_every": 2, "online_sample": {"n_queries": 2, **FAST_TASK, "truncate_text": ""}}
 REPORT = {"figures": {"labeler": "sentiment", "labels": 40, "win_rate": 0.6}, "plots": {"score_vs_kl": "/x.png"}}
 
 
@@ -47,10 +48,12 @@ def test_a_rounds_runs_keep_library_config_product_keys_and_report_apart(django_
 
     assert fit.config == {**FAST_REWARD, "readout": "mean"} and set(fit.config) <= _fields(RewardFitConfig)
     assert ppo.config == FAST_PPO and set(ppo.config) <= _fields(PPOConfig)
-    assert sample.config == FAST_SAMPLE
-    assert fit.product == {"tripwires": tripwire_limits(fit), "label_snapshot": rnd.label_snapshot}
-    assert ppo.product == {**ONLINE, "tripwires": tripwire_limits(ppo)} and ppo.product["tripwires"]["kl_max"] == 12.0
-    assert sample.product == {"tripwires": tripwire_limits(sample)}
+    assert sample.config == {**FAST_SAMPLE, "truncate_text": ""}  # the task's, filled in
+    task = {**TASK_DEFAULTS, **FAST_TASK}
+    assert fit.product == {"tripwires": tripwire_limits(fit), "label_snapshot": rnd.label_snapshot, "task": task}
+    assert ppo.product == {**ONLINE, "tripwires": tripwire_limits(ppo), "task": task}
+    assert ppo.product["tripwires"]["kl_max"] == 12.0
+    assert sample.product == {"tripwires": tripwire_limits(sample), "task": task}
     assert all(run.report == {} and run_report(run) is None for run in (fit, ppo, sample))
 
     # The experiment's report after the run goes into `report`; `config` is left as it was.
@@ -59,7 +62,7 @@ def test_a_rounds_runs_keep_library_config_product_keys_and_report_apart(django_
                "base": {"mean_score": 0.1, "copy_rate": 0.1}, "total": {"wall_s": 9.0}}
     run_report_record(run=ppo, results=results, plots={"score_vs_kl": "/x.png"})
     ppo.refresh_from_db()
-    assert ppo.config == FAST_PPO and ppo.product == {**ONLINE, "tripwires": tripwire_limits(ppo)}
+    assert ppo.config == FAST_PPO and ppo.product == {**ONLINE, "tripwires": tripwire_limits(ppo), "task": task}
     assert ppo.report["figures"]["win_rate"] == 0.6 and ppo.report["figures"]["rm_pairwise_accuracy"] is None
     assert run_report(ppo)["plots"] == [("score_vs_kl", "True score against KL from the base")]
 

@@ -114,3 +114,48 @@ def test_a_sample_run_with_settings_no_response_could_meet_fails_with_the_reason
     run = TrainingRunFactory(project=project_with_queries, kind="sample", config={"n_queries": 1, **config})
     assert run_execute(run_id=run.id) == Status.FAILED
     assert error in TrainingRun.objects.get(id=run.id).error
+
+
+def test_greedy_samples_pit_the_policys_most_likely_response_against_the_bases(finished_policy_run, monkeypatch):
+    """2020: samples for people at T = 0. K = 2, every pair policy against base, whatever the seed; a pair whose
+    texts are equal (the policy answers as the base does) is left out and counted."""
+    from tests.training.rlhf.stub_models import forced_tiny
+    from training.rlhf import models
+
+    project = finished_policy_run.project
+    project.k = 2
+    project.save(update_fields=["k"])
+    config = {"n_queries": 6, "response_length": 6, "query_length": 16, "greedy": True, "base_share": 1.0}
+    same = TrainingRunFactory(project=project, kind="sample", policy_run=finished_policy_run, config=config)
+    assert run_execute(run_id=same.id) == Status.FINISHED  # random tiny models all answer "ssssss" greedily
+    assert not Comparison.objects.filter(source_run=same).exists()
+    assert _metrics(same)["sample/identical_pairs"] == 6
+
+    load_lm = models.load_lm  # the base writes "b"s; the policy (a checkpoint folder) loads as it is
+    monkeypatch.setattr(models, "load_lm", lambda name, *a, **k: forced_tiny([ord("b")]) if name == "tiny"
+                        else load_lm(name, *a, **k))
+    runs = [TrainingRunFactory(project=project, kind="sample", seed=seed, policy_run=finished_policy_run,
+                               config=config) for seed in (1, 2)]
+    for run in runs:
+        assert run_execute(run_id=run.id) == Status.FINISHED, TrainingRun.objects.get(id=run.id).error
+    pairs = [{c.query_id: sorted(c.samples.values_list("source", "text")) for c in
+              Comparison.objects.filter(source_run=run)} for run in runs]
+    assert len(pairs[0]) == 6
+    for query_id, pair in pairs[0].items():
+        assert pair == [("baseline:base-policy", "bbbbbb"), (f"run{finished_policy_run.id}-step5", "ssssss")]
+        if query_id in pairs[1]:
+            assert pairs[1][query_id] == pair  # no seed in a greedy text
+    params = Sample.objects.filter(comparisons__source_run=runs[0]).values_list("generation_params", flat=True)
+    assert {p["temperature"] for p in params} == {0.0}
+
+
+@pytest.mark.parametrize(("k", "config", "error"), [
+    (2, {"greedy": True}, "greedy needs base_share 1"),
+    (4, {"greedy": True, "base_share": 1.0}, "K = 2 project"),
+])
+def test_greedy_needs_pairs_of_policy_and_base(project_with_queries, k, config, error):
+    project_with_queries.k = k
+    project_with_queries.save(update_fields=["k"])
+    run = TrainingRunFactory(project=project_with_queries, kind="sample", config={"n_queries": 1, **config})
+    assert run_execute(run_id=run.id) == Status.FAILED
+    assert error in TrainingRun.objects.get(id=run.id).error

@@ -8,16 +8,23 @@ from labeling.errors import InvalidInput
 from training.rlhf.config import PPOConfig, RewardFitConfig
 from training.services import run_create
 from training.services.sampling import DEFAULTS as SAMPLE_DEFAULTS
-from training.services.task import LIBRARY_DEFAULTS, TASK_DEFAULTS, task_conflicts, task_errors, task_fill
+from training.services.task import (
+    LIBRARY_DEFAULTS,
+    LIBRARY_TASK_KEYS,
+    TASK_DEFAULTS,
+    task_conflicts,
+    task_errors,
+    task_fill,
+)
 from tests.factories import ProjectFactory
 
 
 def test_the_assumed_defaults_are_the_librarys():
     for kind, source in (("fit_reward", RewardFitConfig), ("ppo", PPOConfig)):
         library = {f.name: f.default for f in dataclasses.fields(source) if f.name in TASK_DEFAULTS}
-        assert library == LIBRARY_DEFAULTS[kind], kind
-    assert {k: SAMPLE_DEFAULTS[k] for k in ("query_length", "response_length", "temperature", "truncate_after")} \
-        == LIBRARY_DEFAULTS["sample"]
+        assert set(library) == set(LIBRARY_TASK_KEYS)
+        assert {**library, "truncate_text": ""} == LIBRARY_DEFAULTS[kind], kind  # no truncate_token by default
+    assert {k: SAMPLE_DEFAULTS[k] for k in TASK_DEFAULTS} == LIBRARY_DEFAULTS["sample"]
 
 
 def test_conflicts_name_each_differing_field_and_the_task_fills_the_rest():
@@ -27,11 +34,15 @@ def test_conflicts_name_each_differing_field_and_the_task_fills_the_rest():
         "reward.query_length = 64, ppo.query_length = 64, sample.query_length = 32",
         "reward.temperature = 0.7, ppo.temperature = 1.0, sample.temperature = 1.0",
     ]
-    assert task_fill({"epochs": 2}, task) == {"epochs": 2, "query_length": 64, "response_length": 8,
-                                             "temperature": 1.0, "truncate_after": 0}
-    assert task_errors({"response_len": 8, "query_length": 0, "temperature": -1}) == [
-        "unknown task field 'response_len' (known: query_length, response_length, temperature, truncate_after)",
-        "query_length must be a whole number ≥ 1", "temperature must be a number > 0"]
+    assert task_fill({"epochs": 2}, task, library=True) == {"epochs": 2, "query_length": 64, "response_length": 8,
+                                                           "temperature": 1.0, "truncate_after": 0}
+    assert task_fill({"n_queries": 2}, {"truncate_text": "."})["truncate_text"] == "."  # a sample section's
+    assert task_errors({"response_len": 8, "query_length": 0, "temperature": -1, "truncate_after": 30}) == [
+        "unknown task field 'response_len' (known: query_length, response_length, temperature, truncate_text, "
+        "truncate_after)",
+        "query_length must be a whole number ≥ 1",
+        "temperature must be a number > 0 (greedy samples for people: the sample section's greedy)",
+        "truncate_after must be a whole number from 0 to response_length − 1"]
 
 
 @pytest.mark.django_db
@@ -47,3 +58,27 @@ def test_a_ppo_run_against_a_reward_model_of_another_task_is_refused_when_starte
     with pytest.raises(InvalidInput, match="temperature"):
         run_create(project=project, kind="sample", base_model="tiny", policy_run=ppo, enqueue=False,
                    config={"query_length": 16, "response_length": 8, "temperature": 0.5})
+
+
+@pytest.mark.django_db
+def test_the_tasks_truncation_text_reaches_every_run_of_a_round_and_a_section_token_is_refused(researcher):
+    from tests.factories import make_comparison, make_label, UserFactory
+    from training.services import round_start
+    from training.services.reward_fit import reward_fit_config
+
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project), UserFactory(username="c-trunc", role="contractor"), chosen_index=0)
+    project.training_settings = {"task": {"truncate_text": ".", "truncate_after": 3, "response_length": 8},
+                                 "ppo": {"truncate_token": 13}}
+    project.save()
+    with pytest.raises(InvalidInput, match="ppo.truncate_token is set: set the task's truncate_text instead"):
+        round_start(project=project, user=researcher)
+    project.training_settings["ppo"] = {}
+    project.save()
+    rnd = round_start(project=project, user=researcher)
+    fit, ppo, sample = rnd.runs.order_by("id")
+    assert sample.config["truncate_text"] == "." and "truncate_text" not in fit.config
+    assert fit.product["task"]["truncate_text"] == ppo.product["task"]["truncate_text"] == "."
+    # The worker turns it into the base tokenizer's id ("." is byte 46 for the tiny byte model).
+    assert reward_fit_config(fit).truncate_token == 46
+    assert (ppo.config["truncate_after"], ppo.config["response_length"]) == (3, 8)
