@@ -177,6 +177,8 @@ class PPOConfig:
                 errors.append("whiten_rewards needs minibatches of >= 8 rows per rank (2019 rule)")
             errors += _chunk_errors(self, "micro_batch_size", minibatch, "the per-rank minibatch")
         errors += _chunk_errors(self, "forward_batch_size", None, "")
+        if self.kl_coef < 0:
+            errors.append(f"kl_coef must be >= 0, got {self.kl_coef}")
         if self.adaptive_kl and (self.kl_target is None or self.kl_target <= 0):
             errors.append("adaptive_kl needs kl_target > 0 (nats)")
         if self.kl_horizon < 1:

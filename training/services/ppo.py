@@ -26,6 +26,7 @@ from training.selectors import calibration_records
 from training.services.andon import andon_pull
 from training.services.models_io import final_checkpoint, task_truncate_token
 from training.services.reporter import RunReporter
+from training.services.task import formatted, query_format
 from training.services.runs import artifacts_path, checkpoint_record, run_metrics_record
 from training.services.sampling import publish_samples
 from training.services.tripwires import check_calibration_accuracy, tripwire_limits
@@ -53,7 +54,7 @@ def ppo_config(run: TrainingRun) -> PPOConfig:
 
 def _calibration_reason(run: TrainingRun, config: PPOConfig, reward_model, tokenizer) -> str | None:
     """The reward PPO will optimise, sign flip included, scored on the researchers' answers."""
-    records = calibration_records(project=run.project)
+    records = formatted(calibration_records(project=run.project), (run.product or {}).get("task"))
     if reward_model is None or not records:
         return None
     data = encode_comparisons(records, tokenizer, config.query_length, config.response_length)
@@ -97,8 +98,9 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         return
 
     # 2. The trainer, resumed from the newest checkpoint if an earlier attempt wrote one.
-    texts = list(Query.objects.filter(project=run.project, split=Query.Split.TRAIN).order_by("id")
-                 .values_list("context", flat=True))
+    task = (run.product or {}).get("task")
+    texts = [query_format(context, task) for context in Query.objects.filter(
+        project=run.project, split=Query.Split.TRAIN).order_by("id").values_list("context", flat=True)]
     if not texts:
         raise ValueError(f"Project {run.project.slug} has no train queries for PPO.")
     queries, query_mask = encode_queries(tokenizer, texts, config.query_length)

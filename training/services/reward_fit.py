@@ -22,6 +22,7 @@ from training.selectors import base_policy_sample_pairs, calibration_records, re
 from training.services.andon import andon_pull
 from training.services.models_io import final_model_dir, task_truncate_token
 from training.services.reporter import RunReporter
+from training.services.task import formatted, query_format
 from training.services.runs import checkpoint_record, run_metrics_record
 from training.services.tripwires import check_calibration_accuracy, tripwire_limits
 
@@ -75,7 +76,8 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     fit_data = reward_fit_data(project=run.project, max_label_id=snapshot.get("max_label_id"),
                                stored_tokens=bool((run.product or {}).get("stored_tokens")))
     _report(run, fit_data.report)  # before fitting: a run that fails for want of labels still says why
-    comparisons = fit_data.train
+    task = (run.product or {}).get("task")
+    comparisons = formatted(fit_data.train, task)
     if len(comparisons) < 2:
         raise ValueError(f"Only {len(comparisons)} labels of train-split comparisons: too few to fit a reward model "
                          "(calibration comparisons and valid/test splits are never trained on).")
@@ -85,6 +87,7 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     if config.normalize_before:
         stored = base_policy_sample_pairs(project=run.project, base_model=config.policy_model or config.model,
                                           limit=config.normalize_samples)
+        stored = [(query_format(query, task), text) for query, text in stored]
         base_samples = stored if len(stored) >= min(config.normalize_samples, MIN_STORED_BASE_SAMPLES) else None
     result = fit(config, comparisons, on_log=reporter.on_step, should_stop=reporter.should_stop,
                  base_samples=base_samples)
@@ -92,7 +95,7 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         return
 
     # Calibration check: does the reward agree with researchers more often than chance?
-    calibration = calibration_records(project=run.project)
+    calibration = formatted(calibration_records(project=run.project), task)
     accuracy = None
     if calibration:
         data = encode_comparisons(calibration, result.tokenizer, config.query_length, config.response_length)
@@ -103,7 +106,7 @@ def reward_fit_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
 
     # Held-out accuracy on the project's valid split: labels the fit never saw, whatever its own split.
     if fit_data.valid:
-        held_out = encode_comparisons(fit_data.valid, result.tokenizer, config.query_length, config.response_length)
+        held_out = encode_comparisons(formatted(fit_data.valid, task), result.tokenizer, config.query_length, config.response_length)
         valid = evaluate(result.model, held_out, resolve_device(config.device))
         step = int(result.metrics.get("step", 1))
         run_metrics_record(run_id=run.id, step=step, metrics={

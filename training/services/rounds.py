@@ -53,9 +53,12 @@ def _library_config_errors(configs: dict) -> list[str]:
     """The reward and PPO sections checked as the library will check them, before any run exists: an
     unknown key (a typo such as `kl_coeff`) or a bad value is named now, not in the worker after the fit."""
     errors = []
+    # A round's PPO optimises the round's fitted reward model (a folder, never a builtin), which a separate value
+    # model copies: checked as that, unless the section names its own reward.
+    as_run = {"reward": configs["reward"], "ppo": {"reward": "<the round's reward model>", **configs["ppo"]}}
     for name, cls in (("reward", RewardFitConfig), ("ppo", PPOConfig)):
         try:
-            config_from_dict(cls, configs[name]).validate()
+            config_from_dict(cls, as_run[name]).validate()
         except (ConfigError, TypeError) as error:  # TypeError: a value of the wrong type that validate() compared
             errors.append(f"{name}: {error}")
     return errors

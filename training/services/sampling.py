@@ -27,6 +27,7 @@ from training.models import BASE_POLICY_SOURCE, TrainingRun
 from training.services.andon import quarantine_check
 from training.services.models_io import checkpoint_source_name, final_checkpoint
 from training.services.reporter import RunReporter
+from training.services.task import query_format
 
 # No truncation rule unless the project sets one, as PPO's and the reward fit's defaults (truncate_token None):
 # a rule only the sample run applied would drop samples PPO scores as valid.
@@ -35,7 +36,7 @@ from training.services.reporter import RunReporter
 # K = 2), and a pair whose two texts are equal is not published.
 DEFAULTS = {"n_queries": 16, "response_length": 24, "query_length": 64, "temperature": 1.0, "base_share": 0.25,
             "reference_share": 0.0, "truncate_text": "", "truncate_after": 0, "split": "train", "max_tries": 4,
-            "greedy": False}
+            "greedy": False, "query_format": "{context}"}
 MAX_TRIES_LIMIT = 32  # each try can cost a full sampling pass
 
 
@@ -116,10 +117,11 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
 
     # 2. Sample valid responses only (generation checks the stop flag as it goes); a query the
     #    policy cannot fill with valid samples is dropped, and only kept ones get base samples.
-    from_policy = sample_valid(policy_lm, tokenizer, [q.context for q in queries], k, cfg["max_tries"], seed=seed,
-                               **gen)
+    from_policy = sample_valid(policy_lm, tokenizer, [query_format(q.context, cfg) for q in queries], k,
+                               cfg["max_tries"], seed=seed, **gen)
     kept = [(q, group) for q, group in zip(queries, from_policy.samples) if group]
-    from_base = sample_valid(base_lm, tokenizer, [q.context for q, _ in kept], k // 2, cfg["max_tries"],
+    from_base = sample_valid(base_lm, tokenizer, [query_format(q.context, cfg) for q, _ in kept], k // 2,
+                             cfg["max_tries"],
                              seed=seed + 1, **gen)
     if should_stop is not None and should_stop():
         return Published()

@@ -16,8 +16,11 @@ from __future__ import annotations
 # the one token that ends a response (at index >= truncate_after; "<eos>" = the tokenizer's end-of-text;
 # "" = no rule): sample runs use it as is, reward fits and PPO as the token id of the base model's tokenizer
 # (training.rlhf.task.truncate_token_of, in the worker: the web never loads a tokenizer).
+# `query_format`: how a query's stored context becomes the model's input, "{context}" standing for it (e.g.
+# "{context}\n\nTL;DR:" for summaries of imported posts); one template for every run that samples or scores.
 TASK_DEFAULTS = {"query_length": 64, "response_length": 24, "temperature": 1.0, "truncate_text": "",
-                 "truncate_after": 0}
+                 "truncate_after": 0, "query_format": "{context}"}
+CONTEXT = "{context}"
 # What the library's configs (RewardFitConfig, PPOConfig) take as they are; the rest is the run's product["task"].
 LIBRARY_TASK_KEYS = ("query_length", "response_length", "temperature", "truncate_after")
 
@@ -26,10 +29,11 @@ LIBRARY_TASK_KEYS = ("query_length", "response_length", "temperature", "truncate
 # PPOConfig, the sample run's DEFAULTS; tests/training/services/test_task.py holds them equal).
 LIBRARY_DEFAULTS = {
     "fit_reward": {"query_length": 64, "response_length": 24, "temperature": 1.0, "truncate_text": "",
-                   "truncate_after": 0},
-    "ppo": {"query_length": 16, "response_length": 16, "temperature": 1.0, "truncate_text": "", "truncate_after": 0},
+                   "truncate_after": 0, "query_format": CONTEXT},
+    "ppo": {"query_length": 16, "response_length": 16, "temperature": 1.0, "truncate_text": "", "truncate_after": 0,
+            "query_format": CONTEXT},
     "sample": {"query_length": 64, "response_length": 24, "temperature": 1.0, "truncate_text": "",
-               "truncate_after": 0},
+               "truncate_after": 0, "query_format": CONTEXT},
 }
 
 
@@ -46,6 +50,22 @@ def task_fill(config: dict, task: dict | None = None, *, library: bool = False) 
     if library:
         filled = {key: value for key, value in filled.items() if key in LIBRARY_TASK_KEYS}
     return {**config, **filled}
+
+
+def query_format(context: str, task: dict | None) -> str:
+    """The model's input for a stored context under the task's query_format (plain replacement: braces in the
+    context are text, never format fields)."""
+    template = (task or {}).get("query_format") or CONTEXT
+    return template.replace(CONTEXT, context)
+
+
+def formatted(records: list, task: dict | None) -> list:
+    """Library Comparison records with each query under the task's query_format."""
+    import dataclasses
+
+    if ((task or {}).get("query_format") or CONTEXT) == CONTEXT:
+        return records
+    return [dataclasses.replace(record, query=query_format(record.query, task)) for record in records]
 
 
 def run_task(run) -> dict:
@@ -102,6 +122,9 @@ def task_errors(task: dict | None) -> list[str]:
     if not isinstance(after, int) or isinstance(after, bool) or after < 0 or (isinstance(length, int)
                                                                              and after >= length):
         errors.append("truncate_after must be a whole number from 0 to response_length − 1")
+    template = task.get("query_format", CONTEXT)
+    if not isinstance(template, str) or template.count(CONTEXT) != 1 or len(template) > 2000:
+        errors.append("query_format must hold {context} exactly once (e.g. \"{context}\\n\\nTL;DR:\")")
     return errors
 
 

@@ -23,7 +23,8 @@ def test_the_assumed_defaults_are_the_librarys():
     for kind, source in (("fit_reward", RewardFitConfig), ("ppo", PPOConfig)):
         library = {f.name: f.default for f in dataclasses.fields(source) if f.name in TASK_DEFAULTS}
         assert set(library) == set(LIBRARY_TASK_KEYS)
-        assert {**library, "truncate_text": ""} == LIBRARY_DEFAULTS[kind], kind  # no truncate_token by default
+        # no truncate_token by default, and the context as it is
+        assert {**library, "truncate_text": "", "query_format": "{context}"} == LIBRARY_DEFAULTS[kind], kind
     assert {k: SAMPLE_DEFAULTS[k] for k in TASK_DEFAULTS} == LIBRARY_DEFAULTS["sample"]
 
 
@@ -39,7 +40,7 @@ def test_conflicts_name_each_differing_field_and_the_task_fills_the_rest():
     assert task_fill({"n_queries": 2}, {"truncate_text": "."})["truncate_text"] == "."  # a sample section's
     assert task_errors({"response_len": 8, "query_length": 0, "temperature": -1, "truncate_after": 30}) == [
         "unknown task field 'response_len' (known: query_length, response_length, temperature, truncate_text, "
-        "truncate_after)",
+        "truncate_after, query_format)",
         "query_length must be a whole number ≥ 1",
         "temperature must be a number > 0 (greedy samples for people: the sample section's greedy)",
         "truncate_after must be a whole number from 0 to response_length − 1"]
@@ -82,3 +83,42 @@ def test_the_tasks_truncation_text_reaches_every_run_of_a_round_and_a_section_to
     # The worker turns it into the base tokenizer's id ("." is byte 46 for the tiny byte model).
     assert reward_fit_config(fit).truncate_token == 46
     assert (ppo.config["truncate_after"], ppo.config["response_length"]) == (3, 8)
+
+
+@pytest.mark.django_db
+def test_the_query_format_shapes_every_query_a_run_samples_or_scores(researcher, monkeypatch):
+    from labeling.models import Query
+    from tests.factories import make_comparison, make_label, UserFactory
+    from training.services import round_start
+    from training.services.task import formatted, query_format
+    from training.rlhf.data import Comparison
+
+    assert query_format("A post {with braces}", {"query_format": "{context}\n\nTL;DR:"}) == \
+        "A post {with braces}\n\nTL;DR:"
+    assert formatted([Comparison(query="p", samples=["a", "b"], best=0)], {"query_format": "Q: {context}"})[0].query \
+        == "Q: p"
+    assert task_errors({"query_format": "no placeholder"}) == [
+        'query_format must hold {context} exactly once (e.g. "{context}\\n\\nTL;DR:")']
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project), UserFactory(username="c-fmt", role="contractor"), chosen_index=0)
+    project.training_settings = {"task": {"query_format": "{context}\n\nTL;DR:"}}
+    project.save()
+    rnd = round_start(project=project, user=researcher)
+    fit, ppo, sample = rnd.runs.order_by("id")
+    assert {run.product["task"]["query_format"] for run in (fit, ppo)} == {"{context}\n\nTL;DR:"}
+    assert sample.config["query_format"] == "{context}\n\nTL;DR:" and "query_format" not in fit.config
+    assert Query.objects.filter(project=project).exists()
+
+
+def test_the_2020_preset_starts_a_round(researcher, db):
+    from tests.factories import make_comparison, make_label, UserFactory
+    from training.rlhf.presets import PRESETS
+    from training.services import round_start
+
+    project = ProjectFactory(k=2)
+    make_label(make_comparison(project), UserFactory(username="c-2020", role="contractor"), chosen_index=0)
+    project.training_settings = PRESETS["2020"].settings()
+    project.save()
+    fit, ppo, sample = round_start(project=project, user=researcher).runs.order_by("id")
+    assert (fit.config["readout"], ppo.config["value_model"], sample.config["greedy"]) == ("eot", "separate", True)
+    assert "reward" not in ppo.config  # the round's fitted reward model, set when the run executes
