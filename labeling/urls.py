@@ -37,6 +37,9 @@ urlpatterns += [
 # The researcher's set-up pages (issue 17): each block belongs to its view module.
 urlpatterns += [
     # views/projects.py: new project
+    # Every project page has a segment after its slug, so none captures "projects/new/"; a
+    # "projects/<slug:slug>/" page must come after this line. project_create refuses the slug "new".
+    path("projects/new/", projects.labeling_project_new, name="labeling-project-new"),
 ]
 urlpatterns += [
     # views/imports.py: import page, dry run, progress
@@ -46,4 +49,7 @@ urlpatterns += [
 ]
 urlpatterns += [
     # views/account.py: account page, API token create/revoke
+    path("account/", account.labeling_account, name="labeling-account"),
+    path("account/token/create/", account.labeling_account_token_create, name="labeling-account-token-create"),
+    path("account/token/revoke/", account.labeling_account_token_revoke, name="labeling-account-token-revoke"),
 ]

@@ -1,15 +1,37 @@
 """Creating projects (the write side researchers use)."""
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
+from django.db import IntegrityError, transaction
+
 from labeling.errors import InvalidInput
-from labeling.models import Project
+from labeling.models import Instructions, Project
+from labeling.services.instructions import instructions_publish
+
+# Slugs that are path segments of the project pages themselves: /projects/new/ (the new-project
+# page) and /api/projects/create/ (the API's create endpoint) would hide a project of that slug.
+RESERVED_SLUGS = frozenset({"new", "create"})
+
+_NAME_MAX, _SLUG_MAX = Project._meta.get_field("name").max_length, Project._meta.get_field("slug").max_length
 
 
 def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project.TaskKind.CONTINUATION,
                    labels_per_comparison: int = 1, calibration_share: float = 0.15, calibration_labels_wanted: int = 10,
                    description: str = "", created_by=None) -> Project:
-    """Create a project after checking K (2–8), labels wanted (≥ 1), calibration share (0–1) and
+    """Create a project after checking the name (1–200 characters), the slug (letters, digits, - and _;
+    not taken, not a reserved page name), K (2–8), labels wanted (≥ 1), calibration share (0–1) and
     labels wanted on calibration comparisons (1–1000)."""
+    if not name.strip() or len(name) > _NAME_MAX:
+        raise InvalidInput(f"The name must be 1 to {_NAME_MAX} characters.", field="name")
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise InvalidInput("The slug may hold only letters, digits, hyphens and underscores.", field="slug") from None
+    if len(slug) > _SLUG_MAX:
+        raise InvalidInput(f"The slug is limited to {_SLUG_MAX} characters.", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise InvalidInput(f"{slug!r} is the name of a page; choose another slug.", field="slug")
     if isinstance(k, bool) or not isinstance(k, int) or not Project.K_MIN <= k <= Project.K_MAX:
         raise InvalidInput(f"K must be an integer from {Project.K_MIN} to {Project.K_MAX}.", field="k")
     if not isinstance(labels_per_comparison, int) or labels_per_comparison < 1:
@@ -24,8 +46,27 @@ def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project
         raise InvalidInput(f"task_kind must be one of {', '.join(Project.TaskKind.values)}.", field="task_kind")
     if Project.objects.filter(slug=slug).exists():
         raise InvalidInput(f"A project with slug {slug!r} exists.", field="slug")
-    return Project.objects.create(
-        name=name, slug=slug, k=k, task_kind=task_kind, labels_per_comparison=labels_per_comparison,
-        calibration_share=calibration_share, calibration_labels_wanted=calibration_labels_wanted,
-        description=description, created_by=created_by,
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent create of the same slug loses here, cleanly
+            return Project.objects.create(
+                name=name, slug=slug, k=k, task_kind=task_kind, labels_per_comparison=labels_per_comparison,
+                calibration_share=calibration_share, calibration_labels_wanted=calibration_labels_wanted,
+                description=description, created_by=created_by,
+            )
+    except IntegrityError:
+        if Project.objects.filter(slug=slug).exists():
+            raise InvalidInput(f"A project with slug {slug!r} exists.", field="slug") from None
+        raise
+
+
+def project_create_with_instructions(*, instructions: str, created_by=None, **fields) -> tuple[Project, Instructions]:
+    """Create a project (project_create's checks and fields) and publish `instructions` (Markdown) as
+    its version 1, in one transaction: either both exist afterwards or neither. Bad instructions are
+    InvalidInput with field "instructions"."""
+    with transaction.atomic():
+        project = project_create(created_by=created_by, **fields)
+        try:
+            first = instructions_publish(project=project, body=instructions, author=created_by)
+        except InvalidInput as error:
+            raise InvalidInput(error.message, field="instructions") from error
+    return project, first

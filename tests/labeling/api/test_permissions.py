@@ -27,7 +27,7 @@ LINE_2019 = json.dumps({"query": "q", "sample0": "a", "sample1": "b", "sample2":
 #  endpoint name,            method, body (JSON or raw JSONL),              anonymous, contractor, researcher, admin
 TABLE = [
     ("api-project-list",         "get",  None,                                 401, 200, 200, 200),
-    ("api-project-create",       "post", {"name": "N", "slug": "new", "k": 2}, 401, 403, 201, 201),
+    ("api-project-create",       "post", {"name": "N", "slug": "fresh", "k": 2}, 401, 403, 201, 201),
     ("api-project-detail",       "get",  None,                                 401, 200, 200, 200),
     ("api-project-progress",     "get",  None,                                 401, 403, 200, 200),
     ("api-queries-import",       "post", '{"context": "c"}\n',                 401, 403, 201, 201),
