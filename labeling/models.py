@@ -157,6 +157,14 @@ class Import(models.Model):
         API = "api", "API"
         COMMAND = "command", "Management command"
         CODE = "code", "Code"
+        WEB = "web", "Import page"
+
+    class Status(models.TextChoices):
+        # An import in the request is written DONE in its one transaction; only a task's is seen before.
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
     kind = models.CharField(max_length=12, choices=Kind.choices)
@@ -182,6 +190,16 @@ class Import(models.Model):
     accounts_existing = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="+",
         help_text="Accounts that existed before and were written under because the importer listed them.")
+    accounts_reused = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+",
+        help_text="Import accounts of earlier imports of this project written under again (no listing needed).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DONE)
+    progress_done = models.PositiveIntegerField(default=0, help_text="Records read so far (a task's import).")
+    progress_total = models.PositiveIntegerField(default=0, help_text="Records in the file (a task's import).")
+    error = models.TextField(blank=True, help_text="Why a task's import failed; it wrote nothing.")
+    options = models.JSONField(default=dict, blank=True,
+                               help_text="What a task's import runs with: layout, tokenizer, pad_id, labeler, "
+                                         "labelers_existing.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -190,6 +208,14 @@ class Import(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.pk} ({self.kind}, {self.file_name or 'no name'})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def progress_pct(self) -> int:
+        return round(100 * self.progress_done / self.progress_total) if self.progress_total else 0
 
 
 class Comparison(models.Model):

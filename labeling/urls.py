@@ -43,6 +43,11 @@ urlpatterns += [
 ]
 urlpatterns += [
     # views/imports.py: import page, dry run, progress
+    path("projects/<slug:slug>/import/", imports.labeling_import, name="labeling-import"),
+    path("projects/<slug:slug>/import/<int:import_id>/", imports.labeling_import_detail,
+         name="labeling-import-detail"),
+    path("projects/<slug:slug>/import/<int:import_id>/status/", imports.labeling_import_status,
+         name="labeling-import-status"),
 ]
 urlpatterns += [
     # views/exports.py: export page and download

@@ -1,8 +1,12 @@
 """Importing queries, samples and labeled comparisons from JSON Lines files.
 
 Every import is checked in full before anything is written: the size limit
-(settings.IMPORT_MAX_BYTES) before parsing, then each line, with errors naming the line
-("line 7: missing key 'sample3'"). The write is one transaction, so a bad line writes nothing.
+(settings.IMPORT_MAX_BYTES) before parsing, then every line, and a bad file is refused naming each
+bad line (BadLines: "line 7: missing key 'sample3'.", one per message line, the first
+MAX_LINE_ERRORS_LISTED of them). The write is one transaction, so a bad line writes nothing.
+The import page runs `import_dry_run` first (the same checks, nothing written: the rows as they
+will be stored, every bad line, the accounts); a file of more than IMPORT_ASYNC_LINES records is
+then imported by a task (`import_start` → `import_execute`) with progress on its Import.
 Files are JSON Lines (one object per line; blank lines are skipped) or one JSON array of objects
 (errors then name the item). Nothing else is parsed: never pickle or torch files from users.
 
@@ -73,8 +77,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -86,7 +91,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from labeling.errors import ExistingAccounts, InvalidInput, PayloadTooLarge
+from labeling.errors import ExistingAccounts, InvalidInput, LabelingError, PayloadTooLarge
 from labeling.models import Assignment, Comparison, ComparisonSample, Import, Label, Project, Query, Sample
 from labeling.roles import CONTRACTOR, researchers, user_role, user_set_role
 from labeling.textstats import comparison_text_figures
@@ -101,6 +106,9 @@ _MAX_DEPTH = 32  # generation_params and the 2020 `extra` are shallow; deeper is
 _BATCH = 1000  # rows per INSERT: bounded statements for 20 MB files
 _SPLITS_2020 = {"train": Query.Split.TRAIN, "valid1": Query.Split.VALID, "valid2": Query.Split.TEST}
 _LINES_SHOWN = 5  # per refused account: enough to find them, short enough for one message
+MAX_LINE_ERRORS_LISTED = 1000  # a file of bad lines is named in full up to here, then counted
+_PROGRESS_EVERY = 200  # records between progress reports of a long import
+PREVIEW_ROWS = 10  # rows a dry run shows as they will be stored
 
 
 @dataclass
@@ -120,6 +128,54 @@ class ImportResult:
     accounts_created: list[str] = field(default_factory=list)  # new import accounts
     accounts_reused: list[str] = field(default_factory=list)  # import accounts of earlier imports of the project
     accounts_existing: list[str] = field(default_factory=list)  # listed in labelers_existing and written under
+
+
+@dataclass(frozen=True)
+class LineError:
+    """One bad line: where ("line 7", "item 2") and the whole message ("line 7: missing key 'sample3'.")."""
+
+    where: str
+    message: str
+
+    @property
+    def number(self) -> int | None:
+        tail = self.where.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else None
+
+
+class LineErrors:
+    """Collects the bad lines of one file, in file order; lists the first MAX_LINE_ERRORS_LISTED, counts all."""
+
+    def __init__(self) -> None:
+        self.listed: list[LineError] = []
+        self.total = 0
+        self.field = "file"
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def add(self, where: str, error: InvalidInput) -> None:
+        if not self.total and error.field:
+            self.field = error.field  # e.g. "tokenizer" when token ids came without one
+        self.total += 1
+        if len(self.listed) < MAX_LINE_ERRORS_LISTED:
+            self.listed.append(LineError(where=where, message=error.message))
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            raise BadLines(self.listed, total=self.total, field=self.field)
+
+
+class BadLines(InvalidInput):
+    """Every bad line of a file (the first MAX_LINE_ERRORS_LISTED of them), one per message line, in file
+    order; nothing was written. With one bad line the message is that line's message alone."""
+
+    def __init__(self, errors: list[LineError], *, total: int, field: str = "file"):
+        more = total - len(errors)
+        message = "\n".join(e.message for e in errors) + (f"\n… and {more} more bad lines." if more > 0 else "")
+        super().__init__(message, field=field)
+        self.errors = errors
+        self.total = total
 
 
 # ---------------------------------------------------------------- reading files
@@ -156,8 +212,13 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def import_rows(data: bytes) -> Iterator[tuple[str, dict]]:
-    """(where, object) for each record: where is "line N" (JSON Lines) or "item N" (a JSON array)."""
+def import_rows(data: bytes, errors: LineErrors) -> Iterator[tuple[str, dict]]:
+    """(where, object) for each good record: where is "line N" (JSON Lines) or "item N" (a JSON array).
+
+    A bad line (invalid JSON, not an object, text PostgreSQL cannot store) is added to `errors` and
+    reading goes on, so one pass names every bad line; a file that is not text, not a JSON array
+    when it starts with "[", or has no records at all, is refused at once.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -174,19 +235,35 @@ def import_rows(data: bytes) -> Iterator[tuple[str, dict]]:
             raise InvalidInput("line 1: expected a JSON array of objects.", field="file")
         numbered = ((f"item {n}", item) for n, item in enumerate(items, start=1))
     else:
-        numbered = _jsonl(text)
+        numbered = _jsonl(text, errors)
     seen = False
     for where, obj in numbered:
-        if not isinstance(obj, dict):
-            raise InvalidInput(f"{where}: expected a JSON object, got {type(obj).__name__}.", field="file")
-        _check_storable(where, obj)
         seen = True
+        try:
+            if not isinstance(obj, dict):
+                raise InvalidInput(f"{where}: expected a JSON object, got {type(obj).__name__}.", field="file")
+            _check_storable(where, obj)
+        except InvalidInput as error:
+            errors.add(where, error)
+            continue
         yield where, obj
-    if not seen:
+    if not seen and not errors:
         raise InvalidInput("The file has no records.", field="file")
 
 
-def _jsonl(text: str) -> Iterator[tuple[str, object]]:
+def import_count_records(data: bytes) -> int:
+    """How many records a file holds (non-blank lines, or a JSON array's items), without checking them:
+    whether an import runs in the request or as a task, and the total of its progress bar."""
+    if data.lstrip().startswith(b"["):
+        try:
+            items = json.loads(data, parse_constant=_no_constants)
+        except (ValueError, RecursionError):
+            return 0
+        return len(items) if isinstance(items, list) else 0
+    return sum(1 for line in data.split(b"\n") if line.strip())
+
+
+def _jsonl(text: str, errors: LineErrors) -> Iterator[tuple[str, object]]:
     # split("\n"), not splitlines(): U+2028 and friends may sit unescaped inside JSON strings.
     for n, line in enumerate(text.split("\n"), start=1):
         line = line.strip()
@@ -194,10 +271,13 @@ def _jsonl(text: str) -> Iterator[tuple[str, object]]:
             continue
         try:
             obj = json.loads(line, parse_constant=_no_constants)
-        except RecursionError as error:
-            raise InvalidInput(f"line {n}: JSON nested more than {_MAX_DEPTH} levels deep.", field="file") from error
+        except RecursionError:
+            errors.add(f"line {n}", InvalidInput(f"line {n}: JSON nested more than {_MAX_DEPTH} levels deep.",
+                                                 field="file"))
+            continue
         except ValueError as error:
-            raise InvalidInput(f"line {n}: invalid JSON ({_json_msg(error)}).", field="file") from error
+            errors.add(f"line {n}", InvalidInput(f"line {n}: invalid JSON ({_json_msg(error)}).", field="file"))
+            continue
         yield f"line {n}", obj
 
 
@@ -422,21 +502,26 @@ def _parse_2019(where: str, obj: dict, *, project: Project, decoder, pad_id) -> 
     )
 
 
+TLDR_CUE = "\n\nTL;DR:"  # 2020's query ends with it: the policy and the reward model read the summary after the cue
+
+
 def _context_2020(info: dict, where: str) -> str:
-    body = _str(info, "post", where) or _str(info, "article", where)
-    if not body.strip():
+    """The query as 2020 wrote it: "SUBREDDIT: r/{subreddit}\n\nTITLE: {title}\n\nPOST: {post}\n\nTL;DR:" (parts
+    the line lacks left out), or for a CNN/DM article "Article:\n{article}\n\nTL;DR:\n"; a text that already ends
+    with the cue (one our 2020 export wrote) keeps one."""
+    post, article = _str(info, "post", where), _str(info, "article", where)
+    if not (post.strip() or article.strip()):
         raise InvalidInput(f"{where}: missing key 'info.post' (or 'info.article').", field="file")
+    if not post.strip():
+        return article if article.rstrip().endswith(TLDR_CUE.strip()) else f"Article:\n{article}{TLDR_CUE}\n"
+    body = post
     title, subreddit = _str(info, "title", where), _str(info, "subreddit", where)
-    if not (title or subreddit):
-        return body
     parts = ([f"SUBREDDIT: r/{subreddit}"] if subreddit else []) + ([f"TITLE: {title}"] if title else [])
-    return "\n\n".join([*parts, f"POST: {body}"])
+    context = "\n\n".join([*parts, f"POST: {body}"]) if parts else body
+    return context if context.rstrip().endswith(TLDR_CUE.strip()) else context + TLDR_CUE
 
 
 def _parse_2020(where: str, obj: dict, *, project: Project, decoder, pad_id) -> _Row:
-    if project.k != 2:
-        raise InvalidInput(f"The 2020 layout compares 2 summaries; project {project.slug!r} has K={project.k}.",
-                           field="layout")
     info = obj.get("info")
     if not isinstance(info, dict):
         raise InvalidInput(f"{where}: missing key 'info' (an object with id and post).", field="file")
@@ -492,6 +577,99 @@ def _parse_query_line(where: str, obj: dict, *, decoder, pad_id) -> _Row:
     )
 
 
+# ---------------------------------------------------------------- parsing a whole file
+
+
+@dataclass
+class _Parsed:
+    rows: list[_Row]
+    errors: LineErrors
+    layout: str = ""  # "2019" or "2020" once read (for comparisons); "" for queries
+    total: int = 0  # records counted before parsing (the progress bar's end); 0 when nobody asked
+
+    @property
+    def records(self) -> int:
+        return len(self.rows) + self.errors.total
+
+
+class _Progress:
+    """Calls on_progress(records read, records in the file) every _PROGRESS_EVERY records, and at the end."""
+
+    def __init__(self, data: bytes, on_progress: Callable[[int, int], None] | None):
+        self.on_progress = on_progress
+        self.total = import_count_records(data) if on_progress else 0
+        self.last = 0
+
+    def __call__(self, parsed: _Parsed, *, final: bool = False) -> None:
+        done = parsed.records
+        if self.on_progress and (final or done - self.last >= _PROGRESS_EVERY):
+            self.last = done
+            self.on_progress(done, max(self.total, done))
+
+
+def _layout_check(project: Project, layout: str) -> None:
+    if layout == "2020" and project.k != 2:
+        raise InvalidInput(f"The 2020 layout compares 2 summaries; project {project.slug!r} has K={project.k}.",
+                           field="layout")
+
+
+def _comparison_rows(project: Project, data: bytes, *, layout: str, decoder, pad_id, default_labeler: str,
+                     on_progress=None) -> _Parsed:
+    """Every line parsed: good ones as rows, bad ones as errors. A wrong layout for the project is refused at once."""
+    _layout_check(project, layout)
+    parsed = _Parsed(rows=[], errors=LineErrors(), layout=layout)
+    progress = _Progress(data, on_progress)
+    parsed.total = progress.total
+    for where, obj in import_rows(data, parsed.errors):
+        if parsed.layout == "auto":
+            parsed.layout = "2020" if "summaries" in obj else "2019"
+            _layout_check(project, parsed.layout)
+        parse = _parse_2020 if parsed.layout == "2020" else _parse_2019
+        try:
+            row = parse(where, obj, project=project, decoder=decoder, pad_id=pad_id)
+        except InvalidInput as error:
+            parsed.errors.add(where, error)
+        else:
+            row.labeler = row.labeler or default_labeler
+            parsed.rows.append(row)
+        progress(parsed)
+    if parsed.layout == "auto":  # every line was bad: nothing told the layout
+        parsed.layout = ""
+    progress(parsed, final=True)
+    return parsed
+
+
+def _query_rows(project: Project, data: bytes, *, decoder, pad_id, on_progress=None) -> _Parsed:
+    """Every line parsed, and every external_id repeated in the file or already used in the project named."""
+    parsed = _Parsed(rows=[], errors=LineErrors())
+    progress = _Progress(data, on_progress)
+    parsed.total = progress.total
+    for where, obj in import_rows(data, parsed.errors):
+        try:
+            parsed.rows.append(_parse_query_line(where, obj, decoder=decoder, pad_id=pad_id))
+        except InvalidInput as error:
+            parsed.errors.add(where, error)
+        progress(parsed)
+    seen: dict[str, str] = {}
+    repeats: set[str] = set()
+    for row in parsed.rows:
+        ext = row.query.external_id
+        if ext and ext in seen:
+            parsed.errors.add(row.where, InvalidInput(f"{row.where}: external_id {ext!r} repeats {seen[ext]}.",
+                                                      field="file"))
+            repeats.add(row.where)
+        elif ext:
+            seen[ext] = row.where
+    taken = set(Query.objects.filter(project=project, external_id__in=seen).values_list("external_id", flat=True))
+    for row in parsed.rows:
+        if row.query.external_id in taken and row.where not in repeats:
+            parsed.errors.add(row.where, InvalidInput(
+                f"{row.where}: a query with external_id {row.query.external_id!r} exists in this project.",
+                field="file"))
+    progress(parsed, final=True)
+    return parsed
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -504,9 +682,31 @@ def _import_accounts(project: Project, users: Iterable) -> set[int]:
     return created - set(researchers().filter(id__in=created).values_list("id", flat=True))
 
 
-def _labelers_check(project: Project, rows: Sequence[_Row], listed: Iterable[str]) -> tuple[dict, set[str]]:
-    """(username → existing user, names to create): refuses, before anything is written, a listed name
-    with no account and a file naming an existing account that is neither listed nor an import account."""
+@dataclass
+class ExistingAccount:
+    """An account that exists and that the file's labels would go under: a person, unless listed it is refused."""
+
+    username: str
+    role: str  # "contractor", "researcher", "admin" or "" (no role)
+    lines: list[str]
+    listed: bool = False
+
+    @property
+    def lines_text(self) -> str:
+        return _lines_text(self.lines)
+
+
+@dataclass
+class _LabelersPlan:
+    users: dict  # username → existing user, for every existing account the labels name
+    new: set[str]  # accounts to create
+    reused: list[str]  # import accounts of earlier imports of this project (no listing needed)
+    existing: list[ExistingAccount]  # people: written under only when listed
+
+
+def _labelers_plan(project: Project, rows: Sequence[_Row], listed: Iterable[str]) -> _LabelersPlan:
+    """Whose accounts the labels of `rows` go under; refuses a listed name that is not a valid user name
+    or has no account (the names listed but not used by the file are fine)."""
     listed = set(listed)
     bad = sorted(name for name in listed if not _valid_username(name))
     if bad:
@@ -522,16 +722,28 @@ def _labelers_check(project: Project, rows: Sequence[_Row], listed: Iterable[str
         raise InvalidInput(f"labelers_existing: no account named {', '.join(map(repr, unknown))}.",
                            field="labelers_existing")
     allowed = _import_accounts(project, [u for name, u in users.items() if name in lines])
-    refused = {name: lines[name] for name in sorted(lines) if name in users and name not in listed
-               and users[name].id not in allowed}
+    named = {name: users[name] for name in lines if name in users}
+    return _LabelersPlan(
+        users=named,
+        new=set(lines) - users.keys(),
+        reused=sorted(name for name, u in named.items() if u.id in allowed and name not in listed),
+        existing=[ExistingAccount(username=name, role=user_role(u) or "", lines=lines[name], listed=name in listed)
+                  for name, u in sorted(named.items()) if u.id not in allowed or name in listed],
+    )
+
+
+def _labelers_check(project: Project, rows: Sequence[_Row], listed: Iterable[str]) -> tuple[dict, set[str]]:
+    """(username → existing user, names to create): refuses, before anything is written, a listed name
+    with no account and a file naming an existing account that is neither listed nor an import account."""
+    plan = _labelers_plan(project, rows, listed)
+    refused = [a for a in plan.existing if not a.listed]
     if refused:
         raise ExistingAccounts(
             "The file writes labels under existing accounts; nothing was written. List each one in "
             "labelers_existing to write under it deliberately: "
-            + "; ".join(f"{name!r} ({user_role(users[name]) or 'no role'}) on {_lines_text(where)}"
-                        for name, where in refused.items()) + ".",
-            accounts=refused)
-    return {name: users[name] for name in lines if name in users}, set(lines) - users.keys()
+            + "; ".join(f"{a.username!r} ({a.role or 'no role'}) on {a.lines_text}" for a in refused) + ".",
+            accounts={a.username: a.lines for a in refused})
+    return plan.users, plan.new
 
 
 def _lines_text(where: list[str]) -> str:
@@ -556,6 +768,7 @@ def _labelers_ensure(record: Import, existing: dict, new: set[str], listed: Iter
     result.accounts_reused = sorted(name for name in existing if name not in listed)
     record.accounts_created.add(*(users[name] for name in new))
     record.accounts_existing.add(*(users[name] for name in result.accounts_existing))
+    record.accounts_reused.add(*(users[name] for name in result.accounts_reused))
     return users
 
 
@@ -671,17 +884,33 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
 
 
 def _import_begin(project: Project, data: bytes, *, kind: str, name: str | None, imported_by, via: str,
-                  result: ImportResult, **fields) -> Import:
-    """The Import row of this write (inside its transaction), and whether the same content came before."""
+                  result: ImportResult, record: Import | None = None, **fields) -> Import:
+    """The Import row of this write (inside its transaction), and whether the same content came before.
+
+    `record` is a task's queued Import: it is filled in and becomes DONE with the rows (or stays as it
+    was when the transaction rolls back)."""
     digest = hashlib.sha256(data).hexdigest()
     result.sha256 = digest
-    earlier = Import.objects.filter(project=project, sha256=digest).values_list("id", flat=True)
-    result.previous_import_ids = list(earlier)
+    result.previous_import_ids = list(_imports_of_content(project, digest, exclude=record))
     result.previously_imported = bool(result.previous_import_ids)
-    record = Import.objects.create(project=project, kind=kind, file_name=(name or "")[:255], sha256=digest,
-                                   size_bytes=len(data), imported_by=imported_by, via=via, **fields)
+    values = dict(project=project, kind=kind, file_name=(name or "")[:255], sha256=digest, size_bytes=len(data),
+                  imported_by=imported_by, via=via, status=Import.Status.DONE, **fields)
+    if record is None:
+        record = Import.objects.create(**values)
+    else:
+        for key, value in values.items():
+            setattr(record, key, value)
+        record.save(update_fields=list(values))  # not the progress, which the task writes meanwhile
     result.import_id = record.id
     return record
+
+
+def _imports_of_content(project: Project, digest: str, *, exclude: Import | None = None):
+    """Ids of the project's finished imports of the same bytes (a failed or queued one wrote nothing)."""
+    earlier = Import.objects.filter(project=project, sha256=digest, status=Import.Status.DONE)
+    if exclude is not None:
+        earlier = earlier.exclude(id=exclude.id)
+    return earlier.values_list("id", flat=True)
 
 
 def _import_finish(record: Import, result: ImportResult) -> None:
@@ -696,32 +925,25 @@ def _import_finish(record: Import, result: ImportResult) -> None:
 
 def queries_import(*, project: Project, source: bytes | IO[bytes], name: str | None = None,
                    tokenizer: TokenDecoder | None = None, pad_id: int | None = None,
-                   max_bytes: int | None = None, imported_by=None, via: str = Import.Via.CODE) -> ImportResult:
+                   max_bytes: int | None = None, imported_by=None, via: str = Import.Via.CODE,
+                   record: Import | None = None, on_progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Create queries (and their samples) from a queries file; all or nothing; recorded as an Import.
 
     An external_id already used in the project, or twice in the file, is an error (re-running
-    an import must not double the data).
+    an import must not double the data). A bad file raises BadLines naming every bad line.
+    `record` and `on_progress` are a task's (import_execute): its queued Import, and a callback
+    given (records read, records in the file) while the lines are read.
     """
     # 1. Size, type, then every line.
     data = import_read(source, name=name, max_bytes=max_bytes)
-    rows = [_parse_query_line(where, obj, decoder=tokenizer, pad_id=pad_id) for where, obj in import_rows(data)]
-    seen: dict[str, str] = {}
-    for row in rows:
-        ext = row.query.external_id
-        if ext and ext in seen:
-            raise InvalidInput(f"{row.where}: external_id {ext!r} repeats {seen[ext]}.", field="file")
-        if ext:
-            seen[ext] = row.where
-    taken = set(Query.objects.filter(project=project, external_id__in=seen).values_list("external_id", flat=True))
-    clash = next((r for r in rows if r.query.external_id in taken), None)
-    if clash is not None:
-        raise InvalidInput(f"{clash.where}: a query with external_id {clash.query.external_id!r} exists in this project.",
-                           field="file")
+    parsed = _query_rows(project, data, decoder=tokenizer, pad_id=pad_id, on_progress=on_progress)
+    parsed.errors.raise_if_any()
+    rows = parsed.rows
     # 2. Write.
     result = ImportResult(lines=len(rows))
     with transaction.atomic():
         record = _import_begin(project, data, kind=Import.Kind.QUERIES, name=name, imported_by=imported_by, via=via,
-                               result=result)
+                               result=result, record=record)
         queries: dict = {}
         for row in rows:  # one Query per line, even when two lines share a context
             queries[(row.where,)] = Query(project=project, context=row.query.context, reference=row.query.reference,
@@ -744,33 +966,32 @@ def comparisons_import(*, project: Project, source: bytes | IO[bytes], name: str
                        labeler_username: str = DEFAULT_IMPORT_LABELER, batch: str = "",
                        is_calibration: bool = False, max_bytes: int | None = None,
                        labelers_existing: Iterable[str] = (), imported_by=None,
-                       via: str = Import.Via.CODE) -> ImportResult:
+                       via: str = Import.Via.CODE, record: Import | None = None,
+                       on_progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Create comparisons (and their queries, samples and labels) from a 2019- or 2020-layout file; all or nothing.
 
     layout "auto" reads the first record: "summaries" means 2020, otherwise 2019. The file's K
-    must equal the project's K. Labels under accounts that exist need `labelers_existing` (unless
-    they are import accounts of this project): see the module docstring for whom they belong to.
+    must equal the project's K. A bad file raises BadLines naming every bad line. Labels under
+    accounts that exist need `labelers_existing` (unless they are import accounts of this
+    project): see the module docstring for whom they belong to. `record` and `on_progress`: as
+    for queries_import.
     """
     if layout not in LAYOUTS:
         raise InvalidInput(f"layout must be one of {', '.join(LAYOUTS)}.", field="layout")
     default_labeler = _username(labeler_username or DEFAULT_IMPORT_LABELER, "labeler")
     # 1. Size, type, then every line.
     data = import_read(source, name=name, max_bytes=max_bytes)
-    rows: list[_Row] = []
-    for where, obj in import_rows(data):
-        if layout == "auto":
-            layout = "2020" if "summaries" in obj else "2019"
-        parse = _parse_2020 if layout == "2020" else _parse_2019
-        row = parse(where, obj, project=project, decoder=tokenizer, pad_id=pad_id)
-        row.labeler = row.labeler or default_labeler
-        rows.append(row)
+    parsed = _comparison_rows(project, data, layout=layout, decoder=tokenizer, pad_id=pad_id,
+                              default_labeler=default_labeler, on_progress=on_progress)
+    parsed.errors.raise_if_any()
+    rows = parsed.rows
     # 2. Whose accounts the labels go under (refused before anything is written), then write.
     listed = list(labelers_existing)
     result = ImportResult(lines=len(rows))
     with transaction.atomic():
         existing, new = _labelers_check(project, rows, listed)
         record = _import_begin(project, data, kind=Import.Kind.COMPARISONS, name=name, imported_by=imported_by,
-                               via=via, result=result, layout="" if layout == "auto" else layout, batch=batch,
+                               via=via, result=result, record=record, layout=parsed.layout, batch=batch,
                                is_calibration=is_calibration)
         users = _labelers_ensure(record, existing, new, listed, result)
         queries, reused = _queries_write(project, rows, result)
@@ -779,3 +1000,157 @@ def comparisons_import(*, project: Project, source: bytes | IO[bytes], name: str
                            record=record, result=result)
         _import_finish(record, result)
     return result
+
+
+# ---------------------------------------------------------------- the import page: dry run, big files as tasks
+
+
+@dataclass
+class ImportPreview:
+    """What importing a file would do, found without writing anything (the import page's dry run)."""
+
+    kind: str
+    layout: str  # "2019" or "2020" as read; "" for queries
+    sha256: str
+    size_bytes: int
+    records: int  # good and bad
+    rows: list[_Row]  # the first good ones, as they will be stored
+    errors: list[LineError]  # every bad line, in file order, up to MAX_LINE_ERRORS_LISTED
+    error_count: int
+    previous_imports: list[Import]  # this project's finished imports of the same bytes
+    accounts_created: list[str] = field(default_factory=list)
+    accounts_reused: list[str] = field(default_factory=list)
+    accounts_existing: list[ExistingAccount] = field(default_factory=list)  # people: each needs a deliberate tick
+
+    @property
+    def ok(self) -> bool:
+        return not self.error_count
+
+    @property
+    def errors_not_listed(self) -> int:
+        return self.error_count - len(self.errors)
+
+
+def import_dry_run(*, project: Project, source: bytes | IO[bytes], kind: str, name: str | None = None,
+                   layout: str = "auto", tokenizer: TokenDecoder | None = None, pad_id: int | None = None,
+                   labeler_username: str = DEFAULT_IMPORT_LABELER, labelers_existing: Iterable[str] = (),
+                   max_bytes: int | None = None, rows_shown: int = PREVIEW_ROWS) -> ImportPreview:
+    """Read and check a whole file as queries_import / comparisons_import would, and write nothing.
+
+    Bad lines are collected, not raised; what the whole file cannot be (too large, not a .jsonl,
+    not UTF-8, no records, a layout the project's K cannot take) raises as the imports do.
+    """
+    if kind not in Import.Kind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(Import.Kind.values)}.", field="kind")
+    if layout not in LAYOUTS:
+        raise InvalidInput(f"layout must be one of {', '.join(LAYOUTS)}.", field="layout")
+    data = import_read(source, name=name, max_bytes=max_bytes)
+    if kind == Import.Kind.QUERIES:
+        parsed = _query_rows(project, data, decoder=tokenizer, pad_id=pad_id)
+    else:
+        default_labeler = _username(labeler_username or DEFAULT_IMPORT_LABELER, "labeler")
+        parsed = _comparison_rows(project, data, layout=layout, decoder=tokenizer, pad_id=pad_id,
+                                  default_labeler=default_labeler)
+    digest = hashlib.sha256(data).hexdigest()
+    previous = list(Import.objects.filter(id__in=list(_imports_of_content(project, digest)))
+                    .select_related("imported_by").order_by("id"))
+    errors = sorted(parsed.errors.listed, key=lambda e: (e.number is None, e.number or 0))
+    preview = ImportPreview(kind=kind, layout=parsed.layout, sha256=digest, size_bytes=len(data),
+                            records=parsed.records, rows=parsed.rows[:rows_shown], errors=errors,
+                            error_count=parsed.errors.total, previous_imports=previous)
+    if kind == Import.Kind.COMPARISONS:
+        plan = _labelers_plan(project, parsed.rows, labelers_existing)
+        preview.accounts_created = sorted(plan.new)
+        preview.accounts_reused = plan.reused
+        preview.accounts_existing = plan.existing
+    return preview
+
+
+def _stash_path(project: Project, digest: str) -> Path:
+    if not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
+        raise InvalidInput("The uploaded file is no longer available; upload it again.", field="file")
+    return Path(settings.VAR_DIR) / "imports" / str(project.id) / f"{digest}.jsonl"
+
+
+def import_stash(*, project: Project, data: bytes) -> str:
+    """Keep an uploaded file's bytes between the dry run and the import (and for its task); returns its sha256.
+
+    Copies older than IMPORT_STASH_MAX_AGE_S (a dry run never imported) are removed on the way."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = _stash_path(project, digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - getattr(settings, "IMPORT_STASH_MAX_AGE_S", 24 * 3600)
+    for old in path.parent.parent.glob("*/*.jsonl"):
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(path)  # never a half-written copy under the final name
+    return digest
+
+
+def import_stashed(*, project: Project, sha256: str) -> bytes:
+    """The bytes import_stash kept for this project, or InvalidInput when they are gone."""
+    try:
+        return _stash_path(project, sha256).read_bytes()
+    except FileNotFoundError as error:
+        raise InvalidInput("The uploaded file is no longer available; upload it again.", field="file") from error
+
+
+def import_unstash(*, project: Project, sha256: str) -> None:
+    _stash_path(project, sha256).unlink(missing_ok=True)
+
+
+def import_start(*, project: Project, sha256: str, kind: str, name: str, options: dict, imported_by) -> Import:
+    """Queue the import of a stashed file as a task: its Import is created QUEUED now, and the task
+    (import_execute) writes everything or nothing, reporting progress on it."""
+    from labeling.tasks import import_execute_task  # local import: the task imports this module
+
+    data = import_stashed(project=project, sha256=sha256)
+    with transaction.atomic():
+        record = Import.objects.create(
+            project=project, kind=kind, file_name=(name or "")[:255], sha256=sha256, size_bytes=len(data),
+            imported_by=imported_by, via=Import.Via.WEB, status=Import.Status.QUEUED,
+            batch=options.get("batch", ""), is_calibration=bool(options.get("calibration")), options=options,
+            progress_total=import_count_records(data))
+        transaction.on_commit(lambda: import_execute_task.delay(record.id))
+    return record
+
+
+def import_execute(*, import_id: int) -> None:
+    """Run a queued import (the task's body): everything or nothing; a refused file marks it FAILED with
+    the reason. A second delivery of the same task finds it no longer QUEUED and does nothing."""
+    # 1. Claim it.
+    if not Import.objects.filter(id=import_id, status=Import.Status.QUEUED).update(status=Import.Status.RUNNING):
+        return
+    record = Import.objects.select_related("project", "imported_by").get(id=import_id)
+    project, options = record.project, record.options
+
+    def on_progress(done: int, total: int) -> None:  # outside the write's transaction: the page sees it
+        Import.objects.filter(id=import_id).update(progress_done=done, progress_total=total)
+
+    # 2. Read the stashed bytes and import them as the page would have in the request.
+    try:
+        data = import_stashed(project=project, sha256=record.sha256)
+        decoder = (tokenizer_load(options["tokenizer"], allowed_root=settings.ARTIFACTS_DIR)
+                   if options.get("tokenizer") else None)
+        common = dict(project=project, source=data, name=record.file_name, tokenizer=decoder,
+                      pad_id=options.get("pad_id"), imported_by=record.imported_by, via=record.via, record=record,
+                      on_progress=on_progress)
+        if record.kind == Import.Kind.QUERIES:
+            queries_import(**common)
+        else:
+            comparisons_import(**common, layout=options.get("layout", "auto"),
+                               labeler_username=options.get("labeler") or DEFAULT_IMPORT_LABELER,
+                               batch=options.get("batch", ""), is_calibration=bool(options.get("calibration")),
+                               labelers_existing=options.get("labelers_existing", []))
+    except LabelingError as error:
+        import_fail(import_id=import_id, message=error.message)
+    finally:
+        import_unstash(project=project, sha256=record.sha256)
+
+
+def import_fail(*, import_id: int, message: str) -> None:
+    """Mark a task's import FAILED with its reason (its transaction wrote nothing); a finished one is left alone."""
+    Import.objects.filter(id=import_id, status__in=[Import.Status.QUEUED, Import.Status.RUNNING]).update(
+        status=Import.Status.FAILED, error=message[:20_000])

@@ -245,13 +245,14 @@ def test_2020_import_groups_workers_and_reuses_posts():
     result = comparisons_import(project=project, source=(FIXTURES / "comparisons_2020.jsonl").read_bytes())
     assert (result.queries_created, result.comparisons_created, result.labels_created, result.labelers_created) == (2, 2, 3, 2)
     post = Query.objects.get(external_id="t3_abc")
-    assert post.context == ("SUBREDDIT: r/relationships\n\nTITLE: Should I move?\n\nPOST: I got a job offer in another city.")
+    assert post.context == ("SUBREDDIT: r/relationships\n\nTITLE: Should I move?\n\nPOST: I got a job offer in another "
+                            "city.\n\nTL;DR:")  # 2020's query format, the cue kept
     pair = Comparison.objects.get(query=post)
     assert (pair.labels_wanted, pair.label_count, pair.open_slots, pair.batch) == (2, 2, 0, "batch9")
     assert sorted(pair.labels.values_list("labeler__username", "chosen_index")) == [("w1", 0), ("w2", 1)]
     assert [e.sample.source for e in pair.entries.select_related("sample")] == ["sup2", "ref"]
     cnn = Query.objects.get(external_id="cnn_1")
-    assert (cnn.context, cnn.split) == ("Markets rose today.", "test")  # valid2 → test
+    assert (cnn.context, cnn.split) == ("Article:\nMarkets rose today.\n\nTL;DR:\n", "test")  # valid2 → test
 
     # A later batch on the same post reuses its query and samples.
     again = comparisons_import(project=project, source=_jsonl({
@@ -439,3 +440,16 @@ def test_queries_imports_are_recorded(project, researcher):
     record = Import.objects.get(id=result.import_id)
     assert (record.kind, record.file_name, record.imported_by, record.lines, record.queries_created) == (
         "queries", "q.jsonl", researcher, 3, 3)
+
+
+def test_2020_queries_keep_the_tldr_cue_once_through_an_export_and_a_new_import():
+    from labeling.selectors.exports import labels_export_jsonl
+
+    project = ProjectFactory(k=2)
+    comparisons_import(project=project, source=(FIXTURES / "comparisons_2020.jsonl").read_bytes())
+    exported = "".join(labels_export_jsonl(project=project, layout="2020")).encode()
+    again = ProjectFactory(k=2)
+    comparisons_import(project=again, source=exported, labelers_existing=["w1", "w2"])
+    contexts = sorted(Query.objects.filter(project=again).values_list("context", flat=True))
+    assert contexts == sorted(Query.objects.filter(project=project).values_list("context", flat=True))
+    assert all(context.count("TL;DR:") == 1 for context in contexts)
