@@ -51,6 +51,8 @@ urlpatterns += [
 ]
 urlpatterns += [
     # views/exports.py: export page and download
+    path("projects/<slug:slug>/export/", exports.labeling_export, name="labeling-export"),
+    path("projects/<slug:slug>/export/download/", exports.labeling_export_download, name="labeling-export-download"),
 ]
 urlpatterns += [
     # views/account.py: account page, API token create/revoke

@@ -25,7 +25,7 @@ from labeling.permissions import CanManageProjects
 from labeling.selectors import (
     project_get_for_researcher,
 )
-from labeling.selectors.exports import EXPORT_LAYOUTS, labels_export_jsonl
+from labeling.selectors.exports import CALIBRATION_CHOICES, EXPORT_LAYOUTS, LABELER_KINDS, labels_export_jsonl
 from labeling.services.imports import DEFAULT_IMPORT_LABELER, LAYOUTS
 
 RAW_IMPORT_TYPES = ("application/x-ndjson", "application/jsonl", "application/json")
@@ -200,7 +200,14 @@ class LabelsExportApi(Api):
 
     layout "2019": `{"query", "sample0".."sample{K-1}", "best", …}` per label; "2020" (K=2 only):
     `{"info", "summaries", "choice", "worker", "split", …}` per label; "pairs": `{"prompt",
-    "chosen", "rejected"}`, K−1 per label. Skipped labels are left out.
+    "chosen", "rejected"}`, K−1 per label. Skipped labels are left out. Filters, all optional and
+    combined with AND: `split`; `created_from` / `created_to`, dates (YYYY-MM-DD, both inclusive) of
+    the label's creation in the site's time zone; `instructions_version`, the version the label was
+    given under; `labeler_kind`: `people` (labeled here by a person), `simulated` (labeled here by a
+    simulated labeler account) or `imported` (written by an import); `calibration`: `include`
+    (default), `exclude` or `only` calibration comparisons. A bad filter is a 400 naming its field:
+    a range that ends before it starts, a version the project never had, the 2020 layout for K≠2.
+    The researcher's export page (`/projects/<slug>/export/`) takes the same parameters.
     """
 
     permission_classes = [CanManageProjects]
@@ -208,8 +215,21 @@ class LabelsExportApi(Api):
 
     @extend_schema_serializer(component_name="LabelsExportParams")
     class ParamsSerializer(serializers.Serializer):
-        layout = serializers.ChoiceField(choices=EXPORT_LAYOUTS, default="2019")
-        split = serializers.ChoiceField(choices=Query.Split.choices, required=False)
+        layout = serializers.ChoiceField(choices=EXPORT_LAYOUTS, default="2019",
+                                         help_text='"2020" only for K=2 projects.')
+        split = serializers.ChoiceField(choices=Query.Split.choices, required=False,
+                                        help_text="The split of the label's query.")
+        created_from = serializers.DateField(required=False, help_text=(
+            "Labels created on or after this date (site's time zone)."))
+        created_to = serializers.DateField(required=False, help_text=(
+            "Labels created on or before this date (site's time zone, inclusive)."))
+        instructions_version = serializers.IntegerField(required=False, min_value=1, help_text=(
+            "Labels given under this instructions version of the project."))
+        labeler_kind = serializers.ChoiceField(choices=LABELER_KINDS, required=False, help_text=(
+            "people: labeled here by a person; simulated: by a simulated labeler account; imported: written by "
+            "an import."))
+        calibration = serializers.ChoiceField(choices=CALIBRATION_CHOICES, default="include", help_text=(
+            "Include, exclude, or export only the calibration comparisons' labels."))
 
     @extend_schema(parameters=[ParamsSerializer],
                    responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="JSON Lines."),
@@ -218,9 +238,10 @@ class LabelsExportApi(Api):
         project = project_get_for_researcher(slug=project_slug, user=request.user)
         params = self.ParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        layout = params.validated_data["layout"]
+        filters = dict(params.validated_data)
+        layout = filters.pop("layout")
         with service_errors():
-            lines = labels_export_jsonl(project=project, layout=layout, split=params.validated_data.get("split"))
+            lines = labels_export_jsonl(project=project, layout=layout, **filters)
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-labels-{layout}.jsonl"'
         return response
