@@ -20,4 +20,8 @@ urlpatterns = [
 
 # Training settings page, JSON view, run config and diff (views/settings.py; issue 17).
 urlpatterns += [
+    path("projects/<slug:slug>/settings/", settings.training_settings, name="training-settings"),
+    path("projects/<slug:slug>/settings/json/", settings.training_settings_json, name="training-settings-json"),
+    path("runs/<int:run_id>/diff/pick/", runs.training_run_diff_pick, name="training-run-diff-pick"),
+    path("runs/<int:run_id>/diff/<int:other_id>/", runs.training_run_diff, name="training-run-diff"),
 ]

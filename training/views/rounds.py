@@ -1,5 +1,8 @@
-"""A project's rounds-and-runs page (researchers): start a round, the demo's simulated labelers, win rates."""
+"""A project's rounds-and-runs page (researchers): start a round (the settings it will use, one-round
+overrides), the demo's simulated labelers, win rates."""
 from __future__ import annotations
+
+import json
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -12,21 +15,48 @@ from labeling.models import Query
 from labeling.selectors import project_get_for_researcher
 from labeling.services.demo import DEMO_SIMULATED_LABELS
 from training import selectors, services
+from training.forms import RoundStartForm
+from training.services.rounds import round_configs
+from training.services.settings import round_overrides_errors
+from training.services.task import task_fill, task_of
 from training.views.responses import error_notice
+
+
+def round_preview(project) -> tuple[list[tuple[str, list[tuple[str, str]]]], str]:
+    """The settings a round started now would use, per section (each run's config as it will store it, the
+    task filled in), as (section, [(field, JSON value)]); or why they cannot be read."""
+    try:
+        configs = round_configs(project)
+        task = configs["task"]
+        sections = [("base_model", {"": configs["base_model"]}), ("seed", {"": configs["seed"]}),
+                    ("task", task_of({}, task)),
+                    *((name, task_fill(configs[name], task)) for name in ("reward", "ppo", "sample")),
+                    *((f"{name} (product)", keys) for name, keys in configs["product"].items() if keys),
+                    ("tripwires", configs["tripwires"])]
+    except (TypeError, ValueError, AttributeError) as error:  # stored settings of the wrong shape
+        return [], f"The project's training settings cannot be read: {error}"
+    return [(name, [(key, json.dumps(value)) for key, value in values.items()]) for name, values in sections], ""
+
+
+def _runs_page(request: HttpRequest, project, form: RoundStartForm | None = None, status: int = 200) -> HttpResponse:
+    preview, preview_error = round_preview(project)
+    return render(request, "training/project_runs.html", {
+        "project": project,
+        "runs": selectors.runs_for_project(project)[:50],
+        "rounds": project.rounds.all()[:20],
+        "can_start": request.user.has_perm("training.start_runs"),
+        "start_form": form or RoundStartForm(project_settings=project.training_settings),
+        "preview": preview, "preview_error": preview_error,
+        "demo_labels": DEMO_SIMULATED_LABELS,
+        "win_rates": [(row[Query.Split.VALID], row[None]) for row in selectors.round_win_rate_table(project=project)],
+    }, status=status)
 
 
 @require_GET
 @login_required
 def training_project_runs(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_researcher(slug=slug, user=request.user)
-    return render(request, "training/project_runs.html", {
-        "project": project,
-        "runs": selectors.runs_for_project(project)[:50],
-        "rounds": project.rounds.all()[:20],
-        "can_start": request.user.has_perm("training.start_runs"),
-        "demo_labels": DEMO_SIMULATED_LABELS,
-        "win_rates": [(row[Query.Split.VALID], row[None]) for row in selectors.round_win_rate_table(project=project)],
-    })
+    return _runs_page(request, project)
 
 
 @require_GET
@@ -41,11 +71,24 @@ def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @login_required
 def training_round_start(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start a round with the project's settings and this round's overrides (the common fields and a JSON
+    box), checked as the settings page checks them: any error shows beside its field and starts nothing."""
     project = project_get_for_researcher(slug=slug, user=request.user)
+    form = RoundStartForm(request.POST, project_settings=project.training_settings)
+    if not form.is_valid():
+        return _runs_page(request, project, form, status=400)
+    overrides = form.cleaned_data["overrides"]
+    errors = round_overrides_errors(project=project, overrides=overrides)
+    if errors:
+        form.show_errors(errors)
+        return _runs_page(request, project, form, status=400)
     try:
-        rnd = services.round_start(project=project, user=request.user)
+        rnd = services.round_start(project=project, user=request.user, overrides=overrides or None)
     except LabelingError as error:
-        return error_notice(request, error)
+        if request.htmx:
+            return error_notice(request, error)
+        form.add_error(None, error.message)
+        return _runs_page(request, project, form, status=error.status_code)
     first = rnd.runs.order_by("id").first()
     return redirect("training-run-detail", run_id=first.id)
 

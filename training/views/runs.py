@@ -1,14 +1,17 @@
 """A run's page (polled while it runs), the admins' actions on it, checkpoint downloads and its plots."""
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
@@ -17,6 +20,8 @@ from labeling.errors import LabelingError
 from training import selectors, services
 from training.charts import line_chart
 from training.models import AndonPull, Checkpoint, TrainingRun
+from training.rlhf.config import PPOConfig, RewardFitConfig
+from training.services.sampling import DEFAULTS as SAMPLE_DEFAULTS
 from training.views.responses import done_notice, error_notice
 
 
@@ -41,6 +46,50 @@ def _run_context(request: HttpRequest, run: TrainingRun) -> dict:
     }
 
 
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    """{"config.lr": 1e-05, "product.tripwires.kl_max": 30.0, …}: nested objects by dotted path."""
+    if isinstance(value, dict) and value:
+        return {k: v for key, inner in value.items() for k, v in _flat(f"{prefix}.{key}", inner).items()}
+    return {prefix: value}
+
+
+def _library_defaults(run: TrainingRun) -> dict[str, Any]:
+    """What a run of this kind uses where its config is silent (the worker sets seed and model itself)."""
+    cls = {TrainingRun.Kind.FIT_REWARD: RewardFitConfig, TrainingRun.Kind.PPO: PPOConfig}.get(run.kind)
+    if cls is not None:
+        return {f"config.{f.name}": f.default for f in dataclasses.fields(cls)
+                if f.default is not dataclasses.MISSING and f.name != "seed"}
+    return {f"config.{key}": value for key, value in SAMPLE_DEFAULTS.items()} if run.kind == "sample" else {}
+
+
+def run_config_rows(run: TrainingRun) -> list[tuple[str, str]]:
+    """The run's effective settings as (dotted key, JSON value): base model, seed, config, product."""
+    values = {"base_model": run.base_model, "seed": run.seed, **_flat("config", run.config or {}),
+              **_flat("product", run.product or {})}
+    return [(key, json.dumps(value)) for key, value in values.items() if value != {}]
+
+
+def run_config_diff(a: TrainingRun, b: TrainingRun) -> list[tuple[str, str, str]]:
+    """(key, a's value, b's value) for each setting that differs; a key one run leaves unset compares as
+    its library default (shown as "default …")."""
+    flat_a, flat_b = dict(run_config_rows(a)), dict(run_config_rows(b))
+    defaults_a, defaults_b = _library_defaults(a), _library_defaults(b)
+
+    def value(flat: dict, defaults: dict, key: str) -> tuple[str, str]:
+        if key in flat:
+            return flat[key], flat[key]
+        if key in defaults:
+            return json.dumps(defaults[key]), f"default {json.dumps(defaults[key])}"
+        return "", "not set"
+
+    rows = []
+    for key in sorted(set(flat_a) | set(flat_b)):
+        (raw_a, shown_a), (raw_b, shown_b) = value(flat_a, defaults_a, key), value(flat_b, defaults_b, key)
+        if raw_a != raw_b:
+            rows.append((key, shown_a, shown_b))
+    return rows
+
+
 @require_GET
 @login_required
 def training_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
@@ -51,7 +100,40 @@ def training_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         # The poll ends with the run: 286 makes htmx stop (after this last swap).
         return HttpResponseStopPolling(response.content) if not run.is_active else response
     context["samples"] = selectors.run_samples_side_by_side(run)
+    if selectors.user_sees_all_runs(request.user):  # the settings are the researchers' (not a labeler's)
+        context["config_rows"] = run_config_rows(run)
     return render(request, "training/run_detail.html", context)
+
+
+def _researchers_run(request: HttpRequest, run_id: int) -> TrainingRun:
+    run = selectors.run_get_for_user(run_id=run_id, user=request.user)
+    if not selectors.user_sees_all_runs(request.user):
+        raise Http404("No such run.")
+    return run
+
+
+@require_GET
+@login_required
+def training_run_diff_pick(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The run page's "compare with run #" form: on to the diff page."""
+    run = _researchers_run(request, run_id)
+    other = request.GET.get("other", "").strip().lstrip("#")
+    if not other.isdigit() or len(other) > 12:
+        return HttpResponse("Give the number of a run to compare with.", status=400, content_type="text/plain")
+    return redirect("training-run-diff", run_id=run.id, other_id=int(other))
+
+
+@require_GET
+@login_required
+def training_run_diff(request: HttpRequest, run_id: int, other_id: int) -> HttpResponse:
+    """The settings two runs of one project differ in (researchers; 404 for another project's run)."""
+    run = _researchers_run(request, run_id)
+    other = _researchers_run(request, other_id)
+    if other.project_id != run.project_id:
+        raise Http404("No such run in this project.")
+    return render(request, "training/run_diff.html", {
+        "run": run, "other": other, "rows": run_config_diff(run, other),
+    })
 
 
 @require_POST
