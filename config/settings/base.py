@@ -185,6 +185,10 @@ CACHES = {
                   "TIMEOUT": None},
 }
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=20 * 1024 * 1024)
+# The import page runs files of more records than this as a Celery task with a progress bar; the file the
+# dry run checked waits under VAR_DIR/imports/ (shared by web and worker) and is removed after this long.
+IMPORT_ASYNC_LINES = env.int("IMPORT_ASYNC_LINES", default=2000)
+IMPORT_STASH_MAX_AGE_S = env.int("IMPORT_STASH_MAX_AGE_S", default=24 * 3600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
