@@ -1,7 +1,9 @@
 """`python3 manage.py demo`: the whole app on the embedded default stack, in one command.
 
-Migrates the SQLite database, seeds demo users and projects, starts a Celery worker (with
-beat) on the local filesystem broker, and serves the site. Ctrl+C stops everything.
+Migrates the SQLite database, pretrains the demo base model on first use (cached afterwards),
+seeds demo users and projects, starts a Celery worker (with beat) on the local filesystem broker,
+and serves the site with DEBUG off (the site's own 404/403/500 pages, never Django's debug pages).
+Ctrl+C stops everything.
 """
 import os
 import signal
@@ -15,6 +17,17 @@ from django.core.management.base import BaseCommand
 from config.devservices import wait_for_port
 from labeling.services.demo import demo_seed
 
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+
+
+def server_env(addr: str, environ: dict | None = None) -> dict:
+    """The web server's environment: DEBUG off unless the caller set DEBUG, and the address served on
+    among the allowed hosts (any host when bound to every interface) unless ALLOWED_HOSTS is set."""
+    environ = dict(os.environ if environ is None else environ)
+    host = addr.rpartition(":")[0] or "127.0.0.1"
+    hosts = ["*"] if host in ("0.0.0.0", "[::]") else LOCAL_HOSTS + ([host] if host not in LOCAL_HOSTS else [])
+    return {"DEBUG": "0", "ALLOWED_HOSTS": ",".join(hosts), **environ, "RLHF_SKIP_BOOTSTRAP": "1"}
+
 
 class Command(BaseCommand):
     help = "Run the app with demo data on the embedded default stack (SQLite, filesystem broker)."
@@ -23,6 +36,8 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000", help="address:port to serve on")
         parser.add_argument("--seed-only", action="store_true", help="migrate and seed, then exit")
         parser.add_argument("--no-worker", action="store_true", help="do not start the Celery worker")
+        parser.add_argument("--no-base", action="store_true",
+                            help="skip pretraining the demo base: rounds start from random weights (byte noise)")
 
     def handle(self, *args, **options):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -32,7 +47,12 @@ class Command(BaseCommand):
             if folder:
                 os.makedirs(folder, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
-        logins = demo_seed()
+        base_model = None
+        if not options["no_base"]:
+            from training.services.demo_base import demo_base_ensure
+
+            base_model = str(demo_base_ensure(log=lambda line: self.stdout.write(line)))
+        logins = demo_seed(base_model=base_model)
         if options["seed_only"]:
             self.stdout.write(self.style.SUCCESS("Demo data ready."))
             return
@@ -57,7 +77,7 @@ class Command(BaseCommand):
                   f"  Celery broker: {settings.CELERY_BROKER_URL} (workers {'running' if len(children) > 1 else 'off'})",
                   "  Stop with Ctrl+C.", "=" * 64, ""]
         server = subprocess.Popen([sys.executable, "manage.py", "runserver", options["addr"], "--noreload"],
-                                  env={**os.environ, "RLHF_SKIP_BOOTSTRAP": "1"})
+                                  env=server_env(options["addr"]))
         children.append(server)
         host, _, port = options["addr"].rpartition(":")
         wait_for_port(int(port), seconds=30, host=host or "127.0.0.1")
