@@ -21,7 +21,8 @@ from training.services.tripwires import tripwire_limits
 
 migration = importlib.import_module("training.migrations.0003_trainingrun_product_report")
 BEFORE, AFTER = ("training", "0002_andon_pull_at_step"), ("training", "0003_trainingrun_product_report")
-ONLINE = {"publish_every": 2, "online_sample": {"n_queries": 2, **FAST_TASK, "truncate_text": ""}}
+ONLINE = {"publish_every": 2, "online_sample": {"n_queries": 2, **FAST_TASK, "truncate_text": "",
+                                                "query_format": "{context}"}}
 REPORT = {"figures": {"labeler": "sentiment", "labels": 40, "win_rate": 0.6}, "plots": {"score_vs_kl": "/x.png"}}
 
 
@@ -48,7 +49,7 @@ def test_a_rounds_runs_keep_library_config_product_keys_and_report_apart(django_
 
     assert fit.config == {**FAST_REWARD, "readout": "mean"} and set(fit.config) <= _fields(RewardFitConfig)
     assert ppo.config == FAST_PPO and set(ppo.config) <= _fields(PPOConfig)
-    assert sample.config == {**FAST_SAMPLE, "truncate_text": ""}  # the task's, filled in
+    assert sample.config == {**FAST_SAMPLE, "truncate_text": "", "query_format": "{context}"}  # the task's, filled
     task = {**TASK_DEFAULTS, **FAST_TASK}
     assert fit.product == {"tripwires": tripwire_limits(fit), "label_snapshot": rnd.label_snapshot, "task": task}
     assert ppo.product == {**ONLINE, "tripwires": tripwire_limits(ppo), "task": task}
