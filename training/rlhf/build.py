@@ -9,7 +9,7 @@ from transformers import PreTrainedModel
 from training.rlhf import distributed as dist
 from training.rlhf.config import PPOConfig, resolve_device
 from training.rlhf.data import load_queries
-from training.rlhf.models import PolicyWithValue, RewardModel, load_lm, load_policy
+from training.rlhf.models import PolicyWithValue, RewardModel, enable_gradient_checkpointing, load_lm, load_policy
 from training.rlhf.ppo import PPOTrainer
 from training.rlhf.precision import frozen_dtype
 from training.rlhf.rewards import RewardFn, programmatic_reward
@@ -46,6 +46,10 @@ def build_policy(
     policy, tokenizer = load_policy(config.policy_model, reward_model if config.value_model == "separate" else None)
     if reward_model is not None:  # a reward model fitted for other lengths, truncation or vocabulary is refused
         task_check(config.reward, config, tokenizer, "the reward model")
+    if config.gradient_checkpointing:  # the trained models only: the frozen ones run without gradients
+        enable_gradient_checkpointing(policy.lm)
+        if policy.value_model is not None:
+            enable_gradient_checkpointing(policy.value_model.lm)
     if reward_model is not None:
         # In place (reward_fn scores with it); gain and bias stay fp32.
         reward_model.lm.to(frozen_dtype(config.precision))

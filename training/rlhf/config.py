@@ -80,6 +80,9 @@ class RewardFitConfig:
     # Memory (see README § Memory). Rows per forward+backward inside each optimiser batch, gradients accumulated
     # (the same step as the whole batch, within fp32 rounding); must divide batch_size. None = the whole batch.
     micro_batch_size: int | None = None
+    # Recompute the trained trunk's activations in the backward pass instead of keeping them: less memory for
+    # about one more forward per step; the same values and gradients (see README § Memory).
+    gradient_checkpointing: bool = False
     # CLI only (python -m training.rlhf fit-reward):
     comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
     references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"
@@ -154,6 +157,8 @@ class PPOConfig:
     # Rows per no-grad forward in the rollout (generation, rho's log-probs, values, reward scoring); the
     # results do not depend on it. None = the whole per-rank batch at once.
     forward_batch_size: int | None = None
+    # Recompute activations in the backward pass (policy trunk and a separate value model): see RewardFitConfig.
+    gradient_checkpointing: bool = False
     metrics_path: str | None = None  # CLI only: JSONL file metrics are appended to
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 

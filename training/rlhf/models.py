@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel
@@ -95,6 +96,42 @@ def hidden_size(lm: PreTrainedModel) -> int:
     return int(lm.get_input_embeddings().embedding_dim)
 
 
+_CACHE_KWARGS = ("past_key_values", "past_key_value", "layer_past")
+
+
+def transformer_blocks(lm: PreTrainedModel) -> nn.ModuleList:
+    """The LM's list of transformer blocks (GPT-2 ``transformer.h``, Llama-style ``model.layers``)."""
+    base = lm.base_model
+    for name in ("h", "layers", "blocks"):
+        blocks = getattr(base, name, None)
+        if isinstance(blocks, nn.ModuleList):
+            return blocks
+    raise ValueError(f"gradient checkpointing: no list of transformer blocks found on {type(base).__name__}")
+
+
+def enable_gradient_checkpointing(lm: PreTrainedModel) -> PreTrainedModel:
+    """Recompute each block's activations in the backward pass instead of keeping them (memory for compute:
+    about one more forward per step). Applies only where gradients flow and no key/value cache is in play, so
+    no-grad rollouts and cached scoring are unchanged; the packed GPT-2 reward path checkpoints its own layers.
+    Values and gradients are the same as without (tested). HF's own switch is not used: it needs train mode
+    and turns the generation cache off."""
+    for block in transformer_blocks(lm):
+        if getattr(block, "_rlhf_checkpointed", False):
+            continue
+        forward = block.forward
+
+        def checkpointed(*args, _forward=forward, **kwargs):
+            cached = kwargs.get("use_cache") or any(kwargs.get(name) is not None for name in _CACHE_KWARGS)
+            if not torch.is_grad_enabled() or cached:
+                return _forward(*args, **kwargs)
+            return torch.utils.checkpoint.checkpoint(_forward, *args, use_reentrant=False, **kwargs)
+
+        block.forward = checkpointed
+        block._rlhf_checkpointed = True
+    lm._rlhf_gradient_checkpointing = True
+    return lm
+
+
 def trunk_forward(
     lm: PreTrainedModel, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor | None = None, **kwargs
 ):
@@ -104,6 +141,7 @@ def trunk_forward(
     """
     if position_ids is None:
         position_ids = positions_from_mask(attention_mask)
+    kwargs.setdefault("use_cache", False)  # a cache only where the caller decodes with it (not kept by default)
     return lm.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
 
 
@@ -387,12 +425,12 @@ def packed_gpt2_raw(
 
     hidden = transformer.wte(ids) + transformer.wpe(positions)  # (B, S, d)
     blocks = list(transformer.h)
+    checkpointed = getattr(lm, "_rlhf_gradient_checkpointing", False) and torch.is_grad_enabled()
     for block in blocks[:-1]:
-        attn = block.attn
-        q, k, v = attn.c_attn(block.ln_1(hidden)).split(attn.split_size, dim=2)
-        out = _attend(attn, q, k, v, allowed.unsqueeze(1))
-        hidden = hidden + attn.c_proj(out)
-        hidden = hidden + block.mlp(block.ln_2(hidden))
+        if checkpointed:
+            hidden = torch.utils.checkpoint.checkpoint(_packed_layer, block, hidden, allowed, use_reentrant=False)
+        else:
+            hidden = _packed_layer(block, hidden, allowed)
 
     # 4. Last layer: keys and values everywhere, the rest at the read tokens only.
     block = blocks[-1]
@@ -412,6 +450,15 @@ def packed_gpt2_raw(
         return values  # (B, K)
     per = values[:, 1:].view(B, K, Lr)
     return _masked_mean(per, response_mask, values[:, :1].expand(B, K))  # (B, K)
+
+
+def _packed_layer(block: nn.Module, hidden: Tensor, allowed: Tensor) -> Tensor:
+    """One GPT-2 block over packed rows (attention restricted by ``allowed``, (B, S, S))."""
+    attn = block.attn
+    q, k, v = attn.c_attn(block.ln_1(hidden)).split(attn.split_size, dim=2)
+    out = _attend(attn, q, k, v, allowed.unsqueeze(1))
+    hidden = hidden + attn.c_proj(out)
+    return hidden + block.mlp(block.ln_2(hidden))
 
 
 def _attend(attn: nn.Module, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor) -> Tensor:

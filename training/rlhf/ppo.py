@@ -31,6 +31,7 @@ from training.rlhf.data import Rollout
 from training.rlhf.kl import AdaptiveKL, FixedKL
 from training.rlhf.losses import ppo_policy_loss, ppo_value_loss
 from training.rlhf.models import CHECKPOINT_POLICY_DIR, PolicyWithValue
+from training.rlhf.oom import out_of_memory_advice
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
 from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_scaler
 from training.rlhf.precision import step as optimizer_step
@@ -326,7 +327,8 @@ class PPOTrainer:
         checkpoint: Path | None = None
         while self.step_count < cfg.n_updates:
             try:
-                metrics = self.step()
+                with out_of_memory_advice(cfg, f"PPO update {self.step_count + 1}"):
+                    metrics = self.step()
             except StopRequested:
                 return TrainResult(self.step_count, True, history, self._save_if_configured() or checkpoint)
             history.append(metrics)

@@ -20,7 +20,8 @@ from training.rlhf.callbacks import Metrics, OnLog, ShouldStop, StopRequested
 from training.rlhf.config import RewardFitConfig, resolve_device
 from training.rlhf.data import Comparison, Text
 from training.rlhf.losses import best_of_k_loss
-from training.rlhf.models import RewardModel, load_lm
+from training.rlhf.models import RewardModel, enable_gradient_checkpointing, load_lm
+from training.rlhf.oom import out_of_memory_advice
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
 from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_scaler
 from training.rlhf.precision import step as optimizer_step
@@ -120,12 +121,27 @@ def fit(
     without the after-step, with ``stopped=True``. ``references`` (query, reference) pairs are
     required for ``normalize="references"``. ``base_samples`` (query, response) pairs written by rho
     are what the before-step scores (the first ``normalize_samples`` of them); without them it
-    samples rho itself on the comparisons' queries.
+    samples rho itself on the comparisons' queries. Out of accelerator memory: ``OutOfMemory`` naming the
+    settings to change (oom.py).
     """
+    with out_of_memory_advice(config, "reward model fitting"):
+        return _fit(config, comparisons, on_log, should_stop, references, base_samples)
+
+
+def _fit(
+    config: RewardFitConfig,
+    comparisons: Sequence[Comparison],
+    on_log: OnLog | None,
+    should_stop: ShouldStop | None,
+    references: Sequence[tuple[Text, Text]] | None,
+    base_samples: Sequence[tuple[Text, Text]] | None,
+) -> FitResult:
     config.validate()
     device = resolve_device(config.device)
     generator = torch.Generator().manual_seed(config.seed)
     lm, tokenizer = load_lm(config.model)  # fp32 master weights; `precision` sets the compute dtype
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(lm)
     model = RewardModel(lm, head_seed=config.seed, readout=config.readout).to(device)
     data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length)
 

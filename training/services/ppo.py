@@ -127,5 +127,9 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
             run_metrics_record(run_id=run.id, step=step, metrics=published.metrics())
         return keep_going and not reporter.stop_requested
 
-    result = trainer.train(on_step)
+    try:
+        result = trainer.train(on_step)
+    except Exception:  # e.g. out of memory (its message names the settings): what was saved stays recorded
+        _record_checkpoints(run, config.checkpoint_dir)
+        raise
     _record_checkpoints(run, config.checkpoint_dir, final=not result.stopped)

@@ -67,3 +67,29 @@ def test_a_separate_value_model_trains_in_a_ppo_run(settings, tmp_path, monkeypa
     changed = [n for n, p in saved.value_model.named_parameters() if not torch.equal(p, initial[n])]
     assert len(changed) == len(initial) == 30
     assert RunMetric.objects.filter(run=run, step=1, key="ppo/policy/logprob_mismatch").exists()
+
+
+def test_a_ppo_run_out_of_memory_fails_naming_the_settings_and_keeps_its_checkpoint(monkeypatch):
+    from training.models import Checkpoint
+    from training.services import ppo as ppo_service
+
+    project = ProjectFactory(k=2)
+    for i in range(4):
+        Query.objects.create(project=project, context=f"the story number {i} begins", external_id=f"q{i}")
+    step = ppo_service.PPOTrainer.step
+    calls = []
+
+    def step_then_oom(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return step(self)
+
+    monkeypatch.setattr(ppo_service.PPOTrainer, "step", step_then_oom)
+    run = run_create(project=project, kind="ppo", base_model="tiny", seed=2, enqueue=False,
+                     config={**FAST_PPO, "reward": "builtin:lowercase", "save_every": 1})
+    assert run_execute(run_id=run.id) == TrainingRun.Status.FAILED
+    error = TrainingRun.objects.get(id=run.id).error
+    assert "out of accelerator memory during PPO update 2" in error
+    assert "micro_batch_size" in error and "forward_batch_size" in error and "gradient_checkpointing" in error
+    assert list(Checkpoint.objects.filter(run=run).values_list("step", flat=True)) == [1]
