@@ -191,6 +191,12 @@ IMPORT_ASYNC_LINES = env.int("IMPORT_ASYNC_LINES", default=2000)
 IMPORT_STASH_MAX_AGE_S = env.int("IMPORT_STASH_MAX_AGE_S", default=24 * 3600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMPORT_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# A file past IMPORT_MAX_BYTES stops being stored while the body is read (labeling/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "labeling.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # ---------------------------------------------------------------- training artifacts
 ARTIFACTS_DIR = Path(env("ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")))

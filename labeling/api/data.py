@@ -27,12 +27,9 @@ from labeling.selectors import (
 )
 from labeling.selectors.exports import CALIBRATION_CHOICES, EXPORT_LAYOUTS, LABELER_KINDS, labels_export_jsonl
 from labeling.services.imports import DEFAULT_IMPORT_LABELER, LAYOUTS
+from labeling.uploads import MULTIPART_ALLOWANCE, upload_too_large
 
 RAW_IMPORT_TYPES = ("application/x-ndjson", "application/jsonl", "application/json")
-
-
-# Multipart adds boundaries and headers around the file; the exact file size is checked after.
-MULTIPART_ALLOWANCE = 64 * 1024
 
 
 class ImportOutputSerializer(serializers.Serializer):
@@ -87,6 +84,9 @@ def _import_source(request) -> tuple[object, str | None]:
             "Split it into smaller files."))
     if content_type == "multipart/form-data":
         upload = request.FILES.get("file")
+        if upload is None and upload_too_large(request):  # stopped at the cap while the body was read
+            raise ServiceError(PayloadTooLarge(f"The file is over {limit} bytes; imports are limited to {limit} "
+                                               "bytes (IMPORT_MAX_BYTES). Split it into smaller files."))
         if upload is None:
             raise ServiceError(InvalidInput("Upload the file in a form field named 'file'.", field="file"))
         return upload, upload.name

@@ -32,6 +32,7 @@ from labeling.services.imports import (
     queries_import,
     tokenizer_load,
 )
+from labeling.uploads import MULTIPART_ALLOWANCE, upload_too_large
 
 LAYOUT_CHOICES = [
     ("auto", "detect from the first line"),
@@ -119,8 +120,12 @@ def _too_large(request: HttpRequest) -> PayloadTooLarge | None:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        return None  # the exact size is checked again on the file itself
-    if length > limit + 64 * 1024:  # multipart adds boundaries and the other fields around the file
+        length = 0  # the exact size is checked again on the file itself
+    request.POST  # noqa: B018 -- the body is read here unless the CSRF check did: the handler marks a file past the cap
+    if upload_too_large(request):  # stopped while the body was read (labeling/uploads.py)
+        return PayloadTooLarge(f"The file is over {limit} bytes; imports are limited to {limit} bytes "
+                               "(IMPORT_MAX_BYTES). Split it into smaller files.", field="file")
+    if length > limit + MULTIPART_ALLOWANCE:  # multipart adds boundaries and the other fields around the file
         return PayloadTooLarge(f"The upload is {length} bytes; imports are limited to {limit} bytes "
                                "(IMPORT_MAX_BYTES). Split it into smaller files.", field="file")
     return None

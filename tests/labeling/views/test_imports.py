@@ -166,6 +166,30 @@ def test_the_size_cap_is_checked_before_parsing(researcher_client, project, sett
     assert Import.objects.count() == 0
 
 
+@pytest.mark.parametrize("size", [5_000, 200_000])  # declared within the multipart allowance, and past it
+def test_a_file_past_the_cap_is_never_stored_beyond_it(researcher_client, project, settings, size):
+    """The upload handler stops storing at IMPORT_MAX_BYTES while the body is read (before the view, before
+    parsing), and the page says why; the API answers the same upload with 413 too."""
+    from django.core.files.uploadhandler import MemoryFileUploadHandler
+
+    settings.IMPORT_MAX_BYTES = 1000
+    stored = []
+    receive = MemoryFileUploadHandler.receive_data_chunk
+
+    def counting(self, raw_data, start):
+        stored.append(len(raw_data))
+        return receive(self, raw_data, start)
+
+    with mock.patch.object(MemoryFileUploadHandler, "receive_data_chunk", counting):
+        response = _check(researcher_client, project, b"x" * size)
+        api = researcher_client.post(reverse("api-comparisons-import", kwargs={"project_slug": project.slug}),
+                                     {"file": SimpleUploadedFile("c.jsonl", b"x" * size)})
+    assert response.status_code == 413 and b"imports are limited to 1000 bytes" in response.content
+    assert api.status_code == 413 and "1000 bytes" in api.json()["detail"]
+    assert sum(stored) <= 2 * 1000  # at most the cap (per request), never the file
+    assert Import.objects.count() == 0
+
+
 def test_a_dry_run_needs_a_file(researcher_client, project):
     response = researcher_client.post(_url("labeling-import", project), {"kind": "queries"})
     assert response.status_code == 400 and b"Choose a file" in response.content
