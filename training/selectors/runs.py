@@ -6,6 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import Http404
 
 from labeling.models import ComparisonSample
@@ -53,8 +54,13 @@ def run_audit_log(run: TrainingRun):
 
 
 def run_samples_side_by_side(run: TrainingRun, limit: int = 8) -> list[dict]:
-    """Recent queries with this run's policy samples beside the base policy's (and references)."""
-    comparisons = list(run_comparisons(run).select_related("query").order_by("-id")[:limit])
+    """Recent queries with this run's policy samples beside the base policy's (and references): the newest
+    comparisons that hold a base or reference sample first (K=2 publishes many policy-only pairs), then others."""
+    recent = run_comparisons(run).select_related("query").order_by("-id")
+    baseline_q = Q(entries__sample__source__startswith="baseline:") | Q(entries__sample__source__startswith="reference")
+    comparisons = list(recent.filter(baseline_q).distinct()[:limit])
+    if len(comparisons) < limit:
+        comparisons += list(recent.exclude(id__in=[c.id for c in comparisons])[:limit - len(comparisons)])
     entries = ComparisonSample.objects.filter(comparison__in=comparisons).select_related("sample")
     by_comparison = defaultdict(list)
     for entry in entries:
