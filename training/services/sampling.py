@@ -33,7 +33,7 @@ from training.services.task import query_format
 # a rule only the sample run applied would drop samples PPO scores as valid.
 # `greedy`: each response is the model's most likely one (2020's samples for people; T = 0). A policy's greedy
 # responses to one query are all alike, so every greedy comparison pits the policy against the base (base_share 1,
-# K = 2), and a pair whose two texts are equal is not published.
+# K = 2). No comparison whose texts are all equal is published (greedy or not): it is counted instead.
 DEFAULTS = {"n_queries": 16, "response_length": 24, "query_length": 64, "temperature": 1.0, "base_share": 0.25,
             "reference_share": 0.0, "truncate_text": "", "truncate_after": 0, "split": "train", "max_tries": 4,
             "greedy": False, "query_format": "{context}"}
@@ -70,7 +70,9 @@ class Published:
     dropped: int = 0  # queries left out: a slot still invalid after `max_tries`
     base_draws: int = 0
     base_invalid: int = 0
-    identical: int = 0  # greedy pairs left out because policy and base wrote the same text
+    # comparisons left out because all their samples have the same text (a collapsed policy, or a greedy pair
+    # where the policy answers as the base does): a label on them says nothing
+    identical: int = 0
 
     def metrics(self) -> dict[str, float]:
         """Run metrics; empty when nothing was sampled (a stop, or a batch published before)."""
@@ -79,7 +81,7 @@ class Published:
         return {"sample/invalid_share": self.invalid / self.draws, "sample/dropped_queries": float(self.dropped),
                 "sample/draws": float(self.draws),
                 **({"sample/base_invalid_share": self.base_invalid / self.base_draws} if self.base_draws else {}),
-                **({"sample/identical_pairs": float(self.identical)} if self.identical else {})}
+                **({"sample/duplicate_comparisons": float(self.identical)} if self.identical else {})}
 
 
 _STOPPING = (TrainingRun.Status.STOP_REQUESTED, TrainingRun.Status.STOPPED, TrainingRun.Status.ABORTED)
@@ -147,8 +149,8 @@ def publish_samples(*, run: TrainingRun, policy_lm, base_lm, tokenizer, source: 
                 texts[: len(base_samples)] = [(s.text, BASE_POLICY_SOURCE) for s in base_samples]
             if query.reference and rng.random() < cfg["reference_share"]:
                 texts[-1] = (query.reference, Sample.REFERENCE)
-            if cfg["greedy"] and len({t for t, _ in texts}) < len(texts):
-                result.identical += 1  # the policy answers as the base does: nothing to compare
+            if len({t for t, _ in texts}) == 1:
+                result.identical += 1  # every text the same: nothing to compare
                 continue
             published.append(query)
             rng.shuffle(texts)

@@ -97,12 +97,13 @@ def test_a_sample_run_publishes_only_valid_samples_and_reports_the_invalid_share
 
 def test_a_sample_run_stores_a_nul_emitting_models_text(project_with_queries, monkeypatch):
     """Byte 0 fails a PostgreSQL insert (and SQLite would store it as is): the decoder makes it U+FFFD."""
-    _force_model(monkeypatch, [0])
+    _force_model(monkeypatch, [0, ord("a")])
     run = TrainingRunFactory(project=project_with_queries, kind="sample", config={
         "n_queries": 2, "response_length": 3, "query_length": 8})
     assert run_execute(run_id=run.id) == Status.FINISHED, TrainingRun.objects.get(id=run.id).error
     texts = set(Sample.objects.filter(comparisons__source_run=run).values_list("text", flat=True))
-    assert texts == {"\ufffd" * 3}
+    assert texts and all(set(text) <= {"\ufffd", "a"} for text in texts)
+    assert any("\ufffd" in text for text in texts) and not any("\x00" in text for text in texts)
 
 
 @pytest.mark.parametrize(("config", "error"), [
@@ -129,7 +130,7 @@ def test_greedy_samples_pit_the_policys_most_likely_response_against_the_bases(f
     same = TrainingRunFactory(project=project, kind="sample", policy_run=finished_policy_run, config=config)
     assert run_execute(run_id=same.id) == Status.FINISHED  # random tiny models all answer "ssssss" greedily
     assert not Comparison.objects.filter(source_run=same).exists()
-    assert _metrics(same)["sample/identical_pairs"] == 6
+    assert _metrics(same)["sample/duplicate_comparisons"] == 6
 
     load_lm = models.load_lm  # the base writes "b"s; the policy (a checkpoint folder) loads as it is
     monkeypatch.setattr(models, "load_lm", lambda name, *a, **k: forced_tiny([ord("b")]) if name == "tiny"
@@ -159,3 +160,14 @@ def test_greedy_needs_pairs_of_policy_and_base(project_with_queries, k, config, 
     run = TrainingRunFactory(project=project_with_queries, kind="sample", config={"n_queries": 1, **config})
     assert run_execute(run_id=run.id) == Status.FAILED
     assert error in TrainingRun.objects.get(id=run.id).error
+
+
+def test_comparisons_whose_texts_are_all_equal_are_not_published(project_with_queries, monkeypatch):
+    """A collapsed policy (here: one that writes only "a") gives K equal samples: nothing to compare, so the
+    comparison is left out and counted, never put in front of labelers."""
+    _force_model(monkeypatch, [ord("a")])
+    run = TrainingRunFactory(project=project_with_queries, kind="sample", config={
+        "n_queries": 3, "response_length": 3, "query_length": 8})
+    assert run_execute(run_id=run.id) == Status.FINISHED
+    assert not Comparison.objects.filter(source_run=run).exists()
+    assert _metrics(run)["sample/duplicate_comparisons"] == 3 and _metrics(run)["sample/comparisons"] == 0
