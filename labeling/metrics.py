@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import krippendorff
 import numpy as np
-from scipy import stats
+from scipy import sparse, stats
 from scipy.special import gammaln
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
@@ -290,3 +290,187 @@ def grouped_quantiles(values: np.ndarray, group: np.ndarray, n_groups: int, qs: 
         below, above = ordered[starts[has] + low], ordered[starts[has] + high]
         out[has, j] = below + (above - below) * (position - low)
     return out
+
+
+# ---------------------------------------------------------------- Bradley–Terry leaderboard, length control
+
+BT_RIDGE = 0.01  # Gaussian prior N(0, 1/0.01) on each log-strength: keeps a never-beaten policy finite
+
+
+def bradley_terry(wins: np.ndarray, *, ridge: float = BT_RIDGE, anchor: int | None = None,
+                  max_iter: int = 100, tol: float = 1e-9) -> np.ndarray:
+    """Bradley–Terry log-strengths θ from a wins matrix: P(i beats j) = σ(θ_i − θ_j) (Bradley & Terry 1952).
+
+    `wins[i, j]` is how often i beat j; shape (P, P), or (B, P, P) for B fits at once (the bootstrap).
+    Maximises Σ wins·log σ(θ_i − θ_j) − ridge/2·Σ θ² by Newton's method (concave, so the optimum is
+    unique; each step is capped at 2 in any coordinate so far-off starts cannot overshoot). The
+    penalty's gradient sums to zero with the likelihood's, so the fit has mean 0; `anchor` then
+    shifts it so that θ[anchor] = 0. A player with no games stays at the mean.
+    """
+    w = np.asarray(wins, dtype=float)
+    single = w.ndim == 2
+    w = w[None] if single else w
+    n = w + w.transpose(0, 2, 1)  # (B, P, P) games between i and j
+    theta = np.zeros(w.shape[:2])  # (B, P)
+    eye = np.eye(w.shape[1])
+    for _ in range(max_iter):
+        s = 1.0 / (1.0 + np.exp(theta[:, None, :] - theta[:, :, None]))  # σ(θ_i − θ_j), (B, P, P)
+        grad = (w - n * s).sum(axis=2) - ridge * theta
+        c = n * s * (1.0 - s)
+        # + 1/P on every entry: the steps keep the mean at 0 anyway (Σ grad = 0), and with ridge 0 this
+        # is what makes the Laplacian invertible (a connected comparison graph then suffices).
+        neg_hessian = eye * (c.sum(axis=2) + ridge)[:, :, None] - c + 1.0 / len(eye)
+        step = np.linalg.solve(neg_hessian, grad[..., None])[..., 0]
+        step *= np.minimum(1.0, 2.0 / np.maximum(np.abs(step).max(axis=1, keepdims=True), 1e-300))
+        theta += step
+        if np.abs(step).max() < tol:
+            break
+    if anchor is not None:
+        theta = theta - theta[:, anchor:anchor + 1]
+    return theta[0] if single else theta
+
+
+def _small_range(values: np.ndarray) -> bool:
+    """Non-negative integers spanning little more than their count: counting beats sorting."""
+    return len(values) > 0 and values.min() >= 0 and values.max() < 4 * len(values) + 1024
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique of integers (ascending), by counting when their range is small."""
+    return np.flatnonzero(np.bincount(values)) if _small_range(values) else np.unique(values)
+
+
+def _dense_ranks(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each integer's rank among the distinct values (0..n−1, ascending) and n; by counting when the range is
+    small (group ids here are table rows), as np.unique(return_inverse=True) otherwise."""
+    if _small_range(values):
+        present = np.bincount(values) > 0
+        return (np.cumsum(present) - 1)[values], int(present.sum())
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return inverse.ravel(), len(distinct)
+
+
+@dataclass(frozen=True)
+class BradleyTerryFit:
+    """Log-strengths with bootstrap percentile intervals (NaN where not drawn), games and groups per player."""
+
+    strength: np.ndarray  # (P,)
+    low: np.ndarray  # (P,)
+    high: np.ndarray  # (P,)
+    games: np.ndarray  # (P,) pairwise outcomes involving the player
+    groups: np.ndarray  # (P,) distinct groups (comparisons) the player's outcomes come from
+    n_groups: int  # distinct groups in all
+
+
+def bradley_terry_bootstrap(group: np.ndarray, winner: np.ndarray, loser: np.ndarray, n_players: int, *,
+                            draws: int = 200, seed: int = 0, ridge: float = BT_RIDGE, anchor: int | None = None,
+                            level: float = 0.95) -> BradleyTerryFit:
+    """`bradley_terry` on pairwise outcomes (winner[i] beat loser[i] in group[i]) with a percentile
+    bootstrap that resamples whole groups (comparisons: their outcomes are not independent).
+
+    Groups with identical outcomes are one type (found by two random 64-bit linear hashes of their
+    outcome counts); a draw is then a multinomial over types, which is the same as resampling groups,
+    at a cost that grows with the number of types, not of labels.
+    """
+    group, winner, loser = (np.asarray(a, dtype=np.int64) for a in (group, winner, loser))
+    p2 = n_players * n_players
+    code = winner * n_players + loser
+    wins = np.bincount(code, minlength=p2).reshape(n_players, n_players)
+    strength = bradley_terry(wins, ridge=ridge, anchor=anchor)
+    games = wins.sum(axis=0) + wins.sum(axis=1)
+    g, n_groups = _dense_ranks(group)
+    player_groups = _distinct(np.concatenate([g * n_players + winner, g * n_players + loser]))
+    groups = np.bincount(player_groups % n_players, minlength=n_players)
+    low = high = np.full(n_players, np.nan)
+    if draws and n_groups > 1:
+        # 1. Each group's outcome counts, sorted by group, and the types of groups.
+        keys, counts = np.unique(g * p2 + code, return_counts=True)
+        key_group, key_code = keys // p2, keys % p2
+        coefficients = np.random.default_rng(0x5EED).integers(1, 2**63, size=(2, p2), dtype=np.uint64)
+        starts = np.flatnonzero(np.r_[True, key_group[1:] != key_group[:-1]])
+        hashes = np.stack([np.add.reduceat(coefficients[h, key_code] * counts.astype(np.uint64), starts)
+                           for h in range(2)], axis=1)  # (G, 2); uint64 arithmetic wraps, as a hash should
+        _, representative, type_of, multiplicity = np.unique(hashes[:, 0], return_index=True,
+                                                             return_inverse=True, return_counts=True)
+        if (hashes[representative[type_of.ravel()], 1] != hashes[:, 1]).any():  # the first hash collided
+            _, representative, type_of, multiplicity = np.unique(hashes, axis=0, return_index=True,
+                                                                 return_inverse=True, return_counts=True)
+        # 2. Outcome counts of each type (its first group's), then draws × types resample counts.
+        kept = np.isin(key_group, representative)
+        per_type = sparse.csr_matrix((counts[kept], (type_of.ravel()[key_group[kept]], key_code[kept])),
+                                     shape=(len(representative), p2))
+        rng = np.random.default_rng(seed)
+        resampled = rng.multinomial(n_groups, multiplicity / multiplicity.sum(), size=draws)
+        boot_wins = np.asarray((per_type.T @ resampled.T).T).reshape(draws, n_players, n_players)
+        # 3. One batched fit per draw; percentile interval.
+        boot = bradley_terry(boot_wins, ridge=ridge, anchor=anchor)
+        tail = (1 - level) / 2 * 100
+        low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
+    return BradleyTerryFit(strength=strength, low=low, high=high, games=games, groups=groups, n_groups=n_groups)
+
+
+@dataclass(frozen=True)
+class LengthControlled:
+    """A length-controlled win rate: σ(α) at length ratio 1, with its 95% interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+def length_controlled_win_rates(policy: np.ndarray, won: np.ndarray, log_ratio: np.ndarray, group: np.ndarray,
+                                n_policies: int, *, ridge: float = 1e-3,
+                                z: float = Z95) -> tuple[list[LengthControlled | None], float | None]:
+    """Win rates against one opponent at equal length, by the logistic regression of Stiennon et al.
+    2020 ("Learning to summarize", length-controlled comparisons): P(won) = σ(α_policy + β·log_ratio),
+    one α per policy and one shared β; the rate at length ratio 1 is σ(α_policy).
+
+    One row per pairwise outcome: the policy's sample against the opponent's, `won` when the
+    policy's was chosen, `log_ratio` = log(policy length / opponent length), `group` its comparison.
+    The interval is σ(α ± z·se) with a sandwich standard error clustered by group (outcomes of one
+    comparison are not independent). None for a policy with no outcome, or only wins or only losses
+    (α is then unbounded), and for every policy when the log ratio is constant but not 0 (α and β
+    cannot be told apart). Returns (rates, β).
+    """
+    policy, group = np.asarray(policy, dtype=np.int64), np.asarray(group, dtype=np.int64)
+    y, x = np.asarray(won, dtype=float), np.asarray(log_ratio, dtype=float)
+    n, p = len(y), n_policies
+    if n == 0 or (np.ptp(x) == 0 and x[0] != 0):
+        return [None] * p, None
+    params = np.zeros(p + 1)  # α_0..α_{P−1}, β
+    for _ in range(100):
+        mu = 1.0 / (1.0 + np.exp(-(params[policy] + params[p] * x)))
+        r, v = y - mu, mu * (1.0 - mu)
+        grad = np.r_[np.bincount(policy, r, minlength=p), (r * x).sum()] - ridge * params
+        info = np.zeros((p + 1, p + 1))
+        info[np.arange(p), np.arange(p)] = np.bincount(policy, v, minlength=p)
+        info[p, :p] = info[:p, p] = np.bincount(policy, v * x, minlength=p)
+        info[p, p] = (v * x * x).sum()
+        info += ridge * np.eye(p + 1)
+        step = np.linalg.solve(info, grad)
+        step *= min(1.0, 2.0 / max(np.abs(step).max(), 1e-300))
+        params += step
+        if np.abs(step).max() < 1e-10:
+            break
+    # Cluster-robust (sandwich) covariance: bread⁻¹ · Σ_g s_g s_gᵀ · bread⁻¹ · G/(G−1).
+    g, n_groups = _dense_ranks(group)
+    scores = sparse.csr_matrix((np.r_[r, r * x], (np.r_[g, g], np.r_[policy, np.full(n, p)])),
+                               shape=(n_groups, p + 1))
+    meat = np.asarray((scores.T @ scores).todense())
+    bread = np.linalg.inv(info)
+    cov = bread @ meat @ bread * (n_groups / max(n_groups - 1, 1))
+    wins, total = np.bincount(policy, y, minlength=p), np.bincount(policy, minlength=p)
+    rates: list[LengthControlled | None] = []
+    for i in range(p):
+        if total[i] == 0 or wins[i] in (0, total[i]):
+            rates.append(None)
+            continue
+        se = math.sqrt(max(cov[i, i], 0.0))
+        alpha = params[i]
+        rates.append(LengthControlled(value=_sigmoid(alpha), low=_sigmoid(alpha - z * se),
+                                      high=_sigmoid(alpha + z * se)))
+    return rates, float(params[p])
+
+
+def _sigmoid(t: float) -> float:
+    return 1.0 / (1.0 + math.exp(-t))

@@ -25,3 +25,10 @@ urlpatterns += [
     path("runs/<int:run_id>/diff/pick/", runs.training_run_diff_pick, name="training-run-diff-pick"),
     path("runs/<int:run_id>/diff/<int:other_id>/", runs.training_run_diff, name="training-run-diff"),
 ]
+
+# Leaderboard of policies: CSV and JSON (views/rounds.py; issue 19).
+urlpatterns += [
+    path("projects/<slug:slug>/runs/leaderboard.csv", rounds.training_leaderboard_csv, name="training-leaderboard-csv"),
+    path("projects/<slug:slug>/runs/leaderboard.json", rounds.training_leaderboard_json,
+         name="training-leaderboard-json"),
+]

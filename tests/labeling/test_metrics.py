@@ -175,3 +175,110 @@ def test_grouped_quantiles_of_whole_numbers_take_the_same_values():
     values, group = rng.integers(0, 50_000, size=300), rng.integers(0, 4, size=300)
     assert metrics.grouped_quantiles(values, group, 5, (0.5, 0.1)) == pytest.approx(
         metrics.grouped_quantiles(values.astype(float), group, 5, (0.5, 0.1)), nan_ok=True)
+
+
+# ---------------------------------------------------------------- Bradley–Terry and length control (issue 19)
+
+
+def _sigmoid(t):
+    return 1 / (1 + np.exp(-t))
+
+
+def test_bradley_terry_hand_computed():
+    """A beat B 2 of 3 times, B beat C 2 of 3 (A and C never met): without a prior each pair's MLE is its
+    own log-odds, log 2, so with C fixed at 0 the strengths are 2·log 2, log 2, 0."""
+    wins = np.array([[0, 2, 0], [1, 0, 2], [0, 1, 0]])
+    theta = metrics.bradley_terry(wins, ridge=0, anchor=2)
+    assert theta == pytest.approx([2 * math.log(2), math.log(2), 0.0], abs=1e-9)
+    assert metrics.bradley_terry(np.array([[0, 3], [1, 0]]), ridge=0, anchor=1)[0] == pytest.approx(math.log(3))
+
+
+def test_bradley_terry_prior_keeps_a_never_beaten_player_finite_and_the_mean_at_zero():
+    """5 wins, 0 losses: the MLE is infinite; with the ridge the fit solves 5·σ(−2t) = ridge·t (t = θ_A = −θ_B)."""
+    theta = metrics.bradley_terry(np.array([[0, 5], [0, 0]]))
+    t = theta[0]
+    assert theta.sum() == pytest.approx(0, abs=1e-12)
+    assert 5 * _sigmoid(-2 * t) == pytest.approx(metrics.BT_RIDGE * t, rel=1e-6)
+    isolated = metrics.bradley_terry(np.array([[0, 2, 0], [1, 0, 0], [0, 0, 0]]))
+    assert isolated[2] == pytest.approx(0, abs=1e-12)  # no games: stays at the mean
+
+
+def test_bradley_terry_batched_equals_one_by_one():
+    rng = np.random.default_rng(3)
+    batch = rng.integers(0, 9, size=(5, 4, 4)) * (1 - np.eye(4, dtype=int))
+    together = metrics.bradley_terry(batch, anchor=1)
+    assert together == pytest.approx(np.stack([metrics.bradley_terry(w, anchor=1) for w in batch]), abs=1e-8)
+
+
+def test_bootstrap_of_identical_groups_has_no_spread_and_counts_groups():
+    """Resampling comparisons that all say the same thing changes nothing: the interval is the point."""
+    group, winner, loser = [0, 0, 1, 1, 2, 2], [0, 0, 0, 0, 0, 0], [1, 2, 1, 2, 1, 2]
+    fit = metrics.bradley_terry_bootstrap(group, winner, loser, 4, draws=50, anchor=1)
+    assert fit.low[:3] == pytest.approx(fit.strength[:3]) and fit.high[:3] == pytest.approx(fit.strength[:3])
+    assert list(fit.games) == [6, 3, 3, 0] and list(fit.groups) == [3, 3, 3, 0]
+    assert fit.strength[1] == 0.0
+
+
+def _plackett_luce_labels(rng, strengths, comparisons, k, labels_per_comparison):
+    """Best-of-K answers drawn from the softmax choice model (what the reward model's loss assumes), as the
+    K−1 pairwise outcomes of each answer, grouped by comparison."""
+    group, winner, loser = [], [], []
+    for c in range(comparisons):
+        shown = rng.choice(len(strengths), size=k, replace=False)
+        p = np.exp(strengths[shown]) / np.exp(strengths[shown]).sum()
+        for _ in range(labels_per_comparison):
+            best = shown[rng.choice(k, p=p)]
+            for other in shown[shown != best]:
+                group.append(c), winner.append(best), loser.append(other)
+    return np.array(group), np.array(winner), np.array(loser)
+
+
+def test_bradley_terry_bootstrap_intervals_cover_known_strengths_at_about_95_percent():
+    """Simulation: 6 policies of known strength, 250 best-of-3 comparisons with 2 labels each from the
+    softmax choice model (under which chosen-vs-other outcomes follow Bradley–Terry), 150 data sets:
+    the comparison-resampling intervals cover the true strengths (policy 0 = 0) about 95% of the time."""
+    rng = np.random.default_rng(19)
+    truth = np.array([0.0, 0.4, -0.3, 0.9, -1.0, 0.2])
+    covered, estimates = [], []
+    for _ in range(150):
+        fit = metrics.bradley_terry_bootstrap(*_plackett_luce_labels(rng, truth, 250, 3, 2), 6,
+                                              draws=200, seed=int(rng.integers(1 << 30)), anchor=0)
+        covered += list((fit.low[1:] <= truth[1:]) & (truth[1:] <= fit.high[1:]))
+        estimates.append(fit.strength)
+    coverage = np.mean(covered)
+    assert 0.91 <= coverage <= 0.985, coverage
+    assert np.mean(estimates, axis=0) == pytest.approx(truth, abs=0.05)  # no material bias
+
+
+def test_length_controlled_equals_raw_rate_when_lengths_are_equal():
+    """Log ratio 0 everywhere: σ(α) is the raw win share (up to the tiny prior)."""
+    policy = np.array([0] * 10 + [1] * 4)
+    won = np.array([1] * 7 + [0] * 3 + [1, 0, 0, 0])
+    rates, slope = metrics.length_controlled_win_rates(policy, won, np.zeros(14), np.arange(14), 3)
+    assert rates[0].value == pytest.approx(0.7, abs=1e-3) and rates[1].value == pytest.approx(0.25, abs=1e-3)
+    assert rates[0].low < 0.7 < rates[0].high
+    assert slope == pytest.approx(0, abs=1e-9)
+    assert rates[2] is None  # no outcomes
+    only_wins, _ = metrics.length_controlled_win_rates([0, 0], [1, 1], [0.1, 0.3], [0, 1], 1)
+    assert only_wins == [None]  # α unbounded
+    constant, _ = metrics.length_controlled_win_rates([0, 0, 0], [1, 0, 1], [0.5, 0.5, 0.5], [0, 1, 2], 1)
+    assert constant == [None]  # every pair twice as long: α and β cannot be told apart
+
+
+def test_length_controlled_rate_removes_a_length_preference_and_its_interval_covers():
+    """Simulation: labelers prefer longer samples (β = 1.5 per unit of log ratio) and the policy writes
+    longer samples than the base; at equal length it wins 45% of the time. The raw rate is inflated
+    well above 0.45; the length-controlled rate is not, and its interval covers 0.45 about 95% of the time."""
+    rng = np.random.default_rng(20)
+    alpha = math.log(0.45 / 0.55)
+    covered, raw = [], []
+    for _ in range(200):
+        comparisons = 300
+        x = rng.normal(0.4, 0.5, size=comparisons).repeat(2)  # two labels on each comparison
+        won = rng.random(2 * comparisons) < _sigmoid(alpha + 1.5 * x)
+        [lc], _ = metrics.length_controlled_win_rates(np.zeros(2 * comparisons, int), won, x,
+                                                      np.arange(comparisons).repeat(2), 1)
+        covered.append(lc.low <= 0.45 <= lc.high)
+        raw.append(won.mean())
+    assert np.mean(raw) > 0.55
+    assert 0.92 <= np.mean(covered) <= 0.98, np.mean(covered)

@@ -1,11 +1,11 @@
 """A project's rounds-and-runs page (researchers): start a round (the settings it will use, one-round
-overrides), the demo's simulated labelers, win rates."""
+overrides), the demo's simulated labelers, win rates, the policies' leaderboard and sample-to-label latency."""
 from __future__ import annotations
 
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -40,15 +40,17 @@ def round_preview(project) -> tuple[list[tuple[str, list[tuple[str, str]]]], str
 
 def _runs_page(request: HttpRequest, project, form: RoundStartForm | None = None, status: int = 200) -> HttpResponse:
     preview, preview_error = round_preview(project)
+    latency = {row.round_id: row for row in selectors.round_label_latencies(project=project)}
     return render(request, "training/project_runs.html", {
         "project": project,
         "runs": selectors.runs_for_project(project)[:50],
-        "rounds": project.rounds.all()[:20],
+        "rounds": [(r, latency.get(r.id)) for r in project.rounds.all()[:20]],
         "can_start": request.user.has_perm("training.start_runs"),
         "start_form": form or RoundStartForm(project_settings=project.training_settings),
         "preview": preview, "preview_error": preview_error,
         "demo_labels": DEMO_SIMULATED_LABELS,
         "win_rates": [(row[Query.Split.VALID], row[None]) for row in selectors.round_win_rate_table(project=project)],
+        "leaderboard": selectors.project_leaderboard(project=project),
     }, status=status)
 
 
@@ -66,6 +68,23 @@ def training_win_rates_csv(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_get_for_researcher(slug=slug, user=request.user)
     rows = selectors.win_rate_csv_rows(selectors.round_win_rate_table(project=project))
     return csv_response(filename=f"{project.slug}-win-rates.csv", header=selectors.WIN_RATE_CSV_HEADER, rows=rows)
+
+
+@require_GET
+@login_required
+def training_leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """The leaderboard (selectors.project_leaderboard) as CSV: one row per policy, best first."""
+    project = project_get_for_researcher(slug=slug, user=request.user)
+    rows = selectors.leaderboard_csv_rows(selectors.project_leaderboard(project=project))
+    return csv_response(filename=f"{project.slug}-leaderboard.csv", header=selectors.LEADERBOARD_CSV_HEADER, rows=rows)
+
+
+@require_GET
+@login_required
+def training_leaderboard_json(request: HttpRequest, slug: str) -> HttpResponse:
+    """The leaderboard as JSON, with how it was computed (scale, anchor, interval, pairs dropped)."""
+    project = project_get_for_researcher(slug=slug, user=request.user)
+    return JsonResponse(selectors.leaderboard_json(selectors.project_leaderboard(project=project)))
 
 
 @require_POST

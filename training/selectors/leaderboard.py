@@ -1,0 +1,328 @@
+"""The project's leaderboard of policies (Bradley–Terry over every clean label, with bootstrap intervals;
+raw and length-controlled win rates against the base policy) and sample-to-label latency per round.
+
+How a best-of-K label becomes pairwise outcomes: the chosen sample beat each of the other K−1
+samples (labeling/label_types.py, `BestOfK.pairs`), and each outcome is credited to the samples'
+policies (`Sample.source`). The label type has no tie answer, so there are no ties.
+- Within-policy pairs (the chosen sample and another sample of the same policy) say nothing about
+  one policy against another: they are dropped (counted in `Leaderboard.within_policy_pairs`).
+- Unsure labels count as what they chose, at full weight, as in the reward fit and the per-round
+  win rate (training/selectors/rounds.py): the three figures then describe the same answers.
+- Clean labels only: not skipped, and not on comparisons the andon cord withdrew from fitting
+  (`andon_excluded_comparison_ids`), as training/selectors/reward_fit.py reads them.
+- Scale: strengths are natural log-odds, P(a beats b) = σ(s_a − s_b), fixed by the base policy = 0
+  when the base policy has outcomes, else by a mean of 0 (see labeling.metrics.bradley_terry).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from operator import itemgetter
+
+import numpy as np
+from django.db import connections
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q
+from django.db.models.functions import Length
+
+from labeling.metrics import (
+    LengthControlled,
+    Rate,
+    bradley_terry_bootstrap,
+    grouped_quantiles,
+    length_controlled_win_rates,
+    rate,
+)
+from labeling.models import Comparison, ComparisonSample, Label, Sample
+from training.models import BASE_POLICY_SOURCE, Round
+from training.selectors.andon import andon_excluded_comparison_ids
+
+BOOTSTRAP_DRAWS = 200
+
+
+def policy_kind(source: str) -> str:
+    """What a sample source names: "base", "reference", "baseline" (another baseline) or "policy"
+    (a checkpoint name such as run12-step5, or an imported policy's name)."""
+    if source == BASE_POLICY_SOURCE:
+        return "base"
+    if source == Sample.REFERENCE:
+        return "reference"
+    if source.startswith("baseline:"):
+        return "baseline"
+    return "policy"
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    rank: int | None  # None: no outcome against another policy, so no strength
+    policy: str
+    kind: str
+    strength: float | None
+    low: float | None
+    high: float | None
+    comparisons: int  # comparisons with at least one outcome between this policy and another
+    outcomes: int  # pairwise outcomes involving this policy
+    vs_base: Rate | None  # raw win rate against the base policy's samples (pairwise outcomes, Wilson)
+    vs_base_lc: LengthControlled | None  # the same at equal length
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    rows: list[LeaderboardRow]
+    anchor: str  # "base" (base policy = 0) or "mean" (mean strength 0)
+    labels: int  # clean labels read
+    comparisons: int  # comparisons with at least one outcome between policies
+    outcomes: int  # pairwise outcomes between different policies
+    within_policy_pairs: int  # pairs dropped: both samples of one policy
+    draws: int
+    length_slope: float | None  # β of the length-controlled regression (per unit of log length ratio)
+
+
+def _rows(queryset) -> list[tuple]:
+    """A values_list queryset's rows in one fetch, without Django's per-row converters: at 100k+ rows those
+    and the chunked fetches cost as much as the query. Only for integer and text columns (no conversion)."""
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """The samples of every comparison of a project up to comparison id `top`: one row per comparison
+    (`ids`, ascending), one column per position, holding the sample's policy (an index into `names`; −1
+    where a comparison has fewer samples) and its length in characters (an empty text counts as 1)."""
+
+    top: int
+    count: int  # the project's comparisons with id ≤ top when read
+    ids: np.ndarray  # (G,) int64
+    policy: np.ndarray  # (G, K) int64
+    length: np.ndarray  # (G, K) float
+    names: list[str]
+
+    def extended(self, more: list[tuple], *, top: int, count: int) -> _Entries:
+        """These and the rows of newer comparisons (comparison_id, position, source, length), all of ids > top."""
+        names = {name: i for i, name in enumerate(self.names)}
+        for name in dict.fromkeys(map(itemgetter(2), more)):
+            names.setdefault(name, len(names))
+        n = len(more)
+        comparison = np.fromiter(map(itemgetter(0), more), np.int64, count=n)
+        position = np.fromiter(map(itemgetter(1), more), np.int64, count=n)
+        ids, row = np.unique(comparison, return_inverse=True)
+        k = max(self.policy.shape[1], int(position.max()) + 1 if n else 0)
+        policy = np.full((len(self.ids) + len(ids), k), -1, dtype=np.int64)
+        length = np.ones(policy.shape)
+        policy[:len(self.ids), :self.policy.shape[1]] = self.policy
+        length[:len(self.ids), :self.policy.shape[1]] = self.length
+        row += len(self.ids)
+        policy[row, position] = np.fromiter(map(names.__getitem__, map(itemgetter(2), more)), np.int64, count=n)
+        length[row, position] = np.maximum(np.fromiter(map(itemgetter(3), more), float, count=n), 1.0)
+        return _Entries(top=top, count=count, ids=np.r_[self.ids, ids], policy=policy, length=length,
+                        names=list(names))
+
+
+_NO_ENTRIES = _Entries(top=0, count=0, ids=np.zeros(0, np.int64), policy=np.zeros((0, 0), np.int64),
+                       length=np.zeros((0, 0)), names=[])
+# A comparison's samples never change once it is written (comparison_create and the imports write them
+# in the comparison's transaction), so each process keeps what it read and later reads only newer
+# comparisons: at 100k labels, reading 200k sample rows again cost more than everything else together.
+_ENTRIES_CACHE: OrderedDict[tuple[str, int], _Entries] = OrderedDict()
+_ENTRIES_CACHE_PROJECTS = 8
+_LOCK = threading.Lock()
+
+
+def leaderboard_cache_clear() -> None:
+    """Forget the comparisons' samples this process kept (tests; a process that has just started)."""
+    with _LOCK:
+        _ENTRIES_CACHE.clear()
+
+
+def _project_entries(project) -> _Entries:
+    """_Entries of every comparison of the project: 2 queries (a check, then the comparisons newer than
+    those kept, or all of them when the check fails: a comparison committed late below the kept `top`)."""
+    key = (Comparison.objects.db, project.id)
+    with _LOCK:
+        cached = _ENTRIES_CACHE.get(key, _NO_ENTRIES)
+    state = Comparison.objects.filter(project=project).aggregate(
+        top=Max("id"), count=Count("id"), kept=Count("id", filter=Q(id__lte=cached.top)))
+    top, count = state["top"] or 0, state["count"]
+    if state["kept"] != cached.count:
+        cached = _NO_ENTRIES
+    if top > cached.top:
+        more = _rows(ComparisonSample.objects.filter(comparison__project=project, comparison_id__gt=cached.top,
+                                                     comparison_id__lte=top).order_by()
+                     .values_list("comparison_id", "position", "sample__source", Length("sample__text")))
+        cached = cached.extended(more, top=top, count=count)
+    with _LOCK:
+        _ENTRIES_CACHE[key] = cached
+        _ENTRIES_CACHE.move_to_end(key)
+        while len(_ENTRIES_CACHE) > _ENTRIES_CACHE_PROJECTS:
+            _ENTRIES_CACHE.popitem(last=False)
+    return cached
+
+
+def _clean_labels(project):
+    return Label.objects.filter(comparison__project=project, skipped=False).exclude(
+        comparison_id__in=andon_excluded_comparison_ids(project=project))
+
+
+def project_leaderboard(*, project, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> Leaderboard:
+    """Every policy with samples in the project's labeled comparisons, ranked by a Bradley–Terry fit over
+    all clean labels, with bootstrap 95% intervals (comparisons resampled, fixed `seed`), and its raw and
+    length-controlled win rates against the base policy (the module docstring has the rules). 2 queries, 3
+    when comparisons this process has not read yet have come (their samples are kept: `_project_entries`).
+
+    Against the base: the pairwise outcomes between a sample of the policy and a base-policy sample
+    (a label whose chosen sample is one of the two); raw is their win share with a Wilson interval
+    (too narrow when one label gives several such outcomes), length-controlled is
+    labeling.metrics.length_controlled_win_rates on character lengths (an empty text counts as 1).
+    """
+    # 1. Reads: the clean labels' answers, and (kept between calls) the samples of the project's comparisons.
+    answers = np.array(_rows(_clean_labels(project).order_by().values_list("comparison_id", "chosen_index")),
+                       dtype=np.int64).reshape(-1, 2)
+    entries = _project_entries(project)
+    ids, table, lengths_table, policies = entries.ids, entries.policy, entries.length, entries.names
+    n, k = len(policies), table.shape[1]
+
+    # 2. Every clean label's pairwise outcomes, from the comparisons × positions table.
+    if len(ids):
+        at = np.searchsorted(ids, answers[:, 0]).clip(max=len(ids) - 1)
+        chosen = answers[:, 1]
+        known = (ids[at] == answers[:, 0]) & (chosen < k)
+        at, chosen = at[known], chosen[known]
+    else:
+        at = chosen = np.zeros(0, dtype=np.int64)
+    winner = table[at, chosen]
+    valid = winner >= 0
+    at, chosen, winner = at[valid], chosen[valid], winner[valid]
+    others = table[at]  # (L, K)
+    is_other = (others >= 0) & (np.arange(k) != chosen[:, None])
+    within = int((is_other & (others == winner[:, None])).sum())
+    label_index, column = np.nonzero(is_other & (others != winner[:, None]))
+    group, loser = at[label_index], others[label_index, column]
+    winner_of = winner[label_index]
+    win_length, lose_length = lengths_table[at, chosen][label_index], lengths_table[group, column]
+
+    # 3. Bradley–Terry with the bootstrap; the base policy is 0 when it has outcomes.
+    base = policies.index(BASE_POLICY_SOURCE) if BASE_POLICY_SOURCE in policies else None
+    anchored = base is not None and bool(((winner_of == base) | (loser == base)).any())
+    fit = bradley_terry_bootstrap(group, winner_of, loser, n, draws=draws, seed=seed,
+                                  anchor=base if anchored else None) if n else None
+
+    # 4. Against the base: raw rate and the length-controlled regression on the same outcomes.
+    vs_base: list[Rate | None] = [None] * n
+    lc: list[LengthControlled | None] = [None] * n
+    slope = None
+    if base is not None:
+        policy_won = loser == base
+        against = policy_won | (winner_of == base)
+        other = np.where(policy_won, winner_of, loser)[against]
+        won = policy_won[against]
+        ratio = np.where(policy_won, np.log(win_length / lose_length), np.log(lose_length / win_length))[against]
+        wins, total = np.bincount(other, won, minlength=n), np.bincount(other, minlength=n)
+        vs_base = [rate(int(wins[i]), int(total[i])) if total[i] and i != base else None for i in range(n)]
+        lc, slope = length_controlled_win_rates(other, won, ratio, group[against], n)
+        lc[base] = None
+
+    # 5. Rows of the policies in labeled comparisons, best first; those with no outcome against another
+    # policy last, unranked.
+    labeled = np.zeros(n + 1, dtype=bool)
+    labeled[table[at].ravel()] = True  # index −1 (no sample) lands on the spare last entry
+    rows = []
+    for i, name in enumerate(policies):
+        if not labeled[i]:
+            continue
+        has = fit is not None and fit.games[i] > 0
+        rows.append(LeaderboardRow(
+            rank=None, policy=name, kind=policy_kind(name),
+            strength=float(fit.strength[i]) if has else None,
+            low=float(fit.low[i]) if has and not np.isnan(fit.low[i]) else None,
+            high=float(fit.high[i]) if has and not np.isnan(fit.high[i]) else None,
+            comparisons=int(fit.groups[i]) if fit is not None else 0, outcomes=int(fit.games[i]) if fit else 0,
+            vs_base=vs_base[i], vs_base_lc=lc[i]))
+    rows.sort(key=lambda r: (r.strength is None, -(r.strength or 0.0), r.policy))
+    rows = [replace(r, rank=rank + 1 if r.strength is not None else None) for rank, r in enumerate(rows)]
+    return Leaderboard(rows=rows, anchor="base" if anchored else "mean", labels=int(len(answers)),
+                       comparisons=fit.n_groups if fit else 0, outcomes=int(len(group)),
+                       within_policy_pairs=within, draws=draws, length_slope=slope)
+
+
+@dataclass(frozen=True)
+class RoundLatency:
+    """Seconds from a comparison's publication to each of its labels, for one round's comparisons."""
+
+    round_id: int
+    round_number: int
+    labels: int
+    median_s: float | None
+    p90_s: float | None
+
+    @property
+    def median_min(self) -> float | None:
+        return None if self.median_s is None else self.median_s / 60
+
+    @property
+    def p90_min(self) -> float | None:
+        return None if self.p90_s is None else self.p90_s / 60
+
+
+def round_label_latencies(*, project) -> list[RoundLatency]:
+    """Sample-to-label latency of each round, newest round first (2 queries): for every answered (not
+    skipped) label on a comparison a run of the round published (Comparison.source_run), the time from
+    the comparison's creation (its publication to labelers) to the label; median and 90th percentile.
+    Labels later withdrawn by the andon cord still count: this measures the loop, not the data."""
+    delay = ExpressionWrapper(F("created_at") - F("comparison__created_at"), output_field=DurationField())
+    rows = list(Label.objects.filter(comparison__project=project, skipped=False,
+                                     comparison__source_run__round__isnull=False)
+                .values_list("comparison__source_run__round_id", delay))
+    rounds = list(Round.objects.filter(project=project).order_by("-number").values_list("id", "number"))
+    index = {round_id: i for i, (round_id, _) in enumerate(rounds)}
+    group = np.array([index[round_id] for round_id, _ in rows], dtype=np.int64)
+    seconds = np.array([d.total_seconds() for _, d in rows], dtype=float)
+    quantiles = grouped_quantiles(seconds, group, len(rounds), (0.5, 0.9))
+    counts = np.bincount(group, minlength=len(rounds))
+    return [RoundLatency(round_id=round_id, round_number=number, labels=int(counts[i]),
+                         median_s=None if np.isnan(quantiles[i, 0]) else float(quantiles[i, 0]),
+                         p90_s=None if np.isnan(quantiles[i, 1]) else float(quantiles[i, 1]))
+            for i, (round_id, number) in enumerate(rounds)]
+
+
+LEADERBOARD_CSV_HEADER = ["rank", "policy", "kind", "strength", "strength95_low", "strength95_high", "comparisons",
+                          "outcomes", "vs_base_n", "vs_base_win_rate", "vs_base_wilson95_low",
+                          "vs_base_wilson95_high", "vs_base_lc_win_rate", "vs_base_lc95_low", "vs_base_lc95_high"]
+
+
+def _cell(value):
+    return "" if value is None else value
+
+
+def leaderboard_csv_rows(board: Leaderboard) -> list[list]:
+    """project_leaderboard as CSV rows (LEADERBOARD_CSV_HEADER); empty cells where a figure is undefined."""
+    rows = []
+    for r in board.rows:
+        raw, lc = r.vs_base, r.vs_base_lc
+        rows.append([_cell(r.rank), r.policy, r.kind, _cell(r.strength), _cell(r.low), _cell(r.high), r.comparisons,
+                     r.outcomes, raw.n if raw else "", _cell(raw and raw.value), _cell(raw and raw.low),
+                     _cell(raw and raw.high), _cell(lc and lc.value), _cell(lc and lc.low), _cell(lc and lc.high)])
+    return rows
+
+
+def leaderboard_json(board: Leaderboard) -> dict:
+    """project_leaderboard as a JSON-ready dict: how it was computed, then one object per policy."""
+    def rate_json(value):
+        return None if value is None else {"n": value.n, "wins": value.hits, "value": value.value,
+                                           "low": value.low, "high": value.high}
+
+    def lc_json(value):
+        return None if value is None else {"value": value.value, "low": value.low, "high": value.high}
+
+    return {
+        "scale": "natural log-odds: P(a beats b) = 1 / (1 + exp(s_b - s_a))",
+        "anchor": board.anchor, "interval": f"bootstrap percentile 95%, {board.draws} draws, comparisons resampled",
+        "labels": board.labels, "comparisons": board.comparisons, "outcomes": board.outcomes,
+        "within_policy_pairs_dropped": board.within_policy_pairs, "length_slope": board.length_slope,
+        "policies": [{"rank": r.rank, "policy": r.policy, "kind": r.kind, "strength": r.strength,
+                      "low": r.low, "high": r.high, "comparisons": r.comparisons, "outcomes": r.outcomes,
+                      "vs_base": rate_json(r.vs_base), "vs_base_length_controlled": lc_json(r.vs_base_lc)}
+                     for r in board.rows],
+    }
