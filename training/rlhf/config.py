@@ -26,6 +26,7 @@ ADAM_STYLES = ("tf", "torch")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 READOUTS = ("last", "mean", "eot")  # RewardModel readouts (models.READOUTS)
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")  # see precision.py
+STRATEGIES = ("ddp", "fsdp")  # how PPO spreads over ranks (distributed.py); alone, both are plain training
 
 
 class ConfigError(ValueError):
@@ -159,6 +160,10 @@ class PPOConfig:
     forward_batch_size: int | None = None
     # Recompute activations in the backward pass (policy trunk and a separate value model): see RewardFitConfig.
     gradient_checkpointing: bool = False
+    # Over several ranks (torchrun): "ddp" replicates the policy and averages gradients; "fsdp" shards each
+    # transformer block of the policy (and of a separate value model) over the ranks with PyTorch's fully_shard
+    # (FSDP2), for models that do not fit one GPU. Checkpoints are full models either way (from_pretrained).
+    strategy: str = "ddp"
     metrics_path: str | None = None  # CLI only: JSONL file metrics are appended to
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
@@ -188,6 +193,8 @@ class PPOConfig:
             errors.append("adaptive_kl needs kl_target > 0 (nats)")
         if self.kl_horizon < 1:
             errors.append(f"kl_horizon must be >= 1, got {self.kl_horizon}")
+        if self.strategy not in STRATEGIES:
+            errors.append(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.value_model not in ("shared", "separate"):
             errors.append(f"value_model must be 'shared' or 'separate', got {self.value_model!r}")
         if self.value_model == "separate" and self.reward.startswith("builtin:"):

@@ -2,6 +2,11 @@
 
 Launch N processes with ``torchrun --nproc_per_node=N -m training.rlhf ppo CONFIG``; each process
 calls ``init_distributed`` (gloo on CPU, NCCL on CUDA). With one process every helper is a no-op.
+
+FSDP (``strategy: "fsdp"``): ``shard_blocks`` puts each transformer block of the policy (and of a separate
+value model) under PyTorch's ``fully_shard`` (FSDP2) over all ranks; embeddings, final norm and heads stay
+whole on every rank and ``average_gradients`` averages theirs. Checkpoints gather the full state
+(``full_model_state``, ``full_optimizer_state``) so they load with ``from_pretrained`` and resume exactly.
 """
 
 from __future__ import annotations
@@ -70,3 +75,65 @@ def gather_objects(obj: Any) -> list[Any]:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def shard_blocks(policy: Any, device: torch.device) -> list[torch.nn.Parameter]:
+    """FSDP2 over every rank for each transformer block of ``policy.lm`` (and ``policy.value_model.lm``);
+    returns the trainable parameters left whole (their gradients need ``average_gradients``)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from training.rlhf.models import transformer_blocks
+
+    mesh = init_device_mesh(device.type, (world_size(),))
+    trunks = [policy.lm] + ([policy.value_model.lm] if getattr(policy, "value_model", None) is not None else [])
+    for trunk in trunks:
+        for block in transformer_blocks(trunk):
+            fully_shard(block, mesh=mesh)
+    return [p for p in policy.parameters() if p.requires_grad and type(p).__name__ != "DTensor"]
+
+
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Average the gradients of whole (unsharded) parameters over ranks, in one flat all-reduce."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads or not is_distributed():
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _full_options(**kwargs):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, **kwargs)
+
+
+def full_model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The sharded model's whole state dict on CPU (collective; rank 0 gets it, the others an empty dict)."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    return get_model_state_dict(model, options=_full_options(cpu_offload=True))
+
+
+def load_full_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+    set_model_state_dict(model, state, options=_full_options())
+
+
+def full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimiser's whole state keyed by parameter names, on CPU (collective; rank 0 gets it)."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=_full_options(cpu_offload=True))
+
+
+def load_full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=_full_options())

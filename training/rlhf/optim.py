@@ -33,18 +33,27 @@ class TFAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-            grads = [p.grad for p in params]
-            exp_avgs = [self.state[p]["exp_avg"] for p in params]
-            exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in params]
             t = float(self.state[params[0]]["step"])
-            torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sqs, beta2)
-            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
             step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-            denom = torch._foreach_sqrt(exp_avg_sqs)
-            torch._foreach_add_(denom, group["eps"])
-            torch._foreach_addcdiv_(params, exp_avgs, denom, value=-step_size)
+            # Sharded (FSDP's DTensor) and plain parameters in separate foreach calls: the kernels take one kind.
+            for kind in (True, False):
+                subset = [p for p in params if _is_dtensor(p) == kind]
+                if not subset:
+                    continue
+                grads = [p.grad for p in subset]
+                exp_avgs = [self.state[p]["exp_avg"] for p in subset]
+                exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in subset]
+                torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+                torch._foreach_mul_(exp_avg_sqs, beta2)
+                torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+                denom = torch._foreach_sqrt(exp_avg_sqs)
+                torch._foreach_add_(denom, group["eps"])
+                torch._foreach_addcdiv_(subset, exp_avgs, denom, value=-step_size)
         return None
+
+
+def _is_dtensor(tensor: Tensor) -> bool:
+    return type(tensor).__name__ == "DTensor"
 
 
 def make_optimizer(params: Iterable[Tensor], lr: float, eps: float, style: str) -> torch.optim.Optimizer:

@@ -10,6 +10,7 @@ branches (shared/separate value, truncation, stop requests, distributed). Run fr
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import time
@@ -84,11 +85,18 @@ class PPOTrainer:
         self.policy = policy.to(self.device)
         # Trained weights stay fp32 (master weights under autocast); the frozen reference may be held lower.
         self.ref_policy = ref_policy.to(self.device, frozen_dtype(config.precision)).requires_grad_(False).eval()
-        self.model = (
-            DistributedDataParallel(self.policy, device_ids=[self.device] if self.device.type == "cuda" else None)
-            if self.world_size > 1
-            else self.policy
-        )
+        self.fsdp = self.world_size > 1 and config.strategy == "fsdp"
+        self._template: PolicyWithValue | None = None  # FSDP: an unsharded CPU copy rank 0 saves checkpoints from
+        if self.fsdp:
+            self._template = copy.deepcopy(self.policy).cpu() if self.rank == 0 else None
+            self._replicated = dist.shard_blocks(self.policy, self.device)  # what stays whole: embeddings, heads
+            self.model = self.policy
+        elif self.world_size > 1:
+            self.model = DistributedDataParallel(
+                self.policy, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+        else:
+            self.model = self.policy
         self.optimizer = make_optimizer(self.policy.parameters(), config.lr, config.adam_eps, config.adam_style)
         self.scaler = make_scaler(config.precision, self.device)  # fp16-mixed only; a pass-through otherwise
         self.kl_ctl = (
@@ -260,8 +268,9 @@ class PPOTrainer:
             ids = torch.cat([mb.queries[rows], responses], dim=1)  # (m, Lq + T)
             mask = torch.cat([mb.query_mask[rows], torch.ones_like(responses)], dim=1)
             last = start + micro >= b
-            # DDP: average gradients over ranks once, after the last micro-batch's backward.
-            sync = contextlib.nullcontext() if last or self.world_size == 1 else self.model.no_sync()
+            # DDP: average gradients over ranks once, after the last micro-batch's backward (FSDP reduce-scatters
+            # the sharded blocks' gradients in every backward; its whole parameters are averaged below).
+            sync = contextlib.nullcontext() if last or self.world_size == 1 or self.fsdp else self.model.no_sync()
             with sync:
                 with autocast(cfg.precision, self.device):  # the losses below are fp32 (logprobs_of, values upcast)
                     logits, values = self.model(ids, mask, Lq)  # (m, T, V), (m, T)
@@ -278,6 +287,8 @@ class PPOTrainer:
                                    ("pg_clipfrac", pg_clipfrac), ("vf_clipfrac", vf_clipfrac)):
                     sums[key] += value.item() * share
             del logits
+        if self.fsdp:
+            dist.average_gradients(self._replicated)
         optimizer_step(self.optimizer, self.scaler)
         with torch.no_grad():
             logprobs, values, entropy = (torch.cat(parts[k]) for k in ("logprobs", "values", "entropy"))
@@ -356,10 +367,13 @@ class PPOTrainer:
         self.minibatch_generator.set_state(state["minibatch"])
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything but the weights: step, optimiser, KL controller, every rank's RNG, config."""
+        """Everything but the weights: step, optimiser, KL controller, every rank's RNG, config (collective).
+        Under FSDP the optimiser state is gathered whole, keyed by parameter name."""
         return {
             "step": self.step_count,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": dist.full_optimizer_state(self.policy, self.optimizer) if self.fsdp
+            else self.optimizer.state_dict(),
+            "strategy": "fsdp" if self.fsdp else "ddp",
             "scaler": self.scaler.state_dict(),
             "kl": self.kl_ctl.state_dict(),
             "rng": dist.gather_objects({k: v.cpu() for k, v in self.rng_state().items()}),
@@ -370,11 +384,16 @@ class PPOTrainer:
     def save_checkpoint(self, directory: str | Path) -> Path | None:
         """Write a checkpoint atomically (rank 0 writes, all ranks must call). Returns its folder on rank 0."""
         state = self.state_dict()  # collective: gathers every rank's RNG
+        weights = dist.full_model_state(self.policy) if self.fsdp else None  # collective: the shards gathered
         folder = None
         if self.rank == 0:
+            policy = self.policy
+            if weights is not None:
+                self._template.load_state_dict(weights)
+                policy = self._template
 
             def write(tmp: Path) -> None:
-                self.policy.save_pretrained(tmp / POLICY_DIR, self.tokenizer)
+                policy.save_pretrained(tmp / POLICY_DIR, self.tokenizer)
                 torch.save(state, tmp / TRAINER_STATE)
                 (tmp / "config.json").write_text(state["config"])
                 task_write(tmp, self.config, self.tokenizer)
@@ -389,9 +408,16 @@ class PPOTrainer:
         state = torch.load(folder / TRAINER_STATE, map_location="cpu", weights_only=True)
         if state["world_size"] != self.world_size:
             raise ValueError(f"checkpoint was written by {state['world_size']} ranks, this run has {self.world_size}")
+        strategy = "fsdp" if self.fsdp else "ddp"
+        if state.get("strategy", "ddp") != strategy:
+            raise ValueError(f"checkpoint was written with strategy {state.get('strategy')!r}, this run uses {strategy!r}")
         saved, _ = PolicyWithValue.from_pretrained(folder / POLICY_DIR)
-        self.policy.load_state_dict(saved.state_dict())
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.fsdp:
+            dist.load_full_model_state(self.policy, saved.state_dict())
+            dist.load_full_optimizer_state(self.policy, self.optimizer, state["optimizer"])
+        else:
+            self.policy.load_state_dict(saved.state_dict())
+            self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):  # absent in checkpoints written before mixed precision
             self.scaler.load_state_dict(state["scaler"])
         self.kl_ctl.load_state_dict(state["kl"])
