@@ -45,7 +45,8 @@ class TrainingRun(models.Model):
     # The keys of `product`: never passed to the library, so never in `config`.
     # stored_tokens (reward section): train on the token ids an import stored with each sample (2020), not on
     # its text tokenised again; the import's tokenizer must be the base model's.
-    PRODUCT_KEYS = ("label_snapshot", "tripwires", "publish_every", "online_sample", "task", "stored_tokens")
+    # gpus (ppo section): ranks under torchrun, one per GPU (training/services/ppo_ranks.py).
+    PRODUCT_KEYS = ("label_snapshot", "tripwires", "publish_every", "online_sample", "task", "stored_tokens", "gpus")
 
     class Kind(models.TextChoices):
         FIT_REWARD = "fit_reward", "Fit reward model"
@@ -71,8 +72,7 @@ class TrainingRun(models.Model):
     config = models.JSONField(default=dict, blank=True,
                               help_text="RewardFitConfig or PPOConfig fields, or a sample run's sampling settings.")
     product = models.JSONField(default=dict, blank=True,
-                               help_text="tripwires, label_snapshot, publish_every, online_sample, task, stored_tokens "
-                                         "(PRODUCT_KEYS).")
+                               help_text="The product's settings of the run (TrainingRun.PRODUCT_KEYS), not the library's.")
     report = models.JSONField(default=dict, blank=True, help_text="What the run produced for its page, e.g. figures.")
     seed = models.BigIntegerField(default=0)
     base_model = models.CharField(max_length=300, help_text='"tiny", a Hugging Face id, or a local folder.')

@@ -245,3 +245,5 @@ CELERY_BEAT_SCHEDULE = {
                             "schedule": DASHBOARD_SNAPSHOT_INTERVAL_SECONDS, "options": {"queue": "default"}},
 }
 TRAINING_DEFAULT_BASE_MODEL = env("TRAINING_DEFAULT_BASE_MODEL", default="tiny")
+# The GPUs a training worker has: a PPO run may ask for up to this many (`ppo.gpus`, ranks under torchrun).
+TRAINING_WORKER_GPUS = env.int("TRAINING_WORKER_GPUS", default=1)

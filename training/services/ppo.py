@@ -15,6 +15,7 @@ import torch
 
 from labeling.models import Query
 from training.models import Checkpoint, TrainingRun
+from training.rlhf import distributed as dist
 from training.rlhf.build import build_policy
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.config import PPOConfig, resolve_device
@@ -86,15 +87,30 @@ def _record_checkpoints(run: TrainingRun, checkpoint_dir: str, *, final: bool = 
 
 
 def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
+    """Train the run here, or (product `gpus` > 1) under torchrun with one process per GPU (ppo_ranks.py)."""
+    gpus = int((run.product or {}).get("gpus", 1))
+    if gpus > 1:
+        from training.services.ppo_ranks import ppo_execute_ranks
+
+        ppo_execute_ranks(run=run, reporter=reporter, gpus=gpus)
+        return
+    ppo_train(run=run, reporter=reporter)
+
+
+def ppo_train(*, run: TrainingRun, reporter: RunReporter | None) -> None:
+    """The PPO run's work in this process: alone, or as one rank of a torchrun group (then `reporter` is rank 0's
+    and None elsewhere: only rank 0 writes to the database; every rank stops at the same point)."""
     config = ppo_config(run)
-    device = resolve_device(config.device)
+    device = dist.init_distributed(resolve_device(config.device))  # a rank's own GPU before any model loads
+    main = dist.rank() == 0
     reward_fn, reward_model, policy, tokenizer, ref_policy = build_policy(config, device)
 
     # 1. Sign-flip tripwire before any update.
-    reason = _calibration_reason(run, config, reward_model, tokenizer)
-    if reason:
-        andon_pull(run=run, reason=reason, tripwire="reward_sign")
-        reporter.stop_requested = True
+    reason = _calibration_reason(run, config, reward_model, tokenizer) if main else None
+    if dist.any_rank(bool(reason), device):
+        if main:
+            andon_pull(run=run, reason=reason, tripwire="reward_sign")
+            reporter.stop_requested = True
         return
 
     # 2. The trainer, resumed from the newest checkpoint if an earlier attempt wrote one.
@@ -104,12 +120,14 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
     if not texts:
         raise ValueError(f"Project {run.project.slug} has no train queries for PPO.")
     queries, query_mask = encode_queries(tokenizer, texts, config.query_length)
+    # Rank 0 asks the database; the trainer hands its answer to every rank at the same call.
     trainer = PPOTrainer(config, policy, ref_policy, reward_fn, queries, query_mask, tokenizer,
-                         should_stop=reporter.should_stop)
+                         should_stop=reporter.should_stop if main else None)
     resume = latest_checkpoint(config.checkpoint_dir)
     if resume is not None:
         trainer.load_checkpoint(resume)
-    TrainingRun.objects.filter(id=run.id).update(total_steps=config.n_updates, step=trainer.step_count)
+    if main:
+        TrainingRun.objects.filter(id=run.id).update(total_steps=config.n_updates, step=trainer.step_count)
 
     # 3. Train; every step reports, renews the lease and may be told to stop. Online mode
     #    (the product's `publish_every` N updates) puts the current policy's samples in the labeling queue.
@@ -128,8 +146,10 @@ def ppo_execute(*, run: TrainingRun, reporter: RunReporter) -> None:
         return keep_going and not reporter.stop_requested
 
     try:
-        result = trainer.train(on_step)
+        result = trainer.train(on_step)  # on_step runs on rank 0 only; its answer reaches every rank
     except Exception:  # e.g. out of memory (its message names the settings): what was saved stays recorded
-        _record_checkpoints(run, config.checkpoint_dir)
+        if main:
+            _record_checkpoints(run, config.checkpoint_dir)
         raise
-    _record_checkpoints(run, config.checkpoint_dir, final=not result.stopped)
+    if main:
+        _record_checkpoints(run, config.checkpoint_dir, final=not result.stopped)

@@ -49,16 +49,31 @@ def round_configs(project: Project, overrides: dict | None = None) -> dict:
     }
 
 
+def gpus_errors(gpus, ppo: dict, product: dict) -> list[str]:
+    """`ppo.gpus`: a whole number from 1 to the GPUs a training worker has (TRAINING_WORKER_GPUS); over several,
+    the batch must divide over them, and FSDP's sharded policy cannot publish online from one rank."""
+    limit = settings.TRAINING_WORKER_GPUS
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= limit:
+        return [f"ppo: gpus must be a whole number from 1 to {limit} (the GPUs a training worker has, "
+                f"TRAINING_WORKER_GPUS), got {gpus!r}"]
+    if gpus > 1 and ppo.get("strategy") == "fsdp" and product.get("publish_every"):
+        return ["ppo: publish_every (online samples) is not available with strategy fsdp over several GPUs"]
+    return []
+
+
 def _library_config_errors(configs: dict) -> list[str]:
     """The reward and PPO sections checked as the library will check them, before any run exists: an
     unknown key (a typo such as `kl_coeff`) or a bad value is named now, not in the worker after the fit."""
-    errors = []
     # A round's PPO optimises the round's fitted reward model (a folder, never a builtin), which a separate value
     # model copies: checked as that, unless the section names its own reward.
     as_run = {"reward": configs["reward"], "ppo": {"reward": "<the round's reward model>", **configs["ppo"]}}
+    ppo_product = configs["product"]["ppo"]
+    errors = gpus_errors(ppo_product.get("gpus", 1), configs["ppo"], ppo_product)
+    ranks = ppo_product.get("gpus", 1) if not errors else 1
     for name, cls in (("reward", RewardFitConfig), ("ppo", PPOConfig)):
         try:
-            config_from_dict(cls, as_run[name]).validate()
+            config = config_from_dict(cls, as_run[name])
+            config.validate(ranks) if name == "ppo" else config.validate()
         except (ConfigError, TypeError) as error:  # TypeError: a value of the wrong type that validate() compared
             errors.append(f"{name}: {error}")
     return errors

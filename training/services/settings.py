@@ -37,7 +37,7 @@ LIBRARY_CONFIGS = {"reward": RewardFitConfig, "ppo": PPOConfig}
 # Product keys a project may set, by section (run.product; ppo.py reads them). The round splits every
 # PRODUCT_KEYS key out of every section, but only PPO runs read these two, and it sets label_snapshot
 # and tripwires itself: anywhere else they would be dropped without a word.
-SECTION_PRODUCT_KEYS = {"ppo": ("publish_every", "online_sample"), "reward": ("stored_tokens",)}
+SECTION_PRODUCT_KEYS = {"ppo": ("publish_every", "online_sample", "gpus"), "reward": ("stored_tokens",)}
 # Paths the worker sets for each run (reward_fit._NOT_FROM_RUN, ppo._OURS): a project's value is ignored.
 WORKER_KEYS = {"reward": ("comparisons_path", "references_path", "output_dir", "metrics_path"),
                "ppo": ("policy_model", "queries_path", "checkpoint_dir", "metrics_path")}
@@ -189,6 +189,11 @@ def _check_product(errors: _Errors, section: str, product: dict, task: dict | No
             where = ", ".join(f"{s}.{k}" for s, keys in SECTION_PRODUCT_KEYS.items() for k in keys)
             errors.add(f"{section}.{key}", f"{key} is not a setting of the {section} section (product settings: "
                                            f"{where}; tripwires have their own section)")
+    if "gpus" in allowed and "gpus" in product:
+        from training.services.rounds import gpus_errors
+
+        for message in gpus_errors(product["gpus"], {}, product):
+            errors.add(f"{section}.gpus", message.split(": ", 1)[1])
     if "stored_tokens" in product and not isinstance(product["stored_tokens"], bool):
         errors.add(f"{section}.stored_tokens", "stored_tokens must be true or false")
     every = product.get("publish_every", 0)
