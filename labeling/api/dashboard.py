@@ -13,7 +13,7 @@ from labeling.api.base import Api, errors, service_errors
 from labeling.errors import InvalidInput
 from labeling.permissions import IsResearcher
 from labeling.selectors import project_get_for_researcher
-from labeling.selectors.quality import ALPHA, DETECTORS, SORT_KEYS, labelers_quality
+from labeling.selectors.quality import ALPHA, SORT_KEYS, TESTS, labelers_quality
 
 
 class RateSerializer(serializers.Serializer):
@@ -44,7 +44,8 @@ class AgreementSerializer(serializers.Serializer):
 
 
 class LabelerTableApi(Api):
-    """One row per user who labeled in the project: pace, rates, agreement with researchers, shortcut detectors."""
+    """One row per user who labeled in the project: pace, rates, agreement with researchers, shortcut detectors,
+    population anomaly test."""
 
     permission_classes = [IsResearcher]
 
@@ -66,7 +67,10 @@ class LabelerTableApi(Api):
         length = TestResultSerializer(help_text="Picks a longest sample more than chance (exact test).")
         copy = TestResultSerializer(help_text="Picks the sample copying most of the context more than chance.")
         too_fast = TestResultSerializer(help_text="Share of answers faster than reading speed, above the allowed share.")
-        flags = serializers.ListField(child=serializers.ChoiceField(choices=DETECTORS))
+        population = TestResultSerializer(
+            help_text="Agrees with the majority of all labels on the same comparisons less often than those labels do: "
+                      "statistic = their agreement rate minus the population's, exact Poisson-binomial test.")
+        flags = serializers.ListField(child=serializers.ChoiceField(choices=TESTS))
 
     @extend_schema(
         parameters=[OpenApiParameter("sort", str, description=f"One of {', '.join(SORT_KEYS)}; prefix - to reverse.")],

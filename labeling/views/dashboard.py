@@ -20,6 +20,7 @@ from labeling.selectors.quality import (
     DETECTORS,
     READING_CHARS_PER_SECOND,
     SORT_KEYS,
+    TESTS,
     TOO_FAST_ALLOWED_SHARE,
     Agreement,
     LabelerQuality,
@@ -35,7 +36,7 @@ COLUMNS = [
     ("username", "Labeler"), ("labels", "Labels"), ("per_hour", "Labels/h"), ("median", "Median s"),
     ("p10", "p10 s"), ("skip", "Skip"), ("flag", "Flag"), ("unsure", "Unsure"), ("kway", "K-way agreement"),
     ("pairwise", "Pairwise agreement"), ("position", "Position bias"), ("length", "Length pref."),
-    ("copy", "Copy pref."), ("too_fast", "Too fast"),
+    ("copy", "Copy pref."), ("too_fast", "Too fast"), ("population", "Population"),
 ]
 
 
@@ -103,7 +104,7 @@ def _labeler_cells(q: LabelerQuality) -> list:
     cells = [q.username, "researcher" if q.is_researcher else "labeler", q.labels, q.answers,
              None if q.labels_per_hour is None else round(q.labels_per_hour, 1), q.median_s, q.p10_s,
              _pct(q.skip_rate.value), _pct(q.flag_rate.value), _pct(q.unsure_rate.value), *_agreement_cells(q.agreement)]
-    for name in DETECTORS:
+    for name in TESTS:  # the four detectors, then the population test
         test: metrics.TestResult = getattr(q, name)
         cells += [test.n, None if test.statistic is None else round(test.statistic, 4), test.p_value, test.flagged(ALPHA)]
     return cells
@@ -111,7 +112,7 @@ def _labeler_cells(q: LabelerQuality) -> list:
 
 LABELER_HEADER = ["labeler", "role", "labels", "answers", "labels_per_hour", "median_s", "p10_s", "skip_rate",
                   "flag_rate", "unsure_rate", *AGREEMENT_HEADER,
-                  *[f"{name}_{part}" for name in DETECTORS for part in ("n", "statistic", "p_value", "flagged")]]
+                  *[f"{name}_{part}" for name in TESTS for part in ("n", "statistic", "p_value", "flagged")]]
 
 
 @require_GET
@@ -132,6 +133,7 @@ def dashboard_labelers(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "labeling/dashboard_labelers.html", {
         "project": project, "rows": rows, "columns": columns, "sort": sort, "alpha": ALPHA,
         "chance_kway": 1 / project.k, "detectors": DETECTORS,
+        "family_alpha": ALPHA / len(rows) if rows else None,  # Bonferroni over the table's labelers
     })
 
 
@@ -169,5 +171,8 @@ def dashboard_labeler(request: HttpRequest, slug: str, user_id: int) -> HttpResp
             ("too fast", detail.quality.too_fast,
              f"share of answers faster than {READING_CHARS_PER_SECOND:.0f} chars/s of context and samples, "
              f"against {TOO_FAST_ALLOWED_SHARE:.0%} allowed"),
+            ("population", detail.quality.population,
+             "agrees with the majority of the labels on the same comparisons less often than those labels do "
+             "(statistic: their agreement rate minus the population's; exact test)"),
         ],
     })

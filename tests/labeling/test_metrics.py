@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from labeling import metrics
 
@@ -282,3 +283,57 @@ def test_length_controlled_rate_removes_a_length_preference_and_its_interval_cov
         raw.append(won.mean())
     assert np.mean(raw) > 0.55
     assert 0.92 <= np.mean(covered) <= 0.98, np.mean(covered)
+
+
+# ---------------------------------------------------------------- population anomaly test
+
+
+def test_population_test_hand_computed():
+    """Chances 3/4, 2/3, 3/4, one of three labels agreeing: P(A = 0) = ¼·⅓·¼ = 1/48, P(A = 1) = (3 + 2 + 3)/48,
+    so p = 9/48 = 3/16; expected 13/6, statistic (1 − 13/6)/3 = −7/18."""
+    result = metrics.population_test([False, False, True], [0.75, 2 / 3, 0.75])
+    assert result.p_value == pytest.approx(3 / 16)
+    assert result.statistic == pytest.approx(-7 / 18)
+    assert (result.observed, result.n) == (1, 3) and result.expected == pytest.approx(13 / 6)
+    assert metrics.population_test([True, True, True], [0.75, 2 / 3, 0.75]).p_value == 1.0
+    assert metrics.population_test([False, False, False], [0.75, 2 / 3, 0.75]).p_value == pytest.approx(1 / 48)
+    assert metrics.population_test([], []).p_value is None
+
+
+def test_poisson_binomial_cdf_against_brute_force_and_scipy():
+    """P(X ≤ h) by enumeration for mixed chances; beyond 256 trials (the Fourier path) it matches convolved binomials
+    to 1e-6 relative, and to 1e-12 absolute far out in the tail."""
+    chances = [0.5, 0.75, 0.8, 2 / 3, 0.75, 0.9]
+    groups: dict[float, int] = {}
+    for p in chances:
+        groups[round(p, 12)] = groups.get(round(p, 12), 0) + 1
+    for hits in range(len(chances) + 1):
+        brute = 0.0
+        for mask in range(2 ** len(chances)):
+            bits = [(mask >> i) & 1 for i in range(len(chances))]
+            if sum(bits) <= hits:
+                brute += math.prod(p if b else 1 - p for p, b in zip(chances, bits, strict=True))
+        assert metrics.poisson_binomial_cdf_grouped(hits, groups) == pytest.approx(brute)
+    exact = np.convolve(stats.binom.pmf(np.arange(501), 500, 0.9), stats.binom.pmf(np.arange(501), 500, 0.8))
+    for hits in (700, 790, 808, 830, 850, 900):  # p from ~1e-34 (read as < 1e-12) through 1.8e-7 and 1.6e-4 to ~1
+        assert metrics.poisson_binomial_cdf_grouped(hits, {0.9: 500, 0.8: 500}) == pytest.approx(
+            exact[: hits + 1].sum(), rel=1e-6, abs=1e-12)
+
+
+def test_population_tests_for_many_labelers_match_one_at_a_time():
+    """The Fourier path for every labeler at once gives the convolution's p-values, from 3 to 3,000 labels a labeler."""
+    rng = np.random.default_rng(18)
+    chances = np.array([0.5, 2 / 3, 0.75, 0.8, 0.9])
+    counts = np.vstack([rng.multinomial(n, [0.3, 0.2, 0.2, 0.2, 0.1]) for n in (3, 7, 40, 300, 3000)])
+    observed = np.rint(counts @ chances - np.array([1, 2, 6, 40, 60])).astype(int)  # below expectation: small p
+    results = metrics.population_tests(observed, counts, chances)
+    for row, result in zip(range(len(counts)), results, strict=True):
+        groups = {float(p): int(m) for p, m in zip(chances, counts[row], strict=True) if m}
+        one = metrics.population_test_grouped(int(observed[row]), groups)
+        assert result.p_value == pytest.approx(one.p_value, rel=1e-6, abs=1e-12)
+        assert (result.n, result.observed) == (one.n, one.observed)
+        assert (result.statistic, result.expected) == (pytest.approx(one.statistic), pytest.approx(one.expected))
+    assert results[3].p_value < 0.01 and results[0].p_value > 0.01  # the sizes span both sides of the line
+    assert [r.p_value for r in metrics.population_tests(np.array([0, 2]), np.array([[0, 0], [1, 1]]),
+                                                        np.array([0.5, 0.75]))] == [None, 1.0]
+    assert metrics.population_tests(np.zeros(0, int), np.zeros((0, 0), int), np.zeros(0)) == []  # no labelers yet

@@ -20,6 +20,9 @@ Definitions (the math is in `labeling/metrics.py`):
   answers, their majority (ties: no answer) against the researchers' answer.
 - **Labels per hour**: 3600 / mean seconds spent per label (skips included), i.e. the pace while
   labeling, not over the wall-clock day.
+- **Population test** (`population.py`): a labeler's labels against the majority of all labels on
+  the same comparisons; flagged when they agree with it less than the population's own rate, exact
+  Poisson-binomial test at p < ALPHA.
 
 Every function reads with a fixed number of queries whatever the number of labels or labelers
 (label columns in one statement, computed on numpy arrays). The texts' figures the length, copy
@@ -43,9 +46,11 @@ from labeling.selectors.quality.common import (
 from labeling.selectors.quality.labelers import (
     DETECTORS,
     SORT_KEYS,
+    TESTS,
     LabelDetail,
     LabelerDetail,
     LabelerQuality,
+    PopulationDisagreement,
     ShownText,
     labeler_detail,
     labelers_quality,
@@ -58,8 +63,9 @@ from labeling.selectors.quality.overview import (
 )
 
 __all__ = [
-    "ALPHA", "DETECTORS", "READING_CHARS_PER_SECOND", "SORT_KEYS", "TOO_FAST_ALLOWED_SHARE", "Agreement",
-    "InterRater", "LabelDetail", "LabelerDetail", "LabelerQuality", "ProjectQuality", "ShownText",
+    "ALPHA", "DETECTORS", "READING_CHARS_PER_SECOND", "SORT_KEYS", "TESTS", "TOO_FAST_ALLOWED_SHARE", "Agreement",
+    "InterRater", "LabelDetail", "LabelerDetail", "LabelerQuality", "PopulationDisagreement", "ProjectQuality",
+    "ShownText",
     "dashboard_cache_clear", "dashboard_snapshots_refresh", "labeler_detail", "labelers_quality", "labelers_sort",
     "project_quality", "researcher_ids",
 ]

@@ -20,10 +20,12 @@ from labeling.selectors.quality.common import (
     researcher_answers,
     researcher_ids,
 )
+from labeling.selectors.quality.population import LabelPopulation, label_population, population_tests
 from labeling.selectors.serving import LETTERS
 from labeling.textstats import copy_overlaps, text_length
 
 DETECTORS = ("position", "length", "copy", "too_fast")
+TESTS = (*DETECTORS, "population")  # the shortcut detectors and the population anomaly test (population.py)
 
 
 @dataclass
@@ -36,9 +38,11 @@ class LabelerQuality:
     - copy: picks a sample with the highest copy_overlap with the context more than chance (same test);
     - too_fast: share of answers faster than READING_CHARS_PER_SECOND over context + all samples,
       exact binomial test against TOO_FAST_ALLOWED_SHARE.
-    `hits` (filled for the drill-down) holds, per detector, the ids of the labels behind it: the
-    label chose the longest / most copying sample, was too fast, or chose the labeler's most
-    chosen screen position.
+    Beside them, population (population.py): agrees with the other labelers' majority on the same
+    comparisons less than the population itself does, exact Poisson-binomial test.
+    `hits` (filled for the drill-down) holds, per test, the ids of the labels behind it: the
+    label chose the longest / most copying sample, was too fast, chose the labeler's most
+    chosen screen position, or disagreed with its comparison's population majority.
     """
 
     labeler_id: int
@@ -57,11 +61,13 @@ class LabelerQuality:
     length: metrics.TestResult
     copy: metrics.TestResult
     too_fast: metrics.TestResult
+    population: metrics.TestResult
     hits: dict[str, set[int]] = field(default_factory=dict)
 
     @property
     def flags(self) -> list[str]:
-        return [name for name in DETECTORS if getattr(self, name).flagged(ALPHA)]
+        """The shortcut detectors and the population test that flag this labeler (p < ALPHA)."""
+        return [name for name in TESTS if getattr(self, name).flagged(ALPHA)]
 
     @property
     def detector_results(self) -> list[metrics.TestResult]:
@@ -85,9 +91,10 @@ def _agreement_by_labeler(cols: _Labels, researchers: set[int], k: int) -> tuple
     return agreements, per_label
 
 
-def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, with_hits_for: int | None = None,
-                  ) -> tuple[list[LabelerQuality], np.ndarray]:
-    """Every labeler's LabelerQuality from one pass over the label columns (a fixed number of queries)."""
+def _quality_rows(project: Project, cols: _Labels, researchers: set[int], population: LabelPopulation, *,
+                  with_hits_for: int | None = None) -> tuple[list[LabelerQuality], np.ndarray]:
+    """Every labeler's LabelerQuality from one pass over the label columns (a fixed number of queries);
+    `population` is `label_population` of the whole project's labels, cut to these columns."""
     k = project.k
     agreements, references = _agreement_by_labeler(cols, researchers, k)
     labeler_ids, g = np.unique(cols.labeler, return_inverse=True)
@@ -127,6 +134,7 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
     median_s, p10_s = metrics.grouped_quantiles(cols.duration_ms, g, n_groups, (0.5, 0.1)).T / 1000
     position_tests = metrics.position_bias_counts_tests(position_counts)
     too_fast_tests = metrics.too_fast_tests(n_fast, n_text, TOO_FAST_ALLOWED_SHARE)
+    population_results = population_tests(population, g, n_groups)
 
     rows = []
     for index, labeler_id in enumerate(labeler_ids.tolist()):
@@ -145,6 +153,7 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
                 "length": set(cols.id[mine & detectors["length"][1]].tolist()),
                 "copy": set(cols.id[mine & detectors["copy"][1]].tolist()),
                 "too_fast": set(cols.id[mine & too_fast].tolist()),
+                "population": set(cols.id[mine & population.informative & ~population.agrees].tolist()),
             }
         rows.append(LabelerQuality(
             labeler_id=labeler_id, username=names.get(labeler_id, "?"), is_researcher=labeler_id in researchers,
@@ -156,7 +165,7 @@ def _quality_rows(project: Project, cols: _Labels, researchers: set[int], *, wit
             unsure_rate=metrics.rate(int(n_unsure[index]), int(n_answered[index])),
             agreement=agreements.get(labeler_id, Agreement.of(0, 0, k)),
             position=position_tests[index], length=tests["length"], copy=tests["copy"], too_fast=too_fast_tests[index],
-            hits=hits_sets,
+            population=population_results[index], hits=hits_sets,
         ))
     return rows, references
 
@@ -176,6 +185,7 @@ SORT_KEYS = {
     "length": lambda q: q.length.p_value,
     "copy": lambda q: q.copy.p_value,
     "too_fast": lambda q: q.too_fast.p_value,
+    "population": lambda q: q.population.p_value,
 }
 
 
@@ -190,7 +200,8 @@ def labelers_sort(rows: list[LabelerQuality], sort: str) -> list[LabelerQuality]
 
 def labelers_quality(project: Project, *, sort: str = "username") -> list[LabelerQuality]:
     """One LabelerQuality per user who labeled in the project, sorted (a fixed number of queries)."""
-    rows, _ = _quality_rows(project, _project_columns(project), researcher_ids())
+    cols = _project_columns(project)
+    rows, _ = _quality_rows(project, cols, researcher_ids(), label_population(cols, project.k))
     return labelers_sort(rows, sort)
 
 
@@ -223,22 +234,41 @@ class LabelDetail:
 
 
 @dataclass(frozen=True)
+class PopulationDisagreement:
+    """A label outside its comparison's population majority (population.py), for the drill-down."""
+
+    label_id: int
+    comparison_id: int
+    chosen: int  # canonical
+    chosen_letter: str | None  # where this labeler saw it
+    others: list[tuple[str, int, bool]]  # (letter as shown to this labeler, other labelers' answers, is their choice)
+
+
+DISAGREEMENTS_SHOWN = 50
+
+
+@dataclass(frozen=True)
 class LabelerDetail:
     quality: LabelerQuality
     labels: list[LabelDetail]
     total: int
+    disagreements: list[PopulationDisagreement] = field(default_factory=list)  # newest first, DISAGREEMENTS_SHOWN
+    disagreements_total: int = 0
 
 
 def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit: int | None = 100) -> LabelerDetail:
-    """A labeler's figures and their labels (newest first, a page of `limit`) beside the researchers' answers.
+    """A labeler's figures and their labels (newest first, a page of `limit`) beside the researchers' answers,
+    and the newest DISAGREEMENTS_SHOWN labels outside their comparison's population majority.
 
     404 when the user has no label in the project. A fixed number of queries.
     """
     researchers = researcher_ids()
     cols = _project_columns(project)
+    population = label_population(cols, project.k)  # from every labeler's labels, before the cut below
     researcher_array = np.array(sorted(researchers), dtype=np.int64)
-    cols = cols.subset((cols.labeler == labeler_id) | (np.isin(cols.labeler, researcher_array) & cols.calibration))
-    rows, references = _quality_rows(project, cols, researchers, with_hits_for=labeler_id)
+    keep = (cols.labeler == labeler_id) | (np.isin(cols.labeler, researcher_array) & cols.calibration)
+    cols, population = cols.subset(keep), population.subset(keep)
+    rows, references = _quality_rows(project, cols, researchers, population, with_hits_for=labeler_id)
     mine = next((row for row in rows if row.labeler_id == labeler_id), None)
     if mine is None:
         raise Http404("No labels by this user in this project.")
@@ -246,8 +276,11 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
     indices = indices[np.argsort(-cols.id[indices], kind="stable")]  # newest (highest id) first
     page = indices[offset: None if limit is None else offset + limit].tolist()
     page_ids = [int(cols.id[i]) for i in page]
-    shown_as = {label_id: (created, order) for label_id, created, order in
-                Label.objects.filter(id__in=page_ids).values_list("id", "created_at", "assignment__display_order")}
+    differing = indices[population.informative[indices] & ~population.agrees[indices]]
+    shown_differing = differing[:DISAGREEMENTS_SHOWN].tolist()
+    shown_as = {label_id: (created, order) for label_id, created, order in  # one query for both lists
+                Label.objects.filter(id__in=page_ids + [int(cols.id[i]) for i in shown_differing])
+                .values_list("id", "created_at", "assignment__display_order")}
     texts: dict[int, dict[int, str]] = defaultdict(dict)
     contexts: dict[int, str] = {}
     for comparison_id, position, text, context in ComparisonSample.objects.filter(
@@ -275,6 +308,17 @@ def labeler_detail(project: Project, *, labeler_id: int, offset: int = 0, limit:
             chosen=chosen, chosen_letter=LETTERS[order.index(chosen)] if chosen in order else None,
             researchers=reference, agrees=None if reference is None or chosen is None else chosen == reference,
             duration_s=int(cols.duration_ms[i]) / 1000, unsure=bool(cols.unsure[i]), skipped=chosen is None,
-            markers=[name for name in DETECTORS if label_id in mine.hits.get(name, ())],
+            markers=[name for name in TESTS if label_id in mine.hits.get(name, ())],
         ))
-    return LabelerDetail(quality=mine, labels=details, total=len(indices))
+    disagreements = []
+    for i in shown_differing:
+        chosen = int(cols.chosen[i])
+        order = shown_as.get(int(cols.id[i]), (None, []))[1] or list(range(project.k))
+        others = population.others(i, chosen)
+        disagreements.append(PopulationDisagreement(
+            label_id=int(cols.id[i]), comparison_id=int(cols.comparison[i]), chosen=chosen,
+            chosen_letter=LETTERS[order.index(chosen)] if chosen in order else None,
+            others=[(LETTERS[p], others[c], c == chosen) for p, c in enumerate(order) if 0 <= c < len(others)],
+        ))
+    return LabelerDetail(quality=mine, labels=details, total=len(indices), disagreements=disagreements,
+                         disagreements_total=len(differing))
