@@ -107,6 +107,10 @@ def test_the_researchers_path_from_a_new_project_to_an_export(live_server, page,
     _press_link(page, "/projects/new/")
     page.wait_for_url(f"{base}/projects/new/")
     page.wait_for_load_state()
+    # The page's script (slug from the name) and the autofocus are in place before the first key: under load
+    # the first keystroke otherwise lands before either.
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'id_name'")
+    page.wait_for_load_state("networkidle")
     page.keyboard.type("Walk Through")
     assert page.input_value("#id_slug") == "walk-through"
     page.keyboard.press("Tab")

@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from labeling.errors import InvalidInput
-from labeling.models import Label, Project, Query
+from labeling.models import Comparison, Label, Project, Query
 from labeling.roles import RESEARCHER, user_set_role
 from labeling.services.projects import project_create
 from labeling.services.simulation import LabelerSpec, simulate_labeling, simulated_labelers_ensure
@@ -261,19 +261,26 @@ def wait_for_runs(runs: list[TrainingRun], log: Callable[[str], None], *, poll_s
 
 def publish_base_comparisons(project: Project, s: ExperimentSettings, base_dir: Path, user, n: int,
                              log: Callable[[str], None]) -> list[TrainingRun]:
-    """`sample` runs from the base until `n` comparisons are published (one per train query per run)."""
+    """`sample` runs from the base until `n` comparisons are published (one per train query per run; a comparison
+    whose samples are all the same text is not published, so more runs make up for those, with new seeds)."""
     n_train = Query.objects.filter(project=project, split=Query.Split.TRAIN).count()
-    runs, left, i = [], n, 0
-    while left > 0:
-        size = min(left, n_train)
-        runs.append(run_create(project=project, kind=Kind.SAMPLE, base_model=str(base_dir), seed=s.seed + 100 + i,
-                               config=s.sample_config(size), started_by=user))
-        left -= size
-        i += 1
-    wait_for_runs(runs, log)
-    failed = [r for r in TrainingRun.objects.filter(id__in=[r.id for r in runs]) if r.status != Status.FINISHED]
-    if failed:
-        raise RuntimeError(f"sample run {failed[0].id} ended {failed[0].status}: {failed[0].error[-2000:]}")
+    runs, published, i = [], 0, 0
+    for _ in range(5):
+        left, batch = n - published, []
+        if left <= 0:
+            break
+        while left > 0:
+            size = min(left, n_train)
+            batch.append(run_create(project=project, kind=Kind.SAMPLE, base_model=str(base_dir),
+                                    seed=s.seed + 100 + i, config=s.sample_config(size), started_by=user))
+            left -= size
+            i += 1
+        wait_for_runs(batch, log)
+        failed = [r for r in TrainingRun.objects.filter(id__in=[r.id for r in batch]) if r.status != Status.FINISHED]
+        if failed:
+            raise RuntimeError(f"sample run {failed[0].id} ended {failed[0].status}: {failed[0].error[-2000:]}")
+        runs += batch
+        published = Comparison.objects.filter(source_run__in=runs).count()
     return runs
 
 
