@@ -20,6 +20,14 @@ def _empty(title: str) -> SafeString:
                      '<p class="muted">no data yet</p></figure>')
 
 
+def _x_labels(first: str, last: str, middle: float) -> str:
+    """The x axis's first and last labels; a one-point series (one label) names it once, under its point."""
+    if first == last:
+        return f'<text x="{middle:.1f}" y="{H - 5}" text-anchor="middle" class="tick">{escape(first)}</text>'
+    return (f'<text x="{PAD_L}" y="{H - 5}" class="tick">{escape(first)}</text>'
+            f'<text x="{W - PAD_R}" y="{H - 5}" text-anchor="end" class="tick">{escape(last)}</text>')
+
+
 def bar_chart(title: str, points: list[tuple[str, int]]) -> SafeString:
     """Bars of counts (e.g. labels per day); x labels at the first and last bar."""
     if not points:
@@ -41,9 +49,7 @@ def bar_chart(title: str, points: list[tuple[str, int]]) -> SafeString:
         f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" class="axis"/>'
         f'<text x="{PAD_L - 4}" y="{PAD_T + 4}" text-anchor="end" class="tick">{top}</text>'
         f'<text x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end" class="tick">0</text>'
-        f'<text x="{PAD_L}" y="{H - 5}" class="tick">{escape(points[0][0])}</text>'
-        f'<text x="{W - PAD_R}" y="{H - 5}" text-anchor="end" class="tick">{escape(points[-1][0])}</text>'
-        + "".join(bars) + "</svg>"
+        + _x_labels(points[0][0], points[-1][0], PAD_L + step / 2) + "".join(bars) + "</svg>"
     )
     return _figure(title, svg, f"total {total}")
 
@@ -74,8 +80,6 @@ def rate_chart(title: str, points: list[tuple[str, float | None, float | None, f
         f'<text x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end" class="tick">0%</text>'
         f'<line x1="{PAD_L}" y1="{sy(chance):.1f}" x2="{W - PAD_R}" y2="{sy(chance):.1f}" class="chance"/>'
         f'<text x="{W - PAD_R}" y="{sy(chance) - 3:.1f}" text-anchor="end" class="tick">chance {chance:.0%}</text>'
-        f'<text x="{PAD_L}" y="{H - 5}" class="tick">{escape(shown[0][0])}</text>'
-        f'<text x="{W - PAD_R}" y="{H - 5}" text-anchor="end" class="tick">{escape(last[0])}</text>'
-        f'{whiskers}<polyline points="{path}" class="series"/>{dots}</svg>'
+        + _x_labels(shown[0][0], last[0], sx(0)) + f'{whiskers}<polyline points="{path}" class="series"/>{dots}</svg>'
     )
     return _figure(title, svg, f"last {last[1]:.0%} ({last[2]:.0%}–{last[3]:.0%}) · chance {chance:.0%}")

@@ -20,7 +20,18 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _fmt_pair(lo: float, hi: float) -> tuple[str, str]:
+    """The two axis labels, with as many digits as it takes for them to differ (up to 6)."""
+    a, b = _fmt(lo), _fmt(hi)
+    for digits in range(4, 7):
+        if a != b:
+            break
+        a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+    return a, b
+
+
 def line_chart(title: str, points: list[tuple[int, float | None]]) -> SafeString:
+    """The finite points as a line (a one-point series as a dot); the axes name distinct ends."""
     finite = [(x, y) for x, y in points if y is not None and math.isfinite(y)]
     head = f'<figure class="chart"><figcaption>{escape(title)}</figcaption>'
     if not finite:
@@ -28,22 +39,29 @@ def line_chart(title: str, points: list[tuple[int, float | None]]) -> SafeString
     xs, ys = [p[0] for p in finite], [p[1] for p in finite]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
-    if x1 == x0:
-        x1 = x0 + 1
+    one_step = x1 == x0
+    if one_step:  # one step: the point in the middle, the axis names it once
+        x0, x1 = x0 - 1, x1 + 1
     if y1 == y0:
-        y0, y1 = y0 - 1, y1 + 1
+        pad = abs(y0) * 0.1 or 1.0
+        y0, y1 = y0 - pad, y1 + pad
     sx = lambda x: PAD_L + (x - x0) / (x1 - x0) * (W - PAD_L - PAD_R)  # noqa: E731
     sy = lambda y: PAD_T + (1 - (y - y0) / (y1 - y0)) * (H - PAD_T - PAD_B)  # noqa: E731
     path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in finite)
+    # A polyline of one point draws nothing: a lone point (or the last one) gets a dot.
+    dot = f'<circle cx="{sx(finite[-1][0]):.1f}" cy="{sy(finite[-1][1]):.1f}" r="2.5" class="dot"/>'
     last = finite[-1][1]
+    y_lo, y_hi = _fmt_pair(y0, y1)
+    x_ticks = (f'<text x="{sx(xs[0]):.1f}" y="{H - 4}" text-anchor="middle" class="tick">step {xs[0]}</text>'
+               if one_step else
+               f'<text x="{PAD_L}" y="{H - 4}" class="tick">{x0}</text>'
+               f'<text x="{W - PAD_R}" y="{H - 4}" text-anchor="end" class="tick">step {x1}</text>')
     svg = (
         f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}: last value {_fmt(last)}" class="chart-svg">'
         f'<line x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}" class="axis"/>'
         f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{H - PAD_B}" class="axis"/>'
-        f'<text x="{PAD_L - 4}" y="{PAD_T + 4}" text-anchor="end" class="tick">{_fmt(y1)}</text>'
-        f'<text x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end" class="tick">{_fmt(y0)}</text>'
-        f'<text x="{PAD_L}" y="{H - 4}" class="tick">{x0}</text>'
-        f'<text x="{W - PAD_R}" y="{H - 4}" text-anchor="end" class="tick">step {x1}</text>'
-        f'<polyline points="{path}" class="series"/></svg>'
+        f'<text x="{PAD_L - 4}" y="{PAD_T + 4}" text-anchor="end" class="tick">{y_hi}</text>'
+        f'<text x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end" class="tick">{y_lo}</text>'
+        f'{x_ticks}<polyline points="{path}" class="series"/>{dot}</svg>'
     )
     return mark_safe(head + svg + f'<div class="chart-last">last {_fmt(last)}</div></figure>')  # noqa: S308 - numbers and escaped text only
