@@ -15,15 +15,19 @@ from labeling.models import (
     Assignment,
     Comparison,
     ComparisonSample,
+    GoldAnswer,
     Import,
     Instructions,
     InstructionsAck,
     Label,
+    LabelerStanding,
     Project,
+    QualificationAttempt,
     Query,
     Sample,
     SampleFlag,
     SimulatedLabeler,
+    StandingChange,
 )
 from labeling.services import comparisons_text_figures_fill
 
@@ -222,3 +226,34 @@ class SimulatedLabelerAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Labelers' trust (labeling/services/qualification.py): view-only here; researchers admit, revoke, resume and send
+# back on the project's trust page, where every change keeps its reason.
+@admin.register(GoldAnswer)
+class GoldAnswerAdmin(EvidenceAdmin):
+    list_display = ["comparison", "chosen_index", "created_by", "created_at"]
+    list_select_related = ["comparison", "created_by"]
+
+
+@admin.register(LabelerStanding)
+class LabelerStandingAdmin(EvidenceAdmin):
+    list_display = ["project", "labeler", "status", "gold_correct", "gold_answered", "changed_by", "changed_at"]
+    list_filter = ["project", "status"]
+    search_fields = ["labeler__username", "reason"]
+    list_select_related = ["project", "labeler", "changed_by"]
+
+
+@admin.register(StandingChange)
+class StandingChangeAdmin(EvidenceAdmin):
+    list_display = ["standing", "status", "changed_by", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["reason", "standing__labeler__username"]
+
+
+@admin.register(QualificationAttempt)
+class QualificationAttemptAdmin(EvidenceAdmin):
+    list_display = ["project", "labeler", "number", "answered", "correct", "too_fast", "passed", "started_at"]
+    list_filter = ["project", "passed"]
+    search_fields = ["labeler__username"]
+    list_select_related = ["project", "labeler"]

@@ -41,6 +41,27 @@ class Project(models.Model):
         default=dict, blank=True,
         help_text='Defaults for rounds: base model, PPO/reward configs, "tripwires" thresholds.',
     )
+    # Labelers who earn trust (labeling/services/qualification.py): a qualification set before the queue,
+    # gold checks in it.
+    qualification_required = models.BooleanField(
+        default=False, db_default=False, help_text="New labelers answer the qualification set before the real queue.")
+    qualification_threshold = models.FloatField(
+        default=0.8, db_default=0.8, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Agreement with the researchers' answers an attempt needs to pass.")
+    qualification_items = models.PositiveSmallIntegerField(
+        default=5, db_default=5, validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Qualification items per attempt (a retry gets items the labeler has not seen).")
+    gold_share = models.FloatField(
+        default=0.5, db_default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of the researcher-answered calibration comparisons marked gold.")
+    gold_feedback = models.BooleanField(
+        default=True, db_default=True, help_text="After a gold item the labeler sees the researchers' answer and note.")
+    gold_accuracy_threshold = models.FloatField(
+        default=0.7, db_default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A labeler whose gold accuracy is surely below this (Wilson 95% upper end) is paused; 0: never.")
+    gold_window = models.PositiveSmallIntegerField(
+        default=50, db_default=50, validators=[MinValueValidator(5), MaxValueValidator(1000)],
+        help_text="Gold accuracy is over the labeler's latest this many gold answers.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -237,6 +258,10 @@ class Comparison(models.Model):
     label_count = models.PositiveIntegerField(default=0)
     open_slots = models.IntegerField(default=1)
     is_calibration = models.BooleanField(default=False, help_text="Also labeled by researchers; hidden from labelers.")
+    # A qualification item: a copy of a researcher-answered comparison, served only by the qualification
+    # pool (never by the live queue: its open_slots stays 0, a constraint holds it), left out of exports
+    # and reward fits.
+    is_qualification = models.BooleanField(default=False, db_default=False, help_text="Served only to labelers qualifying.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
     batch = models.CharField(max_length=100, blank=True, help_text="Import or sampling batch tag.")
     external_id = models.CharField(max_length=200, blank=True)
@@ -272,6 +297,8 @@ class Comparison(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(open_slots__gte=0), name="comparison_open_slots_nonnegative"),
             models.CheckConstraint(condition=Q(label_count__lte=models.F("labels_wanted")), name="comparison_not_overlabeled"),
+            models.CheckConstraint(condition=Q(is_qualification=False) | Q(open_slots=0),
+                                   name="comparison_qualification_never_served"),
         ]
 
     def __str__(self) -> str:
@@ -400,3 +427,88 @@ class SimulatedLabeler(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.kind}, T={self.temperature:g})"
+
+
+class GoldAnswer(models.Model):
+    """The researchers' answer to a gold or qualification comparison, with the note a labeler sees after answering."""
+
+    comparison = models.OneToOneField(Comparison, on_delete=models.CASCADE, related_name="gold_answer")
+    chosen_index = models.PositiveSmallIntegerField(help_text="Canonical index of the researchers' answer.")
+    note = models.TextField(blank=True, help_text="Why: shown to the labeler after they answer.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"gold answer of {self.comparison}"
+
+
+class LabelerStanding(models.Model):
+    """Where a labeler stands in a project. No row: admitted, unless the project requires qualification."""
+
+    class Status(models.TextChoices):
+        QUALIFYING = "qualifying", "Qualifying"
+        QUALIFIED = "qualified", "Qualified"
+        PAUSED = "paused", "Paused"
+        REVOKED = "revoked", "Revoked"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="standings")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="standings")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUALIFYING)
+    reason = models.TextField(blank=True, help_text="Why the status is what it is (shown to the labeler).")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", help_text="Null when the system changed it.")
+    changed_at = models.DateTimeField(auto_now_add=True)
+    gold_answered = models.PositiveIntegerField(default=0, help_text="Gold answers in the current window.")
+    gold_correct = models.PositiveIntegerField(default=0, help_text="Of those, equal to the researchers' answer.")
+    gold_since = models.DateTimeField(
+        null=True, blank=True, help_text="Gold answers before this (a resume) no longer count.")
+
+    class Meta:
+        ordering = ["project", "labeler"]
+        constraints = [models.UniqueConstraint(fields=["project", "labeler"], name="standing_unique_project_labeler")]
+
+    def __str__(self) -> str:
+        return f"{self.labeler} in {self.project}: {self.status}"
+
+
+class StandingChange(models.Model):
+    """One change of a standing, kept: who (null: the system), when, to what and why."""
+
+    standing = models.ForeignKey(LabelerStanding, on_delete=models.CASCADE, related_name="changes")
+    status = models.CharField(max_length=12, choices=LabelerStanding.Status.choices)
+    reason = models.TextField()
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class QualificationAttempt(models.Model):
+    """One pass of a labeler through `items` qualification comparisons; scored when the last is answered."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="qualification_attempts")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveSmallIntegerField(help_text="1 for the first attempt, 2 for the first retry, …")
+    items = models.PositiveSmallIntegerField()
+    answered = models.PositiveSmallIntegerField(default=0)
+    correct = models.PositiveSmallIntegerField(default=0)
+    too_fast = models.PositiveSmallIntegerField(default=0, help_text="Answers faster than reading the texts.")
+    duration_ms_total = models.PositiveBigIntegerField(default=0)
+    passed = models.BooleanField(null=True, help_text="Null while under way.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "labeler", "number"]
+        constraints = [models.UniqueConstraint(fields=["project", "labeler", "number"], name="attempt_unique_number")]
+
+    @property
+    def score(self) -> float | None:
+        return self.correct / self.answered if self.answered else None
+
+    @property
+    def mean_seconds(self) -> float | None:
+        return self.duration_ms_total / 1000 / self.answered if self.answered else None

@@ -1,11 +1,13 @@
 from django.urls import path
 
 from labeling.views import account, comparisons, dashboard, exports, imports, instructions, projects, serving
+from labeling.views import qualification
 
 urlpatterns = [
     path("", serving.labeling_home, name="home"),
     path("projects/<slug:slug>/label/", serving.labeling_compare, name="labeling-compare"),
     path("projects/<slug:slug>/label/submit/", serving.labeling_submit, name="labeling-submit"),
+    path("projects/<slug:slug>/label/undo/", serving.labeling_undo, name="labeling-undo"),
     path("projects/<slug:slug>/instructions/ack/", instructions.labeling_instructions_ack,
          name="labeling-instructions-ack"),
 ]
@@ -59,4 +61,16 @@ urlpatterns += [
     path("account/", account.labeling_account, name="labeling-account"),
     path("account/token/create/", account.labeling_account_token_create, name="labeling-account-token-create"),
     path("account/token/revoke/", account.labeling_account_token_revoke, name="labeling-account-token-revoke"),
+]
+urlpatterns += [
+    # views/qualification.py: labelers who earn trust (qualification set, gold, standings)
+    path("projects/<slug:slug>/labelers/trust/", qualification.labeling_qualification, name="labeling-qualification"),
+    path("projects/<slug:slug>/labelers/trust/settings/", qualification.labeling_qualification_settings,
+         name="labeling-qualification-settings"),
+    path("projects/<slug:slug>/labelers/trust/items/", qualification.labeling_qualification_item_add,
+         name="labeling-qualification-item-add"),
+    path("projects/<slug:slug>/labelers/trust/gold-share/", qualification.labeling_qualification_gold_share,
+         name="labeling-qualification-gold-share"),
+    path("projects/<slug:slug>/labelers/trust/standing/", qualification.labeling_qualification_standing,
+         name="labeling-qualification-standing"),
 ]

@@ -245,5 +245,7 @@ CELERY_BEAT_SCHEDULE = {
                             "schedule": DASHBOARD_SNAPSHOT_INTERVAL_SECONDS, "options": {"queue": "default"}},
 }
 TRAINING_DEFAULT_BASE_MODEL = env("TRAINING_DEFAULT_BASE_MODEL", default="tiny")
+# A labeler may take back their last label for this long (labeling/services/labels.py, label_undo).
+LABELING_UNDO_SECONDS = env.int("LABELING_UNDO_SECONDS", default=10)
 # The GPUs a training worker has: a PPO run may ask for up to this many (`ppo.gpus`, ranks under torchrun).
 TRAINING_WORKER_GPUS = env.int("TRAINING_WORKER_GPUS", default=1)

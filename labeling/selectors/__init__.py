@@ -34,16 +34,18 @@ from labeling.selectors.projects import (
 from labeling.selectors.serving import (
     LETTERS,
     AssignmentView,
+    QueueCounts,
     ShownSample,
     assignment_for_display,
     labeler_labels_today,
+    labeler_queue_counts,
 )
 
 __all__ = [
     "EXPORT_LAYOUTS", "LABEL_CSV_HEADER", "LETTERS", "AssignmentView", "ComparisonDetail", "DiffHunk", "DiffLine",
-    "ShownSample", "assignment_for_display", "comparison_detail", "comparison_get_for_researcher",
+    "QueueCounts", "ShownSample", "assignment_for_display", "comparison_detail", "comparison_get_for_researcher",
     "comparison_label_table", "instructions_current", "instructions_get_version", "instructions_is_acknowledged",
-    "instructions_versions", "labeler_labels_today", "labels_export_jsonl", "labels_export_rows",
+    "instructions_versions", "labeler_labels_today", "labeler_queue_counts", "labels_export_jsonl", "labels_export_rows",
     "labels_for_export", "project_get_for_labeler", "project_get_for_researcher", "project_get_for_user",
     "project_progress", "projects_for_user", "text_diff",
 ]

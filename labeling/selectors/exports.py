@@ -59,7 +59,8 @@ def labels_for_export(*, project: Project, split: str | None = None, created_fro
 
 def _labels_matching(project: Project, *, split=None, created_from=None, created_to=None, instructions_version=None,
                      labeler_kind=None, calibration="include") -> QuerySet[Label]:
-    labels = Label.objects.filter(comparison__project=project, skipped=False)
+    # Qualification answers test the labeler on copies of answered comparisons: never exported as data.
+    labels = Label.objects.filter(comparison__project=project, comparison__is_qualification=False, skipped=False)
     if split:
         labels = labels.filter(comparison__query__split=split)
     if created_from is not None:

@@ -5,7 +5,7 @@ from labeling.services.account import token_create, token_revoke
 from labeling.services.comparisons import comparison_create, comparisons_text_figures_fill, comparisons_withdraw
 from labeling.services.imports import ImportResult, comparisons_import, queries_import, tokenizer_load
 from labeling.services.instructions import instructions_acknowledge, instructions_publish
-from labeling.services.labels import FlagInput, LabelInput, label_submit, labels_display_position_fill
+from labeling.services.labels import FlagInput, LabelInput, label_submit, label_undo, labels_display_position_fill
 from labeling.services.projects import project_create, project_create_with_instructions
 from labeling.services.serving import assignments_expire, comparison_next_by_slug, comparison_next_for_labeler
 from labeling.services.simulation import (
@@ -20,7 +20,7 @@ __all__ = [
     "FlagInput", "ImportResult", "LabelInput", "LabelerSpec", "SimulationCounts", "assignments_expire",
     "comparison_create", "comparison_next_by_slug", "comparison_next_for_labeler", "comparisons_import",
     "comparisons_text_figures_fill", "comparisons_withdraw", "instructions_acknowledge", "instructions_publish",
-    "label_submit", "labels_display_position_fill", "project_create", "project_create_with_instructions",
+    "label_submit", "label_undo", "labels_display_position_fill", "project_create", "project_create_with_instructions",
     "queries_import", "simulate_labeling", "simulated_labeling_start", "simulated_labelers_ensure", "token_create",
     "token_revoke", "tokenizer_load",
 ]

@@ -2,16 +2,21 @@
 derived fields. Submitting again with the same answer returns the stored label (idempotent); a
 different answer is a conflict. On PostgreSQL the submit is one SQL function call (labeling/sql/labels.sql,
 see labeling/services/serving.py for why); the ORM path below is the same checks in
-the same order."""
+the same order.
+
+label_undo takes back the labeler's last label within LABELING_UNDO_SECONDS: it is rare, so it has one
+ORM path on every database, which leaves the rows as the submit found them (the lease live again, the
+comparison's label_count or open_slots as before) so that either path of next serves it again."""
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -20,12 +25,16 @@ from labeling.models import (
     Assignment,
     Comparison,
     ComparisonSample,
+    GoldAnswer,
     InstructionsAck,
     Label,
     Project,
     SampleFlag,
 )
-from labeling.services.serving import _sql_functions
+from labeling.roles import is_researcher
+from labeling.services.qualification import trust_after_label
+from labeling.services.serving import _lock_labeler, _sql_functions
+from training.models import Round, TrainingRun
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,20 @@ def _flags_store(label: Label, display_order: list[int], flags: list[FlagInput])
 
 
 def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datetime | None = None) -> tuple[Label, bool]:
+    """_label_submit, then the qualification and gold checks of a labeler's new label (labeling/services/
+    qualification.py): their feedback, if any, is `label.feedback`. A skip of a qualification item is a
+    Conflict (the constraint that keeps it out of the live queue refuses it; nothing is written)."""
+    try:
+        label, created = _label_submit(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
+    except IntegrityError as error:
+        if "comparison_qualification_never_served" in str(error):
+            raise Conflict("A qualification item cannot be skipped: choose a sample.") from None
+        raise
+    label.feedback = trust_after_label(label=label) if created and not is_researcher(labeler) else None
+    return label, created
+
+
+def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datetime | None = None) -> tuple[Label, bool]:
     """Store the answer to a lease. Returns (label, created).
 
     Idempotent: replaying the same answer returns the stored label; a different answer to an
@@ -197,6 +220,77 @@ def label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: dateti
         if answer.flags:
             _flags_store(label, assignment.display_order, answer.flags)
     return label, True
+
+
+def label_undo(*, project: Project, label_id: int, labeler, now: datetime | None = None) -> Assignment:
+    """Take back `labeler`'s label `label_id` and return its lease, live again for a full lease time, so
+    that the next comparison served to them is that one, in the same order (a lease served after the
+    label is given back). Only the labeler's own last label in its project, within
+    LABELING_UNDO_SECONDS of its creation, on an active comparison, and only while no round or reward
+    fit has snapshotted it: otherwise a Conflict (NotFound for no such label in `project`, Forbidden for
+    another labeler's) and nothing is written."""
+    now = now or timezone.now()
+    window = timedelta(seconds=getattr(settings, "LABELING_UNDO_SECONDS", 10))
+    with transaction.atomic():
+        # 1. Locks, in the order serving and a round start take them: the labeler's row (one lease at a
+        #    time; both paths of next take it), the project's row (a round start snapshots the labels
+        #    under it, so a snapshot sees the label or never will), then the labeler's leases and the
+        #    label's assignment (a submit in flight finishes first, and its label is then the last one).
+        label = Label.objects.select_related("comparison").filter(id=label_id, comparison__project=project).first()
+        if label is None:
+            raise NotFound("No such label.")
+        if label.labeler_id != labeler.id:
+            raise Forbidden("This label belongs to another labeler.")
+        project_id = project.id
+        _lock_labeler(labeler)
+        list(Project.objects.select_for_update().filter(id=project_id).values_list("id"))
+        leases = list(
+            Assignment.objects.select_for_update(of=("self",))
+            .filter(labeler=labeler, comparison__project_id=project_id, state=Assignment.State.LEASED)
+            .values_list("id", "comparison_id")
+        )
+        assignment = Assignment.objects.select_for_update(of=("self",)).get(id=label.assignment_id)
+
+        # 2. The checks, each a refusal that writes nothing.
+        last = (Label.objects.filter(labeler=labeler, comparison__project_id=project_id)
+                .order_by("-id").values_list("id", flat=True).first())
+        if last != label.id:
+            raise Conflict("Only your last label can be undone.")
+        if label.source_import_id is not None or assignment.state != Assignment.State.SUBMITTED:
+            raise Conflict("This label was not given on the labeling page; it cannot be undone.")
+        if now - label.created_at > window:
+            raise Conflict(f"Too late to undo: a label can be undone for {int(window.total_seconds())} seconds.")
+        comparison = Comparison.objects.select_for_update().get(id=label.comparison_id)
+        if comparison.status != Comparison.Status.ACTIVE:
+            raise Conflict("This comparison was withdrawn from labeling.")
+        if comparison.is_qualification or GoldAnswer.objects.filter(comparison_id=comparison.id).exists():
+            # The researchers' answer may have been shown: a second try would score the answer key, not the labeler.
+            raise Conflict("Answers on qualification and gold items cannot be undone.")
+        snapshotted = (Round.objects.filter(project_id=project_id, label_snapshot__max_label_id__gte=label.id).exists()
+                       or TrainingRun.objects.filter(project_id=project_id,
+                                                     product__label_snapshot__max_label_id__gte=label.id).exists())
+        if snapshotted:
+            raise Conflict("This label is already in a training snapshot; it cannot be undone.")
+        if label.skipped and comparison.open_slots <= 0:
+            raise Conflict("The comparison you skipped went to another labeler; it cannot be undone.")
+
+        # 3. The lease served after the label goes back to the pool (one lease at a time per labeler);
+        #    deleting it, not expiring it, lets that comparison come to this labeler again later.
+        for lease_id, comparison_id in leases:
+            Assignment.objects.filter(id=lease_id).delete()
+            Comparison.objects.filter(id=comparison_id).update(open_slots=F("open_slots") + 1)
+        # 4. The label goes; its lease and the comparison's counts are as before the submit (a skip had
+        #    given its slot back: the lease takes it again).
+        label.delete()  # its flags cascade
+        if label.skipped:
+            Comparison.objects.filter(id=comparison.id).update(open_slots=F("open_slots") - 1)
+        else:
+            Comparison.objects.filter(id=comparison.id).update(label_count=F("label_count") - 1)
+        assignment.state = Assignment.State.LEASED
+        assignment.leased_at = now
+        assignment.expires_at = now + timedelta(minutes=settings.LABELING_LEASE_MINUTES)
+        assignment.save(update_fields=["state", "leased_at", "expires_at"])
+    return assignment
 
 
 def labels_display_position_fill(*, label_ids: Iterable[int]) -> int:

@@ -30,7 +30,7 @@ from django.db.models import Exists, F, OuterRef
 from django.http import Http404
 from django.utils import timezone
 
-from labeling.errors import NotFound
+from labeling.errors import Forbidden, NotFound
 from labeling.models import (
     Assignment,
     Comparison,
@@ -40,6 +40,7 @@ from labeling.models import (
 )
 from labeling.roles import PERM_LABEL, is_researcher
 from labeling.selectors import project_get_for_labeler
+from labeling.selectors.qualification import Standing, labeler_standing_by_slug, labeler_standing_get
 
 _rng = random.SystemRandom()
 
@@ -145,13 +146,18 @@ def _lock_labeler(labeler) -> None:
     list(get_user_model().objects.select_for_update(no_key=True).filter(id=labeler.id).values_list("id"))
 
 
-def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | None = None) -> Assignment | None:
+def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | None = None,
+                                standing: Standing | None = None) -> Assignment | None:
     """Lease the next comparison for `labeler` in `project`, or None when nothing is left for them.
 
     Never the same comparison twice to one labeler; a comparison is handed out until it has its
-    wanted number of labels; safe under any number of concurrent callers.
+    wanted number of labels; safe under any number of concurrent callers. None, too, for a labeler
+    the project does not admit (qualifying, paused, revoked: labeling/services/qualification.py);
+    `standing` is the caller's read of it, else it is read here (one query).
     """
     now = now or timezone.now()
+    if not (standing or labeler_standing_get(project=project, labeler=labeler)).admitted:
+        return None
     if _sql_functions():
         return _next_postgresql(project_id=project.id, slug=None, labeler=labeler, now=now)
     # A plain existence check first: the locking expiry costs three round trips, and on most
@@ -182,6 +188,12 @@ def comparison_next_for_labeler(*, project: Project, labeler, now: datetime | No
     return None
 
 
+def _not_admitted_message(standing: Standing) -> str:
+    if standing.qualifying:
+        return "Answer the qualification set on the labeling page first."
+    return f"You are {standing.status} in this project: {standing.reason} Ask a researcher of the project."
+
+
 def comparison_next_by_slug(*, slug: str, labeler, now: datetime | None = None) -> Assignment | None:
     """comparison_next_for_labeler in the active project `slug` (the API's next): NotFound when there
     is none or the user may not label. On PostgreSQL the project is read by the same call."""
@@ -190,7 +202,13 @@ def comparison_next_by_slug(*, slug: str, labeler, now: datetime | None = None) 
             project = project_get_for_labeler(slug=slug, user=labeler)
         except Http404 as error:
             raise NotFound("No such project.") from error
-        return comparison_next_for_labeler(project=project, labeler=labeler, now=now)
+        standing = labeler_standing_get(project=project, labeler=labeler)
+        if not standing.admitted:
+            raise Forbidden(_not_admitted_message(standing))
+        return comparison_next_for_labeler(project=project, labeler=labeler, now=now, standing=standing)
     if not labeler.is_authenticated or not labeler.has_perm(PERM_LABEL):
         raise NotFound("No such project.")
+    standing = labeler_standing_by_slug(slug=slug, labeler=labeler)
+    if standing is not None and not standing.admitted:
+        raise Forbidden(_not_admitted_message(standing))
     return _next_postgresql(project_id=None, slug=slug, labeler=labeler, now=now or timezone.now())

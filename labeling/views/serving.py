@@ -1,7 +1,9 @@
 """The labeling page (HTMX): one view renders the full page or, for htmx, the #pair partial; submit
-stores the label and swaps in the next comparison."""
+stores the label and swaps in the next comparison; undo takes the last label back and swaps its
+comparison in again."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +16,7 @@ from labeling.errors import InstructionsUnread, InvalidInput, LabelingError
 from labeling.selectors import (
     LETTERS,
     assignment_for_display,
-    labeler_labels_today,
+    labeler_queue_counts,
     project_get_for_labeler,
     projects_for_user,
 )
@@ -22,21 +24,32 @@ from labeling.selectors.instructions import (
     instructions_current,
     instructions_is_acknowledged,
 )
+from labeling.views.qualification import answer_feedback_context, labeling_next_for_page
 
 
 @require_GET
 @login_required
 def labeling_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "labeling/home.html", {"projects": projects_for_user(request.user)})
+    projects = list(projects_for_user(request.user))
+    counts = labeler_queue_counts(user=request.user, project_ids=[p.id for p in projects])
+    rows = [(p, counts[p.id]) for p in projects]
+    return render(request, "labeling/home.html", {"projects": projects, "project_rows": rows})
 
 
-def _pair_context(request: HttpRequest, project) -> dict:
-    assignment = services.comparison_next_for_labeler(project=project, labeler=request.user)
+def _pair_context(request: HttpRequest, project, *, undo_label=None) -> dict:
+    """What #pair shows: the next comparison, the counts, and (after a submit) the label Undo takes back."""
+    # A qualifying labeler's next is a qualification item; a paused or revoked one gets the reason instead.
+    assignment, trust = labeling_next_for_page(project=project, labeler=request.user)
+    counts = labeler_queue_counts(user=request.user, project_ids=[project.id])[project.id]
     return {
         "project": project,
         "shown": assignment_for_display(assignment) if assignment else None,
-        "today_count": labeler_labels_today(user=request.user),
+        "today_count": counts.today,
+        "remaining_count": counts.remaining,
         "letters": LETTERS[: project.k],
+        "undo_label": undo_label,
+        "undo_seconds": getattr(settings, "LABELING_UNDO_SECONDS", 10),
+        **trust,
     }
 
 
@@ -107,7 +120,7 @@ def labeling_submit(request: HttpRequest, slug: str) -> HttpResponse:
         if assignment_id is None:
             raise InvalidInput("Missing assignment.", field="assignment")
         answer = _answer_from_form(request, project.k)
-        services.label_submit(assignment_id=assignment_id, labeler=request.user, answer=answer)
+        label, _ = services.label_submit(assignment_id=assignment_id, labeler=request.user, answer=answer)
     except LabelingError as error:
         if request.htmx and isinstance(error, InstructionsUnread):
             # New instructions were published mid-session: off to read and acknowledge them (the lease is kept).
@@ -120,6 +133,29 @@ def labeling_submit(request: HttpRequest, slug: str) -> HttpResponse:
         return response
     if not request.htmx:
         return redirect("labeling-compare", slug=project.slug)
+    if label.feedback is not None:  # a qualification or gold item: the researchers' answer first, Enter continues
+        return render(request, "labeling/_answer_feedback.html", answer_feedback_context(project, label.feedback))
     instructions = instructions_current(project)
-    context = {**_pair_context(request, project), "instructions": instructions, "oob_count": True}
+    context = {**_pair_context(request, project, undo_label=label), "instructions": instructions, "oob_count": True}
+    return render(request, "labeling/compare.html#pair", context)
+
+
+@require_POST
+@login_required
+def labeling_undo(request: HttpRequest, slug: str) -> HttpResponse:
+    """Take back the labeler's last label (services.label_undo) and show its comparison again; a refusal
+    (too late, in a training snapshot, ...) keeps the page as it is and says why in the notice bar."""
+    project = project_get_for_labeler(slug=slug, user=request.user)
+    try:
+        label_id = _int_or_none(request.POST.get("label"), "label")
+        if label_id is None:
+            raise InvalidInput("Missing label.", field="label")
+        services.label_undo(project=project, label_id=label_id, labeler=request.user)
+    except LabelingError as error:
+        response = render(request, "labeling/_notice.html", {"message": error.message, "level": "error"},
+                          status=error.status_code)
+        return reswap(retarget(response, "#notice"), "innerHTML") if request.htmx else response
+    if not request.htmx:
+        return redirect("labeling-compare", slug=project.slug)
+    context = {**_pair_context(request, project), "instructions": instructions_current(project), "oob_count": True}
     return render(request, "labeling/compare.html#pair", context)

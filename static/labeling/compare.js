@@ -1,5 +1,5 @@
 // Keyboard-first labeling: 1–K / A–H choose, Enter submits, U unsure, S skip, F flag, X the policy's andon cord,
-// I instructions, ? keys. Enter submits only from the page itself, the choices or the submit button: on any other
+// Z (or Ctrl+Z) undoes the last label for a few seconds, I instructions, ? keys. Enter submits only from the page itself, the choices or the submit button: on any other
 // focused button it does what a button does (opens its dialog), so Tab to "Stop this policy" + Enter never stores a
 // label.
 // No inline script anywhere (CSP); htmx swaps #pair after each submit and we re-arm here.
@@ -70,7 +70,38 @@
     var f = form();
     if (!f || !f.contains(t)) return false;
     var button = t.closest("button");
-    return !button || button.type === "submit";
+    return !button || (button.type === "submit" && button.form === f);
+  }
+  // Undo: the form #pair carries after a submit, usable for its data-undo-seconds.
+  var undoHandle = null;
+  function undoForm() {
+    var u = document.getElementById("undo-form");
+    return u && u.dataset.expired !== "1" ? u : null;
+  }
+  function armUndo() {
+    if (undoHandle !== null) { clearTimeout(undoHandle); undoHandle = null; }
+    var u = document.getElementById("undo-form");
+    if (!u) return;
+    undoHandle = setTimeout(function () {
+      u.dataset.expired = "1";
+      document.querySelectorAll('button[form="undo-form"]').forEach(function (b) {
+        b.disabled = true;
+        b.classList.add("is-expired");
+      });
+    }, 1000 * parseFloat(u.dataset.undoSeconds || "0"));
+  }
+  function undo() {
+    var u = undoForm();
+    if (u && u.dataset.busy !== "1") u.requestSubmit();
+  }
+  // The instructions panel and the flag sheet sit at the right; the page narrows beside them.
+  function syncSidePanel() {
+    var panel = document.getElementById("instructions");
+    var sheet = document.getElementById("flag-dialog");
+    var open = (panel && !panel.hidden) || (sheet && sheet.open);
+    var bar = document.querySelector(".topbar");
+    if (open && bar) document.documentElement.style.setProperty("--side-top", bar.getBoundingClientRect().bottom + "px");
+    document.body.classList.toggle("side-open", !!open);
   }
   function toggleInstructions() {
     var panel = document.getElementById("instructions");
@@ -78,6 +109,7 @@
     if (!panel) return;
     panel.hidden = !panel.hidden;
     if (button) button.setAttribute("aria-expanded", panel.hidden ? "false" : "true");
+    syncSidePanel();
   }
   function openDialog(id) {
     var d = document.getElementById(id);
@@ -87,6 +119,7 @@
       if (chosen) d.querySelector("select[name=position]").value = chosen.value;
     }
     d.showModal();
+    syncSidePanel();
     var first = d.querySelector("textarea, select, button");
     if (first) first.focus();
   }
@@ -108,7 +141,11 @@
       f.setAttribute("tabindex", "-1");
       f.focus({ preventScroll: true });
     }
+    var cont = document.querySelector("[data-feedback-continue]");
+    if (cont) cont.focus({ preventScroll: true });
     refreshChosen();
+    armUndo();
+    syncSidePanel();
   }
 
   document.addEventListener("keydown", function (e) {
@@ -123,10 +160,25 @@
     var t = e.target;
     var typing = t && (t.tagName === "TEXTAREA" || t.tagName === "SELECT" ||
       (t.tagName === "INPUT" && t.type !== "radio" && t.type !== "checkbox"));
+    if (!typing && (e.ctrlKey || e.metaKey) && !e.altKey && (e.key === "z" || e.key === "Z") && undoForm()) {
+      e.preventDefault(); undo(); return;
+    }
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
     var k = pairK();
     var key = e.key;
+    if ((key === "z" || key === "Z") && undoForm()) { e.preventDefault(); undo(); return; }
     if (key === "?") { e.preventDefault(); openDialog("help-dialog"); return; }
+    if (key === "Enter" && document.querySelector("[data-feedback-continue]")) {
+      // After a qualification or gold item: Enter leaves the researchers' answer for the next item (directly, not
+      // by a click: a click right after the swap can come before htmx has wired the button).
+      e.preventDefault();
+      var cont = document.querySelector("[data-feedback-continue]");
+      if (cont.dataset.busy !== "1") {
+        cont.dataset.busy = "1";
+        htmx.ajax("GET", cont.getAttribute("hx-get"), { target: "#pair", swap: "outerHTML" });
+      }
+      return;
+    }
     if (key === "Enter") {
       if (!enterSubmits(t)) return;
       e.preventDefault(); submit(); return;
@@ -189,7 +241,12 @@
     }
   }, true);
 
+  document.addEventListener("close", function (e) {
+    if (e.target && e.target.id === "flag-dialog") syncSidePanel();
+  }, true);
+
   document.body.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "undo-form") e.detail.elt.dataset.busy = "1";
     if (e.detail.elt && e.detail.elt.id === "label-form") {
       e.detail.parameters.duration_ms = String(Math.round(performance.now() - startedAt));
       e.detail.elt.dataset.busy = "1";
@@ -204,6 +261,11 @@
         // The run's comparisons were withdrawn: fetch the next one in place.
         htmx.ajax("GET", closer.dataset.nextUrl, { target: "#pair", swap: "outerHTML" });
       }
+      return;
+    }
+    if (e.detail.elt && e.detail.elt.id === "undo-form") {
+      e.detail.elt.dataset.busy = "";
+      if (e.detail.successful) clearNotice();
       return;
     }
     if (e.detail.elt && e.detail.elt.id === "label-form") {

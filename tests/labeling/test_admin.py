@@ -7,14 +7,18 @@ from django.urls import reverse
 from labeling.models import (
     Assignment,
     Comparison,
+    GoldAnswer,
     Import,
     Instructions,
     InstructionsAck,
     Label,
+    LabelerStanding,
     Project,
+    QualificationAttempt,
     Query,
     Sample,
     SampleFlag,
+    StandingChange,
 )
 from labeling.services import (
     FlagInput,
@@ -29,7 +33,8 @@ from tests.factories import make_comparison
 
 pytestmark = pytest.mark.django_db
 
-EVIDENCE = [Label, Assignment, SampleFlag, InstructionsAck, Instructions, Import]
+EVIDENCE = [Label, Assignment, SampleFlag, InstructionsAck, Instructions, Import, GoldAnswer, LabelerStanding,
+            StandingChange, QualificationAttempt]
 
 
 @pytest.fixture
@@ -45,6 +50,12 @@ def world(project, contractor):
     record = Import.objects.create(project=project, kind=Import.Kind.COMPARISONS, layout="2019", file_name="old.jsonl",
                                    sha256="0" * 64)
     record.accounts_existing.add(contractor)
+    # Labelers' trust: a gold answer, a standing with its change, a qualification attempt.
+    GoldAnswer.objects.create(comparison=Comparison.objects.get(), chosen_index=0, note="the first is kinder")
+    standing = LabelerStanding.objects.create(project=project, labeler=contractor,
+                                              status=LabelerStanding.Status.QUALIFIED, reason="admitted by hand")
+    StandingChange.objects.create(standing=standing, status=standing.status, reason="admitted by hand")
+    QualificationAttempt.objects.create(project=project, labeler=contractor, number=1, items=5)
     return project
 
 

@@ -54,8 +54,10 @@ def _records(labels, *, stored_tokens: bool = False) -> list[Comparison]:
 def _snapshot_labels(*, project, max_label_id: int | None):
     from labeling.models import Label
 
-    # Labels on samples of a policy under an open andon pull, or a confirmed one that excludes them, are left out.
-    labels = Label.objects.filter(comparison__project=project, skipped=False).exclude(
+    # Labels on samples of a policy under an open andon pull, or a confirmed one that excludes them, are left out;
+    # so are qualification answers (labeling/services/qualification.py: a test of the labeler, not data).
+    labels = Label.objects.filter(comparison__project=project, comparison__is_qualification=False,
+                                  skipped=False).exclude(
         comparison_id__in=andon_excluded_comparison_ids(project=project))
     return labels if max_label_id is None else labels.filter(id__lte=max_label_id)
 
@@ -69,7 +71,8 @@ def _part_counts(*, project, max_label_id: int | None) -> list[dict]:
              else Value(False, output_field=BooleanField()))
     andon = ExpressionWrapper(Q(comparison_id__in=andon_excluded_comparison_ids(project=project)),
                               output_field=BooleanField())
-    rows = (Label.objects.filter(comparison__project=project).annotate(after=after, andon=andon)
+    rows = (Label.objects.filter(comparison__project=project, comparison__is_qualification=False)
+            .annotate(after=after, andon=andon)
             .values("comparison__is_calibration", "comparison__query__split", "skipped", "after", "andon")
             .annotate(labels=Count("id"), comparisons=Count("comparison_id", distinct=True)).order_by())
     parts = {str(name): _part(str(name), use) for name, use in PART_USES.items() if name != "andon"}  # when any

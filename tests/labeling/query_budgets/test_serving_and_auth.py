@@ -26,8 +26,11 @@ from tests.factories import ProjectFactory, UserFactory, make_comparison
 # takes the project, BEGIN, the expiry check, labeler lock, live lease, the pick in a savepoint
 # (three), slot, insert, COMMIT and the samples read; submit BEGIN, assignment, instructions,
 # label, state, count, COMMIT.
-NEXT_QUERIES = 2
-SUBMIT_QUERIES = 2
+# Plus one each for labelers who earn trust (labeling/services/qualification.py): next reads the labeler's
+# standing in the project (qualifying / paused labelers are refused before the lease), submit asks whether
+# the comparison is a qualification or gold item (a GoldAnswer by its primary key) to score it.
+NEXT_QUERIES = 3
+SUBMIT_QUERIES = 3
 SQLITE_EXTRA = {"next": 12, "submit": 7}
 
 
