@@ -65,3 +65,45 @@ def line_chart(title: str, points: list[tuple[int, float | None]]) -> SafeString
         f'{x_ticks}<polyline points="{path}" class="series"/>{dot}</svg>'
     )
     return mark_safe(head + svg + f'<div class="chart-last">last {_fmt(last)}</div></figure>')  # noqa: S308 - numbers and escaped text only
+
+
+def sweep_chart_png(points) -> bytes:
+    """An over-optimisation sweep as a PNG (training/selectors/sweep.py's points): the labelers' win rate
+    against the base (Wilson 95% bars, left axis) and the reward model's score (right axis) against √KL.
+    matplotlib is imported here, when a chart is asked for, never at a web process's start."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = sorted((p for p in points if p.sqrt_kl is not None), key=lambda p: p.sqrt_kl)
+    fig, left = plt.subplots(figsize=(6, 3.6))
+    right = left.twinx()
+    rated = [p for p in measured if p.rate is not None]
+    if rated:
+        xs = [p.sqrt_kl for p in rated]
+        rates = [p.rate for p in rated]
+        bars = [[p.rate - p.interval[0] for p in rated], [p.interval[1] - p.rate for p in rated]]
+        left.errorbar(xs, rates, yerr=bars, marker="o", color="tab:blue", capsize=3, label="labelers' win rate vs base")
+    left.axhline(0.5, color="tab:blue", linestyle=":", linewidth=1)
+    scored = [p for p in measured if p.score is not None]
+    if scored:
+        right.plot([p.sqrt_kl for p in scored], [p.score for p in scored], marker="s", color="tab:orange",
+                   label="reward model score")
+    for p in measured:
+        left.annotate(f"β={p.beta:g}", (p.sqrt_kl, 0.02), fontsize=7, ha="center", color="grey")
+    left.set_ylim(0, 1)
+    left.set_xlabel("√KL from the base (√nats per response)")
+    left.set_ylabel("win rate vs base", color="tab:blue")
+    right.set_ylabel("reward model score", color="tab:orange")
+    left.set_title("Over-optimisation: people vs the reward model" if measured else "no PPO metrics yet")
+    handles = [h for ax in (left, right) for h in ax.get_legend_handles_labels()[0]]
+    if handles:
+        left.legend(handles=handles, fontsize=7, loc="upper left")
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100)
+    plt.close(fig)
+    return out.getvalue()

@@ -24,6 +24,9 @@ class Round(models.Model):
     project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="rounds")
     number = models.PositiveIntegerField()
     label_snapshot = models.JSONField(default=dict, help_text="max_label_id and count of labels the round trains on")
+    # An over-optimisation sweep (training/services/sweep.py): {"betas": [...]}, one PPO and one sample run per β
+    # against the round's one reward model; empty for a plain round.
+    sweep = models.JSONField(default=dict, blank=True, help_text="The KL coefficients of a sweep round; empty otherwise.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -32,3 +32,12 @@ urlpatterns += [
     path("projects/<slug:slug>/runs/leaderboard.json", rounds.training_leaderboard_json,
          name="training-leaderboard-json"),
 ]
+
+# Over-optimisation sweep: the runs page's section, starting a sweep, its chart (views/sweep.py; issue 19).
+from training.views import sweep  # noqa: E402
+
+urlpatterns += [
+    path("projects/<slug:slug>/runs/sweep/", sweep.training_sweep_section, name="training-sweep"),
+    path("projects/<slug:slug>/runs/sweep/start/", sweep.training_sweep_start, name="training-sweep-start"),
+    path("projects/<slug:slug>/runs/sweep/<int:number>.png", sweep.training_sweep_chart, name="training-sweep-chart"),
+]
