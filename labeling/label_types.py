@@ -86,3 +86,58 @@ class BestOfK:
 def best_of_k_record_from_2019(row: dict, k: int) -> BestOfKRecord:
     """Read a 2019-layout dict (texts already decoded) back into a record."""
     return BestOfK(k).record(query=row["query"], samples=[row[f"sample{i}"] for i in range(k)], best=row["best"])
+
+
+class PairwiseConfidence:
+    """K=2 on a 9-point scale (2020): 1 = sample 0 definitely better, 2–4 less and less sure, 5 = no
+    preference, 6–9 = sample 1 better, more and more sure (9: definitely). The scale is stored
+    canonical (relative to Comparison.samples' order, like Label.chosen_index); the page shows it in
+    display order and `to_canonical` maps it. The chosen side must agree with the scale (1–4 → 0,
+    6–9 → 1); 5 goes with either side (the page sends the sample shown first, a random canonical one).
+
+    Training target: the probability that sample 1 is better, `(c − 1) / 8` (1 → 0, 5 → ½, 9 → 1),
+    trained with `training/rlhf/losses.pairwise_confidence_loss` (soft labels, optional margin).
+    Agreement statistics read the chosen side only."""
+
+    name = "pairwise_confidence"
+    K = 2
+    LOW, MIDDLE, HIGH = 1, 5, 9
+
+    @classmethod
+    def is_valid(cls, confidence) -> bool:
+        return not isinstance(confidence, bool) and isinstance(confidence, int) and cls.LOW <= confidence <= cls.HIGH
+
+    @classmethod
+    def side(cls, confidence: int) -> int | None:
+        """The sample the scale point prefers (0 or 1), None for the middle."""
+        if not cls.is_valid(confidence):
+            raise ValueError(f"confidence must be an integer from 1 to 9, got {confidence!r}.")
+        return None if confidence == cls.MIDDLE else int(confidence > cls.MIDDLE)
+
+    @classmethod
+    def agrees(cls, confidence: int, chosen: int) -> bool:
+        side = cls.side(confidence)
+        return side is None or side == chosen
+
+    @classmethod
+    def to_canonical(cls, confidence: int, display_order: Sequence[int]) -> int:
+        """A point of the scale as shown (1 = the sample shown first definitely better) in canonical terms."""
+        if not cls.is_valid(confidence):
+            raise ValueError(f"confidence must be an integer from 1 to 9, got {confidence!r}.")
+        return confidence if list(display_order) == [0, 1] else cls.LOW + cls.HIGH - confidence
+
+    @classmethod
+    def target(cls, confidence: int) -> float:
+        """P(sample 1 is better) as a soft label: (c − 1) / 8."""
+        if not cls.is_valid(confidence):
+            raise ValueError(f"confidence must be an integer from 1 to 9, got {confidence!r}.")
+        return (confidence - cls.LOW) / (cls.HIGH - cls.LOW)
+
+    @classmethod
+    def from_2020(cls, choice: int | None, value) -> int | None:
+        """`extra.confidence` of a 2020 line, read on the same scale (1 = summaries[0] definitely better …
+        9 = summaries[1]); None when absent or when it contradicts `choice` (e.g. choice 0 with 8: a
+        file written on another convention, kept as a plain choice rather than guessed)."""
+        if choice is None or not cls.is_valid(value) or not cls.agrees(value, choice):
+            return None
+        return value

@@ -43,6 +43,14 @@ class Project(models.Model):
     )
     # Labelers who earn trust (labeling/services/qualification.py): a qualification set before the queue,
     # gold checks in it.
+    class LabelType(models.TextChoices):
+        BEST_OF_K = "best_of_k", "Best of K"
+        PAIRWISE_CONFIDENCE = "pairwise_confidence", "Pairwise, 9-point confidence (K=2)"
+
+    label_type = models.CharField(
+        max_length=30, choices=LabelType.choices, default=LabelType.BEST_OF_K, db_default=LabelType.BEST_OF_K,
+        help_text="best_of_k: pick the best sample; pairwise_confidence (K=2 only): a 9-point scale, 1 = first "
+                  "sample definitely better … 9 = second definitely better (labeling/label_types.py).")
     qualification_required = models.BooleanField(
         default=False, db_default=False, help_text="New labelers answer the qualification set before the real queue.")
     qualification_threshold = models.FloatField(
@@ -75,6 +83,10 @@ class Project(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(k__gte=2) & Q(k__lte=8), name="project_k_between_2_and_8"),
+            models.CheckConstraint(
+                condition=Q(label_type="best_of_k") | Q(label_type="pairwise_confidence", k=2),
+                name="project_label_type_valid",
+            ),
             models.CheckConstraint(condition=Q(labels_per_comparison__gte=1), name="project_labels_wanted_positive"),
             models.CheckConstraint(
                 condition=Q(calibration_share__gte=0) & Q(calibration_share__lte=1), name="project_calibration_share_0_1"
@@ -360,6 +372,11 @@ class Label(models.Model):
     display_position = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="Where on screen the chosen sample was (0 = A); null when skipped.")
     unsure = models.BooleanField(default=False)
+    # Pairwise-confidence projects only (labeling/label_types.PairwiseConfidence): canonical, 1 = sample 0
+    # definitely better … 5 = no preference … 9 = sample 1 definitely better. Written after the submit.
+    confidence = models.PositiveSmallIntegerField(
+        null=True, blank=True, db_default=None,
+        help_text="9-point scale relative to canonical order (1: sample 0 definitely better, 9: sample 1).")
     skipped = models.BooleanField(default=False)
     skip_reason = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField()
@@ -376,6 +393,10 @@ class Label(models.Model):
             models.CheckConstraint(
                 condition=(Q(skipped=True, chosen_index__isnull=True) | Q(skipped=False, chosen_index__isnull=False)),
                 name="label_chosen_xor_skipped",
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | (Q(confidence__gte=1) & Q(confidence__lte=9) & Q(skipped=False)),
+                name="label_confidence_1_9",
             ),
             models.UniqueConstraint(fields=["comparison", "labeler"], name="label_unique_comparison_labeler"),
         ]

@@ -7,7 +7,7 @@ and are left out; several labels of one comparison are several lines, as in the 
   plus `comparison_id`, `labeler`, `split`, `unsure`, `calibration` (ignored by 2019 readers;
   `comparisons_import` reads `labeler`, `split` and `unsure` back).
 - "2020": `{"info": {"id", "post"}, "summaries": [{"text", "policy"}, …], "choice", "worker",
-  "batch", "split", "extra": {"unsure"}}`. Only for K=2 projects: the layout has no way to say
+  "batch", "split", "extra": {"unsure", "confidence"?}}` (confidence: the label's 9-point scale, when it has one). Only for K=2 projects: the layout has no way to say
   which of K>2 summaries were shown, and its consumers expect pairs (use "pairs" instead).
   Splits map back valid → valid1, test → valid2.
 - "pairs": `{"prompt", "chosen", "rejected"}`, K−1 lines per label (label_types.BestOfK.pairs).
@@ -157,7 +157,9 @@ def _rows(project: Project, layout: str, labels: QuerySet[Label]) -> Iterator[di
                 "worker": label.labeler.username,
                 "batch": comparison.batch,
                 "split": _SPLITS_2020.get(query.split, query.split),
-                "extra": {"unsure": label.unsure},
+                # confidence: the 9-point scale (1 = summaries[0] definitely better … 9 = summaries[1]), canonical like
+                # choice, when the label has one (labeling/label_types.PairwiseConfidence); the import reads it back.
+                "extra": {"unsure": label.unsure, **({"confidence": label.confidence} if label.confidence else {})},
             }
         else:
             yield from (pair.as_dict() for pair in label_type.pairs(record))

@@ -37,8 +37,11 @@ Comparisons, 2020 layout (`comparisons_import(layout="2020")`, K=2 projects only
   `info.id` becomes the query's external_id (a later batch on the same post reuses the query);
   the query text follows the 2020 TL;DR format "SUBREDDIT: r/…\\n\\nTITLE: …\\n\\nPOST: …" when a
   title or subreddit is given, else it is the post (or article). Splits map valid1 → valid and
-  valid2 → test. `policy` becomes the sample's source. `extra` (e.g. the 9-point confidence) has
-  no field to go into yet and is dropped.
+  valid2 → test. `policy` becomes the sample's source. `extra.confidence` (the 9-point scale: 1 =
+  summaries[0] definitely better … 5 = no preference … 9 = summaries[1] definitely better) becomes
+  Label.confidence where it agrees with `choice` (labeling/label_types.PairwiseConfidence.from_2020);
+  one on the other side (e.g. choice 0 with 8) or off the scale is dropped, the choice kept. The
+  rest of `extra` is dropped.
 
 Who imported labels belong to
 -----------------------------
@@ -92,6 +95,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.errors import ExistingAccounts, InvalidInput, LabelingError, PayloadTooLarge
+from labeling.label_types import PairwiseConfidence
 from labeling.models import Assignment, Comparison, ComparisonSample, Import, Label, Project, Query, Sample
 from labeling.roles import CONTRACTOR, researchers, user_role, user_set_role
 from labeling.textstats import comparison_text_figures
@@ -390,6 +394,7 @@ class _Row:
     unsure: bool = False
     external_id: str = ""
     batch: str = ""
+    confidence: int | None = None  # 2020 `extra.confidence`, canonical (PairwiseConfidence)
 
 
 def _str(obj: dict, key: str, where: str, *, required: bool = False, max_length: int | None = None) -> str:
@@ -540,15 +545,19 @@ def _parse_2020(where: str, obj: dict, *, project: Project, decoder, pad_id) -> 
         samples.append(_SampleSpec(text=text, tokens=tokens, source=policy,
                                    generation_params={"note": note} if note else {}))
     worker = _str(obj, "worker", where)
+    best = _best(obj, "choice", where, 2)
+    extra = obj.get("extra")
+    confidence = PairwiseConfidence.from_2020(best, extra.get("confidence")) if isinstance(extra, dict) else None
     return _Row(
         where=where,
         query=_QuerySpec(context=_context_2020(info, where), external_id=_str(info, "id", where, required=True,
                                                                                 max_length=200),
                          split=_split(obj, where, _SPLITS_2020)),
         samples=samples,
-        best=_best(obj, "choice", where, 2),
+        best=best,
         labeler=_username(worker, where) if worker else "",
         batch=_str(obj, "batch", where, max_length=100),
+        confidence=confidence,
     )
 
 
@@ -876,7 +885,7 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
     Assignment.objects.bulk_create(assignments, batch_size=_BATCH)
     Label.objects.bulk_create(
         [Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, display_position=row.best,
-               unsure=row.unsure, duration_ms=0, source_import=record)
+               unsure=row.unsure, confidence=row.confidence, duration_ms=0, source_import=record)
          for a, (c, row) in zip(assignments, pending, strict=True)],
         batch_size=_BATCH,
     )

@@ -31,6 +31,7 @@ from labeling.models import (
     Project,
     SampleFlag,
 )
+from labeling.label_types import PairwiseConfidence
 from labeling.roles import is_researcher
 from labeling.services.qualification import trust_after_label
 from labeling.services.serving import _lock_labeler, _sql_functions
@@ -56,6 +57,8 @@ class LabelInput:
     skipped: bool = False
     skip_reason: str = ""
     flags: list[FlagInput] = field(default_factory=list)
+    # Pairwise-confidence projects: the 9-point scale as shown (1 = the sample shown first definitely better).
+    confidence: int | None = None
 
 
 def _validate(answer: LabelInput, k: int) -> None:
@@ -78,9 +81,33 @@ def _validate(answer: LabelInput, k: int) -> None:
             raise InvalidInput("A flag needs a note saying what is wrong.", field="flags")
 
 
-def _same_answer(label: Label, assignment: Assignment, answer: LabelInput) -> bool:
+def _same_answer(label: Label, assignment: Assignment, answer: LabelInput, confidence: int | None = None) -> bool:
     chosen = None if answer.position is None else assignment.display_order[answer.position]
-    return label.skipped == answer.skipped and label.chosen_index == chosen
+    return label.skipped == answer.skipped and label.chosen_index == chosen and label.confidence == confidence
+
+
+def _confidence_check(*, assignment_id: int, labeler, answer: LabelInput) -> int | None:
+    """The answer's confidence in canonical terms (labeling/label_types.PairwiseConfidence), None where the
+    project does not use the scale or the answer is a skip; InvalidInput (field "confidence") when it is
+    missing, off the scale, on the other side than the choice, or given to a project without the scale.
+    An assignment that is not the labeler's passes here: the submit says NotFound or Forbidden."""
+    row = (Assignment.objects.filter(id=assignment_id, labeler_id=labeler.id)
+           .values_list("comparison__project__label_type", "display_order").first())
+    if row is None:
+        return None
+    label_type, display_order = row
+    if label_type != Project.LabelType.PAIRWISE_CONFIDENCE or answer.skipped:
+        if answer.confidence is not None:
+            raise InvalidInput("A skip has no confidence." if answer.skipped
+                               else "This project does not use the confidence scale.", field="confidence")
+        return None
+    if not PairwiseConfidence.is_valid(answer.confidence):
+        raise InvalidInput("Choose a point of the 9-point scale (1 to 9).", field="confidence")
+    if answer.position in (0, 1) and not isinstance(answer.position, bool) \
+            and not PairwiseConfidence.agrees(answer.confidence, answer.position):
+        raise InvalidInput("The scale point prefers the other sample than the one chosen.", field="confidence")
+    order = json.loads(display_order) if isinstance(display_order, str) else display_order
+    return PairwiseConfidence.to_canonical(answer.confidence, order)
 
 
 _LABEL_FIELDS = ["id", "assignment_id", "comparison_id", "labeler_id", "chosen_index", "unsure", "skipped",
@@ -161,8 +188,19 @@ def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datet
     (403); an expired or withdrawn one is a Conflict. Nothing is written on any error.
     """
     now = now or timezone.now()
+    confidence = _confidence_check(assignment_id=assignment_id, labeler=labeler, answer=answer)
     if _sql_functions():
-        return _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
+        if confidence is None:
+            return _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
+        # The SQL function leaves Label.confidence NULL; it is written here, in the same transaction.
+        with transaction.atomic():
+            label, created = _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
+            if created:
+                Label.objects.filter(id=label.id).update(confidence=confidence)
+                label.confidence = confidence
+            elif label.confidence != confidence:
+                raise Conflict("This comparison was already answered differently.")
+        return label, created
     with transaction.atomic():
         assignment = (
             Assignment.objects.select_for_update(of=("self",))
@@ -179,7 +217,7 @@ def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datet
         _validate(answer, project.k)
         if assignment.state == Assignment.State.SUBMITTED:
             label = Label.objects.get(assignment=assignment)
-            if _same_answer(label, assignment, answer):
+            if _same_answer(label, assignment, answer, confidence):
                 return label, False
             raise Conflict("This comparison was already answered differently.")
         if assignment.state == Assignment.State.WITHDRAWN or comparison.status != Comparison.Status.ACTIVE:
@@ -205,6 +243,7 @@ def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datet
             chosen_index=None if answer.skipped else assignment.display_order[answer.position],
             display_position=None if answer.skipped else answer.position,
             unsure=answer.unsure,
+            confidence=confidence,
             skipped=answer.skipped,
             skip_reason=answer.skip_reason.strip(),
             duration_ms=duration,

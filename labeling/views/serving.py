@@ -36,6 +36,15 @@ def labeling_home(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/home.html", {"projects": projects, "project_rows": rows})
 
 
+# The 9-point scale of pairwise-confidence projects as shown: A and B are the samples in display order
+# (labeling/label_types.PairwiseConfidence; the service maps a point to canonical order).
+CONFIDENCE_SCALE = [
+    (1, "A definitely better"), (2, "A better"), (3, "A somewhat better"), (4, "A slightly better"),
+    (5, "About the same"),
+    (6, "B slightly better"), (7, "B somewhat better"), (8, "B better"), (9, "B definitely better"),
+]
+
+
 def _pair_context(request: HttpRequest, project, *, undo_label=None) -> dict:
     """What #pair shows: the next comparison, the counts, and (after a submit) the label Undo takes back."""
     # A qualifying labeler's next is a qualification item; a paused or revoked one gets the reason instead.
@@ -47,6 +56,7 @@ def _pair_context(request: HttpRequest, project, *, undo_label=None) -> dict:
         "today_count": counts.today,
         "remaining_count": counts.remaining,
         "letters": LETTERS[: project.k],
+        "scale": CONFIDENCE_SCALE if project.label_type == project.LabelType.PAIRWISE_CONFIDENCE else None,
         "undo_label": undo_label,
         "undo_seconds": getattr(settings, "LABELING_UNDO_SECONDS", 10),
         **trust,
@@ -89,8 +99,16 @@ def _choice(raw: str | None, k: int) -> int | None:
     raise InvalidInput(f"Unknown choice {raw[:20]!r}: pick 1–{k} or A–{LETTERS[k - 1]}.", field="choice")
 
 
-def _answer_from_form(request: HttpRequest, k: int) -> services.LabelInput:
+def _answer_from_form(request: HttpRequest, project) -> services.LabelInput:
+    k = project.k
     skipped = request.POST.get("skip") == "1"
+    confidence = None
+    position = None if skipped else _choice(request.POST.get("choice"), k)
+    if project.label_type == project.LabelType.PAIRWISE_CONFIDENCE:
+        # The scale point says the side too (1–4: A, 6–9: B; 5: A, the sample shown first, a random canonical one).
+        confidence = _int_or_none(request.POST.get("confidence"), "confidence")
+        if not skipped and position is None and confidence is not None:
+            position = 0 if confidence <= 5 else 1
     flags = []
     flag_position = _choice(request.POST.get("flag_position"), k)
     if flag_position is not None:
@@ -102,12 +120,13 @@ def _answer_from_form(request: HttpRequest, k: int) -> services.LabelInput:
             )
         )
     return services.LabelInput(
-        position=None if skipped else _choice(request.POST.get("choice"), k),
+        position=position,
         duration_ms=_int_or_none(request.POST.get("duration_ms"), "duration_ms") or 0,
         unsure=request.POST.get("unsure") == "1",
         skipped=skipped,
         skip_reason=request.POST.get("skip_reason", "")[:2000],
         flags=flags,
+        confidence=confidence,
     )
 
 
@@ -119,7 +138,7 @@ def labeling_submit(request: HttpRequest, slug: str) -> HttpResponse:
         assignment_id = _int_or_none(request.POST.get("assignment"), "assignment")
         if assignment_id is None:
             raise InvalidInput("Missing assignment.", field="assignment")
-        answer = _answer_from_form(request, project.k)
+        answer = _answer_from_form(request, project)
         label, _ = services.label_submit(assignment_id=assignment_id, labeler=request.user, answer=answer)
     except LabelingError as error:
         if request.htmx and isinstance(error, InstructionsUnread):

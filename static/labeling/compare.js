@@ -1,4 +1,4 @@
-// Keyboard-first labeling: 1–K / A–H choose, Enter submits, U unsure, S skip, F flag, X the policy's andon cord,
+// Keyboard-first labeling: 1–K / A–H choose (1–9 the confidence scale on pairwise-confidence projects), Enter submits, U unsure, S skip, F flag, X the policy's andon cord,
 // Z (or Ctrl+Z) undoes the last label for a few seconds, I instructions, ? keys. Enter submits only from the page itself, the choices or the submit button: on any other
 // focused button it does what a button does (opens its dialog), so Tab to "Stop this policy" + Enter never stores a
 // label.
@@ -32,14 +32,38 @@
     if (f && f.elements[name]) f.elements[name].value = value;
   }
 
+  // Pairwise-confidence projects (#pair data-scale): keys 1–9 pick a point of the scale, which also says the side.
+  function scaleMode() {
+    var pair = document.getElementById("pair");
+    return !!(pair && pair.dataset.scale);
+  }
+  function scalePoint() {
+    var f = form();
+    var input = f && f.querySelector("input[name=confidence]:checked");
+    return input ? parseInt(input.value, 10) : 0;
+  }
   function refreshChosen() {
     var f = form();
     if (!f) return;
+    var point = scaleMode() ? scalePoint() : 0;
+    var side = point ? (point < 5 ? 0 : (point > 5 ? 1 : -1)) : -1;
     f.querySelectorAll(".card").forEach(function (card) {
       var input = card.querySelector("input[type=radio]");
-      card.classList.toggle("is-chosen", input.checked);
-      card.setAttribute("aria-checked", input.checked ? "true" : "false");
+      var chosen = input ? input.checked : parseInt(card.dataset.position, 10) === side;
+      card.classList.toggle("is-chosen", chosen);
+      card.setAttribute("aria-checked", chosen ? "true" : "false");
     });
+    f.querySelectorAll(".scale-point").forEach(function (label) {
+      label.classList.toggle("is-chosen", parseInt(label.dataset.point, 10) === point);
+    });
+  }
+  function chooseScale(point) {
+    var f = form();
+    var input = f && f.querySelector('input[name=confidence][value="' + point + '"]');
+    if (!input) return;
+    input.checked = true;
+    refreshChosen();
+    clearNotice();
   }
   function choose(position) {
     var f = form();
@@ -52,12 +76,13 @@
   }
   function hasChoice() {
     var f = form();
-    return !!(f && f.querySelector("input[name=choice]:checked"));
+    return !!(f && f.querySelector("input[name=choice]:checked, input[name=confidence]:checked"));
   }
   function submit() {
     var f = form();
     if (!f || f.dataset.busy === "1") return;
     if (!hasChoice() && f.elements.skip.value !== "1") {
+      if (scaleMode()) { notice("Pick a point of the scale first: 1–9."); return; }
       notice("Choose a sample first: 1–" + pairK() + " or A–" + LETTERS[pairK() - 1] + ".");
       return;
     }
@@ -187,6 +212,7 @@
       if (key === "i" || key === "I") toggleInstructions();
       return;
     }
+    if (scaleMode() && /^[1-9]$/.test(key)) { e.preventDefault(); chooseScale(parseInt(key, 10)); return; }
     if (/^[1-8]$/.test(key) && parseInt(key, 10) <= k) { e.preventDefault(); choose(parseInt(key, 10) - 1); return; }
     var upper = key.length === 1 ? key.toUpperCase() : "";
     var flagKey = upper === "F" && (k < 6 || e.shiftKey);
@@ -205,7 +231,7 @@
   });
 
   document.addEventListener("change", function (e) {
-    if (e.target && e.target.name === "choice") { refreshChosen(); clearNotice(); }
+    if (e.target && (e.target.name === "choice" || e.target.name === "confidence")) { refreshChosen(); clearNotice(); }
   });
 
   document.addEventListener("click", function (e) {

@@ -84,6 +84,9 @@ class RewardFitConfig:
     # Recompute the trained trunk's activations in the backward pass instead of keeping them: less memory for
     # about one more forward per step; the same values and gradients (see README § Memory).
     gradient_checkpointing: bool = False
+    # Pairs whose records carry the 2020 9-point confidence (Comparison.confidence) train on soft labels
+    # (c - 1) / 8 (losses.pairwise_confidence_loss); the others, and valid/loss, stay Bradley-Terry on `best`.
+    label_smoothing_from_confidence: bool = False
     # CLI only (python -m training.rlhf fit-reward):
     comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
     references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"

@@ -28,10 +28,19 @@ class Comparison:
     samples: Sequence[Text]
     best: int
     group: Hashable | None = None
+    # K=2 only: the 2020 9-point scale, canonical (1 = sample 0 definitely better … 9 = sample 1; 5 = no
+    # preference), for losses.pairwise_confidence_loss; None for a plain choice.
+    confidence: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.best < len(self.samples):
             raise ValueError(f"best={self.best} is not an index into {len(self.samples)} samples")
+        if self.confidence is not None:
+            c = self.confidence
+            if len(self.samples) != 2 or isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 9:
+                raise ValueError(f"confidence={c!r}: an integer from 1 to 9, on pairs (K=2) only")
+            if c != 5 and int(c > 5) != self.best:
+                raise ValueError(f"confidence={c} prefers the other sample than best={self.best}")
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -41,7 +50,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def load_comparisons(path: str | Path) -> list[Comparison]:
     """Comparisons from JSONL in the 2019 layout ``{"query", "sample0".."sample{K-1}", "best"}``; an optional
-    ``comparison_id`` (our exports write it) groups the labels of one question for the held-out split."""
+    ``comparison_id`` (our exports write it) groups the labels of one question for the held-out split, an
+    optional ``confidence`` (K=2: the 9-point scale, canonical) is kept on the record."""
     out = []
     for n, row in enumerate(read_jsonl(path), start=1):
         k = sum(1 for key in row if key.startswith("sample") and key[6:].isdigit())
@@ -49,7 +59,9 @@ def load_comparisons(path: str | Path) -> list[Comparison]:
             raise ValueError(f"{path}:{n}: need 'query', 'best' and sample0..sample{{K-1}} with K >= 2")
         samples = [row[f"sample{i}"] for i in range(k)]
         group = row.get("comparison_id")
-        out.append(Comparison(query=row["query"], samples=samples, best=int(row["best"]), group=group))
+        confidence = row.get("confidence")
+        out.append(Comparison(query=row["query"], samples=samples, best=int(row["best"]), group=group,
+                              confidence=None if confidence is None else int(confidence)))
     return out
 
 

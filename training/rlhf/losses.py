@@ -28,6 +28,26 @@ def pairwise_loss(chosen: Tensor, rejected: Tensor) -> Tensor:
     return F.softplus(rejected - chosen).mean()
 
 
+def pairwise_confidence_loss(rewards: Tensor, confidence: Tensor, margin: float = 0.0) -> Tensor:
+    """Bradley-Terry with soft labels from the 2020 9-point scale (labeling/label_types.PairwiseConfidence).
+
+    rewards: (B, 2) in canonical order; confidence: (B,) integers 1..9 (1 = sample 0 definitely better,
+    5 = no preference, 9 = sample 1 definitely better). The target probability that sample 1 is better
+    is ``p = (c - 1) / 8``; with ``d = r1 - r0 - m`` the loss is the mean of the binary cross-entropy
+    ``p * softplus(-d) + (1 - p) * softplus(d)``. ``margin`` adds a signed margin ``m = margin * (c - 5) / 4``
+    (a sure answer asks for a larger reward gap, Touvron et al. 2023's margin loss); 0 is soft labels only.
+    At c = 1 or 9 with no margin it equals ``pairwise_loss``.
+    """
+    if rewards.dim() != 2 or rewards.shape[-1] != 2:
+        raise ValueError(f"rewards must be (B, 2), got {tuple(rewards.shape)}")
+    c = confidence.to(rewards.dtype)
+    if bool(((c < 1) | (c > 9) | (c != c.round())).any()):
+        raise ValueError("confidence must be integers from 1 to 9")
+    p = (c - 1.0) / 8.0  # (B,) P(sample 1 is better)
+    diff = rewards[:, 1] - rewards[:, 0] - margin * (c - 5.0) / 4.0  # (B,)
+    return (p * F.softplus(-diff) + (1.0 - p) * F.softplus(diff)).mean()
+
+
 def ppo_policy_loss(
     logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, cliprange: float = 0.2
 ) -> tuple[Tensor, Tensor]:

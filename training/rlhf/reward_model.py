@@ -19,7 +19,7 @@ from torch import Tensor
 from training.rlhf.callbacks import Metrics, OnLog, ShouldStop, StopRequested
 from training.rlhf.config import RewardFitConfig, resolve_device
 from training.rlhf.data import Comparison, Text
-from training.rlhf.losses import best_of_k_loss
+from training.rlhf.losses import best_of_k_loss, pairwise_confidence_loss
 from training.rlhf.models import RewardModel, enable_gradient_checkpointing, load_lm
 from training.rlhf.oom import out_of_memory_advice
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
@@ -48,13 +48,15 @@ class EncodedComparisons:
     samples: Tensor  # (N, K, Lr) right-padded
     sample_mask: Tensor  # (N, K, Lr)
     best: Tensor  # (N,)
+    confidence: Tensor | None = None  # (N,) K=2: the 9-point scale, canonical; 0 where a record has none
 
     def __len__(self) -> int:
         return self.best.shape[0]
 
     def take(self, index: Tensor) -> EncodedComparisons:
         return EncodedComparisons(
-            *(t[index] for t in (self.queries, self.query_mask, self.samples, self.sample_mask, self.best))
+            *(t[index] for t in (self.queries, self.query_mask, self.samples, self.sample_mask, self.best)),
+            confidence=None if self.confidence is None else self.confidence[index],
         )
 
 
@@ -72,9 +74,23 @@ def encode_comparisons(
     samples, sample_mask = pad_right(flat, response_length, pad)
     n = len(comparisons)
     best = torch.tensor([c.best for c in comparisons], dtype=torch.long)
+    confidence = torch.tensor([c.confidence or 0 for c in comparisons], dtype=torch.long)
     return EncodedComparisons(
-        queries, query_mask, samples.view(n, k, response_length), sample_mask.view(n, k, response_length), best
+        queries, query_mask, samples.view(n, k, response_length), sample_mask.view(n, k, response_length), best,
+        confidence=confidence if bool((confidence > 0).any()) else None,
     )
+
+
+def comparison_loss(rewards: Tensor, batch: EncodedComparisons, config: RewardFitConfig) -> Tensor:
+    """The training loss of ``batch``: ``best_of_k_loss``, or with ``config.label_smoothing_from_confidence`` on
+    pairs that carry a confidence, ``pairwise_confidence_loss`` (soft labels ``(c - 1) / 8``); a row without
+    one counts as sure of its ``best`` (c = 1 or 9), which is the same Bradley-Terry term."""
+    best = batch.best.to(rewards.device)
+    if not config.label_smoothing_from_confidence or batch.confidence is None or rewards.shape[-1] != 2:
+        return best_of_k_loss(rewards, best)
+    confidence = batch.confidence.to(rewards.device)
+    confidence = torch.where(confidence > 0, confidence, 1 + 8 * best)
+    return pairwise_confidence_loss(rewards, confidence)
 
 
 def comparison_rewards(model: RewardModel, batch: EncodedComparisons, device: torch.device) -> Tensor:
@@ -232,7 +248,7 @@ def _batch_step(
         part = batch.take(torch.arange(start, min(start + micro, n)))
         with autocast(config.precision, device):
             part_rewards = comparison_rewards(model, part, device)  # (m, K), fp32 (the head's output is upcast)
-        loss = best_of_k_loss(part_rewards, part.best.to(device)) * (len(part) / n)
+        loss = comparison_loss(part_rewards, part, config) * (len(part) / n)
         accumulate(loss, scaler)
         rewards.append(part_rewards.detach())
         loss_sum = loss_sum + loss.detach()
