@@ -109,6 +109,10 @@ class LabelCreateApi(HotPathApi):
         skipped = serializers.BooleanField(default=False)
         skip_reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
         flags = serializers.ListField(child=serializers.DictField(), required=False, default=list, max_length=8)
+        confidence = serializers.IntegerField(
+            min_value=1, max_value=9, required=False, allow_null=True, default=None,
+            help_text="Pairwise-confidence projects only: the 9-point scale as shown, 1 = A definitely better, "
+                      "5 = about the same, 9 = B definitely better; its side must agree with `position`.")
 
         def validate_position(self, value):
             # Reject "2" and 2.0: IntegerField coerces strings, and a choice must be unambiguous.
@@ -132,6 +136,8 @@ class LabelCreateApi(HotPathApi):
         chosen_index = serializers.IntegerField(allow_null=True, help_text="Canonical index of the chosen sample.")
         skipped = serializers.BooleanField()
         unsure = serializers.BooleanField()
+        confidence = serializers.IntegerField(allow_null=True, help_text="Canonical 9-point scale (1 = sample 0 "
+                                                                         "definitely better), or null.")
         duration_ms = serializers.IntegerField()
         created_at = serializers.DateTimeField()
 
@@ -151,6 +157,7 @@ class LabelCreateApi(HotPathApi):
             "chosen_index": label.chosen_index,
             "skipped": label.skipped,
             "unsure": label.unsure,
+            "confidence": label.confidence,
             "duration_ms": label.duration_ms,
             "created_at": _DATETIME.to_representation(label.created_at),
         }

@@ -18,7 +18,7 @@ _NAME_MAX, _SLUG_MAX = Project._meta.get_field("name").max_length, Project._meta
 
 def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project.TaskKind.CONTINUATION,
                    labels_per_comparison: int = 1, calibration_share: float = 0.15, calibration_labels_wanted: int = 10,
-                   description: str = "", created_by=None) -> Project:
+                   description: str = "", created_by=None, label_type: str = Project.LabelType.BEST_OF_K) -> Project:
     """Create a project after checking the name (1–200 characters), the slug (letters, digits, - and _;
     not taken, not a reserved page name), K (2–8), labels wanted (≥ 1), calibration share (0–1) and
     labels wanted on calibration comparisons (1–1000)."""
@@ -42,6 +42,10 @@ def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project
             or not 1 <= calibration_labels_wanted <= 1000:
         raise InvalidInput("calibration_labels_wanted must be an integer from 1 to 1000.",
                            field="calibration_labels_wanted")
+    if label_type not in Project.LabelType.values:
+        raise InvalidInput(f"label_type must be one of {', '.join(Project.LabelType.values)}.", field="label_type")
+    if label_type == Project.LabelType.PAIRWISE_CONFIDENCE and k != 2:
+        raise InvalidInput("The 9-point confidence scale compares two samples: set K to 2.", field="label_type")
     if task_kind not in Project.TaskKind.values:
         raise InvalidInput(f"task_kind must be one of {', '.join(Project.TaskKind.values)}.", field="task_kind")
     if Project.objects.filter(slug=slug).exists():
@@ -51,7 +55,7 @@ def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project
             return Project.objects.create(
                 name=name, slug=slug, k=k, task_kind=task_kind, labels_per_comparison=labels_per_comparison,
                 calibration_share=calibration_share, calibration_labels_wanted=calibration_labels_wanted,
-                description=description, created_by=created_by,
+                description=description, created_by=created_by, label_type=label_type,
             )
     except IntegrityError:
         if Project.objects.filter(slug=slug).exists():

@@ -31,6 +31,12 @@ class ProjectNewForm(forms.Form):
     task_kind = forms.ChoiceField(choices=Project.TaskKind.choices, initial=Project.TaskKind.CONTINUATION)
     k = forms.IntegerField(label="K (samples per comparison)", min_value=Project.K_MIN, max_value=Project.K_MAX,
                            initial=4, help_text="Labelers pick the best of K samples.")
+    label_type = forms.ChoiceField(
+        choices=Project.LabelType.choices, initial=Project.LabelType.BEST_OF_K, required=False,
+        help_text="Best of K, or (K = 2) a 9-point scale of which is better and how sure (2020).")
+
+    def clean_label_type(self) -> str:
+        return self.cleaned_data.get("label_type") or Project.LabelType.BEST_OF_K
     labels_per_comparison = forms.IntegerField(min_value=1, initial=1,
                                                help_text="Labels wanted on each ordinary comparison.")
     calibration_share = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.15,

@@ -46,14 +46,14 @@ def test_create_a_project_by_keyboard_and_its_instructions_are_published(live_se
     page.keyboard.type(" (pilot)")
     assert page.input_value("#id_slug") == "kind"
 
-    # Tab through the rest: task kind, K, three defaults, description, instructions.
+    # Tab through the rest: task kind, K, label type and three defaults, description, instructions.
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     page.keyboard.press("s")  # a select takes the option its first letter names
     page.keyboard.press("Tab")
     page.keyboard.press("Control+a")
     page.keyboard.type("2")
-    for _ in range(4):
+    for _ in range(5):
         page.keyboard.press("Tab")
     page.keyboard.type("Replies to support tickets.")
     page.keyboard.press("Tab")

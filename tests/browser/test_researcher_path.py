@@ -119,7 +119,7 @@ def test_the_researchers_path_from_a_new_project_to_an_export(live_server, page,
     page.keyboard.press("Tab")
     page.keyboard.press("Control+a")
     page.keyboard.type("2")
-    for _ in range(5):
+    for _ in range(6):  # label type, labels wanted, calibration share and labels, description, instructions
         page.keyboard.press("Tab")
     page.keyboard.type("Pick the better summary.")
     page.keyboard.press("Control+Enter")

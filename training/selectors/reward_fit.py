@@ -46,8 +46,10 @@ def _records(labels, *, stored_tokens: bool = False) -> list[Comparison]:
                .order_by("comparison_id", "position").values_list("comparison_id", "sample__text", "sample__tokens"))
     for comparison_id, text, tokens in entries:
         texts[comparison_id].append(tokens if stored_tokens and tokens else text)
+    # A pairwise-confidence label carries its 9-point answer (the fit uses it with label_smoothing_from_confidence).
     return [Comparison(query=label.comparison.query.context, samples=texts[label.comparison_id],
-                       best=label.chosen_index, group=label.comparison_id)
+                       best=label.chosen_index, group=label.comparison_id,
+                       confidence=label.confidence if len(texts[label.comparison_id]) == 2 else None)
             for label in labels]
 
 

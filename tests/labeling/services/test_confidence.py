@@ -201,3 +201,26 @@ def test_export_of_a_page_label_is_canonical(pairwise, contractor):
     _submit(assignment, contractor, position=0, confidence=3)  # A = canonical sample 1, fairly sure
     (row,) = labels_export_rows(project=pairwise, layout="2020")
     assert (row["choice"], row["extra"]) == (1, {"unsure": False, "confidence": 7})
+
+
+def test_the_api_takes_the_scale_and_answers_it_canonical(pairwise, contractor, client):
+    """A script labels through the REST API as the page does: the point as shown, stored and answered canonical."""
+    assignment = _lease(pairwise, contractor, [1, 0])  # the samples shown swapped
+    client.force_login(contractor)
+    url = reverse("api-label-create", kwargs={"assignment_id": assignment.id})
+    refused = client.post(url, {"position": 0, "duration_ms": 3000}, content_type="application/json")
+    assert refused.status_code == 400 and not Label.objects.exists()
+    response = client.post(url, {"position": 0, "duration_ms": 3000, "confidence": 2}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    # Shown first (A) was canonical sample 1; "A better, fairly sure" (2) is canonical 8.
+    assert (response.json()["chosen_index"], response.json()["confidence"]) == (1, 8)
+    assert Label.objects.get().confidence == 8
+
+
+def test_a_reward_fit_reads_the_labels_confidence(pairwise, contractor):
+    from training.selectors.reward_fit import reward_fit_data
+
+    assignment = _lease(pairwise, contractor, [0, 1])
+    _submit(assignment, contractor, position=1, confidence=7)
+    (record,) = reward_fit_data(project=pairwise, max_label_id=None).train
+    assert (record.best, record.confidence) == (1, 7)

@@ -162,3 +162,17 @@ def test_project_list_links_the_page_for_researchers_only(client, researcher, co
     assert f'href="{URL}"' in client.get("/").content.decode()
     client.force_login(contractor)
     assert f'href="{URL}"' not in client.get("/").content.decode()
+
+
+def test_a_pairwise_confidence_project_needs_k_2(client, researcher):
+    from labeling.models import Project
+
+    client.force_login(researcher)
+    fields = {"name": "Scale", "slug": "scale", "task_kind": "summarization", "k": 4, "label_type": "pairwise_confidence",
+              "labels_per_comparison": 1, "calibration_share": 0.1, "calibration_labels_wanted": 10,
+              "instructions": "Which summary is better, and how sure are you?"}
+    refused = client.post(reverse("labeling-project-new"), fields)
+    assert refused.status_code == 400 and b"set K to 2" in refused.content and not Project.objects.exists()
+    created = client.post(reverse("labeling-project-new"), {**fields, "k": 2})
+    assert created.status_code == 302
+    assert Project.objects.get(slug="scale").label_type == "pairwise_confidence"
