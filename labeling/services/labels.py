@@ -191,7 +191,9 @@ def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datet
     confidence = _confidence_check(assignment_id=assignment_id, labeler=labeler, answer=answer)
     if _sql_functions():
         if confidence is None:
-            return _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
+            label, created = _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
+            label.confidence = None  # no scale here (or a skip): known without reading the row again
+            return label, created
         # The SQL function leaves Label.confidence NULL; it is written here, in the same transaction.
         with transaction.atomic():
             label, created = _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)

@@ -29,8 +29,10 @@ from tests.factories import ProjectFactory, UserFactory, make_comparison
 # Plus one each for labelers who earn trust (labeling/services/qualification.py): next reads the labeler's
 # standing in the project (qualifying / paused labelers are refused before the lease), submit asks whether
 # the comparison is a qualification or gold item (a GoldAnswer by its primary key) to score it.
+# Plus one on submit for the confidence scale (labeling/label_types.PairwiseConfidence): the project's label
+# type and the display order, read before the SQL function so a missing or contradicting point writes nothing.
 NEXT_QUERIES = 3
-SUBMIT_QUERIES = 3
+SUBMIT_QUERIES = 4
 SQLITE_EXTRA = {"next": 12, "submit": 7}
 
 
