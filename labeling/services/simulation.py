@@ -9,6 +9,7 @@ indices: the same labeler picks the same sample of a comparison whatever order i
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 import time
@@ -188,7 +189,7 @@ class SimulationCounts:
 def simulated_choice(labeler: SimulatedLabeler, assignment: Assignment) -> LabelInput:
     """What `labeler` answers to `assignment`: a display position and a plausible reading time."""
     entries = list(ComparisonSample.objects.filter(comparison_id=assignment.comparison_id)
-                   .select_related("sample", "comparison__query"))
+                   .select_related("sample", "comparison__query", "comparison__project"))
     texts = {e.position: e.sample.text for e in entries}
     context = entries[0].comparison.query.context
     order = list(assignment.display_order)
@@ -201,7 +202,21 @@ def simulated_choice(labeler: SimulatedLabeler, assignment: Assignment) -> Label
     chosen = softmax_choice(canonical_scores, labeler.temperature, rng)
     lease_ms = settings.LABELING_LEASE_MINUTES * 60 * 1000
     duration = min(reading_time_ms(shown, rng, context=context), lease_ms // 2)
-    return LabelInput(position=order.index(chosen), duration_ms=duration)
+    position = order.index(chosen)
+    confidence = None
+    if entries[0].comparison.project.label_type == Project.LabelType.PAIRWISE_CONFIDENCE:
+        confidence = simulated_confidence(canonical_scores, chosen, labeler.temperature, position)
+    return LabelInput(position=position, duration_ms=duration, confidence=confidence)
+
+
+def simulated_confidence(scores: list[float], chosen: int, temperature: float, position: int) -> int:
+    """The 9-point answer of a simulated labeler on a pair, as shown: as sure as its own softmax makes its choice
+    (p of the chosen sample from 1/2 to 1 → 0 to 4 points from the middle), on the side it chose (shown A: 1–5,
+    shown B: 5–9)."""
+    gap = scores[chosen] - scores[1 - chosen]
+    sure = 1.0 if temperature == 0 else 1 / (1 + math.exp(-gap / temperature))
+    steps = max(0, min(4, round((max(sure, 0.5) - 0.5) * 8)))
+    return 5 - steps if position == 0 else 5 + steps
 
 
 def _label_one(labeler: SimulatedLabeler, assignment: Assignment, project: Project,

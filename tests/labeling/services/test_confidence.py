@@ -224,3 +224,25 @@ def test_a_reward_fit_reads_the_labels_confidence(pairwise, contractor):
     _submit(assignment, contractor, position=1, confidence=7)
     (record,) = reward_fit_data(project=pairwise, max_label_id=None).train
     assert (record.best, record.confidence) == (1, 7)
+
+
+def test_simulated_labelers_answer_the_scale_on_their_side(pairwise):
+    """A simulated labeler answers a scale project with a point on the side it chose, surer when its scorer's
+    gap is larger (T = 0: always at the ends)."""
+    from labeling.services.simulation import (
+        LabelerSpec,
+        simulate_labeling,
+        simulated_confidence,
+        simulated_labelers_ensure,
+    )
+
+    assert simulated_confidence([0.0, 5.0], 1, 0.0, 0) == 1 and simulated_confidence([0.0, 5.0], 1, 0.0, 1) == 9
+    assert simulated_confidence([0.0, 0.1], 1, 1.0, 1) == 5  # a near tie: about the same
+    assert simulated_confidence([0.0, 2.0], 1, 1.0, 1) in (7, 8)  # sigma(2) = 0.88: 3 points out
+    for i in range(6):
+        make_comparison(pairwise)
+    (labeler,) = simulated_labelers_ensure(project=pairwise, specs=[LabelerSpec("sentiment", 1, temperature=0.1)])
+    assert simulate_labeling(project=pairwise, labelers=[labeler]).labeled == 6
+    for label in Label.objects.all():
+        assert PairwiseConfidence.is_valid(label.confidence)
+        assert label.confidence == 5 or int(label.confidence > 5) == label.chosen_index
