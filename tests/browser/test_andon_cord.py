@@ -6,7 +6,7 @@ import pytest
 from labeling.models import Comparison
 from labeling.roles import ADMIN, CONTRACTOR
 from labeling.services import comparison_next_for_labeler
-from tests.browser.test_labeling import _login
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory
 from tests.training.helpers import cord_scenario
 from training.models import AndonPull, TrainingRun
@@ -21,7 +21,7 @@ def test_cord_by_key_stops_the_next_round_and_withdraws_the_checkpoints_comparis
     first_labeler = UserFactory(username="first", role=CONTRACTOR)
     world = cord_scenario(project, first_labeler)
     puller = UserFactory(username="puller", role=CONTRACTOR)
-    _login(page, live_server.url, "puller", "pw-for-tests-123")
+    login(page, live_server.url, "puller", "pw-for-tests-123")
     page.goto(f"{live_server.url}/projects/cord-e2e/label/")
     page.locator("#label-form").wait_for()
     page.wait_for_load_state()

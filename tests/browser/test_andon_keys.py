@@ -5,7 +5,8 @@ import pytest
 
 from labeling.models import Comparison, Label
 from labeling.roles import CONTRACTOR
-from tests.browser.test_labeling import _login, _wait_for_new_assignment
+from tests.browser.helpers import login
+from tests.browser.test_labeling import _wait_for_new_assignment
 from tests.factories import ProjectFactory, TrainingRunFactory, UserFactory, make_comparison
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,7 +22,7 @@ def test_cord_button_enter_and_its_key_open_the_dialog_and_store_no_label(live_s
     for _ in range(2):
         Comparison.objects.filter(id=make_comparison(project).id).update(source_run=run)
     contractor = UserFactory(username="puller", role=CONTRACTOR)
-    _login(page, live_server.url, "puller", "pw-for-tests-123")
+    login(page, live_server.url, "puller", "pw-for-tests-123")
     page.goto(f"{live_server.url}/projects/cord/label/")
     page.locator("#label-form").wait_for()
     page.wait_for_load_state()

@@ -5,20 +5,10 @@ import pytest
 from labeling.models import Assignment, Label, Project
 from labeling.roles import CONTRACTOR
 from labeling.selectors.exports import labels_export_rows
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def test_scale_answered_by_keyboard_and_exported(live_server, page):
@@ -28,7 +18,7 @@ def test_scale_answered_by_keyboard_and_exported(live_server, page):
         make_comparison(project)
     base = live_server.url
     page.set_default_timeout(30000)
-    _login(page, base, "lab")
+    login(page, base, "lab")
     page.goto(f"{base}/projects/conf/label/")
     page.locator("#pair[data-scale] .confidence-scale").wait_for()
     page.wait_for_load_state()  # the deferred compare.js binds the keys after the form shows

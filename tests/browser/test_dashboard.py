@@ -5,7 +5,7 @@ import io
 import pytest
 
 from labeling.roles import RESEARCHER
-from tests.browser.test_labeling import _login
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory
 from tests.labeling.quality_helpers import hand_world
 
@@ -18,7 +18,7 @@ def test_researcher_opens_dashboard_drills_into_labeler_and_downloads_csv(live_s
     UserFactory(username="reader", role=RESEARCHER)
     base = live_server.url
 
-    _login(page, base, "reader", "pw-for-tests-123")
+    login(page, base, "reader", "pw-for-tests-123")
     page.get_by_role("link", name="dashboard").click()
     page.wait_for_url(f"{base}/projects/dash/dashboard/")
     assert page.locator("figure.chart svg").count() == 3

@@ -9,20 +9,10 @@ from django.utils import timezone
 
 from labeling.models import Query
 from labeling.roles import CONTRACTOR, RESEARCHER
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory, make_comparison, make_label
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def test_filter_count_and_download(live_server, page, tmp_path):
@@ -36,7 +26,7 @@ def test_filter_count_and_download(live_server, page, tmp_path):
         made.append(make_label(comparison, contractor, chosen_index=i))
     base = live_server.url
 
-    _login(page, base, "res")
+    login(page, base, "res")
     page.get_by_role("link", name="export", exact=True).focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/projects/exp/export/")

@@ -6,20 +6,10 @@ import pytest
 
 from labeling.models import Comparison, Import, Label
 from labeling.roles import RESEARCHER
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def _line(i: int, **extra) -> str:
@@ -36,7 +26,7 @@ def test_bad_lines_are_all_shown_then_a_good_file_is_imported(live_server, page,
     good = tmp_path / "good.jsonl"
     good.write_text("\n".join([_line(0, best=0), _line(1, best=3, labeler="w1"), _line(2)]) + "\n")
 
-    _login(page, base, "res")
+    login(page, base, "res")
     page.locator("a[href='/projects/imp/import/']").click()
     page.wait_for_url(f"{base}/projects/imp/import/")
     assert page.evaluate("document.activeElement.name") == "file"  # the upload has the focus

@@ -5,20 +5,10 @@ import pytest
 from labeling.models import Instructions, Label
 from labeling.roles import CONTRACTOR, RESEARCHER
 from labeling.services import instructions_acknowledge, instructions_publish
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def test_publish_with_keyboard_view_diff_and_contractor_reacknowledges(live_server, browser, page):
@@ -35,13 +25,13 @@ def test_publish_with_keyboard_view_diff_and_contractor_reacknowledges(live_serv
     labeler_context = browser.new_context(viewport={"width": 1280, "height": 720})
     labeler = labeler_context.new_page()
     labeler.set_default_timeout(30000)
-    _login(labeler, base, "lab")
+    login(labeler, base, "lab")
     labeler.goto(f"{base}/projects/ins/label/")
     labeler.locator("#label-form").wait_for()
     lease = labeler.get_attribute("#label-form", "data-assignment")
 
     # The researcher edits with the keyboard: the preview follows, Ctrl+Enter publishes.
-    _login(page, base, "res")
+    login(page, base, "res")
     page.goto(f"{base}/projects/ins/instructions/edit/")
     page.focus("#instructions-body")
     page.keyboard.press("Control+End")

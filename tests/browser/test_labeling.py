@@ -4,6 +4,7 @@ import pytest
 from labeling.models import Assignment, Label
 from labeling.roles import CONTRACTOR
 from labeling.services import instructions_publish
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory, make_comparison
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -11,16 +12,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 KEYS = ["2", "C", "4", "a", "1"]  # mixed digits and letters, upper and lower case
 POSITIONS = [1, 2, 3, 0, 0]
-
-
-def _login(page, base, username, password):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")  # autofocus, made certain: a background tab may not get it
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def _wait_for_new_assignment(page, previous: str) -> str:
@@ -37,7 +28,7 @@ def test_contractor_labels_five_comparisons_with_keyboard_only(live_server, page
         make_comparison(project)
     contractor = UserFactory(username="kbd", role=CONTRACTOR)
 
-    _login(page, live_server.url, "kbd", "pw-for-tests-123")
+    login(page, live_server.url, "kbd", "pw-for-tests-123")
     page.goto(f"{live_server.url}/projects/kb/label/")
     page.locator("button.primary:focus").wait_for()  # autofocus lands on the acknowledge button
     page.keyboard.press("Enter")
@@ -76,7 +67,7 @@ def test_skip_and_flag_with_keyboard(live_server, page):
     make_comparison(project)
     make_comparison(project)
     contractor = UserFactory(username="skipper", role=CONTRACTOR)
-    _login(page, live_server.url, "skipper", "pw-for-tests-123")
+    login(page, live_server.url, "skipper", "pw-for-tests-123")
     page.goto(f"{live_server.url}/projects/sk/label/")
     first = page.get_attribute("#label-form", "data-assignment")
 

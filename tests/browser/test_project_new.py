@@ -7,20 +7,10 @@ import pytest
 
 from labeling.models import Instructions, Project
 from labeling.roles import CONTRACTOR, RESEARCHER
+from tests.browser.helpers import login
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def test_create_a_project_by_keyboard_and_its_instructions_are_published(live_server, browser, page):
@@ -29,7 +19,7 @@ def test_create_a_project_by_keyboard_and_its_instructions_are_published(live_se
     base = live_server.url
 
     # From the project list to the form; the name has the focus and the slug follows it.
-    _login(page, base, "res")
+    login(page, base, "res")
     page.locator("a", has_text="New project").focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"{base}/projects/new/")
@@ -76,7 +66,7 @@ def test_create_a_project_by_keyboard_and_its_instructions_are_published(live_se
     labeler_context = browser.new_context(viewport={"width": 1280, "height": 720})
     labeler = labeler_context.new_page()
     labeler.set_default_timeout(30000)
-    _login(labeler, base, "lab")
+    login(labeler, base, "lab")
     labeler.goto(f"{base}/projects/kind/label/")
     assert labeler.locator(".instructions-body strong").inner_text() == "kindest"
     assert labeler.locator(".instructions-body script").count() == 0

@@ -6,20 +6,10 @@ import pytest
 from labeling.models import LabelerStanding, QualificationAttempt, StandingChange
 from labeling.roles import CONTRACTOR, RESEARCHER
 from labeling.services.qualification import gold_mark_share, qualification_item_add
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory, make_comparison, make_label
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def _answered(project, researcher, n, *, texts=("good", "bad")):
@@ -57,7 +47,7 @@ def test_qualification_fail_retry_pass(live_server, page):
     make_comparison(project, texts=[" live one", " live two"])
     base = live_server.url
 
-    _login(page, base, "lab")
+    login(page, base, "lab")
     page.goto(f"{base}/projects/qual/label/")
     assert "item 1 of 2" in page.locator("#qualification-banner").inner_text()
     _answer(page, "bad")
@@ -83,7 +73,7 @@ def test_qualification_fail_retry_pass(live_server, page):
 
     # The researchers see the attempts.
     page.context.clear_cookies()
-    _login(page, base, "res")
+    login(page, base, "res")
     page.goto(f"{base}/projects/qual/labelers/trust/")
     row = page.locator("#standing-lab")
     assert row.get_attribute("data-status") == "qualified"
@@ -101,7 +91,7 @@ def test_gold_pause_and_resume(live_server, page):
         make_comparison(project, texts=[f" plain {i}", f" other {i}"])
     base = live_server.url
 
-    _login(page, base, "lab")
+    login(page, base, "lab")
     page.goto(f"{base}/projects/gold/label/")
     for _ in range(4):
         _answer(page, "bad")
@@ -116,7 +106,7 @@ def test_gold_pause_and_resume(live_server, page):
     assert "ask them" in blocked.inner_text()
 
     researcher_page = page.context.browser.new_context().new_page()
-    _login(researcher_page, base, "res")
+    login(researcher_page, base, "res")
     researcher_page.goto(f"{base}/projects/gold/labelers/trust/")
     row = researcher_page.locator("#standing-lab")
     assert row.get_attribute("data-status") == "paused"

@@ -13,13 +13,13 @@ import pytest
 
 from labeling.models import Comparison, Import, Label, Project, Query
 from labeling.roles import RESEARCHER
+from tests.browser.helpers import login
 from tests.factories import UserFactory
 from tests.training.conftest import LiveWorker, _reset_connections
 from tests.training.helpers import FAST_PPO, FAST_REWARD, FAST_SAMPLE, FAST_TASK
 from training.models import BASE_POLICY_SOURCE, Round, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
 N_LINES = 48  # over IMPORT_ASYNC_LINES below: a task imports them; enough train labels for a reward fit
 WORKERS = ("w0", "w1", "w2")
 
@@ -43,16 +43,6 @@ def worker(live_server, tmp_path, settings, monkeypatch):
     worker.stop()
     app.conf.update(saved)
     _reset_connections(app)
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def _press_link(page, href):
@@ -103,7 +93,7 @@ def test_the_researchers_path_from_a_new_project_to_an_export(live_server, page,
     started = time.monotonic()
 
     # 1. A new K=2 summarization project, by keyboard; it leads to its import page.
-    _login(page, base, "res")
+    login(page, base, "res")
     _press_link(page, "/projects/new/")
     page.wait_for_url(f"{base}/projects/new/")
     page.wait_for_load_state()

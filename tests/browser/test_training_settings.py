@@ -6,20 +6,10 @@ import pytest
 from labeling.models import Project
 from labeling.roles import CONTRACTOR, RESEARCHER
 from training.models import Round
+from tests.browser.helpers import login
 from tests.factories import ProjectFactory, UserFactory, make_comparison, make_label
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-PASSWORD = "pw-for-tests-123"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.focus("input[name=username]")
-    page.keyboard.type(username)
-    page.keyboard.press("Tab")
-    page.keyboard.type(PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{base}/")
 
 
 def _replace(page, selector, text):
@@ -39,7 +29,7 @@ def test_settings_refused_beside_fields_then_saved_and_a_round_starts_with_an_ov
     for _ in range(3):
         make_label(make_comparison(project), labeler, chosen_index=0)
     base = live_server.url
-    _login(page, base, "res")
+    login(page, base, "res")
 
     # From the project list to the settings page; the first field has the focus.
     page.locator("a", has_text="training settings").first.focus()

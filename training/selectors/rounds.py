@@ -19,14 +19,30 @@ def sample_side(source: str) -> str | None:
     return "policy"
 
 
-@dataclass(frozen=True)
-class RoundWinRate:
-    round_id: int
-    round_number: int
+def comparison_sides(labels) -> dict[int, dict[int, str | None]]:
+    """comparison id -> canonical position -> `sample_side`, for the comparisons of `labels` (one query)."""
+    sides: dict[int, dict[int, str | None]] = defaultdict(dict)
+    entries = (ComparisonSample.objects.filter(comparison_id__in=labels.values("comparison_id"))
+               .values_list("comparison_id", "position", "sample__source"))
+    for comparison_id, position, source in entries:
+        sides[comparison_id][position] = sample_side(source)
+    return sides
+
+
+def label_outcome(sides: dict[int, str | None], chosen: int) -> str | None:
+    """"policy" (a win) or "base" (a loss) for a label choosing `chosen` in a comparison of these sides; None when
+    the comparison does not hold both a policy and a base sample, or the chosen one is neither (a reference)."""
+    in_comparison = list(sides.values())
+    if "policy" not in in_comparison or "base" not in in_comparison:
+        return None
+    return sides.get(chosen)
+
+
+class WinLoss:
+    """Wins and losses of a policy against the base: n, the rate and its Wilson 95% interval."""
+
     wins: int
     losses: int
-    unsure: int  # counted labels marked unsure
-    chance: float | None  # mean share of policy samples among policy + base ones: a random chooser's win rate
 
     @property
     def n(self) -> int:
@@ -39,6 +55,16 @@ class RoundWinRate:
     @property
     def interval(self) -> tuple[float, float] | None:
         return wilson_interval(self.wins, self.n)
+
+
+@dataclass(frozen=True)
+class RoundWinRate(WinLoss):
+    round_id: int
+    round_number: int
+    wins: int
+    losses: int
+    unsure: int  # counted labels marked unsure
+    chance: float | None  # mean share of policy samples among policy + base ones: a random chooser's win rate
 
 
 def round_win_rates(*, project, split: str | None = "valid") -> list[RoundWinRate]:
@@ -76,20 +102,16 @@ def round_win_rate_table(*, project, splits=(Query.Split.VALID, None)) -> list[d
         labels = labels.filter(comparison__query__split__in=splits)
     answers = list(labels.values_list("comparison_id", "chosen_index", "unsure", "comparison__source_run__round_id",
                                       "comparison__query__split"))
-    sides: dict[int, dict[int, str | None]] = defaultdict(dict)
-    entries = (ComparisonSample.objects.filter(comparison_id__in=labels.values("comparison_id"))
-               .values_list("comparison_id", "position", "sample__source"))
-    for comparison_id, position, source in entries:
-        sides[comparison_id][position] = sample_side(source)
+    sides = comparison_sides(labels)
 
     # (round, split) -> wins, losses, unsure, sum of policy shares
     tally: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0])
     for comparison_id, chosen, unsure, round_id, query_split in answers:
+        side = label_outcome(sides[comparison_id], chosen)
+        if side is None:
+            continue
         in_comparison = list(sides[comparison_id].values())
         policy, base = in_comparison.count("policy"), in_comparison.count("base")
-        side = sides[comparison_id].get(chosen)
-        if not policy or not base or side is None:
-            continue
         for split in {query_split, None} & set(splits):
             counts = tally[round_id, split]
             counts[0 if side == "policy" else 1] += 1

@@ -5,14 +5,13 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from labeling.metrics import wilson_interval
-from labeling.models import Comparison, ComparisonSample, Label
+from labeling.models import Comparison, Label
 from training.models import Round, RunMetric, TrainingRun
-from training.selectors.rounds import sample_side
+from training.selectors.rounds import WinLoss, comparison_sides, label_outcome
 
 
 @dataclass(frozen=True)
-class SweepPoint:
+class SweepPoint(WinLoss):
     """One KL budget of a sweep: its PPO run and the sample run that published its comparisons."""
 
     beta: float
@@ -30,17 +29,6 @@ class SweepPoint:
         """√KL; a small negative estimate (possible early on: KL is estimated from samples) reads as 0."""
         return None if self.kl is None else math.sqrt(max(self.kl, 0.0))
 
-    @property
-    def n(self) -> int:
-        return self.wins + self.losses
-
-    @property
-    def rate(self) -> float | None:
-        return self.wins / self.n if self.n else None
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        return wilson_interval(self.wins, self.n)
 
 
 def sweep_rounds(*, project, limit: int = 5) -> list[Round]:
@@ -63,17 +51,12 @@ def _win_tally(sample_run_ids: list[int]) -> dict[int, list[int]]:
     every answered label on a comparison holding a policy and a base sample, one trial per label, decided by the
     side of the sample chosen (a reference chosen is not counted); every split."""
     labels = Label.objects.filter(comparison__source_run_id__in=sample_run_ids, skipped=False)
-    sides: dict[int, dict[int, str | None]] = defaultdict(dict)
-    for comparison_id, position, source in (ComparisonSample.objects
-                                            .filter(comparison_id__in=labels.values("comparison_id"))
-                                            .values_list("comparison_id", "position", "sample__source")):
-        sides[comparison_id][position] = sample_side(source)
+    sides = comparison_sides(labels)
     tally: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for comparison_id, chosen, run_id in labels.values_list("comparison_id", "chosen_index",
                                                             "comparison__source_run_id"):
-        in_comparison = list(sides[comparison_id].values())
-        side = sides[comparison_id].get(chosen)
-        if "policy" in in_comparison and "base" in in_comparison and side is not None:
+        side = label_outcome(sides[comparison_id], chosen)
+        if side is not None:
             tally[run_id][0 if side == "policy" else 1] += 1
     return tally
 
