@@ -148,8 +148,12 @@ def _dataclass_fields(section: str, cls: type) -> list[SettingField]:
         kind, nullable = _kind_of_annotation(f.type)
         if kind is None or f.name in HIDDEN or f.name in task.TASK_DEFAULTS or f.default is dataclasses.MISSING:
             continue
-        # A module-level tuple named after the field (PRECISIONS, LR_SCHEDULES, READOUTS…) lists its choices.
-        choices = getattr(library_config, f.name.upper() + "S", None)
+        # A module-level tuple named after the field in the plural (PRECISIONS, LR_SCHEDULES, READOUTS,
+        # RANKING_LOSSES, STRATEGIES…) lists its choices.
+        name = f.name.upper()
+        plural = (name[:-1] + "IES" if name.endswith("Y") else
+                  name + ("ES" if name.endswith(("S", "SH", "CH", "X")) else "S"))
+        choices = getattr(library_config, plural, None)
         if kind == "str" and isinstance(choices, tuple) and all(isinstance(c, str) for c in choices):
             kind = "choice"
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ ADAM_STYLES = ("tf", "torch")
 LR_SCHEDULES = ("linear", "cosine", "constant")
 READOUTS = ("last", "mean", "eot")  # RewardModel readouts (models.READOUTS)
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")  # see precision.py
+RANKING_LOSSES = ("pairs", "plackett_luce")  # RewardFitConfig.ranking_loss: losses.ranking_loss, plackett_luce_loss
 STRATEGIES = ("ddp", "fsdp")  # how PPO spreads over ranks (distributed.py); alone, both are plain training
 
 
@@ -87,6 +89,22 @@ class RewardFitConfig:
     # Pairs whose records carry the 2020 9-point confidence (Comparison.confidence) train on soft labels
     # (c - 1) / 8 (losses.pairwise_confidence_loss); the others, and valid/loss, stay Bradley-Terry on `best`.
     label_smoothing_from_confidence: bool = False
+    # Records that carry a ranking of their K samples (Comparison.ranks) train on it instead of best-of-K: "pairs"
+    # = every strictly ordered pair as Bradley-Terry, averaged per comparison (InstructGPT, losses.ranking_loss);
+    # "plackett_luce" = the likelihood of the tiers best first, ties as Breslow (losses.plackett_luce_loss). Other
+    # records, the train accuracy and valid/* stay on `best`.
+    ranking_loss: str = "pairs"
+    # With likert_coef > 0: add likert_coef times the pairwise ranking loss over the order one axis's 7-point
+    # ratings imply (Comparison.likert, losses.likert_ranks: a higher rating ranks above, equal ratings tie), on
+    # the records rated on that axis, weighed by their share of the batch. "" = no Likert term.
+    likert_axis: str = ""
+    likert_coef: float = 0.0  # the Likert term's weight; 0 = off (needs likert_axis when > 0)
+    # > 0: add this times a binary cross-entropy saying whether the chosen sample's reward is above 0, the target
+    # being "some sample is acceptable", on records whose project offered "none acceptable"
+    # (Comparison.none_acceptable, losses.acceptability_loss), weighed by their share of the batch. It pins the
+    # reward's offset while training; the after-step normalisation (`normalize`) then shifts it, so 0 is the
+    # threshold only with normalize "none".
+    acceptability_coef: float = 0.0
     # CLI only (python -m training.rlhf fit-reward):
     comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
     references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"
@@ -108,6 +126,15 @@ class RewardFitConfig:
         if self.readout not in READOUTS:
             errors.append(f"readout must be one of {READOUTS}, got {self.readout!r}")
         errors += _chunk_errors(self, "micro_batch_size", self.batch_size, "batch_size")
+        if self.ranking_loss not in RANKING_LOSSES:
+            errors.append(f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}")
+        for name in ("likert_coef", "acceptability_coef"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                errors.append(f"{name} must be a finite number >= 0, got {value}")
+        if self.likert_coef > 0 and not self.likert_axis.strip():
+            errors.append(f"likert_axis must name the rated axis (e.g. 'overall') when likert_coef > 0, got "
+                          f"{self.likert_axis!r}")
         _raise(self, errors)
         return self
 

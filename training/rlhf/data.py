@@ -31,16 +31,50 @@ class Comparison:
     # K=2 only: the 2020 9-point scale, canonical (1 = sample 0 definitely better … 9 = sample 1; 5 = no
     # preference), for losses.pairwise_confidence_loss; None for a plain choice.
     confidence: int | None = None
+    # A ranking of all K samples (labeling/label_types.Ranking), canonical: 1 = best, equal ranks tie, dense
+    # ([2, 1, 2, 3]); `best` has rank 1. Trained on with losses.ranking_loss or plackett_luce_loss.
+    ranks: Sequence[int] | None = None
+    # Per-sample 7-point ratings by axis (labeling/label_types.LikertAxes), canonical: {axis: [1..7 per sample]}.
+    likert: dict[str, Sequence[int]] | None = None
+    # The labeler said every sample is bad (`best` is then the least bad); None: the project did not offer it.
+    none_acceptable: bool | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.best < len(self.samples):
             raise ValueError(f"best={self.best} is not an index into {len(self.samples)} samples")
+        k = len(self.samples)
+        if self.ranks is not None:
+            ranks = self.ranks
+            if not isinstance(ranks, Sequence) or isinstance(ranks, str) or len(ranks) != k or not all(
+                    _is_int(r) for r in ranks):
+                raise ValueError(f"ranks={ranks!r}: one integer rank per sample ({k}), 1 = best")
+            tiers = sorted(set(ranks))
+            if tiers != list(range(1, len(tiers) + 1)):
+                raise ValueError(f"ranks={list(ranks)}: ranks start at 1 and skip none (equal ranks tie)")
+            if len(tiers) < 2:
+                # Ties everywhere order nothing; the labeling page refuses it too (label_types.Ranking.errors).
+                raise ValueError(f"ranks={list(ranks)}: every sample tied, rank at least one above another")
+            if ranks[self.best] != 1:
+                raise ValueError(f"ranks={list(ranks)}: best={self.best} has rank {ranks[self.best]}, not 1")
+        if self.likert is not None:
+            if not isinstance(self.likert, dict):
+                raise ValueError(f"likert={self.likert!r}: a mapping {{axis: [rating 1..7 per sample]}}")
+            for axis, ratings in self.likert.items():
+                if not isinstance(axis, str) or not isinstance(ratings, Sequence) or isinstance(ratings, str) \
+                        or len(ratings) != k or not all(_is_int(r) and 1 <= r <= 7 for r in ratings):
+                    raise ValueError(f"likert[{axis!r}]={ratings!r}: one rating from 1 to 7 per sample ({k})")
+        if self.none_acceptable is not None and not isinstance(self.none_acceptable, bool):
+            raise ValueError(f"none_acceptable={self.none_acceptable!r}: true, false or null")
         if self.confidence is not None:
             c = self.confidence
             if len(self.samples) != 2 or isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 9:
                 raise ValueError(f"confidence={c!r}: an integer from 1 to 9, on pairs (K=2) only")
             if c != 5 and int(c > 5) != self.best:
                 raise ValueError(f"confidence={c} prefers the other sample than best={self.best}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -50,8 +84,10 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def load_comparisons(path: str | Path) -> list[Comparison]:
     """Comparisons from JSONL in the 2019 layout ``{"query", "sample0".."sample{K-1}", "best"}``; an optional
-    ``comparison_id`` (our exports write it) groups the labels of one question for the held-out split, an
-    optional ``confidence`` (K=2: the 9-point scale, canonical) is kept on the record."""
+    ``comparison_id`` (our exports write it) groups the labels of one question for the held-out split; the
+    optional answer parts our "2019" export writes are kept on the record: ``confidence`` (K=2: the 9-point
+    scale), ``ranks``, ``likert`` and ``none_acceptable`` (all canonical, see ``Comparison``; null = absent).
+    A bad row is a ValueError naming the file and line."""
     out = []
     for n, row in enumerate(read_jsonl(path), start=1):
         k = sum(1 for key in row if key.startswith("sample") and key[6:].isdigit())
@@ -60,8 +96,13 @@ def load_comparisons(path: str | Path) -> list[Comparison]:
         samples = [row[f"sample{i}"] for i in range(k)]
         group = row.get("comparison_id")
         confidence = row.get("confidence")
-        out.append(Comparison(query=row["query"], samples=samples, best=int(row["best"]), group=group,
-                              confidence=None if confidence is None else int(confidence)))
+        try:
+            out.append(Comparison(query=row["query"], samples=samples, best=int(row["best"]), group=group,
+                                  confidence=None if confidence is None else int(confidence),
+                                  ranks=row.get("ranks"), likert=row.get("likert"),
+                                  none_acceptable=row.get("none_acceptable")))
+        except ValueError as error:
+            raise ValueError(f"{path}:{n}: {error}") from error
     return out
 
 

@@ -19,7 +19,14 @@ from torch import Tensor
 from training.rlhf.callbacks import Metrics, OnLog, ShouldStop, StopRequested
 from training.rlhf.config import RewardFitConfig, resolve_device
 from training.rlhf.data import Comparison, Text
-from training.rlhf.losses import best_of_k_loss, pairwise_confidence_loss
+from training.rlhf.losses import (
+    acceptability_loss,
+    best_of_k_loss,
+    likert_ranks,
+    pairwise_confidence_loss,
+    plackett_luce_loss,
+    ranking_loss,
+)
 from training.rlhf.models import RewardModel, enable_gradient_checkpointing, load_lm
 from training.rlhf.oom import out_of_memory_advice
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
@@ -49,21 +56,31 @@ class EncodedComparisons:
     sample_mask: Tensor  # (N, K, Lr)
     best: Tensor  # (N,)
     confidence: Tensor | None = None  # (N,) K=2: the 9-point scale, canonical; 0 where a record has none
+    # The optional answer parts, each None when no record has it (a best-of-K fit carries nothing new):
+    ranks: Tensor | None = None  # (N, K) Comparison.ranks, 1 = best; 0 in rows without a ranking
+    likert: Tensor | None = None  # (N, K) ratings 1..7 on the fit's likert_axis; 0 in rows not rated on it
+    none_acceptable: Tensor | None = None  # (N,) 1 none acceptable, 0 some acceptable, -1 not offered
 
     def __len__(self) -> int:
         return self.best.shape[0]
 
     def take(self, index: Tensor) -> EncodedComparisons:
+        def rows(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[index]
+
         return EncodedComparisons(
             *(t[index] for t in (self.queries, self.query_mask, self.samples, self.sample_mask, self.best)),
-            confidence=None if self.confidence is None else self.confidence[index],
+            confidence=rows(self.confidence), ranks=rows(self.ranks), likert=rows(self.likert),
+            none_acceptable=rows(self.none_acceptable),
         )
 
 
 def encode_comparisons(
-    comparisons: Sequence[Comparison], tokenizer: Tokenizer, query_length: int, response_length: int
+    comparisons: Sequence[Comparison], tokenizer: Tokenizer, query_length: int, response_length: int,
+    likert_axis: str = "",
 ) -> EncodedComparisons:
-    """Tokenise and pad comparison records; every record must have the same K."""
+    """Tokenise and pad comparison records; every record must have the same K. ``likert_axis``: the Likert axis
+    whose ratings are carried (``RewardFitConfig.likert_axis``); "" carries none."""
     ks = {len(c.samples) for c in comparisons}
     if len(ks) != 1:
         raise ValueError(f"all comparisons must have the same number of samples, got K in {sorted(ks)}")
@@ -75,22 +92,95 @@ def encode_comparisons(
     n = len(comparisons)
     best = torch.tensor([c.best for c in comparisons], dtype=torch.long)
     confidence = torch.tensor([c.confidence or 0 for c in comparisons], dtype=torch.long)
+    absent = [0] * k
+    ranks = likert = none_acceptable = None
+    if any(c.ranks is not None for c in comparisons):
+        ranks = torch.tensor([list(c.ranks) if c.ranks is not None else absent for c in comparisons],
+                             dtype=torch.long)
+    if likert_axis and any(likert_axis in (c.likert or {}) for c in comparisons):
+        likert = torch.tensor([list((c.likert or {}).get(likert_axis, absent)) for c in comparisons],
+                              dtype=torch.long)
+    if any(c.none_acceptable is not None for c in comparisons):
+        none_acceptable = torch.tensor(
+            [-1 if c.none_acceptable is None else int(c.none_acceptable) for c in comparisons], dtype=torch.long)
     return EncodedComparisons(
         queries, query_mask, samples.view(n, k, response_length), sample_mask.view(n, k, response_length), best,
         confidence=confidence if bool((confidence > 0).any()) else None,
+        ranks=ranks, likert=likert, none_acceptable=none_acceptable,
     )
 
 
+RANKING_LOSSES = {"pairs": ranking_loss, "plackett_luce": plackett_luce_loss}  # RewardFitConfig.ranking_loss
+
+
 def comparison_loss(rewards: Tensor, batch: EncodedComparisons, config: RewardFitConfig) -> Tensor:
-    """The training loss of ``batch``: ``best_of_k_loss``, or with ``config.label_smoothing_from_confidence`` on
-    pairs that carry a confidence, ``pairwise_confidence_loss`` (soft labels ``(c - 1) / 8``); a row without
-    one counts as sure of its ``best`` (c = 1 or 9), which is the same Bradley-Terry term."""
+    """The training loss of ``batch`` (rewards: (B, K)): the mean over its rows of their choice term, plus the
+    optional terms:
+
+    - choice: rows that carry a ranking train on ``config.ranking_loss`` (``ranking_loss`` or
+      ``plackett_luce_loss``); the others on ``best_of_k_loss``, or with ``config.label_smoothing_from_confidence``
+      on pairs that carry a confidence, ``pairwise_confidence_loss`` (soft labels ``(c - 1) / 8``; a pair
+      without one counts as sure of its ``best``, which is the same Bradley-Terry term).
+    - ``likert_coef * ranking_loss`` over ``likert_ranks`` of the ``likert_axis`` ratings, on the rated rows
+      (rows whose ratings all tie say nothing and count as unrated).
+    - ``acceptability_coef * acceptability_loss`` of the best samples' rewards, on rows whose project offered
+      "none acceptable".
+
+    Each part is the mean over its own rows weighed by their share of the batch, i.e. a sum of per-row terms over
+    B: a batch of one kind is exactly that loss, and micro-batches (weighted by their share of rows in
+    ``_batch_step``) add up to the whole batch's loss and gradient whichever rows they hold.
+    """
     best = batch.best.to(rewards.device)
-    if not config.label_smoothing_from_confidence or batch.confidence is None or rewards.shape[-1] != 2:
+    n = best.shape[0]
+    confidence = None if batch.confidence is None else batch.confidence.to(rewards.device)
+    if batch.ranks is None:
+        loss = _choice_loss(rewards, best, confidence, config)
+    else:
+        ranks = batch.ranks.to(rewards.device)
+        ranked = ranks[:, 0] > 0  # (B,) rows with a ranking (a rank is >= 1)
+        n_ranked = int(ranked.sum())
+        loss = rewards.new_zeros(())
+        if n_ranked:
+            loss = loss + RANKING_LOSSES[config.ranking_loss](rewards[ranked], ranks[ranked]) * (n_ranked / n)
+        if n_ranked < n:
+            rest = ~ranked
+            rest_confidence = None if confidence is None else confidence[rest]
+            loss = loss + _choice_loss(rewards[rest], best[rest], rest_confidence, config) * ((n - n_ranked) / n)
+    if config.likert_coef and config.likert_axis and batch.likert is not None:
+        ratings = batch.likert.to(rewards.device)
+        rated = ratings[:, 0] > 0  # (B,) rows rated on the axis
+        ranks = likert_ranks(ratings[rated])  # (R, K)
+        informative = (ranks.amax(dim=-1) > 1).sum()  # rows ranking_loss averages over (not all tied)
+        # ranking_loss is 0 (still in the graph) when no rated row orders anything.
+        loss = loss + config.likert_coef * ranking_loss(rewards[rated], ranks) * (informative / n)
+    if config.acceptability_coef and batch.none_acceptable is not None:
+        answer = batch.none_acceptable.to(rewards.device)
+        asked = answer >= 0  # (B,)
+        n_asked = int(asked.sum())
+        if n_asked:
+            best_rewards = rewards.gather(-1, best.unsqueeze(-1)).squeeze(-1)  # (B,)
+            term = acceptability_loss(best_rewards[asked], answer[asked] == 1)
+            loss = loss + config.acceptability_coef * term * (n_asked / n)
+    return loss
+
+
+def _choice_loss(rewards: Tensor, best: Tensor, confidence: Tensor | None, config: RewardFitConfig) -> Tensor:
+    """best-of-K on ``best``, or the 9-point soft labels on pairs (see ``comparison_loss``)."""
+    if not config.label_smoothing_from_confidence or confidence is None or rewards.shape[-1] != 2:
         return best_of_k_loss(rewards, best)
-    confidence = batch.confidence.to(rewards.device)
     confidence = torch.where(confidence > 0, confidence, 1 + 8 * best)
     return pairwise_confidence_loss(rewards, confidence)
+
+
+def _check_answer_parts(config: RewardFitConfig, comparisons: Sequence[Comparison]) -> None:
+    """A term the config asks for that no record can feed would do nothing, silently: say so instead."""
+    if config.likert_coef and not any(config.likert_axis in (c.likert or {}) for c in comparisons):
+        found = sorted({axis for c in comparisons for axis in (c.likert or {})})
+        raise ValueError(f"likert_axis={config.likert_axis!r}: no comparison is rated on it (likert_coef is "
+                         f"{config.likert_coef}); the records' axes: {', '.join(found) or 'none'}")
+    if config.acceptability_coef and all(c.none_acceptable is None for c in comparisons):
+        raise ValueError(f"acceptability_coef={config.acceptability_coef}: no comparison says whether a sample "
+                         "was acceptable (Comparison.none_acceptable; the project does not offer 'none acceptable')")
 
 
 def comparison_rewards(model: RewardModel, batch: EncodedComparisons, device: torch.device) -> Tensor:
@@ -138,7 +228,8 @@ def fit(
     required for ``normalize="references"``. ``base_samples`` (query, response) pairs written by rho
     are what the before-step scores (the first ``normalize_samples`` of them); without them it
     samples rho itself on the comparisons' queries. Out of accelerator memory: ``OutOfMemory`` naming the
-    settings to change (oom.py).
+    settings to change (oom.py). A Likert or acceptability term (``likert_coef``, ``acceptability_coef``) that no
+    record can feed is a ValueError before anything loads: it would silently change nothing.
     """
     with out_of_memory_advice(config, "reward model fitting"):
         return _fit(config, comparisons, on_log, should_stop, references, base_samples)
@@ -153,13 +244,15 @@ def _fit(
     base_samples: Sequence[tuple[Text, Text]] | None,
 ) -> FitResult:
     config.validate()
+    _check_answer_parts(config, comparisons)
     device = resolve_device(config.device)
     generator = torch.Generator().manual_seed(config.seed)
     lm, tokenizer = load_lm(config.model)  # fp32 master weights; `precision` sets the compute dtype
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(lm)
     model = RewardModel(lm, head_seed=config.seed, readout=config.readout).to(device)
-    data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length)
+    data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length,
+                              config.likert_axis if config.likert_coef else "")
 
     # 1. Split: a fixed share of the questions is held out for validation accuracy, all labels of one on one side.
     train_rows, valid_rows = held_out_split(comparisons, config.valid_fraction, generator)
