@@ -1,7 +1,11 @@
 """Label types: the question a labeler is asked, and how an answer becomes training targets.
 
 After lm-human-preferences' `label_types.py`: the label type ties what was shown to what the
-loss trains on, so exports and training read answers the same way. We have one type today:
+loss trains on, so exports and training read answers the same way. A project has one of three types
+(Project.label_type): best-of-K (below), pairwise with the 2020 9-point confidence (`PairwiseConfidence`) and a
+ranking of all K with ties (`Ranking`, InstructGPT); any of them may add per-sample Likert ratings
+(`LikertAxes`) and the answer "none acceptable" (Label.none_acceptable: the choice is then the least bad;
+trained with `training/rlhf/losses.acceptability_loss`).
 
 best-of-K: one query, K samples in canonical order (Comparison.samples by position), the
 labeler picks the best. Its training targets are
@@ -141,3 +145,142 @@ class PairwiseConfidence:
         if choice is None or not cls.is_valid(value) or not cls.agrees(value, choice):
             return None
         return value
+
+
+class Ranking:
+    """Order all K samples, ties allowed (InstructGPT ranks K outputs of one prompt). The answer is the rank of each
+    sample, 1 = best, equal ranks tie, dense (the tiers are 1, 2, 3, … with none missing): `[2, 1, 2, 3]` says
+    sample 1 is best, samples 0 and 2 tie behind it, sample 3 is last. Stored canonical in Label.ranking;
+    Label.chosen_index is the first sample the labeler put in the top tier, so every agreement statistic that
+    reads the chosen sample works on a ranking as on a best-of-K answer.
+
+    On the page the labeler presses the samples' keys in order, best first; `=` before a key puts that sample in
+    the same tier as the one pressed before it (`tiers_from_keys`). Training targets: every strictly ordered pair
+    (K choose 2 less the tied ones: `pairs`), trained with `training/rlhf/losses.ranking_loss` (all pairs, as
+    InstructGPT) or `plackett_luce_loss`. With K = 2 and no tie both equal the pairwise loss."""
+
+    name = "ranking"
+
+    def __init__(self, k: int):
+        if isinstance(k, bool) or not isinstance(k, int) or not BestOfK.K_MIN <= k <= BestOfK.K_MAX:
+            raise ValueError(f"K must be an integer from {BestOfK.K_MIN} to {BestOfK.K_MAX}, got {k!r}.")
+        self.k = k
+
+    def errors(self, ranks) -> str | None:
+        """What is wrong with `ranks` as an answer, or None."""
+        if not isinstance(ranks, (list, tuple)) or len(ranks) != self.k:
+            return f"A ranking gives every one of the {self.k} samples a rank."
+        if any(isinstance(r, bool) or not isinstance(r, int) for r in ranks):
+            return "Ranks are whole numbers, 1 = best."
+        tiers = sorted(set(ranks))
+        if tiers != list(range(1, len(tiers) + 1)):
+            return "Ranks start at 1 (best) and skip none: equal ranks tie, e.g. [1, 2, 2, 3]."
+        if len(tiers) == 1:
+            return "A ranking that ties every sample says nothing: rank at least one sample above another."
+        return None
+
+    def is_valid(self, ranks) -> bool:
+        return self.errors(ranks) is None
+
+    @staticmethod
+    def from_tiers(tiers: Sequence[Sequence[int]], k: int) -> list[int]:
+        """Ranks from tiers (lists of sample indexes, best tier first): [[1], [0, 2], [3]] → [2, 1, 2, 3]."""
+        ranks = [0] * k
+        for rank, tier in enumerate(tiers, start=1):
+            for i in tier:
+                ranks[i] = rank
+        return ranks
+
+    @staticmethod
+    def to_canonical(ranks: Sequence[int], display_order: Sequence[int]) -> list[int]:
+        """Ranks given per display position (what the labeler saw: A, B, …) as ranks per canonical index."""
+        canonical = [0] * len(ranks)
+        for position, index in enumerate(display_order):
+            canonical[index] = ranks[position]
+        return canonical
+
+    def pairs(self, query: str, samples: Sequence[str], ranks: Sequence[int]) -> list[PreferencePair]:
+        """Every strictly ordered pair, better first; tied samples make no pair."""
+        return [
+            PreferencePair(prompt=query, chosen=samples[i], rejected=samples[j])
+            for i in range(self.k) for j in range(self.k)
+            if ranks[i] < ranks[j]
+        ]
+
+
+def tiers_from_keys(keys: str, k: int) -> list[list[int]]:
+    """The tiers a sequence of key presses builds (the page's rule, kept here so it is tested in one place):
+    a letter A–H (or digit 1–8) puts that sample in a new tier below the others; `=` before it puts it in the
+    tier of the sample pressed before. "B=CAD" → [[1, 2], [0], [3]]. ValueError on a repeat, an unknown key,
+    a leading `=`, or when not every sample is placed."""
+    tiers: list[list[int]] = []
+    tie = False
+    seen: set[int] = set()
+    for key in keys.upper():
+        if key == "=":
+            if not tiers or tie:
+                raise ValueError("'=' ties the next sample with the one before: press a sample first.")
+            tie = True
+            continue
+        index = int(key) - 1 if key.isdigit() else "ABCDEFGH".find(key)
+        if not 0 <= index < k or index in seen:
+            raise ValueError(f"Key {key!r} does not place a new sample of {k}.")
+        seen.add(index)
+        if tie:
+            tiers[-1].append(index)
+        else:
+            tiers.append([index])
+        tie = False
+    if len(seen) != k or tie:
+        raise ValueError(f"Place all {k} samples.")
+    return tiers
+
+
+class LikertAxes:
+    """Per-sample 7-point ratings on a project's axes (2020 rated overall quality, accuracy, coverage and
+    coherence on 1–7), asked after the choice. Stored canonical in Label.likert as {axis: [rating of each
+    sample]}. Training: `training/rlhf/losses.ranking_loss` over the order one axis's ratings imply
+    (`training/rlhf/losses.likert_ranks`: higher rating, better rank; equal ratings tie)."""
+
+    LOW, HIGH = 1, 7
+    AXIS_MAX = 8
+    NAME_MAX = 40
+
+    @classmethod
+    def axes_errors(cls, axes) -> str | None:
+        """What is wrong with a project's axes setting, or None."""
+        if not isinstance(axes, list):
+            return "Axes are a list of names."
+        if len(axes) > cls.AXIS_MAX:
+            return f"At most {cls.AXIS_MAX} axes."
+        for axis in axes:
+            if not isinstance(axis, str) or not axis.strip() or len(axis) > cls.NAME_MAX:
+                return f"Each axis is a name of 1–{cls.NAME_MAX} characters."
+            if axis != axis.strip().lower() or not all(c.isalnum() or c in "_-" for c in axis):
+                return f"Axis {axis[:40]!r}: lower-case letters, digits, '-' and '_' only (e.g. overall, coverage)."
+        if len(set(axes)) != len(axes):
+            return "Each axis once."
+        return None
+
+    @classmethod
+    def errors(cls, likert, axes: Sequence[str], k: int) -> str | None:
+        """What is wrong with one answer's ratings against the project's axes, or None."""
+        if not isinstance(likert, dict) or set(likert) != set(axes):
+            return f"Rate every sample on {', '.join(axes)}."
+        for axis in axes:
+            ratings = likert[axis]
+            if not isinstance(ratings, (list, tuple)) or len(ratings) != k or any(
+                    isinstance(r, bool) or not isinstance(r, int) or not cls.LOW <= r <= cls.HIGH for r in ratings):
+                return f"{axis}: rate each of the {k} samples from {cls.LOW} to {cls.HIGH}."
+        return None
+
+    @staticmethod
+    def to_canonical(likert: dict, display_order: Sequence[int]) -> dict:
+        """Ratings listed by display position (A, B, …) as ratings by canonical index."""
+        out = {}
+        for axis, ratings in likert.items():
+            canonical = [0] * len(ratings)
+            for position, index in enumerate(display_order):
+                canonical[index] = ratings[position]
+            out[axis] = canonical
+        return out

@@ -46,11 +46,21 @@ class Project(models.Model):
     class LabelType(models.TextChoices):
         BEST_OF_K = "best_of_k", "Best of K"
         PAIRWISE_CONFIDENCE = "pairwise_confidence", "Pairwise, 9-point confidence (K=2)"
+        RANKING = "ranking", "Ranking of K with ties"
 
     label_type = models.CharField(
         max_length=30, choices=LabelType.choices, default=LabelType.BEST_OF_K, db_default=LabelType.BEST_OF_K,
         help_text="best_of_k: pick the best sample; pairwise_confidence (K=2 only): a 9-point scale, 1 = first "
-                  "sample definitely better … 9 = second definitely better (labeling/label_types.py).")
+                  "sample definitely better … 9 = second definitely better; ranking: order all K samples, ties "
+                  "allowed (labeling/label_types.py).")
+    # Per-sample 7-point Likert axes asked after the choice (2020: overall, accuracy, coverage, coherence); [] = none.
+    likert_axes = models.JSONField(
+        default=list, db_default=[], blank=True,
+        help_text='Axes each sample is rated on, 1–7, after the choice, e.g. ["overall", "accuracy", "coverage", '
+                  '"coherence"]; empty: no ratings.')
+    allow_none_acceptable = models.BooleanField(
+        default=False, db_default=False,
+        help_text='Labelers may answer "none acceptable" (every sample is bad); they still mark the least bad.')
     qualification_required = models.BooleanField(
         default=False, db_default=False, help_text="New labelers answer the qualification set before the real queue.")
     qualification_threshold = models.FloatField(
@@ -84,7 +94,7 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(k__gte=2) & Q(k__lte=8), name="project_k_between_2_and_8"),
             models.CheckConstraint(
-                condition=Q(label_type="best_of_k") | Q(label_type="pairwise_confidence", k=2),
+                condition=Q(label_type__in=["best_of_k", "ranking"]) | Q(label_type="pairwise_confidence", k=2),
                 name="project_label_type_valid",
             ),
             models.CheckConstraint(condition=Q(labels_per_comparison__gte=1), name="project_labels_wanted_positive"),
@@ -377,6 +387,15 @@ class Label(models.Model):
     confidence = models.PositiveSmallIntegerField(
         null=True, blank=True, db_default=None,
         help_text="9-point scale relative to canonical order (1: sample 0 definitely better, 9: sample 1).")
+    # Ranking projects only (labeling/label_types.Ranking): the rank of each sample in canonical order, 1 = best,
+    # equal ranks tie, dense (e.g. [2, 1, 2, 3]); chosen_index is the first sample the labeler put in the top tier.
+    ranking = models.JSONField(null=True, blank=True,
+                               help_text="Rank of each sample in canonical order, 1 = best, equal = tie.")
+    # Projects with likert_axes: {axis: [rating 1–7 of each sample in canonical order]}.
+    likert = models.JSONField(null=True, blank=True,
+                              help_text="Per-sample 1–7 ratings in canonical order, by axis.")
+    # Projects with allow_none_acceptable: every sample is bad (chosen_index is then the least bad).
+    none_acceptable = models.BooleanField(default=False, db_default=False)
     skipped = models.BooleanField(default=False)
     skip_reason = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField()
@@ -397,6 +416,10 @@ class Label(models.Model):
             models.CheckConstraint(
                 condition=Q(confidence__isnull=True) | (Q(confidence__gte=1) & Q(confidence__lte=9) & Q(skipped=False)),
                 name="label_confidence_1_9",
+            ),
+            models.CheckConstraint(
+                condition=(Q(ranking__isnull=True) & Q(likert__isnull=True) & Q(none_acceptable=False)) | Q(skipped=False),
+                name="label_skip_has_no_answer_parts",
             ),
             models.UniqueConstraint(fields=["comparison", "labeler"], name="label_unique_comparison_labeler"),
         ]

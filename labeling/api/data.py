@@ -200,7 +200,9 @@ class LabelsExportApi(Api):
 
     layout "2019": `{"query", "sample0".."sample{K-1}", "best", …}` per label; "2020" (K=2 only):
     `{"info", "summaries", "choice", "worker", "split", …}` per label; "pairs": `{"prompt",
-    "chosen", "rejected"}`, K−1 per label. Skipped labels are left out. Filters, all optional and
+    "chosen", "rejected"}`, K−1 per label (a ranking: each strictly ordered pair); "2020-axes" (projects with
+    Likert axes): `{"info", "summary": {"text", "policy", "axes"}, "worker", …}` per sample of a label. The 2019
+    layout carries `ranks`, `likert` and `none_acceptable` where the project asks for them. Skipped labels are left out. Filters, all optional and
     combined with AND: `split`; `created_from` / `created_to`, dates (YYYY-MM-DD, both inclusive) of
     the label's creation in the site's time zone; `instructions_version`, the version the label was
     given under; `labeler_kind`: `people` (labeled here by a person), `simulated` (labeled here by a

@@ -113,6 +113,16 @@ class LabelCreateApi(HotPathApi):
             min_value=1, max_value=9, required=False, allow_null=True, default=None,
             help_text="Pairwise-confidence projects only: the 9-point scale as shown, 1 = A definitely better, "
                       "5 = about the same, 9 = B definitely better; its side must agree with `position`.")
+        ranking = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=8), required=False, allow_null=True, default=None,
+            max_length=8, help_text="Ranking projects only: the rank of each sample as shown (A, B, …), 1 = best, "
+                                    "equal ranks tie, e.g. [2, 1, 2]; `position` may be omitted (the top tier's first).")
+        likert = serializers.DictField(
+            child=serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=7), max_length=8),
+            required=False, allow_null=True, default=None,
+            help_text="Projects with Likert axes only: {axis: [rating 1–7 of each sample as shown]}, every axis.")
+        none_acceptable = serializers.BooleanField(
+            default=False, help_text="Projects that allow it: every sample is bad (`position` is then the least bad).")
 
         def validate_position(self, value):
             # Reject "2" and 2.0: IntegerField coerces strings, and a choice must be unambiguous.
@@ -138,6 +148,11 @@ class LabelCreateApi(HotPathApi):
         unsure = serializers.BooleanField()
         confidence = serializers.IntegerField(allow_null=True, help_text="Canonical 9-point scale (1 = sample 0 "
                                                                          "definitely better), or null.")
+        ranking = serializers.ListField(child=serializers.IntegerField(), allow_null=True,
+                                        help_text="Rank of each sample in canonical order (1 = best), or null.")
+        likert = serializers.DictField(child=serializers.ListField(child=serializers.IntegerField()), allow_null=True,
+                                       help_text="{axis: [rating of each sample in canonical order]}, or null.")
+        none_acceptable = serializers.BooleanField()
         duration_ms = serializers.IntegerField()
         created_at = serializers.DateTimeField()
 
@@ -158,6 +173,9 @@ class LabelCreateApi(HotPathApi):
             "skipped": label.skipped,
             "unsure": label.unsure,
             "confidence": label.confidence,
+            "ranking": label.ranking,
+            "likert": label.likert,
+            "none_acceptable": label.none_acceptable,
             "duration_ms": label.duration_ms,
             "created_at": _DATETIME.to_representation(label.created_at),
         }

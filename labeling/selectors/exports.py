@@ -10,7 +10,14 @@ and are left out; several labels of one comparison are several lines, as in the 
   "batch", "split", "extra": {"unsure", "confidence"?}}` (confidence: the label's 9-point scale, when it has one). Only for K=2 projects: the layout has no way to say
   which of K>2 summaries were shown, and its consumers expect pairs (use "pairs" instead).
   Splits map back valid → valid1, test → valid2.
-- "pairs": `{"prompt", "chosen", "rejected"}`, K−1 lines per label (label_types.BestOfK.pairs).
+- "pairs": `{"prompt", "chosen", "rejected"}`, K−1 lines per label (label_types.BestOfK.pairs); on a ranking
+  project every strictly ordered pair of the ranking (label_types.Ranking.pairs: up to K·(K−1)/2, ties make none).
+- "2020-axes" (projects with Likert axes): the 2020 `axis_evals` layout, one line per sample of each label,
+  `{"info": {"id", "post"}, "summary": {"text", "policy", "axes": {axis: 1–7}}, "worker", "batch", "split"}`.
+
+The label types' own parts go into the 2019 layout (and `comparisons_import` reads them back): `ranks` (ranking
+projects: the rank of each sample, canonical, 1 = best, equal ranks tie), `likert` ({axis: [rating of each sample]})
+and `none_acceptable` (projects that offer it); the 2020 layout's `extra` carries `none_acceptable` too.
 
 Filters (keyword arguments of every function here, all optional; `labels_export_filters_check` says
 what is wrong with them, naming the field): `split`; `created_from` / `created_to`, dates of the
@@ -31,10 +38,10 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from labeling.errors import InvalidInput
-from labeling.label_types import BestOfK
+from labeling.label_types import BestOfK, Ranking
 from labeling.models import ComparisonSample, Instructions, Label, Project, Query
 
-EXPORT_LAYOUTS = ("2019", "2020", "pairs")
+EXPORT_LAYOUTS = ("2019", "2020", "pairs", "2020-axes")
 LABELER_KINDS = ("people", "simulated", "imported")
 CALIBRATION_CHOICES = ("include", "exclude", "only")
 _SPLITS_2020 = {Query.Split.TRAIN: "train", Query.Split.VALID: "valid1", Query.Split.TEST: "valid2"}
@@ -94,6 +101,9 @@ def labels_export_layout_check(*, project: Project, layout: str) -> None:
         raise InvalidInput(
             f"The 2020 layout holds pairs; project {project.slug!r} has K={project.k}. "
             'Export "2019" (K-way) or "pairs" instead.', field="layout")
+    if layout == "2020-axes" and not project.likert_axes:
+        raise InvalidInput(f"The 2020-axes layout holds Likert ratings; project {project.slug!r} asks for none.",
+                           field="layout")
 
 
 def labels_export_filters_check(*, project: Project, split: str | None = None, created_from: date | None = None,
@@ -139,8 +149,21 @@ def labels_export_rows(*, project: Project, layout: str, **filters) -> Iterator[
     return _rows(project, layout, labels_for_export(project=project, **filters))
 
 
+def _parts(project: Project, label: Label) -> dict:
+    """The label type's own parts of an answer, canonical, for the 2019 layout (absent where the project has none)."""
+    parts: dict = {}
+    if label.ranking:
+        parts["ranks"] = label.ranking
+    if label.likert:
+        parts["likert"] = label.likert
+    if project.allow_none_acceptable:
+        parts["none_acceptable"] = label.none_acceptable
+    return parts
+
+
 def _rows(project: Project, layout: str, labels: QuerySet[Label]) -> Iterator[dict]:
     label_type = BestOfK(project.k)
+    ranking = Ranking(project.k)
     for label in labels.iterator(chunk_size=_CHUNK):
         comparison = label.comparison
         query = comparison.query
@@ -148,7 +171,8 @@ def _rows(project: Project, layout: str, labels: QuerySet[Label]) -> Iterator[di
         record = label_type.record(query=query.context, samples=[s.text for s in samples], best=label.chosen_index)
         if layout == "2019":
             yield {**record.as_2019(), "comparison_id": comparison.id, "labeler": label.labeler.username,
-                   "split": query.split, "unsure": label.unsure, "calibration": comparison.is_calibration}
+                   "split": query.split, "unsure": label.unsure, "calibration": comparison.is_calibration,
+                   **_parts(project, label)}
         elif layout == "2020":
             yield {
                 "info": {"id": query.external_id or str(query.id), "post": query.context},
@@ -159,8 +183,21 @@ def _rows(project: Project, layout: str, labels: QuerySet[Label]) -> Iterator[di
                 "split": _SPLITS_2020.get(query.split, query.split),
                 # confidence: the 9-point scale (1 = summaries[0] definitely better … 9 = summaries[1]), canonical like
                 # choice, when the label has one (labeling/label_types.PairwiseConfidence); the import reads it back.
-                "extra": {"unsure": label.unsure, **({"confidence": label.confidence} if label.confidence else {})},
+                "extra": {"unsure": label.unsure, **({"confidence": label.confidence} if label.confidence else {}),
+                          **({"none_acceptable": label.none_acceptable} if project.allow_none_acceptable else {})},
             }
+        elif layout == "2020-axes":
+            for index, sample in enumerate(samples):
+                yield {
+                    "info": {"id": query.external_id or str(query.id), "post": query.context},
+                    "summary": {"text": sample.text, "policy": sample.source,
+                                "axes": {axis: ratings[index] for axis, ratings in (label.likert or {}).items()}},
+                    "worker": label.labeler.username,
+                    "batch": comparison.batch,
+                    "split": _SPLITS_2020.get(query.split, query.split),
+                }
+        elif label.ranking:
+            yield from (pair.as_dict() for pair in ranking.pairs(query.context, [s.text for s in samples], label.ranking))
         else:
             yield from (pair.as_dict() for pair in label_type.pairs(record))
 

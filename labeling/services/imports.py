@@ -95,7 +95,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.errors import ExistingAccounts, InvalidInput, LabelingError, PayloadTooLarge
-from labeling.label_types import PairwiseConfidence
+from labeling.label_types import LikertAxes, PairwiseConfidence, Ranking
 from labeling.models import Assignment, Comparison, ComparisonSample, Import, Label, Project, Query, Sample
 from labeling.roles import CONTRACTOR, researchers, user_role, user_set_role
 from labeling.textstats import comparison_text_figures
@@ -395,6 +395,9 @@ class _Row:
     external_id: str = ""
     batch: str = ""
     confidence: int | None = None  # 2020 `extra.confidence`, canonical (PairwiseConfidence)
+    ranking: list[int] | None = None  # 2019 layout `ranks` (ranking projects)
+    likert: dict | None = None  # 2019 layout `likert` (projects with Likert axes)
+    none_acceptable: bool = False  # 2019 layout `none_acceptable` (projects that offer it)
 
 
 def _str(obj: dict, key: str, where: str, *, required: bool = False, max_length: int | None = None) -> str:
@@ -495,16 +498,62 @@ def _parse_2019(where: str, obj: dict, *, project: Project, decoder, pad_id) -> 
     unsure = obj.get("unsure", False)
     if not isinstance(unsure, bool):
         raise InvalidInput(f"{where}: 'unsure' must be true or false.", field="file")
+    best = _best(obj, "best", where, project.k)
+    ranking, likert, none_acceptable = _answer_parts_2019(where, obj, project=project, best=best)
+    if ranking is not None and best is None:
+        best = ranking.index(1)
     return _Row(
         where=where,
         query=_QuerySpec(context=context, split=_split(obj, where)),
         samples=samples,
-        best=_best(obj, "best", where, project.k),
+        best=best,
         labeler=_username(labeler, where) if labeler else "",
         unsure=unsure,
         external_id=_str(obj, "external_id", where, max_length=200),
         batch=_str(obj, "batch", where, max_length=100),
+        ranking=ranking,
+        likert=likert,
+        none_acceptable=none_acceptable,
     )
+
+
+def _answer_parts_2019(where: str, obj: dict, *, project: Project, best: int | None):
+    """A 2019 line's `ranks`, `likert` and `none_acceptable` (our export writes them), checked against the
+    project: a ranking project's answered line needs its ranks (`best`, if given, in the top tier); ratings must
+    cover the project's axes (they may be absent: not every label was rated); none acceptable only where the
+    project offers it. A line without an answer carries none of them."""
+    ranks, likert, none_acceptable = obj.get("ranks"), obj.get("likert"), obj.get("none_acceptable", False)
+    is_ranking = project.label_type == Project.LabelType.RANKING
+    if ranks is not None and not is_ranking:
+        raise InvalidInput(f"{where}: 'ranks' given, but project {project.slug!r} does not rank (label type "
+                           f"{project.label_type}).", field="file")
+    if likert is not None and not project.likert_axes:
+        raise InvalidInput(f"{where}: 'likert' given, but project {project.slug!r} has no Likert axes.", field="file")
+    if not isinstance(none_acceptable, bool):
+        raise InvalidInput(f"{where}: 'none_acceptable' must be true or false.", field="file")
+    if none_acceptable and not project.allow_none_acceptable:
+        raise InvalidInput(f"{where}: 'none_acceptable' given, but project {project.slug!r} does not offer it.",
+                           field="file")
+    answered = best is not None or ranks is not None
+    if not answered and (likert is not None or none_acceptable):
+        raise InvalidInput(f"{where}: 'likert' and 'none_acceptable' go with an answer ('best' or 'ranks').",
+                           field="file")
+    if is_ranking and ranks is None and best is not None:
+        raise InvalidInput(f"{where}: project {project.slug!r} ranks its samples: an answered line needs 'ranks' "
+                           "(the rank of each sample, 1 = best, equal ranks tie).", field="file")
+    if ranks is not None:
+        problem = Ranking(project.k).errors(ranks)
+        if problem:
+            raise InvalidInput(f"{where}: 'ranks': {problem}", field="file")
+        if best is not None and ranks[best] != 1:
+            raise InvalidInput(f"{where}: 'best' is sample{best}, which 'ranks' does not put first.", field="file")
+    if likert is not None:
+        problem = LikertAxes.errors(likert, project.likert_axes, project.k)
+        if problem:
+            raise InvalidInput(f"{where}: 'likert': {problem}", field="file")
+    return (list(ranks) if ranks is not None else None,
+            {axis: list(likert[axis]) for axis in project.likert_axes} if likert is not None else None,
+            none_acceptable)
 
 
 TLDR_CUE = "\n\nTL;DR:"  # 2020's query ends with it: the policy and the reward model read the summary after the cue
@@ -548,6 +597,9 @@ def _parse_2020(where: str, obj: dict, *, project: Project, decoder, pad_id) -> 
     best = _best(obj, "choice", where, 2)
     extra = obj.get("extra")
     confidence = PairwiseConfidence.from_2020(best, extra.get("confidence")) if isinstance(extra, dict) else None
+    # Our 2020 export's extra.none_acceptable, kept where the project offers it and the line has a choice.
+    none_acceptable = (isinstance(extra, dict) and extra.get("none_acceptable") is True and best is not None
+                       and project.allow_none_acceptable)
     return _Row(
         where=where,
         query=_QuerySpec(context=_context_2020(info, where), external_id=_str(info, "id", where, required=True,
@@ -558,6 +610,7 @@ def _parse_2020(where: str, obj: dict, *, project: Project, decoder, pad_id) -> 
         labeler=_username(worker, where) if worker else "",
         batch=_str(obj, "batch", where, max_length=100),
         confidence=confidence,
+        none_acceptable=none_acceptable,
     )
 
 
@@ -885,7 +938,8 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
     Assignment.objects.bulk_create(assignments, batch_size=_BATCH)
     Label.objects.bulk_create(
         [Label(assignment=a, comparison=c, labeler=a.labeler, chosen_index=row.best, display_position=row.best,
-               unsure=row.unsure, confidence=row.confidence, duration_ms=0, source_import=record)
+               unsure=row.unsure, confidence=row.confidence, ranking=row.ranking, likert=row.likert,
+               none_acceptable=row.none_acceptable, duration_ms=0, source_import=record)
          for a, (c, row) in zip(assignments, pending, strict=True)],
         batch_size=_BATCH,
     )

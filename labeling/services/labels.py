@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -31,7 +31,7 @@ from labeling.models import (
     Project,
     SampleFlag,
 )
-from labeling.label_types import PairwiseConfidence
+from labeling.label_types import LikertAxes, PairwiseConfidence, Ranking
 from labeling.roles import is_researcher
 from labeling.services.qualification import trust_after_label
 from labeling.services.serving import _lock_labeler, _sql_functions
@@ -59,6 +59,12 @@ class LabelInput:
     flags: list[FlagInput] = field(default_factory=list)
     # Pairwise-confidence projects: the 9-point scale as shown (1 = the sample shown first definitely better).
     confidence: int | None = None
+    # Ranking projects: the rank of each sample as shown (A, B, …), 1 = best, equal ranks tie.
+    ranking: list[int] | None = None
+    # Projects with Likert axes: {axis: [rating 1–7 of each sample as shown]}.
+    likert: dict | None = None
+    # Projects that allow it: every sample is bad; the choice is the least bad.
+    none_acceptable: bool = False
 
 
 def _validate(answer: LabelInput, k: int) -> None:
@@ -81,33 +87,77 @@ def _validate(answer: LabelInput, k: int) -> None:
             raise InvalidInput("A flag needs a note saying what is wrong.", field="flags")
 
 
-def _same_answer(label: Label, assignment: Assignment, answer: LabelInput, confidence: int | None = None) -> bool:
+def _same_answer(label: Label, assignment: Assignment, answer: LabelInput, parts: dict) -> bool:
     chosen = None if answer.position is None else assignment.display_order[answer.position]
-    return label.skipped == answer.skipped and label.chosen_index == chosen and label.confidence == confidence
+    return (label.skipped == answer.skipped and label.chosen_index == chosen
+            and all(getattr(label, name) == parts.get(name, default) for name, default in _PART_DEFAULTS.items()))
 
 
-def _confidence_check(*, assignment_id: int, labeler, answer: LabelInput) -> int | None:
-    """The answer's confidence in canonical terms (labeling/label_types.PairwiseConfidence), None where the
-    project does not use the scale or the answer is a skip; InvalidInput (field "confidence") when it is
-    missing, off the scale, on the other side than the choice, or given to a project without the scale.
-    An assignment that is not the labeler's passes here: the submit says NotFound or Forbidden."""
+# The parts of an answer a project's label type and options add to the choice (Label fields, their default).
+_PART_DEFAULTS = {"confidence": None, "ranking": None, "likert": None, "none_acceptable": False}
+
+
+def _normalised(answer: LabelInput) -> LabelInput:
+    """A ranking without a choice chooses the top tier's sample shown first (the page sends the first one pressed)."""
+    if answer.skipped or answer.position is not None or not isinstance(answer.ranking, list) or 1 not in answer.ranking:
+        return answer
+    return replace(answer, position=answer.ranking.index(1))
+
+
+def _answer_parts(*, assignment_id: int, labeler, answer: LabelInput) -> dict:
+    """The answer's parts beyond the choice, in canonical terms, as Label fields (only those set): the 9-point
+    scale (labeling/label_types.PairwiseConfidence), the ranking (Ranking), the Likert ratings (LikertAxes),
+    none acceptable. InvalidInput naming the field when a part the project asks for is missing or wrong, or a
+    part it does not ask for is given; a skip has none. One query. An assignment that is not the labeler's passes
+    here: the submit says NotFound or Forbidden."""
     row = (Assignment.objects.filter(id=assignment_id, labeler_id=labeler.id)
-           .values_list("comparison__project__label_type", "display_order").first())
+           .values_list("comparison__project__label_type", "comparison__project__k",
+                        "comparison__project__likert_axes", "comparison__project__allow_none_acceptable",
+                        "display_order").first())
     if row is None:
-        return None
-    label_type, display_order = row
-    if label_type != Project.LabelType.PAIRWISE_CONFIDENCE or answer.skipped:
-        if answer.confidence is not None:
-            raise InvalidInput("A skip has no confidence." if answer.skipped
-                               else "This project does not use the confidence scale.", field="confidence")
-        return None
-    if not PairwiseConfidence.is_valid(answer.confidence):
-        raise InvalidInput("Choose a point of the 9-point scale (1 to 9).", field="confidence")
-    if answer.position in (0, 1) and not isinstance(answer.position, bool) \
-            and not PairwiseConfidence.agrees(answer.confidence, answer.position):
-        raise InvalidInput("The scale point prefers the other sample than the one chosen.", field="confidence")
+        return {}
+    label_type, k, axes, allow_none, display_order = row
     order = json.loads(display_order) if isinstance(display_order, str) else display_order
-    return PairwiseConfidence.to_canonical(answer.confidence, order)
+    axes = json.loads(axes) if isinstance(axes, str) else (axes or [])
+    parts: dict = {}
+    given = {"confidence": answer.confidence is not None, "ranking": answer.ranking is not None,
+             "likert": answer.likert is not None, "none_acceptable": bool(answer.none_acceptable)}
+    if answer.skipped:
+        for name, is_given in given.items():
+            if is_given:
+                raise InvalidInput("A skip has no " + name.replace("_", " ") + ".", field=name)
+        return parts
+    asks = {"confidence": label_type == Project.LabelType.PAIRWISE_CONFIDENCE,
+            "ranking": label_type == Project.LabelType.RANKING, "likert": bool(axes), "none_acceptable": allow_none}
+    for name, is_given in given.items():
+        if is_given and not asks[name]:
+            raise InvalidInput({"confidence": "This project does not use the confidence scale.",
+                                "ranking": "This project does not ask for a ranking.",
+                                "likert": "This project does not ask for ratings.",
+                                "none_acceptable": 'This project does not offer "none acceptable".'}[name], field=name)
+    chosen = answer.position if isinstance(answer.position, int) and not isinstance(answer.position, bool) else None
+    if asks["confidence"]:
+        if not PairwiseConfidence.is_valid(answer.confidence):
+            raise InvalidInput("Choose a point of the 9-point scale (1 to 9).", field="confidence")
+        if chosen in (0, 1) and not PairwiseConfidence.agrees(answer.confidence, chosen):
+            raise InvalidInput("The scale point prefers the other sample than the one chosen.", field="confidence")
+        parts["confidence"] = PairwiseConfidence.to_canonical(answer.confidence, order)
+    if asks["ranking"]:
+        problem = "Rank the samples: press them in order, best first." if answer.ranking is None \
+            else Ranking(k).errors(answer.ranking)
+        if problem:
+            raise InvalidInput(problem, field="ranking")
+        if chosen is not None and 0 <= chosen < k and answer.ranking[chosen] != 1:
+            raise InvalidInput("The chosen sample must be in the ranking's top tier.", field="ranking")
+        parts["ranking"] = Ranking.to_canonical(answer.ranking, order)
+    if asks["likert"]:
+        problem = LikertAxes.errors(answer.likert, axes, k)
+        if problem:
+            raise InvalidInput(problem, field="likert")
+        parts["likert"] = LikertAxes.to_canonical({axis: list(answer.likert[axis]) for axis in axes}, order)
+    if answer.none_acceptable:
+        parts["none_acceptable"] = True
+    return parts
 
 
 _LABEL_FIELDS = ["id", "assignment_id", "comparison_id", "labeler_id", "chosen_index", "unsure", "skipped",
@@ -188,20 +238,27 @@ def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datet
     (403); an expired or withdrawn one is a Conflict. Nothing is written on any error.
     """
     now = now or timezone.now()
-    confidence = _confidence_check(assignment_id=assignment_id, labeler=labeler, answer=answer)
+    answer = _normalised(answer)
+    parts = _answer_parts(assignment_id=assignment_id, labeler=labeler, answer=answer)
     if _sql_functions():
-        if confidence is None:
+        if not parts:
             label, created = _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
-            label.confidence = None  # no scale here (or a skip): known without reading the row again
+            for name, default in _PART_DEFAULTS.items():  # none asked (or a skip): known without reading the row again
+                setattr(label, name, default)
             return label, created
-        # The SQL function leaves Label.confidence NULL; it is written here, in the same transaction.
+        # The SQL function leaves the parts at their defaults; they are written here, in the same transaction.
         with transaction.atomic():
             label, created = _submit_postgresql(assignment_id=assignment_id, labeler=labeler, answer=answer, now=now)
             if created:
-                Label.objects.filter(id=label.id).update(confidence=confidence)
-                label.confidence = confidence
-            elif label.confidence != confidence:
-                raise Conflict("This comparison was already answered differently.")
+                Label.objects.filter(id=label.id).update(**parts)
+                for name, default in _PART_DEFAULTS.items():
+                    setattr(label, name, parts.get(name, default))
+            else:
+                stored = Label.objects.filter(id=label.id).values(*_PART_DEFAULTS).get()
+                if any(stored[name] != parts.get(name, default) for name, default in _PART_DEFAULTS.items()):
+                    raise Conflict("This comparison was already answered differently.")
+                for name in _PART_DEFAULTS:
+                    setattr(label, name, stored[name])
         return label, created
     with transaction.atomic():
         assignment = (
@@ -219,7 +276,7 @@ def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datet
         _validate(answer, project.k)
         if assignment.state == Assignment.State.SUBMITTED:
             label = Label.objects.get(assignment=assignment)
-            if _same_answer(label, assignment, answer, confidence):
+            if _same_answer(label, assignment, answer, parts):
                 return label, False
             raise Conflict("This comparison was already answered differently.")
         if assignment.state == Assignment.State.WITHDRAWN or comparison.status != Comparison.Status.ACTIVE:
@@ -245,7 +302,7 @@ def _label_submit(*, assignment_id: int, labeler, answer: LabelInput, now: datet
             chosen_index=None if answer.skipped else assignment.display_order[answer.position],
             display_position=None if answer.skipped else answer.position,
             unsure=answer.unsure,
-            confidence=confidence,
+            **parts,
             skipped=answer.skipped,
             skip_reason=answer.skip_reason.strip(),
             duration_ms=duration,

@@ -6,6 +6,7 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 
 from labeling.errors import InvalidInput
+from labeling.label_types import LikertAxes
 from labeling.models import Instructions, Project
 from labeling.services.instructions import instructions_publish
 
@@ -18,10 +19,12 @@ _NAME_MAX, _SLUG_MAX = Project._meta.get_field("name").max_length, Project._meta
 
 def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project.TaskKind.CONTINUATION,
                    labels_per_comparison: int = 1, calibration_share: float = 0.15, calibration_labels_wanted: int = 10,
-                   description: str = "", created_by=None, label_type: str = Project.LabelType.BEST_OF_K) -> Project:
+                   description: str = "", created_by=None, label_type: str = Project.LabelType.BEST_OF_K,
+                   likert_axes: list[str] | None = None, allow_none_acceptable: bool = False) -> Project:
     """Create a project after checking the name (1–200 characters), the slug (letters, digits, - and _;
     not taken, not a reserved page name), K (2–8), labels wanted (≥ 1), calibration share (0–1) and
-    labels wanted on calibration comparisons (1–1000)."""
+    labels wanted on calibration comparisons (1–1000), the label type (the 9-point scale needs K = 2), the Likert
+    axes (labeling/label_types.LikertAxes) and whether "none acceptable" is an answer."""
     if not name.strip() or len(name) > _NAME_MAX:
         raise InvalidInput(f"The name must be 1 to {_NAME_MAX} characters.", field="name")
     try:
@@ -46,6 +49,12 @@ def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project
         raise InvalidInput(f"label_type must be one of {', '.join(Project.LabelType.values)}.", field="label_type")
     if label_type == Project.LabelType.PAIRWISE_CONFIDENCE and k != 2:
         raise InvalidInput("The 9-point confidence scale compares two samples: set K to 2.", field="label_type")
+    likert_axes = list(likert_axes or [])
+    problem = LikertAxes.axes_errors(likert_axes)
+    if problem:
+        raise InvalidInput(problem, field="likert_axes")
+    if not isinstance(allow_none_acceptable, bool):
+        raise InvalidInput("allow_none_acceptable must be true or false.", field="allow_none_acceptable")
     if task_kind not in Project.TaskKind.values:
         raise InvalidInput(f"task_kind must be one of {', '.join(Project.TaskKind.values)}.", field="task_kind")
     if Project.objects.filter(slug=slug).exists():
@@ -56,6 +65,7 @@ def project_create(*, name: str, slug: str, k: int = 4, task_kind: str = Project
                 name=name, slug=slug, k=k, task_kind=task_kind, labels_per_comparison=labels_per_comparison,
                 calibration_share=calibration_share, calibration_labels_wanted=calibration_labels_wanted,
                 description=description, created_by=created_by, label_type=label_type,
+                likert_axes=likert_axes, allow_none_acceptable=allow_none_acceptable,
             )
     except IntegrityError:
         if Project.objects.filter(slug=slug).exists():

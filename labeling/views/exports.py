@@ -32,7 +32,8 @@ FILTERS = ("split", "created_from", "created_to", "instructions_version", "label
 LAYOUT_CHOICES = [
     ("2019", "2019: query, sample0…sample{K−1}, best"),
     ("2020", "2020: TL;DR pairs (K=2 only)"),
-    ("pairs", "pairs: prompt, chosen, rejected (K−1 a label)"),
+    ("pairs", "pairs: prompt, chosen, rejected (K−1 a label; a ranking: each ordered pair)"),
+    ("2020-axes", "2020 axis evals: each sample's Likert ratings (projects with axes)"),
 ]
 LABELER_KIND_CHOICES = [
     ("", "everyone"),
@@ -118,10 +119,15 @@ def _context(project: Project, form: ExportForm) -> dict:
     context = {"project": project, "form": form, "query": _query(form), "count": None}
     if form.is_valid():
         count = labels_export_count(project=project, **form.filters())
-        lines = count * (project.k - 1) if form.cleaned_data["layout"] == "pairs" else count
+        layout = form.cleaned_data["layout"]
+        # Pairs of a ranking: at most K·(K−1)/2 a label (ties make none); axes: a line per sample.
+        per_label = {"pairs": project.k * (project.k - 1) // 2 if project.label_type == Project.LabelType.RANKING
+                     else project.k - 1, "2020-axes": project.k}.get(layout, 1)
+        lines = count * per_label
         context.update(count=count, lines=lines,
                        count_text=f"{count:,} label{'' if count == 1 else 's'} match{'es' if count == 1 else ''}",
-                       lines_text=f"{lines:,} line{'' if lines == 1 else 's'}")
+                       lines_text=f"{'up to ' if layout == 'pairs' and project.label_type == Project.LabelType.RANKING else ''}"
+                                  f"{lines:,} line{'' if lines == 1 else 's'}")
     return context
 
 

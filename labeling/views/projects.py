@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from labeling import services
 from labeling.errors import LabelingError
+from labeling.label_types import LikertAxes
 from labeling.models import Project
 from labeling.roles import PERM_MANAGE, is_researcher
 from labeling.services.instructions import MAX_BODY_CHARS
@@ -33,10 +34,25 @@ class ProjectNewForm(forms.Form):
                            initial=4, help_text="Labelers pick the best of K samples.")
     label_type = forms.ChoiceField(
         choices=Project.LabelType.choices, initial=Project.LabelType.BEST_OF_K, required=False,
-        help_text="Best of K, or (K = 2) a 9-point scale of which is better and how sure (2020).")
+        help_text="Best of K; (K = 2) a 9-point scale of which is better and how sure (2020); or a ranking of all "
+                  "K samples with ties (InstructGPT), trained on every ordered pair.")
+    likert_axes = forms.CharField(
+        label="Likert axes", required=False, max_length=400,
+        help_text="Optional: after the choice, each sample is rated 1–7 on these axes, separated by commas or spaces "
+                  "(2020: overall, accuracy, coverage, coherence). Empty: no ratings.")
+    allow_none_acceptable = forms.BooleanField(
+        label='Allow "none acceptable"', required=False,
+        help_text="Labelers may answer that every sample is bad (key N); they still mark the least bad.")
 
     def clean_label_type(self) -> str:
         return self.cleaned_data.get("label_type") or Project.LabelType.BEST_OF_K
+
+    def clean_likert_axes(self) -> list[str]:
+        axes = [axis for axis in self.cleaned_data.get("likert_axes", "").replace(",", " ").split() if axis]
+        problem = LikertAxes.axes_errors(axes)
+        if problem:
+            raise forms.ValidationError(problem)
+        return axes
     labels_per_comparison = forms.IntegerField(min_value=1, initial=1,
                                                help_text="Labels wanted on each ordinary comparison.")
     calibration_share = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.15,

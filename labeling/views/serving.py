@@ -13,6 +13,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from labeling import services
 from labeling.errors import InstructionsUnread, InvalidInput, LabelingError
+from labeling.label_types import Ranking, tiers_from_keys
 from labeling.selectors import (
     LETTERS,
     assignment_for_display,
@@ -45,6 +46,10 @@ CONFIDENCE_SCALE = [
 ]
 
 
+# The 7-point ratings (labeling/label_types.LikertAxes), as the 2020 labelers saw them: 1 worst … 7 best.
+LIKERT_POINTS = [1, 2, 3, 4, 5, 6, 7]
+
+
 def _pair_context(request: HttpRequest, project, *, undo_label=None) -> dict:
     """What #pair shows: the next comparison, the counts, and (after a submit) the label Undo takes back."""
     # A qualifying labeler's next is a qualification item; a paused or revoked one gets the reason instead.
@@ -57,6 +62,9 @@ def _pair_context(request: HttpRequest, project, *, undo_label=None) -> dict:
         "remaining_count": counts.remaining,
         "letters": LETTERS[: project.k],
         "scale": CONFIDENCE_SCALE if project.label_type == project.LabelType.PAIRWISE_CONFIDENCE else None,
+        "ranking": project.label_type == project.LabelType.RANKING,
+        "likert_axes": project.likert_axes or [],
+        "likert_points": LIKERT_POINTS,
         "undo_label": undo_label,
         "undo_seconds": getattr(settings, "LABELING_UNDO_SECONDS", 10),
         **trust,
@@ -109,6 +117,22 @@ def _answer_from_form(request: HttpRequest, project) -> services.LabelInput:
         confidence = _int_or_none(request.POST.get("confidence"), "confidence")
         if not skipped and position is None and confidence is not None:
             position = 0 if confidence <= 5 else 1
+    ranking = None
+    if project.label_type == project.LabelType.RANKING and not skipped and request.POST.get("ranking"):
+        # The keys pressed, best first, "=" tying the next sample with the one before ("B=CAD"); the first pressed
+        # is the choice (label_types.tiers_from_keys holds the page's rule).
+        try:
+            tiers = tiers_from_keys(request.POST["ranking"][:40], k)
+        except ValueError as error:
+            raise InvalidInput(str(error), field="ranking") from None
+        ranking = Ranking.from_tiers(tiers, k)
+        position = tiers[0][0] if position is None else position
+    likert = None
+    if project.likert_axes and not skipped:
+        # One field per axis: the ratings of A, B, … as digits 1–7 ("64": A 6, B 4).
+        raw = {axis: request.POST.get(f"likert-{axis}", "") for axis in project.likert_axes}
+        if any(raw.values()):
+            likert = {axis: [int(c) if c.isdigit() else 0 for c in value[:k]] for axis, value in raw.items()}
     flags = []
     flag_position = _choice(request.POST.get("flag_position"), k)
     if flag_position is not None:
@@ -127,6 +151,9 @@ def _answer_from_form(request: HttpRequest, project) -> services.LabelInput:
         skip_reason=request.POST.get("skip_reason", "")[:2000],
         flags=flags,
         confidence=confidence,
+        ranking=ranking,
+        likert=likert,
+        none_acceptable=request.POST.get("none_acceptable") == "1",
     )
 
 

@@ -1,4 +1,6 @@
-// Keyboard-first labeling: 1–K / A–H choose (1–9 the confidence scale on pairwise-confidence projects), Enter submits, U unsure, S skip, F flag, X the policy's andon cord,
+// Keyboard-first labeling: 1–K / A–H choose (1–9 the confidence scale on pairwise-confidence projects; on ranking projects
+// the keys place the samples in order, best first, "=" ties the next with the one before, Backspace takes back; with Likert
+// axes, once chosen, 1–7 rate the highlighted cell), N none acceptable, Enter submits, U unsure, S skip, F flag, X the policy's andon cord,
 // Z (or Ctrl+Z) undoes the last label for a few seconds, I instructions, ? keys. Enter submits only from the page itself, the choices or the submit button: on any other
 // focused button it does what a button does (opens its dialog), so Tab to "Stop this policy" + Enter never stores a
 // label.
@@ -44,7 +46,7 @@
   }
   function refreshChosen() {
     var f = form();
-    if (!f) return;
+    if (!f || rankMode()) return;
     var point = scaleMode() ? scalePoint() : 0;
     var side = point ? (point < 5 ? 0 : (point > 5 ? 1 : -1)) : -1;
     f.querySelectorAll(".card").forEach(function (card) {
@@ -63,6 +65,7 @@
     if (!input) return;
     input.checked = true;
     refreshChosen();
+    renderLikert();
     clearNotice();
   }
   function choose(position) {
@@ -72,8 +75,112 @@
     if (!input) return;
     input.checked = true;
     refreshChosen();
+    renderLikert();
     clearNotice();
   }
+  // Ranking projects (#pair data-ranking): the samples placed so far, best first, each {index, tie} where tie says it
+  // shares the place of the one before. The hidden field "ranking" gets the keys ("B=CAD"; label_types.tiers_from_keys).
+  var placed = [];
+  var tieNext = false;
+  function rankMode() {
+    var pair = document.getElementById("pair");
+    return !!(pair && pair.dataset.ranking);
+  }
+  function rankingComplete() { return placed.length === pairK(); }
+  function rankOf() {
+    var ranks = {}, rank = 0;
+    placed.forEach(function (p) { if (!p.tie) rank += 1; ranks[p.index] = rank; });
+    return ranks;
+  }
+  function renderRanking() {
+    var f = form();
+    if (!f || !rankMode()) return;
+    var ranks = rankOf(), keys = "", line = "";
+    placed.forEach(function (p, i) {
+      keys += (p.tie ? "=" : "") + LETTERS[p.index];
+      line += (i === 0 ? "" : (p.tie ? " = " : " > ")) + LETTERS[p.index];
+    });
+    if (tieNext) line += " = …";
+    setField("ranking", keys);
+    var out = document.getElementById("ranking-order");
+    if (out) out.textContent = line || "press the samples in order, best first";
+    f.querySelectorAll(".card").forEach(function (card) {
+      var index = parseInt(card.dataset.position, 10);
+      var mark = card.querySelector(".rank-mark");
+      var rank = ranks[index];
+      if (mark) mark.textContent = rank ? "#" + rank : "";
+      card.classList.toggle("is-ranked", !!rank);
+      card.classList.toggle("is-chosen", rank === 1);
+    });
+    renderLikert();
+  }
+  function rankPlace(index) {
+    if (placed.some(function (p) { return p.index === index; })) {
+      notice(LETTERS[index] + " is already placed; Backspace takes back the last one.");
+      return;
+    }
+    placed.push({ index: index, tie: tieNext && placed.length > 0 });
+    tieNext = false;
+    clearNotice();
+    renderRanking();
+  }
+  function rankTie() {
+    if (!placed.length || rankingComplete()) return;
+    tieNext = true;
+    renderRanking();
+  }
+  function rankBack() {
+    if (tieNext) tieNext = false;
+    else placed.pop();
+    renderRanking();
+  }
+
+  // Likert axes (#pair data-likert: the axes' names): a rating 1–7 per sample and axis, filled in reading order
+  // (each axis, A to the last sample) once the choice or the ranking is made.
+  var ratings = {};
+  function likertAxes() {
+    var pair = document.getElementById("pair");
+    return pair && pair.dataset.likert ? pair.dataset.likert.split(" ") : [];
+  }
+  function likertCells() { return Array.prototype.slice.call(document.querySelectorAll(".likert-cell")); }
+  function cellKey(cell) { return cell.dataset.axis + ":" + cell.dataset.position; }
+  function likertCurrent() {
+    var cells = likertCells();
+    for (var i = 0; i < cells.length; i++) if (!ratings[cellKey(cells[i])]) return cells[i];
+    return null;
+  }
+  function likertComplete() { return likertAxes().length === 0 || likertCurrent() === null; }
+  function choiceMade() { return rankMode() ? rankingComplete() : hasChoice(); }
+  function renderLikert() {
+    var axes = likertAxes();
+    if (!axes.length) return;
+    var current = choiceMade() ? likertCurrent() : null;
+    likertCells().forEach(function (cell) {
+      var value = ratings[cellKey(cell)];
+      cell.textContent = value ? String(value) : "·";
+      cell.classList.toggle("is-current", cell === current);
+    });
+    axes.forEach(function (axis) {
+      var digits = "";
+      for (var i = 0; i < pairK(); i++) digits += String(ratings[axis + ":" + i] || 0);
+      setField("likert-" + axis, /[1-7]/.test(digits) ? digits : "");
+    });
+  }
+  function rate(value) {
+    var cell = likertCurrent();
+    if (!cell) return;
+    ratings[cellKey(cell)] = value;
+    clearNotice();
+    renderLikert();
+  }
+  function likertBack() {
+    var cells = likertCells().filter(function (c) { return ratings[cellKey(c)]; });
+    if (!cells.length) return false;
+    delete ratings[cellKey(cells[cells.length - 1])];
+    renderLikert();
+    return true;
+  }
+
   function hasChoice() {
     var f = form();
     return !!(f && f.querySelector("input[name=choice]:checked, input[name=confidence]:checked"));
@@ -81,10 +188,17 @@
   function submit() {
     var f = form();
     if (!f || f.dataset.busy === "1") return;
-    if (!hasChoice() && f.elements.skip.value !== "1") {
-      if (scaleMode()) { notice("Pick a point of the scale first: 1–9."); return; }
-      notice("Choose a sample first: 1–" + pairK() + " or A–" + LETTERS[pairK() - 1] + ".");
-      return;
+    if (f.elements.skip.value !== "1") {
+      if (rankMode() && !rankingComplete()) {
+        notice("Rank all " + pairK() + " samples first: press A–" + LETTERS[pairK() - 1] + " in order, best first (= ties).");
+        return;
+      }
+      if (!rankMode() && !hasChoice()) {
+        if (scaleMode()) { notice("Pick a point of the scale first: 1–9."); return; }
+        notice("Choose a sample first: 1–" + pairK() + " or A–" + LETTERS[pairK() - 1] + ".");
+        return;
+      }
+      if (!likertComplete()) { notice("Rate every sample on each axis: 1 (very poor) to 7 (excellent)."); return; }
     }
     f.requestSubmit();
   }
@@ -168,7 +282,12 @@
     }
     var cont = document.querySelector("[data-feedback-continue]");
     if (cont) cont.focus({ preventScroll: true });
+    placed = [];
+    tieNext = false;
+    ratings = {};
     refreshChosen();
+    renderRanking();
+    renderLikert();
     armUndo();
     syncSidePanel();
   }
@@ -212,6 +331,20 @@
       if (key === "i" || key === "I") toggleInstructions();
       return;
     }
+    if (key === "Backspace") {
+      if (likertBack()) { e.preventDefault(); return; }
+      if (rankMode() && (placed.length || tieNext)) { e.preventDefault(); rankBack(); return; }
+      return;
+    }
+    if (likertAxes().length && choiceMade() && !likertComplete() && /^[1-7]$/.test(key)) {
+      e.preventDefault(); rate(parseInt(key, 10)); return;
+    }
+    if (rankMode()) {
+      if (key === "=") { e.preventDefault(); rankTie(); return; }
+      var rankIndex = /^[1-8]$/.test(key) ? parseInt(key, 10) - 1 : (key.length === 1 ? LETTERS.indexOf(key.toUpperCase()) : -1);
+      var rankFlag = key.toUpperCase() === "F" && (k < 6 || e.shiftKey);
+      if (!rankFlag && rankIndex >= 0 && rankIndex < k) { e.preventDefault(); rankPlace(rankIndex); return; }
+    }
     if (scaleMode() && /^[1-9]$/.test(key)) { e.preventDefault(); chooseScale(parseInt(key, 10)); return; }
     if (/^[1-8]$/.test(key) && parseInt(key, 10) <= k) { e.preventDefault(); choose(parseInt(key, 10) - 1); return; }
     var upper = key.length === 1 ? key.toUpperCase() : "";
@@ -225,16 +358,24 @@
       box.checked = !box.checked;
       return;
     }
+    if (upper === "N" && form().querySelector("input[name=none_acceptable]")) {
+      e.preventDefault();
+      var none = form().querySelector("input[name=none_acceptable]");
+      none.checked = !none.checked;
+      return;
+    }
     if (upper === "S") { e.preventDefault(); openDialog("skip-dialog"); return; }
     if (upper === "X" && document.getElementById("andon-dialog")) { e.preventDefault(); openDialog("andon-dialog"); return; }
     if (upper === "I") { e.preventDefault(); toggleInstructions(); return; }
   });
 
   document.addEventListener("change", function (e) {
-    if (e.target && (e.target.name === "choice" || e.target.name === "confidence")) { refreshChosen(); clearNotice(); }
+    if (e.target && (e.target.name === "choice" || e.target.name === "confidence")) { refreshChosen(); renderLikert(); clearNotice(); }
   });
 
   document.addEventListener("click", function (e) {
+    var rankCard = rankMode() && e.target.closest && e.target.closest("#label-form .card");
+    if (rankCard) { e.preventDefault(); rankPlace(parseInt(rankCard.dataset.position, 10)); return; }
     var opener = e.target.closest && e.target.closest("[data-open]");
     if (opener) { e.preventDefault(); openDialog(opener.dataset.open); return; }
     var close = e.target.closest && e.target.closest("[data-close]");

@@ -36,14 +36,20 @@ def test_create_a_project_by_keyboard_and_its_instructions_are_published(live_se
     page.keyboard.type(" (pilot)")
     assert page.input_value("#id_slug") == "kind"
 
-    # Tab through the rest: task kind, K, label type and three defaults, description, instructions.
+    # Tab through the rest: task kind, K, label type, Likert axes, none acceptable and three defaults, description,
+    # instructions.
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     page.keyboard.press("s")  # a select takes the option its first letter names
     page.keyboard.press("Tab")
     page.keyboard.press("Control+a")
     page.keyboard.type("2")
-    for _ in range(5):
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.type("overall, coverage")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # none acceptable
+    for _ in range(4):
         page.keyboard.press("Tab")
     page.keyboard.type("Replies to support tickets.")
     page.keyboard.press("Tab")
@@ -54,6 +60,7 @@ def test_create_a_project_by_keyboard_and_its_instructions_are_published(live_se
     project = Project.objects.get(slug="kind")
     assert (project.name, project.task_kind, project.k, project.description) == (
         "Kind Replies, Take 2! (pilot)", "summarization", 2, "Replies to support tickets.")
+    assert (project.likert_axes, project.allow_none_acceptable) == (["overall", "coverage"], True)
     [first] = Instructions.objects.filter(project=project)
     assert (first.version, first.created_by.username) == (1, "res")
 

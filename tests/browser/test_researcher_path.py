@@ -109,7 +109,8 @@ def test_the_researchers_path_from_a_new_project_to_an_export(live_server, page,
     page.keyboard.press("Tab")
     page.keyboard.press("Control+a")
     page.keyboard.type("2")
-    for _ in range(6):  # label type, labels wanted, calibration share and labels, description, instructions
+    # label type, Likert axes, none acceptable, labels wanted, calibration share and labels, description, instructions
+    for _ in range(8):
         page.keyboard.press("Tab")
     page.keyboard.type("Pick the better summary.")
     page.keyboard.press("Control+Enter")

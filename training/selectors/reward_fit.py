@@ -36,20 +36,25 @@ class RewardFitData:
 
 
 def _records(labels, *, stored_tokens: bool = False) -> list[Comparison]:
-    """training/rlhf Comparison records (query, samples, best): one per label (several labels of one
-    comparison are several training rows, as in the 2019 code), grouped by comparison id so the
+    """training/rlhf Comparison records (query, samples, best, and the answer's other parts): one per label
+    (several labels of one comparison are several training rows, as in the 2019 code), grouped by comparison id so the
     library's held-out split keeps them on one side. `stored_tokens`: a sample imported as token ids is
     trained on those ids (2020 trained on its stored tokens), not on its text tokenised again."""
-    labels = list(labels.select_related("comparison__query").order_by("id"))
+    labels = list(labels.select_related("comparison__query", "comparison__project").order_by("id"))
     texts: dict[int, list] = defaultdict(list)
     entries = (ComparisonSample.objects.filter(comparison_id__in={label.comparison_id for label in labels})
                .order_by("comparison_id", "position").values_list("comparison_id", "sample__text", "sample__tokens"))
     for comparison_id, text, tokens in entries:
         texts[comparison_id].append(tokens if stored_tokens and tokens else text)
-    # A pairwise-confidence label carries its 9-point answer (the fit uses it with label_smoothing_from_confidence).
+    # A pairwise-confidence label carries its 9-point answer (the fit uses it with label_smoothing_from_confidence);
+    # a ranking, Likert ratings and "none acceptable" travel too (ranking_loss, likert_coef, acceptability_coef).
+    # none_acceptable is None where the project does not offer the option: False there would say "acceptable".
     return [Comparison(query=label.comparison.query.context, samples=texts[label.comparison_id],
                        best=label.chosen_index, group=label.comparison_id,
-                       confidence=label.confidence if len(texts[label.comparison_id]) == 2 else None)
+                       confidence=label.confidence if len(texts[label.comparison_id]) == 2 else None,
+                       ranks=label.ranking, likert=label.likert or None,
+                       none_acceptable=label.none_acceptable if label.comparison.project.allow_none_acceptable
+                       else None)
             for label in labels]
 
 

@@ -265,12 +265,31 @@ def training_settings_errors(settings: Any) -> dict[str, list[str]]:
     return dict(errors)
 
 
+def project_settings_errors(*, project: Project, settings: Any) -> dict[str, list[str]]:
+    """What the project's labels cannot feed (the settings well-formed otherwise): a Likert axis the project does
+    not ask for, or a "none acceptable" term on a project that does not offer the answer. Without this check the
+    fit would stop in the worker (training/rlhf refuses a term no record feeds)."""
+    errors = _Errors()
+    reward = settings.get("reward") if isinstance(settings, dict) else None
+    if not isinstance(reward, dict):
+        return {}
+    axis, axes = reward.get("likert_axis", ""), project.likert_axes or []
+    if isinstance(axis, str) and axis and axis not in axes:
+        errors.add("reward.likert_axis", f"likert_axis {axis!r} is not one of this project's Likert axes"
+                                         f" ({', '.join(axes) if axes else 'it has none'})")
+    coef = reward.get("acceptability_coef", 0)
+    if isinstance(coef, (int, float)) and not isinstance(coef, bool) and coef > 0 and not project.allow_none_acceptable:
+        errors.add("reward.acceptability_coef",
+                   'acceptability_coef needs "none acceptable" answers; this project does not offer them')
+    return dict(errors)
+
+
 def training_settings_save(*, project: Project, settings: Any, user) -> Project:
     """Store `settings` as the project's training settings, or raise SettingsInvalid (errors by field)
     and write nothing. Researchers and admins who manage projects only."""
     if not (user.is_authenticated and user.has_perm("labeling.manage_projects")):
         raise Forbidden("Only researchers and admins change training settings.")
-    errors = training_settings_errors(settings)
+    errors = training_settings_errors(settings) or project_settings_errors(project=project, settings=settings)
     if errors:
         raise SettingsInvalid(errors)
     with transaction.atomic():
@@ -301,7 +320,8 @@ def round_overrides_errors(*, project: Project, overrides: Any) -> dict[str, lis
             hint = " (tripwires are the project's: change them in the training settings)" if key == "tripwires" \
                 else _did_you_mean(key, OVERRIDE_SECTIONS)
             errors.add(str(key), f"not a section a round can override: {key!r}{hint}")
-    errors.merge(training_settings_errors(settings_with_overrides(project.training_settings or {}, overrides)))
+    settings = settings_with_overrides(project.training_settings or {}, overrides)
+    errors.merge(training_settings_errors(settings) or project_settings_errors(project=project, settings=settings))
     return dict(errors)
 
 

@@ -85,8 +85,17 @@ def test_page_and_home_count_today_and_remaining_per_project(client, contractor,
     assert re.search(rf'data-project="{other.slug}">today <strong>0</strong> labels · <strong>1</strong> left', home)
 
 
-def test_help_lists_every_key_the_page_handles(client, contractor, project):
-    """Each key compare.js acts on (and Ctrl+Enter, Esc) has a row in the ? overlay."""
+# Keys compare.js acts on only where the project asks for a ranking, ratings or "none acceptable".
+OPTIONAL_KEYS = {"=", "Backspace", "N"}
+
+
+@pytest.mark.parametrize("options", ["plain", "ranking-likert-none"])
+def test_help_lists_every_key_the_page_handles(client, contractor, project, options):
+    """Each key compare.js acts on (and Ctrl+Enter, Esc) has a row in the ? overlay; the keys of a ranking, of
+    Likert ratings and of "none acceptable" only where the project has them."""
+    if options != "plain":
+        project.label_type, project.likert_axes, project.allow_none_acceptable = "ranking", ["overall"], True
+        project.save()
     make_comparison(project)
     client.force_login(contractor)
     html = client.get(_url("labeling-compare", project)).content.decode()
@@ -96,6 +105,12 @@ def test_help_lists_every_key_the_page_handles(client, contractor, project):
     js = (Path(settings.BASE_DIR) / "static/labeling/compare.js").read_text()
     handled = set(re.findall(r'(?:upper|key) === "([^"]+)"', js))
     handled = {k.upper() if len(k) == 1 else k for k in handled}
+    assert OPTIONAL_KEYS <= handled
+    if options == "plain":
+        assert not OPTIONAL_KEYS & keys
+        handled -= OPTIONAL_KEYS
+    else:
+        assert OPTIONAL_KEYS <= keys and {"1", "7"} <= keys  # the ratings' keys too
     assert handled >= {"?", "Enter", "U", "S", "X", "I", "Z"}
     assert handled <= keys | {"F"} and "F" in " ".join(listed)
     assert {"Ctrl+Enter", "Ctrl+Z", "Esc", "?", "Z", "X"} <= keys

@@ -13,6 +13,7 @@ from training.rlhf.presets import PRESETS
 from training.services import SettingsInvalid, base_model_check, training_settings_errors, training_settings_save
 from training.services import settings as settings_service
 from training.services.task import TASK_DEFAULTS
+from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -178,3 +179,19 @@ def test_both_presets_are_settings_the_page_saves():
         assert training_settings_errors(preset.settings()) == {}, preset.key
     assert training_settings_errors({"reward": {"stored_tokens": True}}) == {}
     assert "reward.stored_tokens" in training_settings_errors({"reward": {"stored_tokens": "yes"}})
+
+
+def test_reward_terms_the_projects_labels_cannot_feed_are_refused_by_field(researcher):
+    from training.services.settings import project_settings_errors
+
+    plain = ProjectFactory(k=2)
+    settings = {"reward": {"likert_axis": "overall", "likert_coef": 0.5, "acceptability_coef": 1.0}}
+    errors = project_settings_errors(project=plain, settings=settings)
+    assert set(errors) == {"reward.likert_axis", "reward.acceptability_coef"}
+    assert "it has none" in errors["reward.likert_axis"][0]
+    with pytest.raises(SettingsInvalid):
+        training_settings_save(project=plain, settings=settings, user=researcher)
+    assert Project.objects.get(id=plain.id).training_settings == plain.training_settings
+    rated = ProjectFactory(k=2, likert_axes=["overall"], allow_none_acceptable=True)
+    training_settings_save(project=rated, settings=settings, user=researcher)
+    assert Project.objects.get(id=rated.id).training_settings == settings
