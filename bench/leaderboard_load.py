@@ -4,9 +4,10 @@ win rates against the base) with 100,000 labels (PostgreSQL).
 Not a test: it prints figures. It migrates a template database (`rlhf_lbbench_tpl`), clones it into a
 fresh `rlhf_lbbench` (both dropped and recreated: never point it at a database you care about),
 bulk-loads one project with SQL, then times `training.selectors.project_leaderboard` in-process
-(the first call and the median of the next --repeat), cold (the comparisons' samples read again: as the
-first call in a process) and warm (a process keeps the samples of the comparisons it read and reads
-only the labels, one check and newer comparisons), its reads alone, the per-round sample-to-label
+(the first call and the median of the next --repeat), cold (nothing kept anywhere: the comparisons' samples
+read again from the database), a process's first call that finds the snapshot an earlier process shared,
+and warm (a process keeps the samples of the comparisons it read and reads only the labels, one check and
+newer comparisons), its reads alone, the per-round sample-to-label
 latency (`round_label_latencies`) and the whole rounds-and-runs page:
 
     .venv/bin/python bench/leaderboard_load.py
@@ -66,8 +67,8 @@ def database_load(*, labels: int, rounds: int, labelers: int = 80) -> None:
     cur = conn.cursor()
     cur.execute("SET session_replication_role = replica")  # consistent rows; skip per-row FK triggers
     project = project_insert(cur, name="Leaderboard bench", slug=SLUG, k=4, labels_wanted=2, calibration_share=0)
-    cur.execute("""INSERT INTO training_round (project_id, number, label_snapshot, status, created_at)
-                   SELECT %s, r, '{}', 'finished', now() - (%s - r + 1) * interval '1 day'
+    cur.execute("""INSERT INTO training_round (project_id, number, label_snapshot, sweep, status, created_at)
+                   SELECT %s, r, '{}', '{}', 'finished', now() - (%s - r + 1) * interval '1 day'
                    FROM generate_series(1, %s) r""", (project, rounds, rounds))
     cur.execute("""INSERT INTO training_trainingrun (project_id, round_id, kind, status, config, product, report, seed,
                        base_model, step, total_steps, lease_owner, attempts, max_attempts, hostname, stop_reason,
@@ -173,7 +174,7 @@ def measure(repeat: int, draws: int) -> None:
 
     from labeling.models import Project
     from training.selectors import leaderboard_cache_clear, project_leaderboard, round_label_latencies
-    from training.selectors.leaderboard import _clean_labels, _project_entries, _rows
+    from training.selectors.leaderboard import _answers, _project_entries
 
     project = Project.objects.get(slug=SLUG)
 
@@ -190,14 +191,19 @@ def measure(repeat: int, draws: int) -> None:
         return result
 
     def reads():
-        _rows(_clean_labels(project).order_by().values_list("comparison_id", "chosen_index"))
+        _answers(project)
         _project_entries(project)
 
     def cold():
         leaderboard_cache_clear()
         return project_leaderboard(project=project, draws=draws)
 
+    def fresh_process():
+        leaderboard_cache_clear(shared=False)  # the snapshot an earlier process shared stays
+        return project_leaderboard(project=project, draws=draws)
+
     timed(f"leaderboard + length control, cold ({draws} draws)", cold, repeat)
+    timed(f"  first in a process, snapshot shared", fresh_process, repeat)
     board = timed(f"leaderboard + length control, warm ({draws} draws)", lambda: project_leaderboard(
         project=project, draws=draws), repeat)
     timed("  its reads alone, warm", reads, repeat)

@@ -15,12 +15,14 @@ policies (`Sample.source`). The label type has no tie answer, so there are no ti
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from operator import itemgetter
 
 import numpy as np
+from django.core.cache import caches
 from django.db import connections
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q
 from django.db.models.functions import Length
@@ -38,6 +40,7 @@ from training.models import BASE_POLICY_SOURCE, Round
 from training.selectors.andon import andon_excluded_comparison_ids
 
 BOOTSTRAP_DRAWS = 200
+logger = logging.getLogger(__name__)
 
 
 def policy_kind(source: str) -> str:
@@ -87,6 +90,99 @@ def _rows(queryset) -> list[tuple]:
         return cursor.fetchall()
 
 
+# ---------------------------------------------------------------- PostgreSQL: integer columns as arrays
+# On PostgreSQL the large reads come back as a few `array_send(array_agg(column))` values: PostgreSQL's
+# binary array format, which numpy reads in place. At 100k labels and 200k samples that costs a fraction
+# of fetching as many row tuples (and any other database reads rows).
+
+def _arrays_used(db: str) -> bool:
+    return connections[db].vendor == "postgresql"
+
+
+_INTEGER_TYPES = {21: 2, 23: 4, 20: 8}  # PostgreSQL's type oid of smallint, integer, bigint -> bytes
+
+
+def _array_parse(data) -> np.ndarray:
+    """The int64 values of one `array_send` of a 1-D smallint, integer or bigint array without NULLs: a header
+    (dimensions, NULL flag, element type, then length and lower bound per dimension), then each element as
+    its byte width and its big-endian value."""
+    data = bytes(data)
+    ndim, has_null, element = (int.from_bytes(data[i:i + 4], "big") for i in (0, 4, 8))
+    width = _INTEGER_TYPES.get(element)
+    if width is None:
+        raise ValueError("not a smallint, integer or bigint array from array_send")
+    if ndim == 0:  # an empty array
+        return np.zeros(0, dtype=np.int64)
+    n = int.from_bytes(data[12:16], "big")
+    if ndim != 1 or has_null or len(data) != 20 + n * (4 + width):
+        raise ValueError("not a 1-D integer array without NULLs from array_send")
+    # Every element's own length field, then the values as one strided big-endian view of the buffer.
+    if (np.ndarray((n,), dtype=">i4", buffer=data, offset=20, strides=(4 + width,)) != width).any():
+        raise ValueError("unexpected element width in an array_send value")
+    return np.ndarray((n,), dtype=f">i{width}", buffer=data, offset=24, strides=(4 + width,)).astype(np.int64)
+
+
+def _answers(project) -> np.ndarray:
+    """(comparison id, chosen index) of every clean label of the project: an (L, 2) int64 array, one query."""
+    queryset = _clean_labels(project).order_by().values_list("comparison_id", "chosen_index")
+    if not _arrays_used(queryset.db):
+        return np.array(_rows(queryset), dtype=np.int64).reshape(-1, 2)
+    sql, params = queryset.query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        # The ORM's own query (the same filters) as a subquery; its two columns come back as two arrays.
+        cursor.execute(f"SELECT array_send(array_agg(a.c)), array_send(array_agg(a.k)) FROM ({sql}) a(c, k)", params)
+        comparison, chosen = cursor.fetchone()
+    if comparison is None:  # no row: array_agg is NULL
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.column_stack([_array_parse(comparison), _array_parse(chosen)])
+
+
+def _sample_columns(project, *, after: int, top: int) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray,
+                                                                  np.ndarray]:
+    """The samples of the project's comparisons with after < id ≤ top, one query: per sample its comparison
+    id, position, policy (an index into the returned names) and length in characters (PostgreSQL's
+    length() and Django's Length agree: characters, not bytes)."""
+    if _arrays_used(Comparison.objects.db):
+        # Grouped by source, so that each policy name crosses once, with the arrays of its samples.
+        table = {"cs": ComparisonSample._meta.db_table, "c": Comparison._meta.db_table, "s": Sample._meta.db_table}
+        with connections[Comparison.objects.db].cursor() as cursor:
+            cursor.execute(
+                f"""SELECT s.source, array_send(array_agg(cs.comparison_id)), array_send(array_agg(cs.position)),
+                           array_send(array_agg(length(s.text)))
+                    FROM {table['cs']} cs JOIN {table['c']} c ON c.id = cs.comparison_id
+                    JOIN {table['s']} s ON s.id = cs.sample_id
+                    WHERE c.project_id = %s AND cs.comparison_id > %s AND cs.comparison_id <= %s
+                    GROUP BY s.source""", (project.id, after, top))
+            groups = cursor.fetchall()
+        names = [name for name, *_ in groups]
+        columns = [[_array_parse(value) for value in arrays] for _, *arrays in groups]
+        sizes = [len(comparison) for comparison, _, _ in columns]
+        concatenated = [np.concatenate([c[i] for c in columns]) if columns else np.zeros(0, np.int64)
+                        for i in range(3)]
+        policy = np.repeat(np.arange(len(names), dtype=np.int64), sizes)
+        return concatenated[0], concatenated[1], names, policy, concatenated[2]
+    rows = _rows(ComparisonSample.objects.filter(comparison__project=project, comparison_id__gt=after,
+                                                 comparison_id__lte=top).order_by()
+                 .values_list("comparison_id", "position", "sample__source", Length("sample__text")))
+    index = {name: i for i, name in enumerate(dict.fromkeys(map(itemgetter(2), rows)))}
+    n = len(rows)
+    return (np.fromiter(map(itemgetter(0), rows), np.int64, count=n),
+            np.fromiter(map(itemgetter(1), rows), np.int64, count=n), list(index),
+            np.fromiter((index[row[2]] for row in rows), np.int64, count=n),
+            np.fromiter(map(itemgetter(3), rows), np.int64, count=n))
+
+
+def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True) of integers; by counting when they span little more than their
+    count (comparison ids of one project mostly do), which at 200k values is ten times faster than sorting."""
+    if len(values) and values.max() - values.min() < 4 * len(values) + 1024:
+        low = values.min()
+        present = np.bincount(values - low) > 0
+        return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[values - low]
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return distinct, inverse.reshape(-1)
+
+
 @dataclass(frozen=True)
 class _Entries:
     """The samples of every comparison of a project up to comparison id `top`: one row per comparison
@@ -100,25 +196,29 @@ class _Entries:
     length: np.ndarray  # (G, K) float
     names: list[str]
 
-    def extended(self, more: list[tuple], *, top: int, count: int) -> _Entries:
-        """These and the rows of newer comparisons (comparison_id, position, source, length), all of ids > top."""
-        names = {name: i for i, name in enumerate(self.names)}
-        for name in dict.fromkeys(map(itemgetter(2), more)):
-            names.setdefault(name, len(names))
-        n = len(more)
-        comparison = np.fromiter(map(itemgetter(0), more), np.int64, count=n)
-        position = np.fromiter(map(itemgetter(1), more), np.int64, count=n)
-        ids, row = np.unique(comparison, return_inverse=True)
-        k = max(self.policy.shape[1], int(position.max()) + 1 if n else 0)
-        policy = np.full((len(self.ids) + len(ids), k), -1, dtype=np.int64)
-        length = np.ones(policy.shape)
-        policy[:len(self.ids), :self.policy.shape[1]] = self.policy
-        length[:len(self.ids), :self.policy.shape[1]] = self.length
-        row += len(self.ids)
-        policy[row, position] = np.fromiter(map(names.__getitem__, map(itemgetter(2), more)), np.int64, count=n)
-        length[row, position] = np.maximum(np.fromiter(map(itemgetter(3), more), float, count=n), 1.0)
-        return _Entries(top=top, count=count, ids=np.r_[self.ids, ids], policy=policy, length=length,
-                        names=list(names))
+    def extended(self, comparison: np.ndarray, position: np.ndarray, names: list[str], policy: np.ndarray,
+                 length: np.ndarray, *, top: int, count: int) -> _Entries:
+        """These and the samples of newer comparisons (all of ids > top), one entry each: comparison id,
+        position, policy (an index into `names`) and length."""
+        # New policies are numbered in the order they first appear by (comparison, position), whatever order
+        # the rows came in: the bootstrap's draws depend on the numbering, so the same data gives the same board.
+        k = max(self.policy.shape[1], int(position.max()) + 1 if len(position) else 0)
+        first = np.full(len(names), np.iinfo(np.int64).max)
+        np.minimum.at(first, policy, comparison * k + position)
+        known = {name: i for i, name in enumerate(self.names)}
+        for i in np.argsort(first, kind="stable"):
+            known.setdefault(names[i], len(known))
+        renumber = np.array([known[name] for name in names], dtype=np.int64)
+        ids, row = _dense(comparison)
+        table = np.full((len(self.ids) + len(ids), k), -1, dtype=np.int64)
+        lengths = np.ones(table.shape)
+        table[:len(self.ids), :self.policy.shape[1]] = self.policy
+        lengths[:len(self.ids), :self.policy.shape[1]] = self.length
+        row = row + len(self.ids)
+        table[row, position] = renumber[policy]
+        lengths[row, position] = np.maximum(length, 1)
+        return _Entries(top=top, count=count, ids=np.r_[self.ids, ids], policy=table, length=lengths,
+                        names=list(known))
 
 
 _NO_ENTRIES = _Entries(top=0, count=0, ids=np.zeros(0, np.int64), policy=np.zeros((0, 0), np.int64),
@@ -130,34 +230,112 @@ _ENTRIES_CACHE: OrderedDict[tuple[str, int], _Entries] = OrderedDict()
 _ENTRIES_CACHE_PROJECTS = 8
 _LOCK = threading.Lock()
 
+# ---------------------------------------------------------------- a snapshot shared by every process
+# Even as arrays, a process's first read of 200k samples costs ~200 ms of PostgreSQL's time (the join of
+# the samples, their lengths): more than the rest of the board. So every process shares what it read
+# through the dashboards' cache (settings.CACHES "dashboard": files under var/, or Redis), ~2 MB per 50k
+# comparisons, checked like the kept samples (the same count of the project's comparisons up to its top).
+SNAPSHOT_CACHE = "dashboard"
+_SNAPSHOT_FORMAT = 1  # bump when _Entries or the packing changes
+# A process rewrites the snapshot once it holds this many comparisons more than the snapshot (or this share).
+SNAPSHOT_REWRITE_COMPARISONS = 1_000
+SNAPSHOT_REWRITE_SHARE = 0.05
+_SNAPSHOT_COUNT: dict[tuple[str, int], int] = {}  # comparisons in the shared snapshot, as far as this process knows
 
-def leaderboard_cache_clear() -> None:
-    """Forget the comparisons' samples this process kept (tests; a process that has just started)."""
+
+def _snapshot_key(db: str, project_id: int) -> str:
+    settings = connections[db].settings_dict
+    return (f"training:leaderboard:v{_SNAPSHOT_FORMAT}:{settings.get('HOST') or ''}:{settings.get('PORT') or ''}:"
+            f"{settings['NAME']}:{project_id}")
+
+
+def _narrow(values: np.ndarray) -> np.ndarray:
+    """The smallest integer type that holds every value (policies and lengths are small numbers)."""
+    if not values.size:
+        return values.astype(np.int64)
+    low, high = int(values.min()), int(values.max())
+    return values.astype(np.min_scalar_type(high) if low >= 0 else np.min_scalar_type(min(low, -high - 1)))
+
+
+def _snapshot_read(key: tuple[str, int]) -> _Entries | None:
+    """The shared snapshot of a project's entries, or None (none, another format, damaged, cache down)."""
+    try:
+        data = caches[SNAPSHOT_CACHE].get(_snapshot_key(*key))
+    except Exception:  # a cache that is down must not take the leaderboard with it
+        logger.warning("leaderboard snapshot: cannot read the %r cache", SNAPSHOT_CACHE, exc_info=True)
+        return None
+    try:
+        if data is None or data["format"] != _SNAPSHOT_FORMAT:
+            return None
+        ids = np.asarray(data["ids"], dtype=np.int64)
+        policy, length = np.asarray(data["policy"], dtype=np.int64), np.asarray(data["length"], dtype=float)
+        names = [str(name) for name in data["names"]]
+        if (policy.ndim != 2 or policy.shape != length.shape or len(ids) != len(policy)
+                or (len(ids) and (policy.max() >= len(names) or int(ids[-1]) > data["top"]))):
+            return None
+        return _Entries(top=int(data["top"]), count=int(data["count"]), ids=ids, policy=policy, length=length,
+                        names=names)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _snapshot_write(key: tuple[str, int], entries: _Entries) -> bool:
+    # Lengths are whole characters (floats only for the ratios): stored as integers.
+    data = {"format": _SNAPSHOT_FORMAT, "top": entries.top, "count": entries.count, "ids": _narrow(entries.ids),
+            "policy": _narrow(entries.policy), "length": _narrow(entries.length.astype(np.int64)),
+            "names": list(entries.names)}
+    try:
+        caches[SNAPSHOT_CACHE].set(_snapshot_key(*key), data, timeout=None)
+        return True
+    except Exception:
+        logger.warning("leaderboard snapshot: cannot write the %r cache", SNAPSHOT_CACHE, exc_info=True)
+        return False
+
+
+def leaderboard_cache_clear(*, shared: bool = True) -> None:
+    """Forget the comparisons' samples this process kept and, unless `shared` is False (as in a process that
+    has just started), the shared snapshots too: the whole `dashboard` cache, as dashboard_cache_clear."""
     with _LOCK:
         _ENTRIES_CACHE.clear()
+        _SNAPSHOT_COUNT.clear()
+    if shared:
+        try:
+            caches[SNAPSHOT_CACHE].clear()
+        except Exception:
+            logger.warning("leaderboard snapshot: cannot clear the %r cache", SNAPSHOT_CACHE, exc_info=True)
 
 
 def _project_entries(project) -> _Entries:
     """_Entries of every comparison of the project: 2 queries (a check, then the comparisons newer than
-    those kept, or all of them when the check fails: a comparison committed late below the kept `top`)."""
+    those kept, or all of them when the check fails: a comparison committed late below the kept `top`).
+    A process that kept nothing of the project starts from the shared snapshot, checked the same way."""
     key = (Comparison.objects.db, project.id)
     with _LOCK:
-        cached = _ENTRIES_CACHE.get(key, _NO_ENTRIES)
+        cached = _ENTRIES_CACHE.get(key)
+        shared_count = _SNAPSHOT_COUNT.get(key)
+    if cached is None:
+        cached = _snapshot_read(key) or _NO_ENTRIES
+        shared_count = cached.count if cached.count else None
     state = Comparison.objects.filter(project=project).aggregate(
         top=Max("id"), count=Count("id"), kept=Count("id", filter=Q(id__lte=cached.top)))
     top, count = state["top"] or 0, state["count"]
     if state["kept"] != cached.count:
-        cached = _NO_ENTRIES
+        cached, shared_count = _NO_ENTRIES, None
     if top > cached.top:
-        more = _rows(ComparisonSample.objects.filter(comparison__project=project, comparison_id__gt=cached.top,
-                                                     comparison_id__lte=top).order_by()
-                     .values_list("comparison_id", "position", "sample__source", Length("sample__text")))
-        cached = cached.extended(more, top=top, count=count)
+        cached = cached.extended(*_sample_columns(project, after=cached.top, top=top), top=top, count=count)
+    rewrite_after = min(SNAPSHOT_REWRITE_COMPARISONS, SNAPSHOT_REWRITE_SHARE * cached.count)
+    if cached.count and (shared_count is None or cached.count - shared_count >= rewrite_after):
+        shared_count = cached.count if _snapshot_write(key, cached) else None
     with _LOCK:
         _ENTRIES_CACHE[key] = cached
         _ENTRIES_CACHE.move_to_end(key)
         while len(_ENTRIES_CACHE) > _ENTRIES_CACHE_PROJECTS:
-            _ENTRIES_CACHE.popitem(last=False)
+            evicted, _ = _ENTRIES_CACHE.popitem(last=False)
+            _SNAPSHOT_COUNT.pop(evicted, None)
+        if shared_count is None:
+            _SNAPSHOT_COUNT.pop(key, None)
+        else:
+            _SNAPSHOT_COUNT[key] = shared_count
     return cached
 
 
@@ -178,8 +356,7 @@ def project_leaderboard(*, project, draws: int = BOOTSTRAP_DRAWS, seed: int = 0)
     labeling.metrics.length_controlled_win_rates on character lengths (an empty text counts as 1).
     """
     # 1. Reads: the clean labels' answers, and (kept between calls) the samples of the project's comparisons.
-    answers = np.array(_rows(_clean_labels(project).order_by().values_list("comparison_id", "chosen_index")),
-                       dtype=np.int64).reshape(-1, 2)
+    answers = _answers(project)
     entries = _project_entries(project)
     ids, table, lengths_table, policies = entries.ids, entries.policy, entries.length, entries.names
     n, k = len(policies), table.shape[1]

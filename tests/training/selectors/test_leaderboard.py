@@ -5,12 +5,15 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.core.cache import caches
+from django.db import connection
 
 from labeling import metrics
 from labeling.models import Comparison, Label, Sample
 from labeling.services import comparison_create
 from tests.factories import ProjectFactory, QueryFactory, TrainingRunFactory, UserFactory, make_label
 from training.models import BASE_POLICY_SOURCE, AndonPull, Round
+from training.selectors import leaderboard
 from training.selectors import (
     LEADERBOARD_CSV_HEADER,
     leaderboard_csv_rows,
@@ -30,6 +33,16 @@ pytestmark = pytest.mark.django_db
 def _samples_not_kept():
     """Each test starts as a fresh process would, without the comparisons' samples kept by earlier ones."""
     leaderboard_cache_clear()
+
+
+@pytest.fixture(autouse=True, params=["arrays", "rows"])
+def read_path(request, monkeypatch):
+    """Every test on both reads: PostgreSQL's arrays (array_send, parsed by numpy) and plain rows (any database)."""
+    if request.param == "rows":
+        monkeypatch.setattr(leaderboard, "_arrays_used", lambda db: False)
+    elif connection.vendor != "postgresql":
+        pytest.skip("the array reads exist on PostgreSQL only")
+    return request.param
 
 
 def _comparison(project, sources, *, texts=None, run=None):
@@ -204,3 +217,72 @@ def test_policies_only_in_unlabeled_comparisons_are_not_listed(project, labelers
     make_label(_comparison(project, [POLICY, BASE, POLICY, BASE]), labelers[0], chosen_index=0)
     _comparison(project, ["never-labeled", BASE, POLICY, BASE])
     assert [r.policy for r in project_leaderboard(project=project, draws=0).rows] == [POLICY, BASE]
+
+
+def test_lengths_are_characters_and_policies_numbered_by_first_appearance(project, labelers):
+    """Non-ASCII texts count characters, not bytes (as Length in the ORM), on both reads; policies are
+    numbered in the order they first appear by comparison and position, whatever order the rows came in."""
+    texts = ["é" * 10, "b" * 20, "日本語" * 3, ""]
+    first = _comparison(project, ["ckpt-z", BASE, "ckpt-a", REF], texts=texts)
+    second = _comparison(project, [REF, "ckpt-new", BASE, BASE])
+    make_label(first, labelers[0], chosen_index=0)
+    comparison, position, names, policy, length = leaderboard._sample_columns(project, after=0, top=second.id)
+    entries = leaderboard._NO_ENTRIES.extended(comparison, position, names, policy, length, top=second.id, count=2)
+    assert entries.names == ["ckpt-z", BASE, "ckpt-a", REF, "ckpt-new"]
+    assert entries.ids.tolist() == [first.id, second.id]
+    assert entries.length[0].tolist() == [10, 20, 9, 1]  # the empty text counts as 1
+    assert entries.policy.tolist() == [[0, 1, 2, 3], [3, 4, 1, 1]]
+    shuffled = np.random.default_rng(1).permutation(len(comparison))
+    renamed = [names[i] for i in np.argsort(np.random.default_rng(2).permutation(len(names)))]
+    renumber = np.array([renamed.index(name) for name in names])
+    again = leaderboard._NO_ENTRIES.extended(comparison[shuffled], position[shuffled], renamed,
+                                            renumber[policy[shuffled]], length[shuffled], top=second.id, count=2)
+    assert again.names == entries.names and again.policy.tolist() == entries.policy.tolist()
+
+
+def test_array_parse_reads_postgresql_arrays_and_refuses_others(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("array_send is PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT array_send(ARRAY[1, -2, 30000]::int2[]), array_send(ARRAY[5, 2147483647]::int4[]), "
+                       "array_send(ARRAY[-1, 9007199254740993]::int8[]), array_send('{}'::int8[]), "
+                       "array_send(ARRAY[1, NULL]::int4[]), array_send(ARRAY[[1, 2], [3, 4]]::int4[]), "
+                       "array_send(ARRAY['ab']::text[])")
+        small, int4, big, empty, with_null, matrix, text = cursor.fetchone()
+    assert leaderboard._array_parse(small).tolist() == [1, -2, 30000]
+    assert leaderboard._array_parse(int4).tolist() == [5, 2147483647]
+    assert leaderboard._array_parse(big).tolist() == [-1, 9007199254740993]
+    assert leaderboard._array_parse(empty).tolist() == []
+    for bad in (with_null, matrix, text):
+        with pytest.raises(ValueError, match="array from array_send|without NULLs"):
+            leaderboard._array_parse(bad)
+
+
+def test_a_fresh_process_starts_from_the_shared_snapshot(project, labelers, django_assert_num_queries):
+    """The first call of a process (nothing kept in it) reads the snapshot an earlier one shared: labels and
+    the check only, same board; newer comparisons are read on top of it; a snapshot that fails the check
+    (a comparison left the project) is read again from the database; a damaged one is ignored."""
+    for labeler in labelers:
+        make_label(_comparison(project, [POLICY, BASE, REF, "run8-step5"], texts=["a" * 5, "bb", "ccc", "d" * 40]),
+                   labeler, chosen_index=labeler.id % 4)
+    board = project_leaderboard(project=project, draws=20)
+    leaderboard_cache_clear(shared=False)
+    with django_assert_num_queries(2):
+        assert project_leaderboard(project=project, draws=20) == board
+    newer = _comparison(project, ["run9-step1", BASE, BASE, BASE])
+    make_label(newer, labelers[0], chosen_index=0)
+    leaderboard_cache_clear(shared=False)
+    with django_assert_num_queries(3):
+        later = project_leaderboard(project=project, draws=20)
+    assert later.rows[0].policy == "run9-step1"
+    Comparison.objects.filter(id=newer.id).update(project=ProjectFactory(k=4))  # the snapshot no longer matches
+    leaderboard_cache_clear(shared=False)
+    with django_assert_num_queries(3):
+        assert project_leaderboard(project=project, draws=20) == board
+    key = leaderboard._snapshot_key(Comparison.objects.db, project.id)
+    caches[leaderboard.SNAPSHOT_CACHE].set(key, {"format": leaderboard._SNAPSHOT_FORMAT, "top": 1}, timeout=None)
+    leaderboard_cache_clear(shared=False)
+    with django_assert_num_queries(3):
+        assert project_leaderboard(project=project, draws=20) == board
+    leaderboard_cache_clear()  # shared too: nothing is left to start from
+    assert caches[leaderboard.SNAPSHOT_CACHE].get(key) is None

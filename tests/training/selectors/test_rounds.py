@@ -16,6 +16,7 @@ from training.selectors import (
     win_rate_csv_rows,
 )
 from labeling.metrics import wilson_interval
+from training.selectors.rounds import comparison_sides, label_outcome
 
 POLICY, BASE, REF = "run7-step100", BASE_POLICY_SOURCE, "reference"
 PB = [POLICY, BASE, POLICY, BASE]  # canonical 0 and 2 are wins, 1 and 3 losses
@@ -139,16 +140,57 @@ def test_split_and_round_and_project_scoping(project, labelers, round_one):
 def test_round_win_rates_query_count_does_not_grow(project, labelers, round_one, django_assert_num_queries):
     rnd, run = round_one
     make_label(_comparison(project, run, PB), labelers[0], chosen_index=0)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(2):
         round_win_rates(project=project)
     for n in range(2, 6):
         more = Round.objects.create(project=project, number=n)
         more_run = TrainingRunFactory(project=project, round=more, kind="sample")
         for labeler in labelers:
             make_label(_comparison(project, more_run, [BASE, POLICY, BASE, POLICY]), labeler, chosen_index=n % 4)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(2):
         rows = round_win_rates(project=project)
     assert sum(r.n for r in rows) == 1 + 4 * 4
+
+
+def test_round_win_rate_table_counts_as_label_outcome_does(project, labelers, round_one):
+    """The table's SQL applies the rules of `sample_side` and `label_outcome` (which the sweep uses): on
+    comparisons of mixed sources (other baselines, a name that only looks like one, references), every
+    split, both rounds, the counts and the chance equal a tally through those Python rules."""
+    import random
+
+    from labeling.models import Label
+
+    rnd, run = round_one
+    rnd2 = Round.objects.create(project=project, number=2)
+    runs = [run, TrainingRunFactory(project=project, round=rnd2, kind="sample")]
+    pool = [POLICY, BASE, REF, "baseline:lead-3", "Baseline:not-one", "run8-step1"]
+    draw = random.Random(7)
+    for i in range(24):
+        split = (Query.Split.VALID, Query.Split.TRAIN)[i % 2]
+        comparison = _comparison(project, runs[i % 2], [draw.choice(pool) for _ in range(4)], split=split)
+        for labeler in labelers[: 1 + i % 4]:
+            make_label(comparison, labeler, chosen_index=draw.choice([None, 0, 1, 2, 3]),
+                       unsure=draw.random() < 0.3)
+    labels = Label.objects.filter(comparison__project=project, skipped=False)
+    sides = comparison_sides(labels)
+    expected = {}
+    for comparison_id, chosen, unsure, round_id, split in labels.values_list(
+            "comparison_id", "chosen_index", "unsure", "comparison__source_run__round_id", "comparison__query__split"):
+        side = label_outcome(sides[comparison_id], chosen)
+        if side is None:
+            continue
+        share = list(sides[comparison_id].values()).count("policy") / sum(
+            v in ("policy", "base") for v in sides[comparison_id].values())
+        for key in ((round_id, split), (round_id, None)):
+            wins, losses, n_unsure, shares = expected.get(key, (0, 0, 0, 0.0))
+            expected[key] = (wins + (side == "policy"), losses + (side == "base"), n_unsure + unsure, shares + share)
+    table = round_win_rate_table(project=project, splits=(Query.Split.VALID, Query.Split.TRAIN, None))
+    assert sum(row[None].n for row in table) > 10  # the draw holds counted labels
+    for row in table:
+        for split, rate in row.items():
+            wins, losses, unsure, shares = expected.get((rate.round_id, split), (0, 0, 0, 0.0))
+            assert (rate.wins, rate.losses, rate.unsure) == (wins, losses, unsure)
+            assert rate.chance == (pytest.approx(shares / (wins + losses)) if wins + losses else None)
 
 
 # ---------------------------------------------------------------- page and CSV
