@@ -203,10 +203,37 @@ def simulated_choice(labeler: SimulatedLabeler, assignment: Assignment) -> Label
     lease_ms = settings.LABELING_LEASE_MINUTES * 60 * 1000
     duration = min(reading_time_ms(shown, rng, context=context), lease_ms // 2)
     position = order.index(chosen)
-    confidence = None
-    if entries[0].comparison.project.label_type == Project.LabelType.PAIRWISE_CONFIDENCE:
+    project = entries[0].comparison.project
+    confidence = ranking = likert = None
+    if project.label_type == Project.LabelType.PAIRWISE_CONFIDENCE:
         confidence = simulated_confidence(canonical_scores, chosen, labeler.temperature, position)
-    return LabelInput(position=position, duration_ms=duration, confidence=confidence)
+    if project.label_type == Project.LabelType.RANKING:
+        # The same noise as the choice (a fresh generator of the same seed): the chosen sample heads the ranking.
+        canonical = simulated_ranking(canonical_scores, labeler.temperature,
+                                      random.Random(f"{labeler.seed}:{assignment.comparison_id}"))
+        ranking = [canonical[c] for c in order]
+    if project.likert_axes:
+        likert = {axis: [simulated_rating(score) for score in shown_scores] for axis in project.likert_axes}
+    return LabelInput(position=position, duration_ms=duration, confidence=confidence, ranking=ranking, likert=likert,
+                      none_acceptable=project.allow_none_acceptable and max(canonical_scores) < 0)
+
+
+def simulated_ranking(scores: list[float], temperature: float, rng: random.Random) -> list[int]:
+    """A simulated labeler's ranking of the samples (dense ranks, 1 = best, canonical): a Plackett–Luce draw at
+    its temperature by Gumbel-top-k (sorting score/T + the Gumbel noise softmax_choice draws, so with the same
+    generator its first is softmax_choice's pick); at T = 0 the order of the scores, equal scores tied (all equal:
+    the noise orders them, as softmax_choice breaks ties, since a ranking must place one sample above another)."""
+    noise = [-math.log(-math.log(max(rng.random(), 1e-300))) for _ in scores]
+    keys = scores if temperature == 0 else [s / temperature + g for s, g in zip(scores, noise, strict=True)]
+    if len(set(keys)) == 1:
+        keys = noise
+    distinct = sorted(set(keys), reverse=True)
+    return [distinct.index(key) + 1 for key in keys]
+
+
+def simulated_rating(score: float) -> int:
+    """A 1–7 Likert rating of one sample from its scorer's score (normalised, about −1…1: 0 → 4, ±1 → 7 or 1)."""
+    return 1 + round(6 / (1 + math.exp(-4 * score)))
 
 
 def simulated_confidence(scores: list[float], chosen: int, temperature: float, position: int) -> int:

@@ -285,3 +285,43 @@ def test_import_refuses_a_ranking_that_contradicts_best_or_is_missing(researcher
             comparisons_import(project=project, source=json.dumps({**line, **extra}).encode(), imported_by=researcher)
     comparisons_import(project=project, source=json.dumps({**line, "ranks": [2, 1]}).encode(), imported_by=researcher)
     assert Label.objects.values_list("chosen_index", "ranking").get() == (1, [2, 1])
+
+
+# ---------------------------------------------------------------- simulated labelers
+
+
+def test_simulated_ranking_is_a_plackett_luce_draw_headed_by_the_choice():
+    import random
+
+    from labeling.scorers import softmax_choice
+    from labeling.services.simulation import simulated_ranking, simulated_rating
+
+    assert simulated_ranking([0.2, 0.9, 0.2, -1.0], 0.0, random.Random(1)) == [2, 1, 2, 3]  # T = 0: ties kept
+    tied = simulated_ranking([0.0, 0.0, 0.0], 0.0, random.Random(3))
+    assert sorted(tied) == [1, 2, 3]  # all equal: the noise orders them
+    assert tied.index(1) == softmax_choice([0.0, 0.0, 0.0], 0.0, random.Random(3))
+    for seed in range(20):
+        scores = [0.1, 0.5, -0.3, 0.4]
+        ranks = simulated_ranking(scores, 0.5, random.Random(seed))
+        assert sorted(ranks) == [1, 2, 3, 4]
+        assert ranks.index(1) == softmax_choice(scores, 0.5, random.Random(seed))
+    # Over many draws at a temperature the better sample is ranked above the worse more often, not always.
+    above = sum(simulated_ranking([1.0, 0.0], 1.0, random.Random(seed))[0] == 1 for seed in range(2000)) / 2000
+    assert 0.66 < above < 0.80  # sigma(1) = 0.731
+    assert [simulated_rating(s) for s in (-1.0, 0.0, 1.0)] == [1, 4, 7]
+
+
+def test_simulated_labelers_answer_rankings_ratings_and_none_acceptable():
+    from labeling.services.simulation import LabelerSpec, simulate_labeling, simulated_labelers_ensure
+
+    project = ProjectFactory(k=3, label_type=Project.LabelType.RANKING, likert_axes=["overall"],
+                             allow_none_acceptable=True)
+    texts = [["great lovely day", "awful bad day", "a day"], ["terrible awful", "bad sad", "horrible ugly"]]
+    for three in texts:
+        make_comparison(project, texts=three)
+    (labeler,) = simulated_labelers_ensure(project=project, specs=[LabelerSpec("sentiment", 1, temperature=0.0)])
+    assert simulate_labeling(project=project, labelers=[labeler]).labeled == 2
+    happy, sad = Label.objects.order_by("comparison_id")
+    assert happy.ranking == [1, 3, 2] and happy.chosen_index == 0 and not happy.none_acceptable
+    assert happy.likert["overall"][0] > happy.likert["overall"][2] > happy.likert["overall"][1]
+    assert sad.none_acceptable  # every sample scores below 0
