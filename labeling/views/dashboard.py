@@ -28,6 +28,9 @@ from labeling.selectors.quality import (
     labelers_quality,
     project_quality,
 )
+from labeling.selectors.quality.answer_parts import (
+    project_answer_parts_agreement,
+)
 
 PAGE_SIZE = 100
 
@@ -91,6 +94,7 @@ def dashboard_project(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "labeling/dashboard.html", {
         "project": project,
         "q": quality,
+        "parts": project_answer_parts_agreement(project),
         "progress_pct": round(100 * progress["labeled"] / progress["wanted"]) if progress["wanted"] else 0,
         "charts": [
             bar_chart("Labels per day", [(d.isoformat(), n) for d, n in quality.labels_per_day]),
