@@ -205,3 +205,38 @@ def test_fit_without_train_split_labels_fails_and_says_what_it_left_out(contract
     assert "Only 0 labels of train-split comparisons" in run.error
     parts = {p["part"]: (p["comparisons"], p["labels"]) for p in run.report["reward_data"]["parts"]}
     assert parts == {"train": (0, 0), "valid": (6, 6), "test": (0, 0), "calibration": (2, 2)}
+
+
+@pytest.mark.slow
+def test_fit_reward_run_on_a_ranking_project_with_ratings_and_none_acceptable(contractor):
+    """A ranking project (K=3, ties) with Likert ratings and "none acceptable", labeled on the labeling service:
+    a round's fit run trains on the rankings (Plackett-Luce), adds the ratings' and the acceptability terms, and
+    learns the labels (the better sample has more 'z'; a comparison whose best has no 'z' is none acceptable)."""
+    import random
+
+    from labeling.models import Project
+    from labeling.services import LabelInput, comparison_next_for_labeler, label_submit
+
+    rng = random.Random(0)
+    project = ProjectFactory(k=3, calibration_share=0.0, label_type=Project.LabelType.RANKING,
+                             likert_axes=["overall"], allow_none_acceptable=True)
+    for i in range(60):
+        query = Query.objects.create(project=project, context=f"q{i} ")
+        texts = ["z" * rng.randint(0, 9) + "a" * rng.randint(2, 6) for _ in range(3)]
+        comparison_create(project=project, query=query,
+                          samples=[Sample.objects.create(query=query, text=t, source="test") for t in texts])
+    while (assignment := comparison_next_for_labeler(project=project, labeler=contractor)) is not None:
+        shown = [assignment.comparison.entries.get(position=p).sample.text.count("z") for p in assignment.display_order]
+        if len(set(shown)) == 1:
+            shown[0] += 1  # a ranking places one sample above another
+        distinct = sorted(set(shown), reverse=True)
+        ranking = [distinct.index(z) + 1 for z in shown]
+        label_submit(assignment_id=assignment.id, labeler=contractor, answer=LabelInput(
+            position=None, duration_ms=900, ranking=ranking, likert={"overall": [1 + min(z, 6) for z in shown]},
+            none_acceptable=max(shown) == 0))
+    config = {**FAST_REWARD, "epochs": 3, "ranking_loss": "plackett_luce", "likert_axis": "overall",
+              "likert_coef": 0.5, "acceptability_coef": 0.5}
+    run = TrainingRunFactory(project=project, kind="fit_reward", seed=1, config=config)
+    assert run_execute(run_id=run.id) == Status.FINISHED
+    metrics = dict(RunMetric.objects.filter(run=run).values_list("key", "value"))
+    assert metrics["valid/accuracy"] >= 0.6  # chance 1/3
