@@ -325,3 +325,20 @@ def test_simulated_labelers_answer_rankings_ratings_and_none_acceptable():
     assert happy.ranking == [1, 3, 2] and happy.chosen_index == 0 and not happy.none_acceptable
     assert happy.likert["overall"][0] > happy.likert["overall"][2] > happy.likert["overall"][1]
     assert sad.none_acceptable  # every sample scores below 0
+
+
+def test_the_api_takes_the_parts_as_shown_and_answers_them_canonical(client, contractor):
+    project = ProjectFactory(k=3, label_type=Project.LabelType.RANKING, likert_axes=["overall"],
+                             allow_none_acceptable=True)
+    assignment = _lease(project, contractor, [2, 0, 1])
+    client.force_login(contractor)
+    url = reverse("api-label-create", kwargs={"assignment_id": assignment.id})
+    refused = client.post(url, {"duration_ms": 3000, "ranking": [1, 2, 3]}, content_type="application/json")
+    assert refused.status_code == 400 and "likert" in refused.content.decode() and not Label.objects.exists()
+    response = client.post(url, {"duration_ms": 3000, "ranking": [2, 1, 3], "likert": {"overall": [5, 6, 1]},
+                                 "none_acceptable": True}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    # Shown A B C = canonical 2 0 1: B (canonical 0) first, A (canonical 2) second, C (canonical 1) last.
+    assert (body["chosen_index"], body["ranking"], body["likert"], body["none_acceptable"]) == (
+        0, [1, 3, 2], {"overall": [6, 1, 5]}, True)
