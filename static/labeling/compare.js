@@ -166,9 +166,11 @@
       setField("likert-" + axis, /[1-7]/.test(digits) ? digits : "");
     });
   }
-  function rate(value) {
-    var cell = likertCurrent();
+  // A cell clicked (focused) takes the next digit, even one already rated; otherwise the next empty cell does.
+  function rate(value, focused) {
+    var cell = focused || likertCurrent();
     if (!cell) return;
+    if (focused) focused.blur();
     ratings[cellKey(cell)] = value;
     clearNotice();
     renderLikert();
@@ -336,8 +338,9 @@
       if (rankMode() && (placed.length || tieNext)) { e.preventDefault(); rankBack(); return; }
       return;
     }
-    if (likertAxes().length && choiceMade() && !likertComplete() && /^[1-7]$/.test(key)) {
-      e.preventDefault(); rate(parseInt(key, 10)); return;
+    var focusedCell = t && t.classList && t.classList.contains("likert-cell") ? t : null;
+    if (likertAxes().length && choiceMade() && (focusedCell || !likertComplete()) && /^[1-7]$/.test(key)) {
+      e.preventDefault(); rate(parseInt(key, 10), focusedCell); return;
     }
     if (rankMode()) {
       if (key === "=") { e.preventDefault(); rankTie(); return; }

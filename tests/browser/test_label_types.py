@@ -94,3 +94,22 @@ def test_likert_ratings_and_none_acceptable_by_keyboard_and_exported(live_server
         {axis: label.likert[axis][i] for axis in ("overall", "coverage")} for i in range(2)]
     (pair,) = labels_export_rows(project=project, layout="2020")
     assert pair["extra"]["none_acceptable"] is True
+
+
+def test_a_rating_clicked_takes_the_next_digit(live_server, page):
+    """With the mouse: a clicked cell (even one already rated) takes the digit typed next; the rest fill in order."""
+    project = ProjectFactory(k=2, slug="rate", likert_axes=["overall"])
+    UserFactory(username="lab", role=CONTRACTOR)
+    make_comparison(project)
+    _open(page, live_server.url, "rate", "#pair[data-likert] .likert")
+    lease = int(page.get_attribute("#label-form", "data-assignment"))
+    page.keyboard.press("a")
+    page.keyboard.press("3")
+    page.click('.likert-cell[aria-label="overall of A"]')
+    page.keyboard.press("6")  # A again, not B
+    assert page.locator(".likert-cell").all_text_contents() == ["6", "·"]
+    page.keyboard.press("2")  # B, the next empty cell
+    page.keyboard.press("Enter")
+    _next(page, lease)
+    display = Assignment.objects.get(id=lease).display_order
+    assert Label.objects.get(assignment_id=lease).likert == LikertAxes.to_canonical({"overall": [6, 2]}, display)
