@@ -53,6 +53,7 @@ class LabelRow:
     skip_reason: str
     instructions_version: int | None
     flags: list[FlagRow]
+    parts: str = ""  # the answer beyond the choice (answer_parts_text), canonical
 
     @property
     def display_letter(self) -> str:
@@ -75,6 +76,24 @@ class ComparisonDetail:
     @property
     def researcher_answers(self) -> list[LabelRow]:
         return [row for row in self.labels if row.by_researcher and not row.skipped]
+
+
+def answer_parts_text(label: Label) -> str:
+    """An answer's parts beyond the choice as one line, canonical indexes: "confidence 7/9", "ranking #1 > #0 = #2",
+    "overall 6 3 2", "none acceptable" (labeling/label_types.py); "" for a plain choice."""
+    parts = []
+    if label.confidence:
+        parts.append(f"confidence {label.confidence}/9")
+    if label.ranking:
+        tiers: dict[int, list[int]] = {}
+        for index, rank in enumerate(label.ranking):
+            tiers.setdefault(rank, []).append(index)
+        parts.append("ranking " + " > ".join(" = ".join(f"#{i}" for i in tiers[rank]) for rank in sorted(tiers)))
+    for axis, ratings in (label.likert or {}).items():
+        parts.append(f"{axis} {' '.join(map(str, ratings))}")
+    if label.none_acceptable:
+        parts.append("none acceptable")
+    return "; ".join(parts)
 
 
 def _researcher_ids(user_ids: set[int]) -> set[int]:
@@ -112,6 +131,7 @@ def comparison_detail(comparison: Comparison) -> ComparisonDetail:
             instructions_version=label.instructions.version if label.instructions else None,
             flags=[FlagRow(index=index_of[flag.sample_id], note=flag.note,
                            suggested_correction=flag.suggested_correction) for flag in label.flags.all()],
+            parts=answer_parts_text(label),
         )
         for label in labels
     ]
@@ -124,7 +144,7 @@ def comparison_detail(comparison: Comparison) -> ComparisonDetail:
 
 LABEL_CSV_HEADER = ["label_id", "labeler", "researcher", "created_at", "duration_ms", "chosen_index",
                     "display_position", "display_letter", "unsure", "skipped", "skip_reason",
-                    "instructions_version", "flags"]
+                    "instructions_version", "flags", "answer_parts"]
 
 
 def comparison_label_table(detail: ComparisonDetail) -> list[list]:
@@ -140,6 +160,6 @@ def comparison_label_table(detail: ComparisonDetail) -> list[list]:
     return [
         [row.id, row.labeler, row.by_researcher, row.created_at.isoformat(), row.duration_ms, blank(row.chosen_index),
          blank(row.display_position), row.display_letter, row.unsure, row.skipped, row.skip_reason,
-         blank(row.instructions_version), " | ".join(flag_text(f) for f in row.flags)]
+         blank(row.instructions_version), " | ".join(flag_text(f) for f in row.flags), row.parts]
         for row in detail.labels
     ]

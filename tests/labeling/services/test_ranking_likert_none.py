@@ -342,3 +342,19 @@ def test_the_api_takes_the_parts_as_shown_and_answers_them_canonical(client, con
     # Shown A B C = canonical 2 0 1: B (canonical 0) first, A (canonical 2) second, C (canonical 1) last.
     assert (body["chosen_index"], body["ranking"], body["likert"], body["none_acceptable"]) == (
         0, [1, 3, 2], {"overall": [6, 1, 5]}, True)
+
+
+def test_the_comparison_page_and_its_csv_show_the_whole_answer(client, contractor, researcher):
+    from labeling.selectors.comparisons import answer_parts_text
+
+    project = _labeled_ranking_project(contractor)
+    label = Label.objects.get()
+    assert answer_parts_text(label) == "ranking #1 > #0 = #2; overall 3 6 3"
+    label.none_acceptable, label.ranking, label.likert, label.confidence = True, None, None, 7
+    assert answer_parts_text(label) == "confidence 7/9; none acceptable"
+    client.force_login(researcher)
+    url = reverse("labeling-comparison-detail", args=[project.slug, label.comparison_id])
+    assert "ranking #1 &gt; #0 = #2; overall 3 6 3" in client.get(url).content.decode()
+    csv_url = reverse("labeling-comparison-labels-csv", args=[project.slug, label.comparison_id])
+    rows = client.get(csv_url).content.decode().splitlines()
+    assert rows[0].endswith(",answer_parts") and rows[1].endswith(",ranking #1 > #0 = #2; overall 3 6 3")
