@@ -1,9 +1,11 @@
 """The project's leaderboard of policies (Bradley–Terry over every clean label, with bootstrap intervals;
 raw and length-controlled win rates against the base policy) and sample-to-label latency per round.
 
-How a best-of-K label becomes pairwise outcomes: the chosen sample beat each of the other K−1
-samples (labeling/label_types.py, `BestOfK.pairs`), and each outcome is credited to the samples'
-policies (`Sample.source`). The label type has no tie answer, so there are no ties.
+How a label becomes pairwise outcomes, per label type (labeling/label_types.py), each credited to the samples'
+policies (`Sample.source`): best-of-K, the chosen sample beat each of the other K−1 samples (`BestOfK.pairs`); a
+ranking, every strictly ordered pair (`Ranking.pairs`: up to K·(K−1)/2); the 9-point scale, the chosen side beat
+the other, and a 5 ("about the same") is a tie. Ties give no outcome (as in the reward fit's losses): the fit has
+no tie term, and a tie counted as half a win each would move no strength between two policies anyway.
 - Within-policy pairs (the chosen sample and another sample of the same policy) say nothing about
   one policy against another: they are dropped (counted in `Leaderboard.within_policy_pairs`).
 - Unsure labels count as what they chose, at full weight, as in the reward fit and the per-round
@@ -15,6 +17,7 @@ policies (`Sample.source`). The label type has no tie answer, so there are no ti
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -35,7 +38,8 @@ from labeling.metrics import (
     length_controlled_win_rates,
     rate,
 )
-from labeling.models import Comparison, ComparisonSample, Label, Sample
+from labeling.label_types import PairwiseConfidence
+from labeling.models import Comparison, ComparisonSample, Label, Project, Sample
 from training.models import BASE_POLICY_SOURCE, Round
 from training.selectors.andon import andon_excluded_comparison_ids
 
@@ -135,6 +139,27 @@ def _answers(project) -> np.ndarray:
     if comparison is None:  # no row: array_agg is NULL
         return np.zeros((0, 2), dtype=np.int64)
     return np.column_stack([_array_parse(comparison), _array_parse(chosen)])
+
+
+def _answers_with_ranks(project) -> tuple[np.ndarray, np.ndarray]:
+    """Ranking and 9-point-scale projects: the clean labels' (comparison id, chosen index), (L, 2), and each label's
+    ranks of the samples in canonical order, (L, K) (1 = better; equal ranks tie), one query. A ranking gives its
+    own ranks; a scale point gives 1 to the side it prefers and 2 to the other, both 1 for 5 (no preference)."""
+    rows = _rows(_clean_labels(project).order_by().values_list("comparison_id", "chosen_index", "ranking",
+                                                               "confidence"))
+    k = project.k
+    answers = np.array([row[:2] for row in rows], dtype=np.int64).reshape(-1, 2)
+    ranks = np.full((len(rows), k), 2, dtype=np.int64)
+    for i, (_, chosen, ranking, confidence) in enumerate(rows):
+        if isinstance(ranking, str):  # a backend that hands JSON back as text
+            ranking = json.loads(ranking)
+        if ranking and len(ranking) == k:
+            ranks[i] = ranking
+        elif confidence == PairwiseConfidence.MIDDLE:
+            ranks[i] = 1
+        elif chosen is not None and chosen < k:
+            ranks[i, chosen] = 1
+    return answers, ranks
 
 
 def _sample_columns(project, *, after: int, top: int) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray,
@@ -355,30 +380,41 @@ def project_leaderboard(*, project, draws: int = BOOTSTRAP_DRAWS, seed: int = 0)
     (too narrow when one label gives several such outcomes), length-controlled is
     labeling.metrics.length_controlled_win_rates on character lengths (an empty text counts as 1).
     """
-    # 1. Reads: the clean labels' answers, and (kept between calls) the samples of the project's comparisons.
-    answers = _answers(project)
+    # 1. Reads: the clean labels' answers (with their ranks where the label type says more than the chosen
+    # sample), and (kept between calls) the samples of the project's comparisons.
+    ranked = project.label_type in (Project.LabelType.RANKING, Project.LabelType.PAIRWISE_CONFIDENCE)
+    answers, answer_ranks = _answers_with_ranks(project) if ranked else (_answers(project), None)
     entries = _project_entries(project)
     ids, table, lengths_table, policies = entries.ids, entries.policy, entries.length, entries.names
     n, k = len(policies), table.shape[1]
 
-    # 2. Every clean label's pairwise outcomes, from the comparisons × positions table.
+    # 2. Every clean label's pairwise outcomes, from the comparisons × positions table: each label's ranks of
+    # its samples (best-of-K: 1 for the chosen, 2 for the others), and a pair (i, j) wherever rank i < rank j.
     if len(ids):
         at = np.searchsorted(ids, answers[:, 0]).clip(max=len(ids) - 1)
         chosen = answers[:, 1]
         known = (ids[at] == answers[:, 0]) & (chosen < k)
         at, chosen = at[known], chosen[known]
     else:
+        known = np.zeros(len(answers), dtype=bool)
         at = chosen = np.zeros(0, dtype=np.int64)
-    winner = table[at, chosen]
-    valid = winner >= 0
-    at, chosen, winner = at[valid], chosen[valid], winner[valid]
+    valid = table[at, chosen] >= 0
+    at, chosen = at[valid], chosen[valid]
+    if answer_ranks is None:
+        ranks = np.where(np.arange(k) == chosen[:, None], 1, 2)
+    else:
+        ranks = np.full((len(at), k), np.iinfo(np.int64).max)  # a position past the project's K: never ranked
+        width = min(k, answer_ranks.shape[1])
+        ranks[:, :width] = answer_ranks[known][valid][:, :width]
     others = table[at]  # (L, K)
-    is_other = (others >= 0) & (np.arange(k) != chosen[:, None])
-    within = int((is_other & (others == winner[:, None])).sum())
-    label_index, column = np.nonzero(is_other & (others != winner[:, None]))
-    group, loser = at[label_index], others[label_index, column]
-    winner_of = winner[label_index]
-    win_length, lose_length = lengths_table[at, chosen][label_index], lengths_table[group, column]
+    present = others >= 0
+    better = (ranks[:, :, None] < ranks[:, None, :]) & present[:, :, None] & present[:, None, :]  # (L, K, K)
+    same_policy = others[:, :, None] == others[:, None, :]
+    within = int((better & same_policy).sum())
+    label_index, column_win, column = np.nonzero(better & ~same_policy)
+    group = at[label_index]
+    winner_of, loser = others[label_index, column_win], others[label_index, column]
+    win_length, lose_length = lengths_table[group, column_win], lengths_table[group, column]
 
     # 3. Bradley–Terry with the bootstrap; the base policy is 0 when it has outcomes.
     base = policies.index(BASE_POLICY_SOURCE) if BASE_POLICY_SOURCE in policies else None

@@ -286,3 +286,34 @@ def test_a_fresh_process_starts_from_the_shared_snapshot(project, labelers, djan
         assert project_leaderboard(project=project, draws=20) == board
     leaderboard_cache_clear()  # shared too: nothing is left to start from
     assert caches[leaderboard.SNAPSHOT_CACHE].get(key) is None
+
+
+def test_a_ranking_gives_every_ordered_pair_and_the_scale_midpoint_is_a_tie(labelers):
+    """Ranking project, K=3 [P, base, ref]: a ranks ref > P = base (ref>P, ref>base; the tie gives nothing), b ranks
+    P > base > ref (P>base, P>ref, base>ref). A pairwise-confidence project: a 5 ("about the same") is no outcome,
+    a 2 is one for the side it prefers."""
+    from labeling.models import Project
+
+    a, b = labelers[:2]
+    ranking = ProjectFactory(k=3, label_type=Project.LabelType.RANKING)
+    comparison = _comparison(ranking, [POLICY, BASE, REF])
+    make_label(comparison, a, chosen_index=2, ranking=[2, 2, 1])
+    make_label(comparison, b, chosen_index=0, ranking=[1, 2, 3])
+    board = project_leaderboard(project=ranking, draws=0)
+    p, base, ref = 0, 1, 2
+    wins = np.array([[0, 1, 1], [0, 0, 1], [1, 1, 0]])  # wins[i, j]: i beat j
+    expected = metrics.bradley_terry(wins, anchor=base)
+    by_name = {r.policy: r for r in board.rows}
+    assert (board.outcomes, board.within_policy_pairs) == (5, 0)
+    assert by_name[POLICY].strength == pytest.approx(expected[p])
+    assert by_name[REF].strength == pytest.approx(expected[ref])
+    assert (by_name[POLICY].vs_base.hits, by_name[POLICY].vs_base.n) == (1, 1)  # the tie is not a game
+
+    scale = ProjectFactory(k=2, label_type=Project.LabelType.PAIRWISE_CONFIDENCE)
+    pair = _comparison(scale, [POLICY, BASE])
+    make_label(pair, a, chosen_index=0, confidence=5)
+    make_label(pair, b, chosen_index=1, confidence=8)
+    board = project_leaderboard(project=scale, draws=0)
+    assert board.outcomes == 1 and board.labels == 2
+    by_name = {r.policy: r for r in board.rows}
+    assert (by_name[POLICY].vs_base.hits, by_name[POLICY].vs_base.n) == (0, 1)
