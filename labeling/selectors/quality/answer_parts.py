@@ -3,7 +3,8 @@
 The dashboard's other figures read the chosen sample, which a ranking's top tier also gives; these read the whole
 answer. Rankings: the share of sample pairs two answers order the same way, among the pairs both order (a tie in
 either leaves the pair out), so K = 2 without ties is plain agreement on the choice. Ratings: per axis, the share of
-one sample's two ratings within one point of each other, and their mean absolute difference. Each is labelers
+one sample's two ratings within one point of each other, and their mean absolute difference. "None acceptable": the
+share of two answers alike on it, and how often labelers say it. Each is labelers
 against the researchers (on calibration comparisons a researcher answered) and labelers against each other (on
 comparisons two or more labelers answered; every pair of their answers). Read for ranking and rated projects only,
 in one query.
@@ -33,6 +34,10 @@ class AnswerPartsAgreement:
     ranking_labeler_researcher: metrics.Rate | None  # None: the project does not rank
     ranking_labeler_labeler: metrics.Rate | None
     ratings: list[RatingAgreement]
+    # Projects that offer "none acceptable": two answers alike on it (both say it, or neither); None otherwise.
+    none_labeler_researcher: metrics.Rate | None = None
+    none_labeler_labeler: metrics.Rate | None = None
+    none_share: metrics.Rate | None = None  # the labelers' answers that say it
 
 
 def ranking_pairs_alike(a: Sequence[int], b: Sequence[int]) -> tuple[int, int]:
@@ -55,24 +60,30 @@ def project_answer_parts_agreement(project: Project) -> AnswerPartsAgreement | N
     """The figures above, or None for a project that neither ranks nor rates."""
     ranks = project.label_type == Project.LabelType.RANKING
     axes = list(project.likert_axes or [])
-    if not ranks and not axes:
+    offers_none = project.allow_none_acceptable
+    if not ranks and not axes and not offers_none:
         return None
     researchers = researcher_ids()
     rows = (Label.objects.filter(comparison__project=project, comparison__is_qualification=False, skipped=False)
-            .values_list("comparison_id", "labeler_id", "comparison__is_calibration", "ranking", "likert"))
-    answers: dict[int, list[tuple[bool, list | None, dict | None]]] = defaultdict(list)
+            .values_list("comparison_id", "labeler_id", "comparison__is_calibration", "ranking", "likert",
+                         "none_acceptable"))
+    answers: dict[int, list[tuple[bool, list | None, dict | None, bool]]] = defaultdict(list)
     calibration: set[int] = set()
-    for comparison_id, labeler_id, is_calibration, ranking, likert in rows:
-        answers[comparison_id].append((labeler_id in researchers, ranking, likert))
+    for comparison_id, labeler_id, is_calibration, ranking, likert, none_acceptable in rows:
+        answers[comparison_id].append((labeler_id in researchers, ranking, likert, none_acceptable))
         if is_calibration:
             calibration.add(comparison_id)
 
     # Tallies: "lr" labeler vs researcher, "ll" labeler vs labeler; a rank tally (alike, both), per axis
     # (within one, samples, sum of |differences|).
     rank_tally = {"lr": [0, 0], "ll": [0, 0]}
+    none_tally = {"lr": [0, 0], "ll": [0, 0]}
     rating_tally = {axis: {"lr": [0, 0, 0], "ll": [0, 0, 0]} for axis in axes}
 
     def add(kind: str, a: tuple, b: tuple) -> None:
+        if offers_none:
+            none_tally[kind][0] += a[3] == b[3]
+            none_tally[kind][1] += 1
         if ranks and a[1] and b[1]:
             alike, both = ranking_pairs_alike(a[1], b[1])
             rank_tally[kind][0] += alike
@@ -101,8 +112,12 @@ def project_answer_parts_agreement(project: Project) -> AnswerPartsAgreement | N
         )
         for axis in axes
     ]
+    said = [answer[3] for given in answers.values() for answer in given if not answer[0]]
     return AnswerPartsAgreement(
         ranking_labeler_researcher=metrics.rate(*rank_tally["lr"]) if ranks else None,
         ranking_labeler_labeler=metrics.rate(*rank_tally["ll"]) if ranks else None,
         ratings=ratings,
+        none_labeler_researcher=metrics.rate(*none_tally["lr"]) if offers_none else None,
+        none_labeler_labeler=metrics.rate(*none_tally["ll"]) if offers_none else None,
+        none_share=metrics.rate(sum(said), len(said)) if offers_none else None,
     )

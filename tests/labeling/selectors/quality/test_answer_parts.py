@@ -20,14 +20,15 @@ def test_pairs_alike_leave_out_ties_in_either_ranking():
 
 
 def test_project_figures_are_the_hand_counts(researcher):
-    project = ProjectFactory(k=3, label_type=Project.LabelType.RANKING, likert_axes=["overall"])
+    project = ProjectFactory(k=3, label_type=Project.LabelType.RANKING, likert_axes=["overall"],
+                             allow_none_acceptable=True)
     a, b = (UserFactory(role=CONTRACTOR) for _ in range(2))
     calibration = make_comparison(project, is_calibration=True)
     make_label(calibration, researcher, chosen_index=0, ranking=[1, 2, 3], likert={"overall": [7, 4, 1]})
     make_label(calibration, a, chosen_index=0, ranking=[1, 3, 2], likert={"overall": [6, 2, 1]})
     plain = make_comparison(project)
     make_label(plain, a, chosen_index=1, ranking=[2, 1, 2], likert={"overall": [3, 5, 3]})
-    make_label(plain, b, chosen_index=1, ranking=[3, 1, 2], likert={"overall": [1, 5, 4]})
+    make_label(plain, b, chosen_index=1, ranking=[3, 1, 2], likert={"overall": [1, 5, 4]}, none_acceptable=True)
     make_label(make_comparison(project), b, chosen_index=None, skip_reason="unreadable")  # skipped: left out
 
     parts = project_answer_parts_agreement(project)
@@ -39,6 +40,11 @@ def test_project_figures_are_the_hand_counts(researcher):
     assert (overall.labeler_researcher.hits, overall.labeler_researcher.n) == (2, 3)  # |1|, |2|, |0|
     assert (overall.labeler_labeler.hits, overall.labeler_labeler.n) == (2, 3)  # |2|, |0|, |1|
     assert overall.labeler_labeler_mean_abs == pytest.approx(1.0)
+
+    # None acceptable: a agrees with the researcher (neither said it), a and b differ on `plain`; b said it once of 3.
+    assert (parts.none_labeler_researcher.hits, parts.none_labeler_researcher.n) == (1, 1)
+    assert (parts.none_labeler_labeler.hits, parts.none_labeler_labeler.n) == (0, 1)
+    assert (parts.none_share.hits, parts.none_share.n) == (1, 3)
 
     assert project_answer_parts_agreement(ProjectFactory(k=2)) is None
 
