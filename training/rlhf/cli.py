@@ -1,6 +1,6 @@
 """The library's command line (__main__.py runs `main`), for offline experiments without Django:
 
-    python -m training.rlhf fit-reward CONFIG   # JSON or YAML RewardFitConfig
+    python -m training.rlhf fit-reward CONFIG   # JSON or YAML RewardFitConfig; torchrun works too
     python -m training.rlhf ppo CONFIG          # JSON or YAML PPOConfig; torchrun works too
     python -m training.rlhf pretrain CONFIG     # JSON or YAML PretrainConfig
 
@@ -24,7 +24,7 @@ from training.rlhf import distributed as dist
 from training.rlhf.build import build_trainer
 from training.rlhf.callbacks import Metrics
 from training.rlhf.checkpoint import latest_checkpoint
-from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig, T, load_config
+from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig, T, load_config, resolve_device
 from training.rlhf.task import task_write
 from training.rlhf.data import load_comparisons, load_references
 from training.rlhf.export import HF_SEQUENCE_CLASSIFICATION_DIR, export_beside
@@ -91,16 +91,20 @@ def _load(cls: type[T], argv: list[str] | None, prog: str) -> T:
 
 
 def fit_reward_main(argv: list[str] | None = None) -> int:
-    """Fit a reward model from ``comparisons_path`` and save it to ``output_dir``."""
+    """Fit a reward model from ``comparisons_path`` and save it to ``output_dir``. Under torchrun every rank fits
+    its share of each batch (``config.strategy``); rank 0 alone shows progress, writes the metrics, saves and prints."""
     config = _load(RewardFitConfig, argv, f"{PROG} fit-reward")
     if not config.comparisons_path or not config.output_dir:
         raise SystemExit("fit_reward needs comparisons_path and output_dir in the config")
+    dist.init_distributed(resolve_device(config.device))  # torchrun: join the group now, to know the rank; else nothing
+    is_main = dist.rank() == 0
     comparisons = load_comparisons(config.comparisons_path)
     references = load_references(config.references_path) if config.references_path else None
-    metrics_file = MetricsFile(config.metrics_path)
+    metrics_file = MetricsFile(config.metrics_path if is_main else None)
     n_train = len(held_out_split(comparisons, config.valid_fraction, torch.Generator().manual_seed(config.seed))[0])
     total = -(-n_train // config.batch_size) * config.epochs
-    with StopFlag() as stop, tqdm(total=total, desc="fit_reward", unit="step", file=sys.stderr) as bar:
+    with StopFlag() as stop, tqdm(total=total, desc="fit_reward", unit="step", file=sys.stderr,
+                                  disable=not is_main) as bar:
 
         def on_log(metrics: Metrics) -> None:
             metrics_file.write(metrics)
@@ -110,6 +114,9 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
 
         result = fit(config, comparisons, on_log=on_log, should_stop=stop, references=references)
     metrics_file.close()
+    if not result.main:  # another rank of a torchrun launch: rank 0 saves the whole model
+        torch.distributed.destroy_process_group()
+        return 0
     result.model.save_pretrained(config.output_dir, result.tokenizer)
     task_write(config.output_dir, config, result.tokenizer)
     skipped = export_beside(result.model, result.tokenizer, config.output_dir)
@@ -117,6 +124,8 @@ def fit_reward_main(argv: list[str] | None = None) -> int:
     print(f"fit_reward: {'stopped' if result.stopped else 'done'} saved={config.output_dir} {json.dumps(summary)}")
     hf_folder = Path(config.output_dir) / HF_SEQUENCE_CLASSIFICATION_DIR
     print(f"fit_reward: hf-sequence-classification {f'skipped: {skipped}' if skipped else f'saved={hf_folder}'}")
+    if dist.is_distributed():
+        torch.distributed.destroy_process_group()
     return 0
 
 

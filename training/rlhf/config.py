@@ -28,7 +28,7 @@ LR_SCHEDULES = ("linear", "cosine", "constant")
 READOUTS = ("last", "mean", "eot")  # RewardModel readouts (models.READOUTS)
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")  # see precision.py
 RANKING_LOSSES = ("pairs", "plackett_luce")  # RewardFitConfig.ranking_loss: losses.ranking_loss, plackett_luce_loss
-STRATEGIES = ("ddp", "fsdp")  # how PPO spreads over ranks (distributed.py); alone, both are plain training
+STRATEGIES = ("ddp", "fsdp")  # how PPO and reward fits spread over ranks (distributed.py); alone, plain training
 
 
 class ConfigError(ValueError):
@@ -105,6 +105,10 @@ class RewardFitConfig:
     # reward's offset while training; the after-step normalisation (`normalize`) then shifts it, so 0 is the
     # threshold only with normalize "none".
     acceptability_coef: float = 0.0
+    # Over several ranks (torchrun): each rank fits on its share of every batch. "ddp" keeps a whole model on each
+    # rank and averages gradients; "fsdp" shards each transformer block of the trunk over the ranks with PyTorch's
+    # fully_shard (FSDP2), for models that do not fit one GPU. Alone, both are plain training (as PPOConfig.strategy).
+    strategy: str = "ddp"
     # CLI only (python -m training.rlhf fit-reward):
     comparisons_path: str | None = None  # JSONL, 2019 layout {"query", "sample0".."sample{K-1}", "best"}
     references_path: str | None = None  # JSONL {"query", "reference"} for normalize="references"
@@ -135,6 +139,8 @@ class RewardFitConfig:
         if self.likert_coef > 0 and not self.likert_axis.strip():
             errors.append(f"likert_axis must name the rated axis (e.g. 'overall') when likert_coef > 0, got "
                           f"{self.likert_axis!r}")
+        if self.strategy not in STRATEGIES:
+            errors.append(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         _raise(self, errors)
         return self
 
@@ -225,6 +231,10 @@ class PPOConfig:
             errors.append(f"kl_horizon must be >= 1, got {self.kl_horizon}")
         if self.strategy not in STRATEGIES:
             errors.append(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        elif world_size > 1 and self.strategy == "fsdp" and self.precision == "fp16-mixed":
+            # torch's GradScaler cannot unscale FSDP2's DTensor gradients mixed with plain ones (seen in reward fits).
+            errors.append("precision 'fp16-mixed' is not available with strategy 'fsdp' over several ranks: "
+                          "use 'bf16-mixed' or strategy 'ddp'")
         if self.value_model not in ("shared", "separate"):
             errors.append(f"value_model must be 'shared' or 'separate', got {self.value_model!r}")
         if self.value_model == "separate" and self.reward.startswith("builtin:"):

@@ -1,6 +1,7 @@
-"""Thin wrappers over ``torch.distributed`` so the PPO trainer reads the same with 1 or N processes.
+"""Thin wrappers over ``torch.distributed`` so the PPO trainer and reward fitting read the same with 1 or N processes.
 
-Launch N processes with ``torchrun --nproc_per_node=N -m training.rlhf ppo CONFIG``; each process
+Launch N processes with ``torchrun --nproc_per_node=N -m training.rlhf ppo CONFIG`` (or ``fit-reward CONFIG``,
+see ``reward_model.fit``); each process
 calls ``init_distributed`` (gloo on CPU, NCCL on CUDA). With one process every helper is a no-op.
 
 FSDP (``strategy: "fsdp"``): ``shard_blocks`` puts each transformer block of the policy (and of a separate
@@ -54,6 +55,16 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     return {k: v / world_size() for k, v in zip(keys, packed.tolist())}
 
 
+def sum_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Sum each scalar over ranks, in float64 (keys must match on every rank); every rank gets the same sums."""
+    if not is_distributed():
+        return values
+    keys = sorted(values)
+    packed = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
+    return dict(zip(keys, packed.tolist()))
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank when ``flag`` is true on any rank; all ranks must call it together."""
     if not is_distributed():
@@ -78,8 +89,10 @@ def barrier() -> None:
 
 
 def shard_blocks(policy: Any, device: torch.device) -> list[torch.nn.Parameter]:
-    """FSDP2 over every rank for each transformer block of ``policy.lm`` (and ``policy.value_model.lm``);
-    returns the trainable parameters left whole (their gradients need ``average_gradients``)."""
+    """FSDP2 over every rank for each transformer block of ``policy.lm`` (and ``policy.value_model.lm``; a
+    ``RewardModel`` has ``lm`` too); returns the trainable parameters left whole (their gradients need
+    ``average_gradients``). The blocks' parameters are gathered only when the block is *called*: code that reads
+    a block's weights directly (``models.packed_gpt2_raw``) cannot run on a sharded model."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 

@@ -5,10 +5,14 @@ samples of the base policy rho have mean 0 and std 1, trains the scalar head plu
 epoch (by default) with Adam and a linear learning-rate decay, reports ``train/*`` and ``valid/*``
 metrics through ``on_log``, then sets gain and bias again so rho's samples score mean 0, std 1 (2019
 ``normalize_after``) or reference texts average 0 (2020 option).
+
+Under torchrun (``torch.distributed`` initialised with several ranks) ``fit`` splits every batch over the ranks
+(``_Ranks``, ``config.strategy`` "ddp" or "fsdp"); with one process nothing of that runs.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,8 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from training.rlhf import distributed as dist
 from training.rlhf.callbacks import Metrics, OnLog, ShouldStop, StopRequested
-from training.rlhf.config import RewardFitConfig, resolve_device
+from training.rlhf.config import ConfigError, RewardFitConfig, resolve_device
 from training.rlhf.data import Comparison, Text
 from training.rlhf.losses import (
     acceptability_loss,
@@ -27,7 +32,7 @@ from training.rlhf.losses import (
     plackett_luce_loss,
     ranking_loss,
 )
-from training.rlhf.models import RewardModel, enable_gradient_checkpointing, load_lm
+from training.rlhf.models import RewardModel, enable_gradient_checkpointing, load_lm, transformer_blocks
 from training.rlhf.oom import out_of_memory_advice
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
 from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_scaler
@@ -46,6 +51,9 @@ class FitResult:
     metrics: Metrics  # the final values of every metric key
     history: list[Metrics] = field(default_factory=list)  # everything passed to on_log, in order
     stopped: bool = False  # True when should_stop() ended training early (no normalisation then)
+    # Under torchrun: True on rank 0 only, the one rank that saves ``model`` (under FSDP the only rank whose
+    # ``model`` is whole: the gathered weights, on the CPU; the other ranks hold their shards). True when alone.
+    main: bool = True
 
 
 @dataclass
@@ -230,6 +238,14 @@ def fit(
     samples rho itself on the comparisons' queries. Out of accelerator memory: ``OutOfMemory`` naming the
     settings to change (oom.py). A Likert or acceptability term (``likert_coef``, ``acceptability_coef``) that no
     record can feed is a ValueError before anything loads: it would silently change nothing.
+
+    Under torchrun (``torch.distributed`` initialised, or ``WORLD_SIZE`` > 1: the process group is joined here)
+    every rank must call ``fit`` with the same arguments. Each rank trains on its contiguous share of every batch
+    (the global batch, order and learning-rate schedule are those of one process), gradients are averaged
+    (``config.strategy``: "ddp" whole models, "fsdp" the trunk's blocks sharded, see ``_Ranks``), the metrics are
+    those of the whole batch on every rank, the held-out rows are split over the ranks and their sums added, and
+    every rank gets rank 0's gain and bias. Only rank 0 calls ``on_log`` and ``should_stop``; its stop ends every
+    rank at the same point. Only the result with ``main`` (rank 0) is meant to be saved.
     """
     with out_of_memory_advice(config, "reward model fitting"):
         return _fit(config, comparisons, on_log, should_stop, references, base_samples)
@@ -245,12 +261,26 @@ def _fit(
 ) -> FitResult:
     config.validate()
     _check_answer_parts(config, comparisons)
-    device = resolve_device(config.device)
+    device = dist.init_distributed(resolve_device(config.device))  # alone (no WORLD_SIZE > 1): the device as is
     generator = torch.Generator().manual_seed(config.seed)
     lm, tokenizer = load_lm(config.model)  # fp32 master weights; `precision` sets the compute dtype
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(lm)
-    model = RewardModel(lm, head_seed=config.seed, readout=config.readout).to(device)
+    model = RewardModel(lm, head_seed=config.seed, readout=config.readout)
+    ranks: _Ranks | None = None
+    if dist.world_size() > 1:  # torchrun: every rank built the same model (same seeds); split the work
+        ranks = _Ranks(config, device, model, should_stop)  # before .to(device): FSDP's whole copy stays on the CPU
+        should_stop = ranks.should_stop
+        on_log = on_log if ranks.rank == 0 else None
+    model = model.to(device)
+    if ranks is not None:
+        ranks.shard(model)
+
+    def result(metrics: Metrics, stopped: bool = False) -> FitResult:
+        if ranks is None:
+            return FitResult(model, tokenizer, metrics, history, stopped=stopped)
+        return ranks.result(model, tokenizer, metrics, history, stopped)
+
     data = encode_comparisons(comparisons, tokenizer, config.query_length, config.response_length,
                               config.likert_axis if config.likert_coef else "")
 
@@ -269,7 +299,9 @@ def _fit(
             with autocast(config.precision, device):
                 before = _normalize_before(model, tokenizer, config, data, base_samples, should_stop, device)
         except StopRequested:
-            return FitResult(model, tokenizer, {}, history, stopped=True)
+            return result({}, stopped=True)
+        if ranks is not None:
+            before = ranks.agree_before(model, before)
         _emit(on_log, history, {"step": 0.0, **before})
 
     # 3. Train: each comparison used once per epoch, learning rate decayed over all steps.
@@ -286,22 +318,30 @@ def _fit(
         perm = torch.randperm(len(train), generator=generator)
         for start in range(0, len(train), config.batch_size):
             if should_stop is not None and should_stop():
-                return FitResult(model, tokenizer, {**before, **metrics}, history, stopped=True)
+                return result({**before, **metrics}, stopped=True)
             batch = train.take(perm[start : start + config.batch_size])
             lr = scheduled_lr(config.lr, step, total_steps, config.lr_schedule)
             set_lr(optimizer, lr)
-            rewards, loss = _batch_step(model, batch, optimizer, scaler, config, device)
-            best = batch.best.to(device)
-            step += 1
             n = len(batch)
-            running["loss"] = running["loss"] + loss.detach() * n
-            running["correct"] = running["correct"] + (rewards.detach().argmax(-1) == best).sum()
+            if ranks is None:
+                rewards, loss = _batch_step(model, batch, optimizer, scaler, config, device)
+                loss_sum = loss.detach() * n
+                correct = (rewards.detach().argmax(-1) == batch.best.to(device)).sum()
+            else:  # this rank's rows only: the sums over ranks are taken at each log
+                loss_sum, correct = ranks.batch_step(model, batch, optimizer, scaler, config)
+            step += 1
+            running["loss"] = running["loss"] + loss_sum
+            running["correct"] = running["correct"] + correct
             running["count"] += n
             if step % config.log_every == 0 or step == total_steps:
+                loss_total, correct_total = float(running["loss"]), float(running["correct"])
+                if ranks is not None:  # every rank's rows: the same totals on every rank
+                    totals = dist.sum_over_ranks({"loss": loss_total, "correct": correct_total}, device)
+                    loss_total, correct_total = totals["loss"], totals["correct"]
                 metrics = {
                     "step": float(step),
-                    "train/loss": float(running["loss"]) / running["count"],
-                    "train/accuracy": float(running["correct"]) / running["count"],
+                    "train/loss": loss_total / running["count"],
+                    "train/accuracy": correct_total / running["count"],
                     "train/lr": lr,
                 }
                 running = {"loss": zero, "correct": zero, "count": 0}
@@ -310,16 +350,21 @@ def _fit(
 
     # 4. Validate, then normalise so the KL coefficient keeps its meaning across reward models.
     with autocast(config.precision, device):
-        metrics.update(evaluate(model, valid, device, config.batch_size))
+        if ranks is None:
+            metrics.update(evaluate(model, valid, device, config.batch_size))
+        else:
+            metrics.update(ranks.evaluate(model, valid, config.batch_size))
     try:
         with autocast(config.precision, device):
             gain, bias = _normalize(model, tokenizer, config, data, references, should_stop, device)
     except StopRequested:
         _emit(on_log, history, metrics)
-        return FitResult(model, tokenizer, {**before, **metrics}, history, stopped=True)
+        return result({**before, **metrics}, stopped=True)
+    if ranks is not None:
+        gain, bias = ranks.agree(model, gain, bias)
     metrics["normalization/gain"], metrics["normalization/bias"] = gain, bias
     _emit(on_log, history, metrics)
-    return FitResult(model, tokenizer, {**before, **metrics}, history)
+    return result({**before, **metrics})
 
 
 def _batch_step(
@@ -347,6 +392,169 @@ def _batch_step(
         loss_sum = loss_sum + loss.detach()
     optimizer_step(optimizer, scaler)
     return torch.cat(rewards), loss_sum
+
+
+class _Ranks:
+    """Reward fitting over the ranks of a torchrun launch (built by ``_fit`` only when there are several).
+
+    Every rank holds the same data, split, order and seeds; of each batch of n rows rank r trains on the r-th
+    contiguous slice of ``torch.tensor_split`` (the first n % W ranks one row more), its loss weighted by W times
+    its share of the batch, so the gradient averaged over ranks is the whole batch's, as alone. "ddp": every rank
+    keeps the whole model and the gradients are averaged in one flat all-reduce before the step (``fit`` scores
+    through ``score_k``, not ``forward``, so DDP's module wrapper would not see the passes). "fsdp": each block of
+    the trunk is sharded (``distributed.shard_blocks``, FSDP2, reduce-scattered in every backward) and the
+    parameters left whole (embeddings, final norm, head) are averaged the same way.
+    """
+
+    def __init__(
+        self, config: RewardFitConfig, device: torch.device, model: RewardModel, should_stop: ShouldStop | None
+    ) -> None:
+        self.rank, self.world, self.device = dist.rank(), dist.world_size(), device
+        self.fsdp = config.strategy == "fsdp"
+        if self.fsdp and config.precision == "fp16-mixed":  # every rank raises here, before any collective
+            message = ("precision 'fp16-mixed' is not available with strategy 'fsdp' over several ranks (the loss "
+                       "scaler cannot unscale sharded gradients): use 'bf16-mixed', or strategy 'ddp'")
+            raise ConfigError(message, {"precision": [message]})
+        self.template: RewardModel | None = None  # FSDP, rank 0: an unsharded CPU copy the gathered weights go into
+        if self.fsdp and self.rank == 0:
+            self.template = _plain_copy(model)
+        self.whole: list[torch.nn.Parameter] = []  # the trainable parameters whose gradients are all-reduced here
+        self._ask = should_stop
+        # Every rank must make the same collective calls, so whether anyone asks is agreed once.
+        self._asks = dist.any_rank(should_stop is not None, device)
+
+    def shard(self, model: RewardModel) -> None:
+        """Shard the blocks (FSDP) once the model is on its device; list what stays whole."""
+        if self.fsdp:
+            self.whole = dist.shard_blocks(model, self.device)
+            for block in transformer_blocks(model.lm):
+                block.register_forward_hook(_reshard_after_no_grad)
+        else:
+            self.whole = [p for p in model.parameters() if p.requires_grad]
+
+    @property
+    def should_stop(self) -> ShouldStop | None:
+        if not self._asks:
+            return None
+
+        def stop() -> bool:  # only rank 0 asks; every rank learns the answer, so all stop at the same point
+            local = self.rank == 0 and self._ask is not None and bool(self._ask())
+            return dist.any_rank(local, self.device)
+
+        return stop
+
+    def rows(self, n: int) -> Tensor:
+        """This rank's rows of a batch of ``n`` (possibly none when n < W)."""
+        return torch.tensor_split(torch.arange(n), self.world)[self.rank]
+
+    def part(self, batch: EncodedComparisons, rows: Tensor) -> EncodedComparisons:
+        """``rows`` of ``batch``; no rows: a stand-in of its first row, run with weight 0, so that this rank still
+        makes every collective the others make (FSDP gathers and reduces in each pass, the gradients are reduced)."""
+        return batch.take(rows if len(rows) else torch.arange(1))
+
+    def rewards(self, model: RewardModel, batch: EncodedComparisons) -> Tensor:
+        """(B, K) rewards. A sharded block's weights are gathered when the block is called, which the packed GPT-2
+        path (``score_k``) bypasses: FSDP scores through the query's key/value cache (``score_k_cached``, equal up
+        to float rounding), or, with gradient checkpointing (which a cache turns off), each sample on its own."""
+        if not self.fsdp:
+            return comparison_rewards(model, batch, self.device)
+        q, qm, s, sm = (t.to(self.device) for t in (batch.queries, batch.query_mask, batch.samples, batch.sample_mask))
+        if not (torch.is_grad_enabled() and getattr(model.lm, "_rlhf_gradient_checkpointing", False)):
+            return model.score_k_cached(q, qm, s, sm)
+        B, K, Lr = s.shape
+        flat = model.score(q.repeat_interleave(K, 0), qm.repeat_interleave(K, 0), s.reshape(B * K, Lr),
+                           sm.reshape(B * K, Lr))
+        return flat.view(B, K)
+
+    def batch_step(
+        self,
+        model: RewardModel,
+        batch: EncodedComparisons,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        config: RewardFitConfig,
+    ) -> tuple[Tensor, Tensor]:
+        """One optimiser step on ``batch`` (``_batch_step``'s, each rank on its rows). Returns this rank's sum of
+        per-row losses and its number of rows whose best sample scored highest, on the device (no host sync)."""
+        n = len(batch)
+        mine = self.rows(n)
+        micro = config.micro_batch_size or n
+        # The same number of micro-batches on every rank (FSDP's collectives pair up): the largest share's.
+        chunks = math.ceil(math.ceil(n / self.world) / micro)
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for c in range(chunks):
+            rows = mine[c * micro : (c + 1) * micro]
+            part = self.part(batch, rows)
+            with autocast(config.precision, self.device):
+                rewards = self.rewards(model, part)
+            loss = comparison_loss(rewards, part, config)  # the mean over the part's rows
+            accumulate(loss * (len(rows) * self.world / n), scaler)  # 0 for a stand-in
+            if len(rows):
+                loss_sum = loss_sum + loss.detach() * len(rows)
+                correct = correct + (rewards.detach().argmax(-1) == part.best.to(self.device)).sum()
+        dist.average_gradients(self.whole)
+        optimizer_step(optimizer, scaler)
+        return loss_sum, correct
+
+    @torch.no_grad()  # not inference_mode: FSDP's gathered weights must stay usable by later passes
+    def evaluate(self, model: RewardModel, data: EncodedComparisons, batch_size: int) -> Metrics:
+        """``evaluate`` with each batch split over the ranks and the sums added: the same figures on every rank."""
+        if len(data) == 0:
+            return {}
+        correct, loss = 0.0, 0.0
+        for start in range(0, len(data), batch_size):
+            batch = data.take(torch.arange(start, min(start + batch_size, len(data))))
+            rows = self.rows(len(batch))
+            part = self.part(batch, rows)
+            rewards = self.rewards(model, part)
+            if len(rows):
+                correct += (rewards.argmax(-1).cpu() == part.best).sum().item()
+                loss += best_of_k_loss(rewards, part.best.to(self.device)).item() * len(part)
+        totals = dist.sum_over_ranks({"correct": correct, "loss": loss}, self.device)
+        return {"valid/accuracy": totals["correct"] / len(data), "valid/loss": totals["loss"] / len(data)}
+
+    def agree_before(self, model: RewardModel, before: Metrics) -> Metrics:
+        """Rank 0's before-step figures and gain/bias on every rank (each rank computed the same ones)."""
+        before = dist.gather_objects(before)[0]
+        model.set_normalization(before["normalization_before/gain"], before["normalization_before/bias"])
+        return before
+
+    def agree(self, model: RewardModel, gain: float, bias: float) -> tuple[float, float]:
+        gain, bias = dist.gather_objects((gain, bias))[0]
+        model.set_normalization(gain, bias)
+        return gain, bias
+
+    def result(
+        self, model: RewardModel, tokenizer: Tokenizer, metrics: Metrics, history: list[Metrics], stopped: bool
+    ) -> FitResult:
+        """The ``FitResult`` of this rank (collective under FSDP: the shards are gathered into rank 0's copy)."""
+        if self.fsdp:
+            state = dist.full_model_state(model)  # rank 0 gets the whole state, the others {}
+            if self.template is not None:
+                self.template.load_state_dict(state)
+                model = self.template
+        return FitResult(model, tokenizer, metrics, history, stopped=stopped, main=self.rank == 0)
+
+
+def _reshard_after_no_grad(block: torch.nn.Module, args: object, output: object) -> None:
+    """Each sharded block is its own FSDP root, and a root keeps its gathered weights after a forward (the backward
+    frees them). After a no-grad pass (normalisation, evaluation) nothing would: every rank would hold the whole
+    trunk, and ``parameters()`` would list the gathered copies, not the shards the optimiser must update."""
+    if not torch.is_grad_enabled():
+        block.reshard()
+
+
+def _plain_copy(model: RewardModel) -> RewardModel:
+    """A CPU copy of ``model`` that computes on its own: gradient checkpointing wraps each block's ``forward`` in a
+    closure over the original block, which ``deepcopy`` would share, so the copy drops those wrappers."""
+    copied = copy.deepcopy(model).cpu()
+    for block in transformer_blocks(copied.lm):
+        for name in ("forward", "_rlhf_checkpointed"):
+            block.__dict__.pop(name, None)
+    copied.lm.__dict__.pop("_rlhf_gradient_checkpointing", None)
+    return copied
 
 
 def _emit(on_log: OnLog | None, history: list[Metrics], metrics: Metrics) -> None:

@@ -85,3 +85,12 @@ def test_comparisons_load_from_2019_jsonl_layout(tmp_path):
         load_comparisons(path)
     with pytest.raises(ValueError, match="best=3"):
         Comparison(query="q", samples=["a", "b"], best=3)
+
+
+def test_fp16_with_fsdp_over_several_ranks_is_refused_naming_precision():
+    config = PPOConfig(strategy="fsdp", precision="fp16-mixed", batch_size=16, nminibatches=1)
+    config.validate(world_size=1)  # alone, fsdp is plain training: allowed
+    with pytest.raises(ConfigError) as error:
+        config.validate(world_size=2)
+    assert "precision" in error.value.fields
+    PPOConfig(strategy="fsdp", precision="bf16-mixed", batch_size=16, nminibatches=1).validate(world_size=2)
