@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from labeling.label_types import PairwiseConfidence
 from labeling.metrics import wilson_interval
 from labeling.models import ComparisonSample, Query
 from training.models import BASE_POLICY_SOURCE, Round
@@ -31,9 +32,12 @@ def comparison_sides(labels) -> dict[int, dict[int, str | None]]:
     return sides
 
 
-def label_outcome(sides: dict[int, str | None], chosen: int) -> str | None:
+def label_outcome(sides: dict[int, str | None], chosen: int, confidence: int | None = None) -> str | None:
     """"policy" (a win) or "base" (a loss) for a label choosing `chosen` in a comparison of these sides; None when
-    the comparison does not hold both a policy and a base sample, or the chosen one is neither (a reference)."""
+    the comparison does not hold both a policy and a base sample, the chosen one is neither (a reference), or the
+    label says there is no preference (a 5 on the 9-point scale: its side is only the sample shown first)."""
+    if confidence == PairwiseConfidence.MIDDLE:
+        return None
     in_comparison = list(sides.values())
     if "policy" not in in_comparison or "base" not in in_comparison:
         return None
@@ -128,9 +132,10 @@ def round_win_rate_table(*, project, splits=(Query.Split.VALID, None)) -> list[d
               GROUP BY e.comparison_id, r.round_id, c.query_id) m
         JOIN {table['label']} l ON l.comparison_id = m.comparison_id
         JOIN {table['query']} q ON q.id = m.query_id
-        WHERE m.policy > 0 AND m.base > 0 AND NOT l.skipped
+        WHERE m.policy > 0 AND m.base > 0 AND NOT l.skipped AND (l.confidence IS NULL OR l.confidence <> %(middle)s)
         GROUP BY m.round_id, q.split, side"""
-    params = {"base": BASE_POLICY_SOURCE, "reference": Sample.REFERENCE, "project": project.id}
+    params = {"base": BASE_POLICY_SOURCE, "reference": Sample.REFERENCE, "project": project.id,
+              "middle": PairwiseConfidence.MIDDLE}
     # (round, split) -> wins, losses, unsure, sum of policy shares; split None: every split
     tally: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0])
     with connection.cursor() as cursor:

@@ -53,9 +53,9 @@ def _win_tally(sample_run_ids: list[int]) -> dict[int, list[int]]:
     labels = Label.objects.filter(comparison__source_run_id__in=sample_run_ids, skipped=False)
     sides = comparison_sides(labels)
     tally: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    for comparison_id, chosen, run_id in labels.values_list("comparison_id", "chosen_index",
-                                                            "comparison__source_run_id"):
-        side = label_outcome(sides[comparison_id], chosen)
+    for comparison_id, chosen, confidence, run_id in labels.values_list("comparison_id", "chosen_index", "confidence",
+                                                                        "comparison__source_run_id"):
+        side = label_outcome(sides[comparison_id], chosen, confidence)
         if side is not None:
             tally[run_id][0 if side == "policy" else 1] += 1
     return tally

@@ -169,14 +169,16 @@ def test_round_win_rate_table_counts_as_label_outcome_does(project, labelers, ro
         split = (Query.Split.VALID, Query.Split.TRAIN)[i % 2]
         comparison = _comparison(project, runs[i % 2], [draw.choice(pool) for _ in range(4)], split=split)
         for labeler in labelers[: 1 + i % 4]:
-            make_label(comparison, labeler, chosen_index=draw.choice([None, 0, 1, 2, 3]),
-                       unsure=draw.random() < 0.3)
+            chosen = draw.choice([None, 0, 1, 2, 3])
+            make_label(comparison, labeler, chosen_index=chosen, unsure=draw.random() < 0.3,
+                       confidence=draw.choice([None, 5]) if chosen in (0, 1) else None)  # 5: no preference
     labels = Label.objects.filter(comparison__project=project, skipped=False)
     sides = comparison_sides(labels)
     expected = {}
-    for comparison_id, chosen, unsure, round_id, split in labels.values_list(
-            "comparison_id", "chosen_index", "unsure", "comparison__source_run__round_id", "comparison__query__split"):
-        side = label_outcome(sides[comparison_id], chosen)
+    for comparison_id, chosen, confidence, unsure, round_id, split in labels.values_list(
+            "comparison_id", "chosen_index", "confidence", "unsure", "comparison__source_run__round_id",
+            "comparison__query__split"):
+        side = label_outcome(sides[comparison_id], chosen, confidence)
         if side is None:
             continue
         share = list(sides[comparison_id].values()).count("policy") / sum(
@@ -186,6 +188,7 @@ def test_round_win_rate_table_counts_as_label_outcome_does(project, labelers, ro
             expected[key] = (wins + (side == "policy"), losses + (side == "base"), n_unsure + unsure, shares + share)
     table = round_win_rate_table(project=project, splits=(Query.Split.VALID, Query.Split.TRAIN, None))
     assert sum(row[None].n for row in table) > 10  # the draw holds counted labels
+    assert labels.filter(confidence=5).exists()
     for row in table:
         for split, rate in row.items():
             wins, losses, unsure, shares = expected.get((rate.round_id, split), (0, 0, 0, 0.0))
