@@ -48,7 +48,7 @@ class TrainingRun(models.Model):
     # The keys of `product`: never passed to the library, so never in `config`.
     # stored_tokens (reward section): train on the token ids an import stored with each sample (2020), not on
     # its text tokenised again; the import's tokenizer must be the base model's.
-    # gpus (ppo section): ranks under torchrun, one per GPU (training/services/ppo_ranks.py).
+    # gpus (ppo and reward sections): ranks under torchrun, one per GPU (training/services/ranks.py).
     PRODUCT_KEYS = ("label_snapshot", "tripwires", "publish_every", "online_sample", "task", "stored_tokens", "gpus")
 
     class Kind(models.TextChoices):

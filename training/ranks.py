@@ -1,5 +1,5 @@
-"""`python -m training.ranks RUN_ID OWNER`: one rank of a multi-GPU PPO run, as torchrun starts it
-(training/services/ppo_ranks.py). Django is set up before anything imports a model."""
+"""`python -m training.ranks RUN_ID OWNER`: one rank of a multi-GPU PPO or fit_reward run, as torchrun starts it
+(training/services/ranks.py dispatches on the run's kind). Django is set up before anything imports a model."""
 import os
 import sys
 
@@ -8,6 +8,6 @@ if __name__ == "__main__":
     import django
 
     django.setup()
-    from training.services.ppo_ranks import rank_main
+    from training.services.ranks import rank_main
 
     rank_main(int(sys.argv[1]), sys.argv[2])

@@ -49,15 +49,21 @@ def round_configs(project: Project, overrides: dict | None = None) -> dict:
     }
 
 
-def gpus_errors(gpus, ppo: dict, product: dict) -> list[str]:
-    """`ppo.gpus`: a whole number from 1 to the GPUs a training worker has (TRAINING_WORKER_GPUS); over several,
-    the batch must divide over them, and FSDP's sharded policy cannot publish online from one rank."""
+def gpus_errors(gpus, config: dict, product: dict, section: str = "ppo") -> list[str]:
+    """`ppo.gpus` / `reward.gpus`: a whole number from 1 to the GPUs a training worker has (TRAINING_WORKER_GPUS).
+    Over several, what the ranks cannot do is refused now rather than in the worker: FSDP's sharded policy cannot
+    publish online from one rank (ppo), and fp16-mixed cannot unscale FSDP's sharded gradients (reward; PPOConfig
+    checks its own). `config` is the section's library config, `product` its product keys."""
     limit = settings.TRAINING_WORKER_GPUS
     if isinstance(gpus, bool) or not isinstance(gpus, int) or not 1 <= gpus <= limit:
-        return [f"ppo: gpus must be a whole number from 1 to {limit} (the GPUs a training worker has, "
+        return [f"{section}: gpus must be a whole number from 1 to {limit} (the GPUs a training worker has, "
                 f"TRAINING_WORKER_GPUS), got {gpus!r}"]
-    if gpus > 1 and ppo.get("strategy") == "fsdp" and product.get("publish_every"):
+    if gpus > 1 and section == "ppo" and config.get("strategy") == "fsdp" and product.get("publish_every"):
         return ["ppo: publish_every (online samples) is not available with strategy fsdp over several GPUs"]
+    fsdp_fp16 = config.get("strategy") == "fsdp" and config.get("precision") == "fp16-mixed"
+    if gpus > 1 and section == "reward" and fsdp_fp16:
+        return ["reward: precision 'fp16-mixed' is not available with strategy 'fsdp' over several GPUs: use "
+                "'bf16-mixed' or strategy 'ddp'"]
     return []
 
 
@@ -67,9 +73,11 @@ def _library_config_errors(configs: dict) -> list[str]:
     # A round's PPO optimises the round's fitted reward model (a folder, never a builtin), which a separate value
     # model copies: checked as that, unless the section names its own reward.
     as_run = {"reward": configs["reward"], "ppo": {"reward": "<the round's reward model>", **configs["ppo"]}}
-    ppo_product = configs["product"]["ppo"]
-    errors = gpus_errors(ppo_product.get("gpus", 1), configs["ppo"], ppo_product)
-    ranks = ppo_product.get("gpus", 1) if not errors else 1
+    reward_product, ppo_product = configs["product"]["reward"], configs["product"]["ppo"]
+    errors = gpus_errors(reward_product.get("gpus", 1), configs["reward"], reward_product, section="reward")
+    ppo_gpus = gpus_errors(ppo_product.get("gpus", 1), configs["ppo"], ppo_product)
+    errors += ppo_gpus
+    ranks = ppo_product.get("gpus", 1) if not ppo_gpus else 1
     for name, cls in (("reward", RewardFitConfig), ("ppo", PPOConfig)):
         try:
             config = config_from_dict(cls, as_run[name])

@@ -34,10 +34,11 @@ from training.services.tripwires import DEFAULTS as TRIPWIRE_DEFAULTS
 
 SECTIONS = ("base_model", "seed", "task", "reward", "ppo", "sample", "tripwires")
 LIBRARY_CONFIGS = {"reward": RewardFitConfig, "ppo": PPOConfig}
-# Product keys a project may set, by section (run.product; ppo.py reads them). The round splits every
-# PRODUCT_KEYS key out of every section, but only PPO runs read these two, and it sets label_snapshot
-# and tripwires itself: anywhere else they would be dropped without a word.
-SECTION_PRODUCT_KEYS = {"ppo": ("publish_every", "online_sample", "gpus"), "reward": ("stored_tokens",)}
+# Product keys a project may set, by section (run.product; ppo.py and reward_fit.py read them; `gpus` starts
+# either run under torchrun, training/services/ranks.py). The round splits every PRODUCT_KEYS key out of every
+# section, but only these are read where listed, and it sets label_snapshot and tripwires itself: anywhere else
+# they would be dropped without a word.
+SECTION_PRODUCT_KEYS = {"ppo": ("publish_every", "online_sample", "gpus"), "reward": ("stored_tokens", "gpus")}
 # Paths the worker sets for each run (reward_fit._NOT_FROM_RUN, ppo._OURS): a project's value is ignored.
 WORKER_KEYS = {"reward": ("comparisons_path", "references_path", "output_dir", "metrics_path"),
                "ppo": ("policy_model", "queries_path", "checkpoint_dir", "metrics_path")}
@@ -182,7 +183,8 @@ def _check_sample(errors: _Errors, key: str, values: dict, task: dict | None) ->
         errors.add(_task_key(key, field, values).rstrip(".") if key == "sample" else key, message)
 
 
-def _check_product(errors: _Errors, section: str, product: dict, task: dict | None) -> None:
+def _check_product(errors: _Errors, section: str, product: dict, task: dict | None, library: dict | None = None
+                   ) -> None:
     allowed = SECTION_PRODUCT_KEYS.get(section, ())
     for key in product:
         if key not in allowed:
@@ -192,7 +194,8 @@ def _check_product(errors: _Errors, section: str, product: dict, task: dict | No
     if "gpus" in allowed and "gpus" in product:
         from training.services.rounds import gpus_errors
 
-        for message in gpus_errors(product["gpus"], {}, product):
+        # The section's library keys too: what its ranks cannot do is named here, as the round would name it.
+        for message in gpus_errors(product["gpus"], library or {}, product, section=section):
             errors.add(f"{section}.gpus", message.split(": ", 1)[1])
     if "stored_tokens" in product and not isinstance(product["stored_tokens"], bool):
         errors.add(f"{section}.stored_tokens", "stored_tokens must be true or false")
@@ -250,7 +253,7 @@ def training_settings_errors(settings: Any) -> dict[str, list[str]]:
         if name not in sections:
             continue
         library, product = config_split(sections[name])
-        _check_product(found, name, product, task)
+        _check_product(found, name, product, task, library)
         if name == "sample":
             _check_sample(found, name, library, task)
         else:
