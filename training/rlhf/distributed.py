@@ -49,10 +49,7 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     """Average each scalar over ranks (keys must match on every rank)."""
     if not is_distributed():
         return values
-    keys = sorted(values)
-    packed = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-    return {k: v / world_size() for k, v in zip(keys, packed.tolist())}
+    return {k: v / world_size() for k, v in sum_over_ranks(values, device).items()}
 
 
 def sum_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
