@@ -17,6 +17,18 @@ last-token reward, which this small byte model does not learn: label accuracy st
     .venv/bin/python bench/mock_sentiment.py                 # 5,000 labels (acceptance run)
     .venv/bin/python bench/mock_sentiment.py --quick         # miniature run, 1-2 minutes
     .venv/bin/python bench/mock_sentiment.py --corpus my.txt --labels 2000 --threads 2
+    .venv/bin/python bench/mock_sentiment.py --threads 2 --seeds 0,1,2       # per seed, mean and 95% t interval
+    .venv/bin/python bench/mock_sentiment.py --threads 2 --seed 1 --rm-only --rm-grid 6e-4:1,3e-4:2
+    .venv/bin/python bench/mock_sentiment.py --threads 2 --beta-sweep 0.3,0.1,0.03,0.01
+
+``--seeds`` runs the whole experiment once per seed (each under ``--out``/seed-N/; the seed also
+seeds the base's pretraining, so each seed has its own cached base) and writes the per-seed rows
+with the mean and a 95% Student t interval over seeds (n - 1 degrees of freedom) to
+``results.json``. ``--rm-only`` stops after the reward model: the held-out pairwise accuracy of
+each ``--rm-grid`` LR:EPOCHS setting fitted on the same labels (``rm_only-seed-N.json``).
+``--beta-sweep`` fits one reward model, then runs PPO against it at each fixed beta (the adaptive
+controller off) and reports per beta the KL, sqrt(KL), the reward model's mean score and the true
+win rate over the base (``beta_sweep-seed-N.json``): the over-optimisation curve.
 
 Prints each phase's wall and CPU time and the machine's load average (the figures depend on how
 busy the machine is), and writes ``results.json``, ``score_vs_kl.png`` and ``rm_accuracy.png``
@@ -373,9 +385,11 @@ def evaluate_policy(
     scorer: TrueScore,
     pad_id: int,
     seed: int,
+    reward_model: RewardModel | None = None,
 ) -> dict[str, float]:
     """Win rate over the base's samples on the same held-out queries (noise-free VADER; a tie counts
-    half), mean true score, and KL from the base (nats per response) on the policy's samples."""
+    half), mean true score, and KL from the base (nats per response) on the policy's samples; with
+    ``reward_model`` also its mean (normalised) score of those samples, ``rm_score``."""
     q, qm, responses, logps = sample_responses(policy, queries, settings, pad_id, seed)
     scores = scorer.ids(responses)
     ids = torch.cat([q, responses], 1)
@@ -393,7 +407,7 @@ def evaluate_policy(
     kl = (logps - ref_logps).sum(-1)
     wins = (scores > base_scores).float()
     ties = (scores == base_scores).float()
-    return {
+    out = {
         "win_rate": (wins + 0.5 * ties).mean().item(),
         "strict_win_share": wins.mean().item(),
         "tie_share": ties.mean().item(),
@@ -401,6 +415,19 @@ def evaluate_policy(
         "kl": kl.mean().item(),
         "n": len(queries),
     }
+    if reward_model is not None:
+        out["rm_score"] = reward_model_mean(reward_model, q, qm, responses)
+    return out
+
+
+@torch.no_grad()
+def reward_model_mean(model: RewardModel, q: torch.Tensor, qm: torch.Tensor, responses: torch.Tensor) -> float:
+    """The reward model's mean score of full-length responses (what PPO maximised, before the KL term)."""
+    mask = torch.ones_like(responses)
+    return torch.cat(
+        [model.score(q[s : s + 256], qm[s : s + 256], responses[s : s + 256], mask[s : s + 256])
+         for s in range(0, q.shape[0], 256)]
+    ).mean().item()
 
 
 def decode_examples(tokenizer, queries, responses, n=4) -> list[str]:
@@ -437,8 +464,34 @@ def pretrained_base(settings: Settings, out: Path, docs: Sequence[str], phases: 
     return folder, result.metrics
 
 
-def run_experiment(settings: Settings, out: Path = OUT) -> dict:
-    """The whole experiment; returns (and writes) the results dict."""
+@dataclass
+class Prepared:
+    """What every mode shares: the base, the queries, the labels, the held-out comparisons and the
+    base's own evaluation samples (drawn in this order with these seeds, so the modes agree)."""
+
+    phases: Phases
+    base_dir: Path
+    pretrain_metrics: dict
+    base: object
+    tokenizer: object
+    scorer: TrueScore
+    train_q: list
+    held_q: list
+    eval_q: list
+    comparisons: list
+    label_scores: torch.Tensor
+    valid_comparisons: list
+    valid_scores: torch.Tensor
+    base_resp: torch.Tensor
+    base_eval_scores: torch.Tensor
+    label_agreement: float
+    load_start: list
+    wall_start: float
+    cpu_start: float
+
+
+def prepare(settings: Settings, out: Path, base_root: Path | None = None) -> Prepared:
+    """Base (cached under ``base_root``, default ``out``), queries, labels and the base's evaluation samples."""
     hf_logging.disable_progress_bar()  # one "Loading weights" bar per load_lm otherwise
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
@@ -448,13 +501,13 @@ def run_experiment(settings: Settings, out: Path = OUT) -> dict:
     wall_start, cpu_start = time.perf_counter(), time.process_time()
 
     docs = read_corpus(ensure_corpus(settings.corpus))
-    base_dir, pretrain_metrics = pretrained_base(settings, out, docs, phases)
+    base_dir, pretrain_metrics = pretrained_base(settings, base_root or out, docs, phases)
     base, tokenizer = load_lm(base_dir)
     scorer = TrueScore(tokenizer)
     train_q, held_q = make_queries(docs, settings)
     print(
-        f"[bench] corpus {len(docs)} documents; queries {len(train_q)} train / {len(held_q)} held out;"
-        f" base valid bits/byte {pretrain_metrics.get('valid/bits_per_byte', float('nan')):.3f}",
+        f"[bench] seed {settings.seed}: corpus {len(docs)} documents; queries {len(train_q)} train /"
+        f" {len(held_q)} held out; base valid bits/byte {pretrain_metrics.get('valid/bits_per_byte', float('nan')):.3f}",
         flush=True,
     )
     held_valid = held_q[: settings.valid_comparisons]
@@ -486,16 +539,41 @@ def run_experiment(settings: Settings, out: Path = OUT) -> dict:
     )
     for line in decode_examples(tokenizer, eval_q, base_resp.tolist()):
         print("  base:", json.dumps(line), flush=True)
+    return Prepared(
+        phases, base_dir, pretrain_metrics, base, tokenizer, scorer, train_q, held_q, eval_q, comparisons,
+        label_scores, valid_comparisons, valid_scores, base_resp, base_eval_scores, label_agreement, load_start,
+        wall_start, cpu_start,
+    )
 
-    results: dict = {
+
+def _header(settings: Settings, ctx: Prepared) -> dict:
+    return {
         "settings": dataclasses.asdict(settings),
-        "machine": {"cpu_count": os.cpu_count(), "threads": settings.threads, "load_average_start": load_start},
-        "pretrain": pretrain_metrics,
-        "queries": {"train": len(train_q), "held_out": len(held_q)},
-        "base": {"mean_score": base_eval_scores.mean().item(), "neutral_share": (base_eval_scores == 0).float().mean().item()},
-        "labeler_top_pick_share": label_agreement,
-        "curve": [],
+        "machine": {"cpu_count": os.cpu_count(), "threads": settings.threads, "load_average_start": ctx.load_start},
+        "pretrain": ctx.pretrain_metrics,
+        "queries": {"train": len(ctx.train_q), "held_out": len(ctx.held_q)},
+        "base": {
+            "mean_score": ctx.base_eval_scores.mean().item(),
+            "neutral_share": (ctx.base_eval_scores == 0).float().mean().item(),
+        },
+        "labeler_top_pick_share": ctx.label_agreement,
     }
+
+
+def _finish(results: dict, ctx: Prepared) -> None:
+    results["phases"] = ctx.phases.rows
+    results["total"] = {"wall_s": time.perf_counter() - ctx.wall_start, "cpu_s": time.process_time() - ctx.cpu_start}
+    results["machine"]["load_average_end"] = load_average()
+
+
+def run_experiment(settings: Settings, out: Path = OUT, base_root: Path | None = None) -> dict:
+    """The whole experiment; returns (and writes) the results dict."""
+    ctx = prepare(settings, out, base_root)
+    phases, base_dir, base, tokenizer, scorer = ctx.phases, ctx.base_dir, ctx.base, ctx.tokenizer, ctx.scorer
+    train_q, eval_q, comparisons = ctx.train_q, ctx.eval_q, ctx.comparisons
+    valid_comparisons, valid_scores, base_eval_scores = ctx.valid_comparisons, ctx.valid_scores, ctx.base_eval_scores
+    base_resp = ctx.base_resp
+    results: dict = {**_header(settings, ctx), "curve": []}
 
     # Reward models along the label-count curve (the full count last), then PPO on each.
     counts = sorted({n for n in settings.curve if n < settings.labels} | {settings.labels})
@@ -581,9 +659,7 @@ def run_experiment(settings: Settings, out: Path = OUT) -> dict:
             },
         }
     )
-    results["phases"] = phases.rows
-    results["total"] = {"wall_s": time.perf_counter() - wall_start, "cpu_s": time.process_time() - cpu_start}
-    results["machine"]["load_average_end"] = load_average()
+    _finish(results, ctx)
     results["plots"] = write_plots(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print_summary(results, out)
@@ -637,27 +713,266 @@ def print_summary(results: dict, out: Path) -> None:
     print(f"wrote {out / 'results.json'} and {', '.join(results['plots'].values())}")
 
 
+# --- reward model alone (--rm-only) ------------------------------------------------------------
+
+
+def run_rm_only(settings: Settings, out: Path, grid: Sequence[tuple[float, int]], base_root: Path | None = None) -> dict:
+    """Fit a reward model on all the labels for each (lr, epochs) of ``grid`` and measure it on the
+    held-out comparisons; no PPO. Same base, labels and held-out comparisons as the full run of this
+    seed, so a setting's accuracy here is the one the full run would get. Writes ``rm_only-seed-N.json``."""
+    ctx = prepare(settings, out, base_root)
+    results: dict = {**_header(settings, ctx), "rm_only": []}
+    for lr, epochs in grid:
+        trial = dataclasses.replace(settings, rm_lr=lr, rm_epochs=epochs)
+        name = f"reward fit (lr {lr:g}, {epochs} epoch(s))"
+        rm = ctx.phases.run(name, fit_reward, ctx.base_dir, ctx.comparisons, trial)
+        acc = reward_model_accuracy(rm, ctx.valid_comparisons, ctx.valid_scores, trial, ctx.tokenizer)
+        row = {"rm_lr": lr, "rm_epochs": epochs, **acc, "wall_s": ctx.phases.rows[name]["wall_s"]}
+        results["rm_only"].append(row)
+        print(f"[bench] seed {settings.seed}, RM lr {lr:g} x {epochs} epoch(s): pairwise {acc['pairwise_accuracy']:.3f},"
+              f" label {acc['label_accuracy']:.3f}, true best {acc['true_best_accuracy']:.3f}", flush=True)
+    _finish(results, ctx)
+    path = out / f"rm_only-seed-{settings.seed}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\n=== reward model only, seed {settings.seed}, {settings.labels} labels, {results['rm_only'][0]['n_pairs']} held-out pairs ===")
+    for row in results["rm_only"]:
+        print(f"lr {row['rm_lr']:g} x {row['rm_epochs']}: pairwise {row['pairwise_accuracy']:.3f}, label"
+              f" {row['label_accuracy']:.3f}, true best {row['true_best_accuracy']:.3f} ({row['wall_s']:.0f} s)")
+    print(f"wrote {path}")
+    return results
+
+
+# --- over-optimisation: one reward model, PPO per fixed beta (--beta-sweep) --------------------
+
+
+def overoptimisation_shape(rows: Sequence[dict]) -> dict:
+    """Rows (one per beta, with ``kl``, ``rm_score``, ``win_rate``) ordered by KL: whether the reward
+    model's score rises at every step, where the true win rate peaks and whether it falls after."""
+    ordered = sorted(rows, key=lambda r: r["kl"])
+    peak = max(range(len(ordered)), key=lambda i: ordered[i]["win_rate"])
+    rm = [r["rm_score"] for r in ordered]
+    return {
+        "betas_by_kl": [r["beta"] for r in ordered],
+        "rm_score_rises": all(b > a for a, b in zip(rm, rm[1:])),
+        "peak_beta": ordered[peak]["beta"],
+        "peak_kl": ordered[peak]["kl"],
+        "peak_win_rate": ordered[peak]["win_rate"],
+        "win_rate_falls_after_peak": peak < len(ordered) - 1,
+        "drop_after_peak": ordered[peak]["win_rate"] - ordered[-1]["win_rate"],
+    }
+
+
+def run_beta_sweep(settings: Settings, out: Path, betas: Sequence[float], base_root: Path | None = None) -> dict:
+    """One reward model (all the labels), then PPO against it at each fixed beta (no adaptive
+    controller: it would pull every run towards the same KL target). Per beta: KL, sqrt(KL), the
+    reward model's mean score and the true win rate over the base. Writes ``beta_sweep-seed-N.json``."""
+    ctx = prepare(settings, out, base_root)
+    rm = ctx.phases.run("reward fit", fit_reward, ctx.base_dir, ctx.comparisons, settings)
+    acc = reward_model_accuracy(rm, ctx.valid_comparisons, ctx.valid_scores, settings, ctx.tokenizer)
+    q, qm = pad_left(ctx.eval_q, settings.query_length, ctx.tokenizer.pad_token_id)
+    results: dict = {
+        **_header(settings, ctx),
+        "reward_model": acc,
+        "base_rm_score": reward_model_mean(rm, q, qm, ctx.base_resp),
+        "beta_sweep": [],
+    }
+    for beta in betas:
+        fixed = dataclasses.replace(settings, kl_coef=beta, kl_target=0.0)
+        policy, history = ctx.phases.run(f"ppo (beta {beta:g})", run_ppo, ctx.base_dir, torch.no_grad()(rm.score),
+                                         ctx.train_q, fixed, ctx.scorer, f"beta{beta:g}")
+        ev = ctx.phases.run(f"evaluate (beta {beta:g})", evaluate_policy, policy, ctx.base, ctx.eval_q,
+                            ctx.base_eval_scores, fixed, ctx.scorer, ctx.tokenizer.pad_token_id, settings.seed + 400, rm)
+        row = {"beta": beta, **ev, "sqrt_kl": max(ev["kl"], 0.0) ** 0.5, "trajectory": _trajectory(history)}
+        results["beta_sweep"].append(row)
+        print(f"[bench] beta {beta:g}: {_fmt(ev)}, RM score {ev['rm_score']:+.3f}", flush=True)
+    results["shape"] = overoptimisation_shape(results["beta_sweep"])
+    _finish(results, ctx)
+    path = out / f"beta_sweep-seed-{settings.seed}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\n=== over-optimisation, seed {settings.seed}: RM pairwise {acc['pairwise_accuracy']:.3f};"
+          f" base RM score {results['base_rm_score']:+.3f}, base VADER {results['base']['mean_score']:+.3f} ===")
+    print("beta   | KL    | sqrt KL | RM score | VADER mean | win rate (ties)")
+    for r in sorted(results["beta_sweep"], key=lambda r: r["kl"]):
+        print(f"{r['beta']:<6g} | {r['kl']:5.2f} | {r['sqrt_kl']:7.2f} | {r['rm_score']:+8.3f} | {r['mean_score']:+10.3f} |"
+              f" {r['win_rate']:.3f} ({r['tie_share']:.2f})")
+    print(f"shape: {results['shape']}")
+    print(f"total wall {results['total']['wall_s']:.0f} s; load average {results['machine']['load_average_start']}"
+          f" -> {results['machine']['load_average_end']}; wrote {path}")
+    return results
+
+
+# --- several seeds (--seeds) -------------------------------------------------------------------
+
+SEED_METRICS = ("win_rate", "kl", "rm_pairwise", "gain", "tie_share", "direct_win_rate", "wall_s")
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> dict:
+    """Mean and the two-sided Student t interval over seeds (n - 1 degrees of freedom): the seeds are
+    few, so a normal interval would be too narrow. With one value there is no interval (None)."""
+    from scipy.stats import t
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"n": n, "mean": mean, "sd": None, "half_width": None, "low": None, "high": None}
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * sd / n**0.5
+    return {"n": n, "mean": mean, "sd": sd, "half_width": half, "low": mean - half, "high": mean + half}
+
+
+def seed_row(seed: int, results: dict) -> dict:
+    """One seed's headline figures from its results dict."""
+    full = next(p for p in results["curve"] if p["labels"] == results["settings"]["labels"])
+    return {
+        "seed": seed,
+        "win_rate": results["tuned"]["win_rate"],
+        "kl": results["tuned"]["kl"],
+        "rm_pairwise": full["pairwise_accuracy"],
+        "gain": results["score_gain_ratio"],
+        "tie_share": results["tuned"]["tie_share"],
+        "direct_win_rate": results["direct"]["win_rate"],
+        "wall_s": results["total"]["wall_s"],
+        "pretrained_s": results["phases"].get("pretrain", {}).get("wall_s", 0.0),
+        "base_bits_per_byte": results["pretrain"].get("valid/bits_per_byte"),
+        "accepted": bool(results["acceptance"]["win_rate_ge_0.8"] and results["acceptance"]["kl_le_10"]),
+        "load_average": [results["machine"]["load_average_start"], results["machine"]["load_average_end"]],
+    }
+
+
+def aggregate_seeds(rows: Sequence[dict], level: float = 0.95) -> dict:
+    return {
+        "interval": f"{level:.0%} two-sided Student t interval over seeds (n - 1 degrees of freedom)",
+        "seeds": list(rows),
+        "summary": {m: t_interval([r[m] for r in rows], level) for m in SEED_METRICS},
+        "accepted_every_seed": all(r["accepted"] for r in rows),
+        "failed_seeds": [r["seed"] for r in rows if not r["accepted"]],
+    }
+
+
+def finished_seed(settings: Settings, folder: Path) -> dict | None:
+    """The results of a finished run in ``folder`` made with exactly these settings, else None."""
+    path = folder / "results.json"
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    # Through JSON, as stored (tuples become lists): any other setting means another experiment.
+    if done.get("settings") != json.loads(json.dumps(dataclasses.asdict(settings))) or "tuned" not in done:
+        return None
+    print(f"[bench] seed {settings.seed}: reusing the finished run {path}", flush=True)
+    return done
+
+
+def run_seeds(settings: Settings, out: Path, seeds: Sequence[int]) -> dict:
+    """The full experiment once per seed (each under ``out/seed-N/``; each seed pretrains its own base,
+    cached under ``out``), then the per-seed rows and mean ± interval in ``out/results.json``,
+    rewritten after every seed so an interrupted run keeps what it finished. A seed whose folder
+    already holds a finished run with the same settings is read, not rerun (so seeds can also be run
+    as separate ``--seeds N`` processes and collected with ``--seeds 0,1,2`` after)."""
+    rows: list[dict] = []
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    for seed in seeds:
+        one = dataclasses.replace(settings, seed=seed)
+        res = finished_seed(one, out / f"seed-{seed}")
+        if res is None:
+            res = run_experiment(one, out / f"seed-{seed}", base_root=out)
+        rows.append(seed_row(seed, res))
+        agg = {"started": started, "settings": {**dataclasses.asdict(settings), "seed": list(seeds)},
+               **aggregate_seeds(rows), "complete": len(rows) == len(seeds)}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(agg, indent=2))
+    print_seeds(agg, out)
+    return agg
+
+
+def print_seeds(agg: dict, out: Path) -> None:
+    print("\n=== mock sentiment over seeds ===")
+    print("seed | win rate | KL    | RM pairwise | gain | ties | direct win | accepted | wall s (pretrain)")
+    for r in agg["seeds"]:
+        print(f"{r['seed']:>4} | {r['win_rate']:.3f}    | {r['kl']:5.2f} | {r['rm_pairwise']:.3f}       |"
+              f" {r['gain']:.2f} | {r['tie_share']:.2f} | {r['direct_win_rate']:.3f}      | {str(r['accepted']):<8} |"
+              f" {r['wall_s']:.0f} ({r['pretrained_s']:.0f})")
+    for m in SEED_METRICS:
+        s = agg["summary"][m]
+        band = f"[{s['low']:.3f}, {s['high']:.3f}]" if s["half_width"] is not None else "(one seed: no interval)"
+        print(f"{m}: mean {s['mean']:.3f}, 95% t interval {band}")
+    print(f"win rate >= 0.80 at KL <= 10 on every seed: {agg['accepted_every_seed']}"
+          + (f" (failed: seeds {agg['failed_seeds']})" if agg["failed_seeds"] else ""))
+    print(f"wrote {out / 'results.json'} (per seed: {out}/seed-N/)")
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _list(parser: argparse.ArgumentParser, flag: str, text: str, kind: Callable, check: Callable, why: str) -> list:
+    """A comma-separated list for ``flag``; a bad item is an argparse error naming the flag."""
+    try:
+        items = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"{flag}: {text!r} is not a comma-separated list ({why})")
+    if not items or not all(check(x) for x in items) or len(set(items)) != len(items):
+        parser.error(f"{flag}: {text!r} must be distinct values, {why}")
+    return items
+
+
+def _grid_item(text: str) -> tuple[float, int]:
+    lr, _, epochs = text.strip().partition(":")
+    return float(lr), int(epochs or 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, help="labeled comparisons for the main round (default 5000)")
     parser.add_argument("--ppo-episodes", type=int, help="PPO episodes per run (default 3072)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2: the full run per seed, then mean"
+                        " and 95%% t interval (out/results.json; each seed under out/seed-N/)")
     parser.add_argument("--corpus", default=DEFAULT_CORPUS, help="text file or folder (default: Debian fortunes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     parser.add_argument("--quick", action="store_true", help="miniature run (about 1-2 minutes)")
     parser.add_argument("--curve-ppo", action="store_true", help="also PPO + win rate at each curve point")
     parser.add_argument("--rm-readout", choices=READOUTS, help="reward readout, 'last' (2019) or 'mean' (default)")
+    parser.add_argument("--rm-lr", type=float, help="reward model learning rate (default: the shared settings')")
+    parser.add_argument("--rm-epochs", type=int, help="reward model epochs (default: the shared settings')")
+    parser.add_argument("--kl-coef", type=float, help="initial beta (default: the shared settings')")
+    parser.add_argument("--rm-only", action="store_true", help="stop after the reward model: held-out accuracy"
+                        " of each --rm-grid setting on all the labels (out/rm_only-seed-N.json)")
+    parser.add_argument("--rm-grid", help="with --rm-only: LR:EPOCHS,... e.g. 6e-4:1,3e-4:2,6e-4:2"
+                        " (default: the one setting in force)")
+    parser.add_argument("--beta-sweep", help="comma-separated fixed betas, e.g. 0.3,0.1,0.03,0.01: one reward"
+                        " model, PPO per beta, KL / RM score / true win rate each (out/beta_sweep-seed-N.json)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    if sum(bool(x) for x in (args.seeds, args.rm_only, args.beta_sweep)) > 1:
+        parser.error("--seeds, --rm-only and --beta-sweep are separate modes: give one")
+    if args.rm_grid and not args.rm_only:
+        parser.error("--rm-grid needs --rm-only")
     overrides = {"seed": args.seed, "corpus": args.corpus, "threads": args.threads, "curve_ppo": args.curve_ppo}
-    if args.rm_readout is not None:
-        overrides["rm_readout"] = args.rm_readout
-    if args.labels is not None:
-        overrides["labels"] = args.labels
-    if args.ppo_episodes is not None:
-        overrides["ppo_episodes"] = args.ppo_episodes
+    for flag, key, value, ok in (
+        ("--rm-readout", "rm_readout", args.rm_readout, lambda v: True),
+        ("--labels", "labels", args.labels, lambda v: v > 0),
+        ("--ppo-episodes", "ppo_episodes", args.ppo_episodes, lambda v: v > 0),
+        ("--rm-lr", "rm_lr", args.rm_lr, lambda v: v > 0),
+        ("--rm-epochs", "rm_epochs", args.rm_epochs, lambda v: v >= 1),
+        ("--kl-coef", "kl_coef", args.kl_coef, lambda v: v >= 0),
+    ):
+        if value is not None:
+            if not ok(value):
+                parser.error(f"{flag}: {value} is out of range")
+            overrides[key] = value
     settings = Settings.quick(**overrides) if args.quick else Settings(**overrides)
-    run_experiment(settings, args.out)
+    if args.seeds:
+        seeds = _list(parser, "--seeds", args.seeds, int, lambda v: v >= 0, "non-negative integers")
+        run_seeds(settings, args.out, seeds)
+    elif args.rm_only:
+        grid = ([(settings.rm_lr, settings.rm_epochs)] if not args.rm_grid else _list(
+            parser, "--rm-grid", args.rm_grid, _grid_item, lambda g: g[0] > 0 and g[1] >= 1,
+            "each LR:EPOCHS with LR > 0 and EPOCHS >= 1"))
+        run_rm_only(settings, args.out, grid)
+    elif args.beta_sweep:
+        betas = _list(parser, "--beta-sweep", args.beta_sweep, float, lambda v: v > 0, "each beta > 0")
+        run_beta_sweep(settings, args.out, betas)
+    else:
+        run_experiment(settings, args.out)
     return 0
 
 

@@ -112,3 +112,82 @@ def test_miniature_round_learns_the_hidden_preference(bench, tmp_path):
     assert result["mean_score"] > base_scores.mean().item() + 4 * spread, (result, base_scores.mean().item())
     assert result["win_rate"] > 0.5
     assert len(history) == settings.ppo_episodes // settings.ppo_batch
+
+
+# --- several seeds, the reward model alone, the beta sweep (issue 19) ------------------------------
+
+
+def test_t_interval_is_the_student_t_interval(bench):
+    values = [0.80, 0.77, 0.83]  # mean 0.80, sample sd 0.03
+    got = bench.t_interval(values)
+    # t(0.975, 2 df) = 4.3027: three seeds give an interval over four times the standard error.
+    assert got["mean"] == pytest.approx(0.80)
+    assert got["sd"] == pytest.approx(0.03)
+    assert got["half_width"] == pytest.approx(4.302653 * 0.03 / math.sqrt(3), rel=1e-5)
+    assert got["low"] == pytest.approx(0.80 - got["half_width"]) and got["high"] == pytest.approx(0.80 + got["half_width"])
+    one = bench.t_interval([0.8])
+    assert one["mean"] == 0.8 and one["half_width"] is None
+
+
+def _seed(seed, win, kl):
+    return {"seed": seed, "win_rate": win, "kl": kl, "rm_pairwise": 0.66, "gain": 1.1, "tie_share": 0.1,
+            "direct_win_rate": 0.75, "wall_s": 600.0, "accepted": win >= 0.8 and kl <= 10}
+
+
+def test_aggregate_names_the_seeds_that_miss_the_acceptance(bench):
+    agg = bench.aggregate_seeds([_seed(0, 0.823, 7.1), _seed(1, 0.771, 6.9), _seed(2, 0.85, 10.5)])
+    assert agg["failed_seeds"] == [1, 2] and not agg["accepted_every_seed"]
+    assert agg["summary"]["win_rate"]["mean"] == pytest.approx((0.823 + 0.771 + 0.85) / 3)
+    assert bench.aggregate_seeds([_seed(0, 0.82, 7.0), _seed(1, 0.81, 9.0)])["accepted_every_seed"]
+
+
+def test_overoptimisation_shape_finds_the_peak_by_kl(bench):
+    rows = [  # given out of KL order on purpose
+        {"beta": 0.01, "kl": 40.0, "rm_score": 2.0, "win_rate": 0.70},
+        {"beta": 0.3, "kl": 5.0, "rm_score": 0.8, "win_rate": 0.78},
+        {"beta": 0.1, "kl": 12.0, "rm_score": 1.4, "win_rate": 0.86},
+    ]
+    shape = bench.overoptimisation_shape(rows)
+    assert shape["betas_by_kl"] == [0.3, 0.1, 0.01]
+    assert shape["rm_score_rises"] and shape["peak_beta"] == 0.1 and shape["peak_kl"] == 12.0
+    assert shape["win_rate_falls_after_peak"] and shape["drop_after_peak"] == pytest.approx(0.16)
+    rows[0]["win_rate"], rows[0]["rm_score"] = 0.9, 1.0  # still rising at the largest KL; RM dips
+    shape = bench.overoptimisation_shape(rows)
+    assert not shape["win_rate_falls_after_peak"] and not shape["rm_score_rises"]
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--seeds", "0,x"], "--seeds"),
+        (["--seeds", "0,0"], "--seeds"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--rm-only", "--rm-grid", "6e-4:0"], "--rm-grid"),
+        (["--rm-grid", "6e-4:1"], "--rm-grid"),
+        (["--beta-sweep", "0.1,-0.01"], "--beta-sweep"),
+        (["--seeds", "0,1", "--rm-only"], "--seeds"),
+        (["--rm-lr", "0"], "--rm-lr"),
+    ],
+)
+def test_bad_mode_arguments_are_refused_naming_the_flag(bench, tmp_path, capsys, argv, flag):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        bench.main([*argv, "--out", str(out)])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err
+    assert not out.exists()  # refused before anything ran
+
+
+def test_a_finished_seed_is_reused_only_with_the_same_settings(bench, tmp_path):
+    import dataclasses
+    import json
+
+    settings = bench.Settings(seed=2, threads=2)
+    folder = tmp_path / "seed-2"
+    folder.mkdir()
+    assert bench.finished_seed(settings, folder) is None  # nothing there yet
+    stored = {"settings": json.loads(json.dumps(dataclasses.asdict(settings))), "tuned": {"win_rate": 0.8}}
+    (folder / "results.json").write_text(json.dumps(stored))
+    assert bench.finished_seed(settings, folder)["tuned"]["win_rate"] == 0.8
+    assert bench.finished_seed(dataclasses.replace(settings, rm_epochs=2), folder) is None
+    assert bench.finished_seed(dataclasses.replace(settings, seed=3), folder) is None
