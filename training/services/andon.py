@@ -85,26 +85,39 @@ def andon_pull(*, run: TrainingRun, user=None, reason: str, tripwire: str = "", 
         recent = AndonPull.objects.filter(pulled_by=user, created_at__gte=now - timedelta(minutes=10)).count()
         if recent >= PULLS_PER_USER_PER_10_MIN:
             raise Conflict("Too many pulls from you in the last 10 minutes; ask an admin.")
-    checkpoint = checkpoint_by_name(run, source) if run.kind == TrainingRun.Kind.PPO else None
-    try:
-        with transaction.atomic():
-            # The row lock orders the pull against the trainer's heartbeats, so `at_step` is the
-            # last step the trainer reported before it could see the stop request; and against a
-            # sample run's publishing, which re-reads the quarantine under the same lock.
-            at_step = TrainingRun.objects.select_for_update().values_list("step", flat=True).get(id=run.id)
-            pull = AndonPull.objects.create(
-                run=run, pulled_by=user, role=user_role(user) if user else "tripwire", tripwire=tripwire,
-                reason=reason, at_step=at_step, comparison=comparison, source=source[:200], checkpoint=checkpoint,
-            )
-            runs = run_descendants(run)
-            names = [source, *(c.name for c in Checkpoint.objects.filter(run=run))]
-            withdraw = list(policy_comparisons(run_ids=runs, sources=names, project_id=run.project_id)
-                            .filter(status=Comparison.Status.ACTIVE).values_list("id", flat=True))
-            comparisons_withdraw(comparison_ids=withdraw)
-            pull.withdrawn.add(*withdraw)
-            pull.stopped.add(*[run_id for run_id in runs if _stop(run_id, by=user, reason=reason, now=now)])
-    except IntegrityError:
-        raise Conflict("The cord on this run is already pulled; an admin will confirm or dismiss it.") from None
+    for attempt in range(2):
+        # The checkpoint the samples name: the trainer prunes old checkpoints and drops their rows, so one may go
+        # between this read and the commit; the pull's reference to it is then a foreign-key error at commit.
+        checkpoint = checkpoint_by_name(run, source) if run.kind == TrainingRun.Kind.PPO else None
+        try:
+            return _pull_write(run=run, user=user, reason=reason, tripwire=tripwire, comparison=comparison,
+                               source=source, checkpoint=checkpoint, now=now)
+        except IntegrityError:
+            if AndonPull.objects.filter(run=run, resolution="").exists():
+                raise Conflict("The cord on this run is already pulled; an admin will confirm or dismiss it.") from None
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _pull_write(*, run, user, reason, tripwire, comparison, source, checkpoint, now) -> AndonPull:
+    """andon_pull's writes, in one transaction."""
+    with transaction.atomic():
+        # The row lock orders the pull against the trainer's heartbeats, so `at_step` is the
+        # last step the trainer reported before it could see the stop request; and against a
+        # sample run's publishing, which re-reads the quarantine under the same lock.
+        at_step = TrainingRun.objects.select_for_update().values_list("step", flat=True).get(id=run.id)
+        pull = AndonPull.objects.create(
+            run=run, pulled_by=user, role=user_role(user) if user else "tripwire", tripwire=tripwire,
+            reason=reason, at_step=at_step, comparison=comparison, source=source[:200], checkpoint=checkpoint,
+        )
+        runs = run_descendants(run)
+        names = [source, *(c.name for c in Checkpoint.objects.filter(run=run))]
+        withdraw = list(policy_comparisons(run_ids=runs, sources=names, project_id=run.project_id)
+                        .filter(status=Comparison.Status.ACTIVE).values_list("id", flat=True))
+        comparisons_withdraw(comparison_ids=withdraw)
+        pull.withdrawn.add(*withdraw)
+        pull.stopped.add(*[run_id for run_id in runs if _stop(run_id, by=user, reason=reason, now=now)])
     return pull
 
 

@@ -225,3 +225,22 @@ def test_a_pull_on_imported_samples_is_refused(project, contractor):
     comparison = make_comparison(project)
     with pytest.raises(Conflict):
         andon_pull_comparison(comparison=comparison, user=contractor, reason="bad")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checkpoint_pruned_while_the_cord_is_pulled_does_not_fail_the_pull(project, researcher, monkeypatch):
+    """The trainer prunes old checkpoints and drops their rows; one named by the samples may go between the pull's
+    read and its commit (a foreign-key error at commit, which once read as "already pulled", a 409 that pulled
+    nothing). The pull reads the checkpoint again and goes through."""
+    from training.models import Checkpoint
+    from training.services import andon as andon_service
+
+    run = TrainingRunFactory(project=project, kind="ppo")
+    run_claim(run_id=run.id, owner="w1")
+    pruned = Checkpoint.objects.create(run=run, step=3, path="/gone", sha256="0" * 64)
+    Checkpoint.objects.filter(id=pruned.id).delete()  # the row goes; the object read before it stays
+    reads = iter([pruned, None])
+    monkeypatch.setattr(andon_service, "checkpoint_by_name", lambda run, name: next(reads))
+    pull = andon_pull(run=run, user=researcher, reason="garbage", source=f"run{run.id}-step3")
+    assert pull.checkpoint is None and TrainingRun.objects.get(id=run.id).status == Status.STOP_REQUESTED
+    assert AndonPull.objects.count() == 1
