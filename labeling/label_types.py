@@ -194,10 +194,7 @@ class Ranking:
     @staticmethod
     def to_canonical(ranks: Sequence[int], display_order: Sequence[int]) -> list[int]:
         """Ranks given per display position (what the labeler saw: A, B, …) as ranks per canonical index."""
-        canonical = [0] * len(ranks)
-        for position, index in enumerate(display_order):
-            canonical[index] = ranks[position]
-        return canonical
+        return by_canonical_index(ranks, display_order)
 
     def pairs(self, query: str, samples: Sequence[str], ranks: Sequence[int]) -> list[PreferencePair]:
         """Every strictly ordered pair, better first; tied samples make no pair."""
@@ -277,10 +274,13 @@ class LikertAxes:
     @staticmethod
     def to_canonical(likert: dict, display_order: Sequence[int]) -> dict:
         """Ratings listed by display position (A, B, …) as ratings by canonical index."""
-        out = {}
-        for axis, ratings in likert.items():
-            canonical = [0] * len(ratings)
-            for position, index in enumerate(display_order):
-                canonical[index] = ratings[position]
-            out[axis] = canonical
-        return out
+        return {axis: by_canonical_index(ratings, display_order) for axis, ratings in likert.items()}
+
+
+def by_canonical_index(shown: Sequence, display_order: Sequence[int]) -> list:
+    """Values listed by display position (A, B, …) listed by canonical index (`display_order[p]` is the canonical
+    index of the sample shown at position p)."""
+    canonical = [None] * len(shown)
+    for position, index in enumerate(display_order):
+        canonical[index] = shown[position]
+    return canonical
