@@ -3,12 +3,11 @@ metrics, and only rank 0 writes the checkpoint (holding both ranks' RNG state)."
 
 import json
 import os
-import socket
 
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
+from tests.training.rlhf.ranks import free_port, spawn_ranks
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.config import PPOConfig
 from training.rlhf.models import PolicyWithValue, build_tiny
@@ -16,11 +15,6 @@ from training.rlhf.ppo import PPOTrainer
 from training.rlhf.rewards import programmatic_reward
 from training.rlhf.tokenizer import pad_left
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
@@ -62,7 +56,7 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 
 def test_two_process_gloo_training_stays_in_sync(tmp_path):
-    mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn_ranks(worker, (2, free_port(), str(tmp_path)))
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["rows"] == r1["rows"] == 8  # each rank samples half of the 16-episode batch
     assert r0["responses"] != r1["responses"]  # from different per-rank seeds

@@ -4,23 +4,17 @@ checkpoint is a whole model (from_pretrained) and a resumed run continues as the
 
 import json
 import os
-import socket
 
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
+from tests.training.rlhf.ranks import free_port, spawn_ranks
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.config import ConfigError, PPOConfig
 from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny
 from training.rlhf.ppo import PPOTrainer
 from training.rlhf.tokenizer import pad_left
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _trainer(strategy: str, out_dir: str, total: int = 48) -> PPOTrainer:
@@ -78,7 +72,7 @@ def _close(a: float, b: float, tol: float = 1e-4) -> bool:
 
 
 def test_fsdp_trains_as_ddp_does_and_resumes_exactly(tmp_path):
-    mp.spawn(worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn_ranks(worker, (2, free_port(), str(tmp_path)))
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["fsdp"]["metrics"] == r1["fsdp"]["metrics"] and r1["fsdp"]["weights"] == []  # gathered on rank 0
     ddp, fsdp = r0["ddp"], r0["fsdp"]

@@ -11,13 +11,12 @@ import contextlib
 import io
 import json
 import os
-import socket
 
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
 from tests.training.rlhf.helpers import marker_comparisons
+from tests.training.rlhf.ranks import free_port, spawn_ranks
 from training.rlhf.config import ConfigError, RewardFitConfig
 from training.rlhf.data import load_comparisons
 from training.rlhf.models import RewardModel, load_lm
@@ -29,11 +28,6 @@ STRATEGIES = ("ddp", "fsdp")
 # which three Adam steps at lr 1e-3 keep far below this.
 TOL = 1e-5
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(**overrides) -> RewardFitConfig:
@@ -114,7 +108,7 @@ def _close(a: float, b: float) -> bool:
 
 def test_two_ranks_fit_as_one_process_and_rank_0_alone_writes(tmp_path):
     _write_comparisons(tmp_path / "comparisons.jsonl")
-    mp.spawn(worker, args=(2, [free_port() for _ in range(3)], str(tmp_path)), nprocs=2, join=True)
+    spawn_ranks(worker, (2, [free_port() for _ in range(3)], str(tmp_path)))
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     alone_logs = []
     alone = fit(_config(), load_comparisons(tmp_path / "comparisons.jsonl"), on_log=alone_logs.append)
