@@ -114,6 +114,11 @@ for shape in $SHAPES; do
   case "$shape" in gpt2-large) need=120 ;; *) need=40 ;; esac
   bench "$need" "$shape" "$BIG_BATCH" ours-separate,ours-shared --micro-batch "$BIG_MICRO"
 done
+# The decoding's share: the same run through transformers' growing cache instead of the static cache's graph.
+for shape in $SHAPES; do
+  case "$shape" in gpt2-large) need=90 ;; *) need=30 ;; esac
+  bench "$need" "$shape" 64 ours-shared --decoding dynamic
+done
 
 # --- 3. summary ------------------------------------------------------------------------------------
 {

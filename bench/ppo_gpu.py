@@ -45,6 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ppo_flops import SHAPES, Shape, generation_bytes, ppo_step_flops  # noqa: E402
 from ppo_throughput import peak_rss_mib  # noqa: E402
 
+sys.path.insert(0, str(REPO))
+from training.rlhf.config import DECODINGS  # noqa: E402  (no torch: the driver process stays light)
+
 SIDES = ("ours-separate", "ours-shared", "trl")
 
 
@@ -151,6 +154,7 @@ def summarise(args, side: str, phases: Phases, setup_s: float) -> dict:
         "epochs": args.epochs,
         "precision": args.precision,
         "micro_batch": args.micro_batch,
+        "decoding": args.decoding if side != "trl" else None,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "steps_timed": n,
         "setup_s": setup_s,
@@ -199,6 +203,7 @@ def run_ours(args, value: str) -> dict:
         precision=args.precision,
         micro_batch_size=args.micro_batch,
         forward_batch_size=args.forward_batch,
+        decoding=args.decoding,
         seed=1,
     )
     trainer = PPOTrainer(config, policy, ref, torch.no_grad()(rm.score), queries, torch.ones_like(queries), tokenizer)
@@ -395,14 +400,15 @@ def summarise_file(path: str) -> int:
         print("no bench results")
         return 1
     trl = {(r["shape"], r["batch"]): r["figures"]["episodes_per_s"] for r in results if r["side"] == "trl"}
-    print(f"{'shape':<11} {'side':<14} {'batch':>5} {'ep/s':>8} {'vs TRL':>6} {'step s':>7} {'peak GiB':>8} "
+    print(f"{'shape':<11} {'side':<20} {'batch':>5} {'ep/s':>8} {'vs TRL':>6} {'step s':>7} {'peak GiB':>8} "
           f"{'MFU upd':>7} {'MFU step':>8} {'gen BW':>6}")
     for r in results:
         fig = r["figures"]
         base = trl.get((r["shape"], r["batch"]))
         speed = f"{fig['episodes_per_s'] / base:.2f}x" if base and r["side"] != "trl" else "-"
         peak = "n/a" if r["peak_gpu_gib"] is None else f"{r['peak_gpu_gib']:.1f}"
-        print(f"{r['shape']:<11} {r['side']:<14} {r['batch']:>5} {fig['episodes_per_s']:>8.1f} {speed:>6} "
+        side = r["side"] + ("" if r.get("decoding") in (None, "auto") else f"/{r['decoding']}")
+        print(f"{r['shape']:<11} {side:<20} {r['batch']:>5} {fig['episodes_per_s']:>8.1f} {speed:>6} "
               f"{r['seconds']['step']:>7.3f} {peak:>8} {pct(fig['mfu_update']):>7} {pct(fig['mfu_step']):>8} "
               f"{pct(fig['roofline_generate']):>6}")
     return 0
@@ -456,6 +462,8 @@ def main() -> int:
                         help="rows per forward+backward (ours: micro_batch_size; TRL: per_device_train_batch_size)")
     parser.add_argument("--forward-batch", type=int, default=None,
                         help="rows per no-grad forward (ours: forward_batch_size; TRL: local_rollout_forward_batch_size)")
+    parser.add_argument("--decoding", choices=DECODINGS, default="auto",
+                        help="ours: how generation decodes (PPOConfig.decoding; auto = CUDA graph of a static cache)")
     parser.add_argument("--query-length", type=int, default=64)
     parser.add_argument("--response-length", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=4)

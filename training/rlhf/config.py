@@ -29,6 +29,7 @@ READOUTS = ("last", "mean", "eot")  # RewardModel readouts (models.READOUTS)
 PRECISIONS = ("fp32", "bf16-mixed", "fp16-mixed")  # see precision.py
 RANKING_LOSSES = ("pairs", "plackett_luce")  # RewardFitConfig.ranking_loss: losses.ranking_loss, plackett_luce_loss
 STRATEGIES = ("ddp", "fsdp")  # how PPO and reward fits spread over ranks (distributed.py); alone, plain training
+DECODINGS = ("auto", "dynamic", "static", "cuda-graph")  # PPOConfig.decoding: how generation decodes (decoding.py)
 
 
 class ConfigError(ValueError):
@@ -194,6 +195,10 @@ class PPOConfig:
     # Rows per no-grad forward in the rollout (generation, rho's log-probs, values, reward scoring); the
     # results do not depend on it. None = the whole per-rank batch at once.
     forward_batch_size: int | None = None
+    # How the rollout decodes (decoding.py): "auto" decodes a GPT-2 policy over a static key/value cache, replayed
+    # as a CUDA graph on CUDA ("cuda-graph"; "static" on CPU), and other models through transformers' growing cache
+    # ("dynamic"). The samples are the same within fp32 rounding; only the speed differs.
+    decoding: str = "auto"
     # Recompute activations in the backward pass (policy trunk and a separate value model): see RewardFitConfig.
     gradient_checkpointing: bool = False
     # Over several ranks (torchrun): "ddp" replicates the policy and averages gradients; "fsdp" shards each
@@ -223,6 +228,8 @@ class PPOConfig:
                 errors.append("whiten_rewards needs minibatches of >= 8 rows per rank (2019 rule)")
             errors += _chunk_errors(self, "micro_batch_size", minibatch, "the per-rank minibatch")
         errors += _chunk_errors(self, "forward_batch_size", None, "")
+        if self.decoding not in DECODINGS:
+            errors.append(f"decoding must be one of {DECODINGS}, got {self.decoding!r}")
         if self.kl_coef < 0:
             errors.append(f"kl_coef must be >= 0, got {self.kl_coef}")
         if self.adaptive_kl and (self.kl_target is None or self.kl_target <= 0):

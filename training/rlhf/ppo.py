@@ -173,6 +173,7 @@ class PPOTrainer:
             should_stop=self._stop_requested,
             stop_check_every=cfg.stop_check_every,
             forward_batch_size=cfg.forward_batch_size,
+            decoding=cfg.decoding,
         )
         self._generate_s = time.perf_counter() - started
         ids = torch.cat([queries, gen.responses], dim=1)  # (B, Lq + T)

@@ -12,6 +12,7 @@ from torch import Tensor
 from transformers import PreTrainedModel
 
 from training.rlhf.callbacks import ShouldStop, StopRequested
+from training.rlhf.decoding import decoders_for, resolve_decoding
 from training.rlhf.models import PolicyWithValue, positions_from_mask, trunk_forward
 from training.rlhf.tokenizer import Tokenizer, as_ids, pad_left
 
@@ -95,13 +96,16 @@ def generate(
     should_stop: ShouldStop | None = None,
     stop_check_every: int = 8,
     forward_batch_size: int | None = None,
+    decoding: str = "auto",
 ) -> Generation:
     """Sample ``response_length`` tokens after each left-padded query, (B, Lq) -> (B, T); ``temperature=0``
     decodes greedily (the most likely token, log-probs of the untempered distribution). PPO never trains at 0.
 
     Deterministic for a given ``generator`` state, whatever ``forward_batch_size`` (rows per forward pass;
     None = all). Raises ``StopRequested`` when ``should_stop()`` turns true (checked every ``stop_check_every``
-    tokens).
+    tokens). ``decoding`` (``config.DECODINGS``): ``auto`` decodes a GPT-2 trunk over a static key/value cache,
+    replayed as a CUDA graph on CUDA, and other trunks through ``transformers``' cache ("dynamic"); the samples
+    are the same within fp32 rounding of the logits.
     """
     policy = model if isinstance(model, PolicyWithValue) else None
     lm = model.lm if policy is not None else model
@@ -113,6 +117,12 @@ def generate(
     positions = positions_from_mask(mask)  # (B, Lq)
     input_ids = queries
     pasts: list = [None] * len(chunks)
+    mode = resolve_decoding(decoding, lm, queries.device)
+    Lq = queries.shape[1]
+    kept = None
+    if mode != "dynamic" and response_length > 0:
+        chunk_rows = tuple(len(range(B)[rows_i]) for rows_i in chunks)
+        kept = decoders_for(lm, chunk_rows, Lq + response_length, queries.device, mode == "cuda-graph")
     responses, logprobs, values = [], [], []
     for t in range(response_length):
         if should_stop is not None and t % stop_check_every == 0 and should_stop():
@@ -120,13 +130,24 @@ def generate(
         # The chunks run in lockstep (token t for every chunk, then t + 1), each with its own KV cache, and one
         # draw covers the whole batch: the samples do not depend on forward_batch_size.
         hidden_parts = []
-        for i, rows_i in enumerate(chunks):
-            out = trunk_forward(
-                lm, input_ids[rows_i], mask[rows_i], position_ids=positions[rows_i], past_key_values=pasts[i],
-                use_cache=True,
-            )
-            pasts[i] = out.past_key_values
-            hidden_parts.append(out.last_hidden_state[:, -1])  # (b, d)
+        if kept is not None and t == 0:
+            hidden_parts = [
+                kept.decoders[i].prefill(input_ids[rows_i], mask[rows_i], positions[rows_i])
+                for i, rows_i in enumerate(chunks)
+            ]
+        elif kept is not None:
+            column = torch.full((1,), Lq + t - 1, dtype=torch.long, device=queries.device)
+            for i, rows_i in enumerate(chunks):
+                kept.decoders[i].open_column(column)
+                hidden_parts.append(kept.step(i, mode == "cuda-graph", input_ids[rows_i], positions[rows_i], column))
+        else:
+            for i, rows_i in enumerate(chunks):
+                out = trunk_forward(
+                    lm, input_ids[rows_i], mask[rows_i], position_ids=positions[rows_i], past_key_values=pasts[i],
+                    use_cache=True,
+                )
+                pasts[i] = out.past_key_values
+                hidden_parts.append(out.last_hidden_state[:, -1])  # (b, d)
         hidden = torch.cat(hidden_parts) if len(hidden_parts) > 1 else hidden_parts[0]  # (B, d)
         if temperature == 0:  # greedy (2020's samples for people and its evaluation); log-probs at T = 1
             logps = torch.log_softmax(lm_head(hidden).float(), dim=-1)  # (B, V)
@@ -140,7 +161,8 @@ def generate(
             values.append(policy.value_head(hidden).float())  # (B, 1)
         input_ids = token
         positions = positions[:, -1:] + 1
-        mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=mask.device)], dim=1)
+        if kept is None:
+            mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=mask.device)], dim=1)
     return Generation(
         responses=torch.cat(responses, dim=1),
         logprobs=torch.cat(logprobs, dim=1),

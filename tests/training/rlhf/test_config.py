@@ -56,6 +56,10 @@ def test_errors_are_kept_by_field_for_forms():
     assert set(fields) == {"temperature", "gamma", "lam", "nminibatches", "lr", "save_every"}
     assert fields["gamma"] == ["gamma must be in (0, 1], got 2.0"]
     with pytest.raises(ConfigError) as error:
+        PPOConfig(decoding="paged").validate()
+    assert error.value.fields == {
+        "decoding": ["decoding must be one of ('auto', 'dynamic', 'static', 'cuda-graph'), got 'paged'"]}
+    with pytest.raises(ConfigError) as error:
         config_from_dict(PPOConfig, {"kl_coeff": 0.1, "lr": 1e-5})
     assert error.value.fields == {"kl_coeff": ["unknown field 'kl_coeff' (did you mean 'kl_coef'?)"]}
 

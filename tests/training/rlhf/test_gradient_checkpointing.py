@@ -83,9 +83,11 @@ def test_rollouts_without_gradients_are_unchanged():
     before = generate(lm, queries, mask, 6, 0.7, torch.Generator().manual_seed(1))
     calls = _block_calls(lm)
     enable_gradient_checkpointing(lm)
-    after = generate(lm, queries, mask, 6, 0.7, torch.Generator().manual_seed(1))
+    after = generate(lm, queries, mask, 6, 0.7, torch.Generator().manual_seed(1), decoding="dynamic")
     assert torch.equal(before.responses, after.responses)
     assert calls[0] == 6 * len(models.transformer_blocks(lm))  # one call per token and block: no recompute
+    static = generate(lm, queries, mask, 6, 0.7, torch.Generator().manual_seed(1), decoding="static")
+    assert torch.equal(before.responses, static.responses)  # the static cache runs the blocks' modules, no grad
 
 
 def test_a_ppo_run_with_gradient_checkpointing_takes_the_same_steps():
