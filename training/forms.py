@@ -37,6 +37,8 @@ OWN_HELP = {
     "seed": "The round's seed: each run's, unless its section sets its own.",
     "publish_every": "Online mode: put the policy's samples in the labeling queue every N PPO updates (0: off). "
                      "Its sample settings are ppo.online_sample, in the JSON box.",
+    "gpus": "GPUs for this run: above 1 the training worker starts it under torchrun, one rank a GPU (strategy "
+            "picks ddp or fsdp); at most the GPUs a training worker has (TRAINING_WORKER_GPUS).",
 }
 
 
@@ -186,11 +188,14 @@ def settings_fields() -> tuple[tuple[str, tuple[SettingField, ...]], ...]:
                SettingField("", "seed", "int", 0, help=OWN_HELP["seed"]))
     task_fields = tuple(_dict_fields("task", task.TASK_DEFAULTS, task_comments))
     ppo = (*_dataclass_fields("ppo", PPOConfig),
-           SettingField("ppo", "publish_every", "int", 0, help=OWN_HELP["publish_every"]))
+           SettingField("ppo", "publish_every", "int", 0, help=OWN_HELP["publish_every"]),
+           SettingField("ppo", "gpus", "int", 1, help=OWN_HELP["gpus"]))
+    reward = (*_dataclass_fields("reward", RewardFitConfig), SettingField("reward", "gpus", "int", 1,
+                                                                          help=OWN_HELP["gpus"]))
     sample = _dict_fields("sample", sampling.DEFAULTS, dict_comments(sampling.__name__, "DEFAULTS"),
                           skip=task.TASK_DEFAULTS)
     trip = _dict_fields("tripwires", tripwires.DEFAULTS, dict_comments(tripwires.__name__, "DEFAULTS"))
-    return (("", general), ("task", task_fields), ("reward", tuple(_dataclass_fields("reward", RewardFitConfig))),
+    return (("", general), ("task", task_fields), ("reward", reward),
             ("ppo", ppo), ("sample", tuple(sample)), ("tripwires", tuple(trip)))
 
 

@@ -154,3 +154,20 @@ def test_a_stored_value_outside_a_select_s_choices_is_kept_and_named(client, res
     response = client.post(_url(project), _defaults_posted(client, project))
     assert response.status_code == 400 and "precision must be one of" in response.context["form"].errors[
         "reward__precision"][0]
+
+
+def test_gpus_has_a_field_per_run_and_more_than_the_workers_have_is_refused_beside_it(client, researcher, project,
+                                                                                      settings):
+    settings.TRAINING_WORKER_GPUS = 2
+    client.force_login(researcher)
+    html = client.get(_url(project)).content.decode()
+    assert 'name="ppo__gpus"' in html and 'name="reward__gpus"' in html and "torchrun" in html
+    response = client.post(_url(project), _defaults_posted(client, project, ppo__gpus="3", action="save"))
+    assert response.status_code == 400
+    assert response.context["form"].errors["ppo__gpus"] == [
+        "gpus must be a whole number from 1 to 2 (the GPUs a training worker has, TRAINING_WORKER_GPUS), got 3"]
+    assert _stored(project) == {}
+    saved = client.post(_url(project), _defaults_posted(client, project, ppo__gpus="2", reward__gpus="2",
+                                                        ppo__strategy="fsdp", action="save"))
+    assert saved.status_code == 302
+    assert _stored(project) == {"ppo": {"gpus": 2, "strategy": "fsdp"}, "reward": {"gpus": 2}}
