@@ -99,7 +99,10 @@ def shard_blocks(policy: Any, device: torch.device) -> list[torch.nn.Parameter]:
     trunks = [policy.lm] + ([policy.value_model.lm] if getattr(policy, "value_model", None) is not None else [])
     for trunk in trunks:
         for block in transformer_blocks(trunk):
-            fully_shard(block, mesh=mesh)
+            # Each block is its own FSDP root (the embeddings and heads stay whole), and FSDP2 by default keeps a
+            # root's parameters gathered after its forward, so every block would stay whole from the rollout on:
+            # no memory saved. Explicitly True: gathered for the block's own call only, in rollout and training.
+            fully_shard(block, mesh=mesh, reshard_after_forward=True)
     return [p for p in policy.parameters() if p.requires_grad and type(p).__name__ != "DTensor"]
 
 

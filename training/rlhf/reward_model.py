@@ -426,9 +426,7 @@ class _Ranks:
     def shard(self, model: RewardModel) -> None:
         """Shard the blocks (FSDP) once the model is on its device; list what stays whole."""
         if self.fsdp:
-            self.whole = dist.shard_blocks(model, self.device)
-            for block in transformer_blocks(model.lm):
-                block.register_forward_hook(_reshard_after_no_grad)
+            self.whole = dist.shard_blocks(model, self.device)  # blocks resharded after each call (shard_blocks)
         else:
             self.whole = [p for p in model.parameters() if p.requires_grad]
 
@@ -536,14 +534,6 @@ class _Ranks:
                 self.template.load_state_dict(state)
                 model = self.template
         return FitResult(model, tokenizer, metrics, history, stopped=stopped, main=self.rank == 0)
-
-
-def _reshard_after_no_grad(block: torch.nn.Module, args: object, output: object) -> None:
-    """Each sharded block is its own FSDP root, and a root keeps its gathered weights after a forward (the backward
-    frees them). After a no-grad pass (normalisation, evaluation) nothing would: every rank would hold the whole
-    trunk, and ``parameters()`` would list the gathered copies, not the shards the optimiser must update."""
-    if not torch.is_grad_enabled():
-        block.reshard()
 
 
 def _plain_copy(model: RewardModel) -> RewardModel:

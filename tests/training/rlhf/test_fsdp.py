@@ -11,7 +11,7 @@ import torch.distributed as torch_dist
 from tests.training.rlhf.ranks import free_port, spawn_ranks
 from training.rlhf.checkpoint import latest_checkpoint
 from training.rlhf.config import ConfigError, PPOConfig
-from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny
+from training.rlhf.models import PolicyWithValue, RewardModel, build_tiny, transformer_blocks
 from training.rlhf.ppo import PPOTrainer
 from training.rlhf.tokenizer import pad_left
 
@@ -54,6 +54,11 @@ def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
                             "sharded": sum(type(p).__name__ == "DTensor" for p in params), "params": len(params),
                             "local": sum(p.to_local().numel() if type(p).__name__ == "DTensor" else p.numel()
                                          for p in params)}
+        if strategy == "fsdp":  # after a no-grad pass every block is sharded again (a root block would stay whole)
+            trainer.rollout()
+            blocks = [*transformer_blocks(trainer.policy.lm), *transformer_blocks(trainer.policy.value_model.lm)]
+            report[strategy]["whole_after_rollout"] = sum(
+                not block._get_fsdp_state()._fsdp_param_group.is_sharded for block in blocks)
     # Resume the FSDP run from its first checkpoint: the last two updates repeat exactly.
     resumed = _trainer("fsdp", out_dir)
     shared = [sorted(n for n in os.listdir(os.path.join(out_dir, "ckpt-fsdp")) if n.startswith("step-"))[0]
@@ -78,6 +83,7 @@ def test_fsdp_trains_as_ddp_does_and_resumes_exactly(tmp_path):
     ddp, fsdp = r0["ddp"], r0["fsdp"]
     # Every block of the policy and of the value model is sharded: each rank holds about half of those weights.
     assert ddp["sharded"] == 0 and fsdp["sharded"] >= 2 * 2 * 12  # 2 trunks × 2 blocks × 12 tensors (GPT-2)
+    assert fsdp["whole_after_rollout"] == 0  # gathered for their own call only, not held through the rollout
     assert fsdp["local"] < 0.9 * ddp["local"]
     assert len(fsdp["metrics"]) == len(ddp["metrics"]) == 3
     for a, b in zip(ddp["metrics"], fsdp["metrics"]):
