@@ -934,6 +934,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rm-lr", type=float, help="reward model learning rate (default: the shared settings')")
     parser.add_argument("--rm-epochs", type=int, help="reward model epochs (default: the shared settings')")
     parser.add_argument("--kl-coef", type=float, help="initial beta (default: the shared settings')")
+    parser.add_argument("--kl-target", type=float, help="adaptive controller's target KL in nats, 0 = fixed beta"
+                        " (default: the shared settings')")
+    parser.add_argument("--kl-horizon", type=int, help="adaptive controller's horizon in episodes: beta moves by at"
+                        " most 20%% x batch / horizon per update (default: the shared settings')")
     parser.add_argument("--rm-only", action="store_true", help="stop after the reward model: held-out accuracy"
                         " of each --rm-grid setting on all the labels (out/rm_only-seed-N.json)")
     parser.add_argument("--rm-grid", help="with --rm-only: LR:EPOCHS,... e.g. 6e-4:1,3e-4:2,6e-4:2"
@@ -954,6 +958,8 @@ def main(argv: list[str] | None = None) -> int:
         ("--rm-lr", "rm_lr", args.rm_lr, lambda v: v > 0),
         ("--rm-epochs", "rm_epochs", args.rm_epochs, lambda v: v >= 1),
         ("--kl-coef", "kl_coef", args.kl_coef, lambda v: v >= 0),
+        ("--kl-target", "kl_target", args.kl_target, lambda v: v >= 0),
+        ("--kl-horizon", "kl_horizon", args.kl_horizon, lambda v: v >= 1),
     ):
         if value is not None:
             if not ok(value):
