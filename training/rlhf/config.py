@@ -75,6 +75,10 @@ class RewardFitConfig:
     # "fp32", "bf16-mixed" (bf16 autocast over fp32 weights and Adam state) or "fp16-mixed" (the same in fp16
     # with dynamic loss scaling); see precision.py.
     precision: str = "fp32"
+    # On CUDA, fp32 matrix products (all of them under "fp32"; those outside autocast otherwise) may use TF32 tensor
+    # cores: fp32 range, 10-bit mantissa inputs, fp32 sums; several times faster on Ampere and later GPUs. false =
+    # full IEEE fp32. Sets torch's process-wide float32 matmul precision when training starts; nothing on CPU.
+    tf32: bool = True
     dtype: str = "float32"  # retired: only "float32"; low-precision training is `precision` (bf16/fp16 → error)
     # Where the reward is read: "last" = the 2019 reward, the head on the final hidden state of the last
     # real token; "mean" = the mean of the head's output over the response's real tokens (for small models
@@ -188,6 +192,7 @@ class PPOConfig:
     stop_check_every: int = 8  # generation tokens between should_stop() checks
     device: str = "auto"
     precision: str = "fp32"  # see RewardFitConfig.precision
+    tf32: bool = True  # see RewardFitConfig.tf32
     dtype: str = "float32"  # retired, see RewardFitConfig.dtype
     # Memory (see README § Memory). Rows per forward+backward inside each minibatch, gradients accumulated (the
     # same step as the whole minibatch, within fp32 rounding); must divide the per-rank minibatch. None = whole.

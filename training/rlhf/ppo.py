@@ -34,7 +34,7 @@ from training.rlhf.losses import ppo_policy_loss, ppo_value_loss
 from training.rlhf.models import CHECKPOINT_POLICY_DIR, PolicyWithValue
 from training.rlhf.oom import out_of_memory_advice
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
-from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_scaler
+from training.rlhf.precision import accumulate, allow_tf32, autocast, frozen_dtype, make_scaler
 from training.rlhf.precision import step as optimizer_step
 from training.rlhf.rewards import RewardFn, per_token_rewards
 from training.rlhf.sampling import entropy_of, generate, logprobs_of, response_logprobs, truncation_mask
@@ -76,6 +76,7 @@ class PPOTrainer:
         should_stop: ShouldStop | None = None,
     ) -> None:
         self.device = dist.init_distributed(resolve_device(config.device))
+        allow_tf32(config.tf32, self.device)
         self.rank, self.world_size = dist.rank(), dist.world_size()
         self.config = config.validate(self.world_size)
         self.tokenizer = tokenizer

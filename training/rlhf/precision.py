@@ -33,6 +33,13 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=dtype)
 
 
+def allow_tf32(allowed: bool, device: torch.device) -> None:
+    """The configs' ``tf32`` on CUDA: fp32 matrix products on TF32 tensor cores ("high") or in full fp32
+    ("highest"), process-wide as torch keeps it. Nothing on other devices."""
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high" if allowed else "highest")
+
+
 def frozen_dtype(precision: str) -> torch.dtype:
     """The dtype a frozen model is held in: bf16 under ``bf16-mixed`` (it computes in bf16 anyway), else fp32."""
     return torch.bfloat16 if precision == "bf16-mixed" else torch.float32

@@ -35,7 +35,7 @@ from training.rlhf.losses import (
 from training.rlhf.models import RewardModel, enable_gradient_checkpointing, load_lm, transformer_blocks
 from training.rlhf.oom import out_of_memory_advice
 from training.rlhf.optim import make_optimizer, scheduled_lr, set_lr
-from training.rlhf.precision import accumulate, autocast, frozen_dtype, make_scaler
+from training.rlhf.precision import accumulate, allow_tf32, autocast, frozen_dtype, make_scaler
 from training.rlhf.precision import step as optimizer_step
 from training.rlhf.rewards import fit_normalization
 from training.rlhf.sampling import generate, truncation_mask
@@ -262,6 +262,7 @@ def _fit(
     config.validate()
     _check_answer_parts(config, comparisons)
     device = dist.init_distributed(resolve_device(config.device))  # alone (no WORLD_SIZE > 1): the device as is
+    allow_tf32(config.tf32, device)
     generator = torch.Generator().manual_seed(config.seed)
     lm, tokenizer = load_lm(config.model)  # fp32 master weights; `precision` sets the compute dtype
     if config.gradient_checkpointing:

@@ -8,7 +8,7 @@ from tests.training.rlhf.helpers import marker_comparisons, small_reward_config
 from tests.training.rlhf.test_ppo import make_trainer, small_config
 from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig
 from training.rlhf.models import RewardModel, build_tiny
-from training.rlhf.precision import autocast, frozen_dtype
+from training.rlhf.precision import allow_tf32, autocast, frozen_dtype
 from training.rlhf.reward_model import fit
 
 # Tolerances (10 steps at lr 1e-5 on the tiny model; measured gaps are about a fifth of these):
@@ -117,3 +117,30 @@ def test_autocast_and_frozen_dtype_per_mode():
     assert [frozen_dtype(p) for p in ("fp32", "bf16-mixed", "fp16-mixed")] == [
         torch.float32, torch.bfloat16, torch.float32
     ]
+
+
+@pytest.fixture
+def matmul_precision():
+    before = torch.get_float32_matmul_precision()
+    yield
+    torch.set_float32_matmul_precision(before)
+
+
+def test_tf32_is_set_for_cuda_only(matmul_precision):
+    torch.set_float32_matmul_precision("highest")
+    allow_tf32(True, torch.device("cpu"))
+    assert torch.get_float32_matmul_precision() == "highest"  # CPU: nothing changes
+    allow_tf32(True, torch.device("cuda"))
+    assert torch.get_float32_matmul_precision() == "high"
+    allow_tf32(False, torch.device("cuda", 1))
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert PPOConfig().tf32 and RewardFitConfig().tf32  # on by default
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("tf32", "expected"), [(True, "high"), (False, "highest")])
+def test_a_cuda_reward_fit_applies_its_tf32_setting(matmul_precision, tf32, expected):
+    torch.set_float32_matmul_precision("medium")
+    fit(small_reward_config(device="cuda", tf32=tf32, epochs=1), marker_comparisons(16))
+    assert torch.get_float32_matmul_precision() == expected

@@ -162,7 +162,8 @@ def test_the_form_is_generated_from_the_configs():
 def test_the_form_stores_only_values_that_differ_from_their_default():
     form = TrainingSettingsForm({"ppo__kl_coef": "0.2", "ppo__lr": "1e-4", "reward__precision": "fp32",
                                  "ppo__adaptive_kl": "on", "task__response_length": "", "ppo__whiten_rewards": "on",
-                                 "reward__normalize_before": "on", "more": '{"ppo": {"online_sample": {}}}'})
+                                 "reward__normalize_before": "on", "ppo__tf32": "on", "reward__tf32": "on",
+                                 "more": '{"ppo": {"online_sample": {}}}'})
     assert form.is_valid(), form.errors
     assert form.settings() == {"ppo": {"online_sample": {}, "lr": 1e-4, "adaptive_kl": True}}
 
