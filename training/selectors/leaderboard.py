@@ -28,7 +28,6 @@ import numpy as np
 from django.core.cache import caches
 from django.db import connections
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q
-from django.db.models.functions import Length
 
 from labeling.metrics import (
     LengthControlled,
@@ -165,15 +164,15 @@ def _answers_with_ranks(project) -> tuple[np.ndarray, np.ndarray]:
 def _sample_columns(project, *, after: int, top: int) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray,
                                                                   np.ndarray]:
     """The samples of the project's comparisons with after < id ≤ top, one query: per sample its comparison
-    id, position, policy (an index into the returned names) and length in characters (PostgreSQL's
-    length() and Django's Length agree: characters, not bytes)."""
+    id, position, policy (an index into the returned names) and length in characters (`Sample.text_length`,
+    which the database keeps)."""
     if _arrays_used(Comparison.objects.db):
         # Grouped by source, so that each policy name crosses once, with the arrays of its samples.
         table = {"cs": ComparisonSample._meta.db_table, "c": Comparison._meta.db_table, "s": Sample._meta.db_table}
         with connections[Comparison.objects.db].cursor() as cursor:
             cursor.execute(
                 f"""SELECT s.source, array_send(array_agg(cs.comparison_id)), array_send(array_agg(cs.position)),
-                           array_send(array_agg(length(s.text)))
+                           array_send(array_agg(s.text_length))
                     FROM {table['cs']} cs JOIN {table['c']} c ON c.id = cs.comparison_id
                     JOIN {table['s']} s ON s.id = cs.sample_id
                     WHERE c.project_id = %s AND cs.comparison_id > %s AND cs.comparison_id <= %s
@@ -188,7 +187,7 @@ def _sample_columns(project, *, after: int, top: int) -> tuple[np.ndarray, np.nd
         return concatenated[0], concatenated[1], names, policy, concatenated[2]
     rows = _rows(ComparisonSample.objects.filter(comparison__project=project, comparison_id__gt=after,
                                                  comparison_id__lte=top).order_by()
-                 .values_list("comparison_id", "position", "sample__source", Length("sample__text")))
+                 .values_list("comparison_id", "position", "sample__source", "sample__text_length"))
     index = {name: i for i, name in enumerate(dict.fromkeys(map(itemgetter(2), rows)))}
     n = len(rows)
     return (np.fromiter(map(itemgetter(0), rows), np.int64, count=n),

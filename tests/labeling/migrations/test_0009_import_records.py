@@ -4,6 +4,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from labeling.models import Comparison, Label
+from tests.labeling.migrations.helpers import at_migration
 
 BEFORE = [("labeling", "0008_label_display_position")]
 AFTER = [("labeling", "0009_import_records")]
@@ -11,10 +12,7 @@ AFTER = [("labeling", "0009_import_records")]
 
 @pytest.mark.django_db(transaction=True)
 def test_old_labels_survive_with_no_import():
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    try:
-        old = executor.loader.project_state(BEFORE).apps
+    with at_migration(BEFORE) as old:
         user = old.get_model("auth", "User").objects.create(username="old-labeler", password="!")
         project = old.get_model("labeling", "Project").objects.create(name="Old", slug="old", k=2)
         query = old.get_model("labeling", "Query").objects.create(project=project, context="c")
@@ -25,9 +23,6 @@ def test_old_labels_survive_with_no_import():
             expires_at="2020-01-01T00:00Z", state="submitted")
         label = old.get_model("labeling", "Label").objects.create(
             assignment=assignment, comparison=comparison, labeler=user, chosen_index=1, duration_ms=0)
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
     assert Label.objects.get(id=label.id).source_import_id is None
     assert Comparison.objects.get(id=comparison.id).source_import_id is None
     assert AFTER[0] in MigrationExecutor(connection).loader.applied_migrations
