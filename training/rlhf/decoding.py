@@ -22,6 +22,7 @@ parameter's address, so a model whose weights were moved or replaced gets a new 
 
 from __future__ import annotations
 
+import warnings
 import weakref
 
 import torch
@@ -180,14 +181,23 @@ class KeptDecoders:
     def __init__(self, lm: PreTrainedModel, chunk_rows: tuple[int, ...], length: int, device: torch.device) -> None:
         self.decoders = [StaticGPT2Decoder(lm, rows, length, device) for rows in chunk_rows]
         self.graphs: list[GraphedStep | None] = [None] * len(chunk_rows)
+        self.graph_error: str | None = None  # set when a capture failed: these decoders then run eagerly
 
     def step(self, chunk: int, graphed: bool, token: Tensor, position: Tensor, column: Tensor) -> Tensor:
-        """Chunk ``chunk``'s step, through its graph when ``graphed`` (captured on first use)."""
+        """Chunk ``chunk``'s step, through its graph when ``graphed`` (captured on first use). A capture that
+        fails (a driver or kernel that cannot be captured) leaves a warning and the eager step, which gives the
+        same values: a rollout never fails for want of a graph."""
         decoder = self.decoders[chunk]
-        if not graphed:
+        if not graphed or self.graph_error is not None:
             return decoder.step(token, position, column)
         if self.graphs[chunk] is None:
-            self.graphs[chunk] = GraphedStep(decoder)
+            try:
+                self.graphs[chunk] = GraphedStep(decoder)
+            except RuntimeError as error:  # torch raises RuntimeError (or a subclass) for capture failures
+                self.graph_error = f"{type(error).__name__}: {error}"
+                warnings.warn(f"decoding: CUDA graph capture failed, decoding eagerly over the static cache instead "
+                              f"({self.graph_error})", RuntimeWarning, stacklevel=2)
+                return decoder.step(token, position, column)
         return self.graphs[chunk](token, position, column)
 
 

@@ -128,3 +128,31 @@ def test_cuda_graph_replays_the_static_step(precision):
     for graphed in runs[1:]:
         assert torch.equal(graphed.responses, runs[0].responses)
         torch.testing.assert_close(graphed.logprobs, runs[0].logprobs, atol=1e-4, rtol=0)
+
+
+def test_a_failed_graph_capture_warns_and_decodes_eagerly(monkeypatch):
+    import training.rlhf.decoding as decoding
+
+    def broken(decoder):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    forget_decoders()
+    monkeypatch.setattr(decoding, "GraphedStep", broken)
+    lm, _ = build_tiny(seed=4)
+    queries, mask = _queries(rows=3)
+    kept = decoders_for(lm, (3,), 7 + 5, torch.device("cpu"), graphed=True)  # as "cuda-graph" keeps them
+    eager = generate(lm, queries, mask, 5, 1.0, torch.Generator().manual_seed(2), decoding="static")
+    hidden = []
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
+        with torch.no_grad():
+            kept.decoders[0].prefill(queries, mask, (mask.cumsum(-1) - 1).clamp(min=0))
+            column = torch.tensor([7])
+            kept.decoders[0].open_column(column)
+            hidden.append(kept.step(0, True, eager.responses[:, :1], mask.sum(-1, keepdim=True), column))
+    assert kept.graph_error.startswith("RuntimeError") and kept.graphs == [None]
+    fresh = StaticGPT2Decoder(lm, 3, 7 + 5, torch.device("cpu"))  # what the eager step gives
+    with torch.no_grad():
+        fresh.prefill(queries, mask, (mask.cumsum(-1) - 1).clamp(min=0))
+        fresh.open_column(column)
+        expected = fresh.step(eager.responses[:, :1], mask.sum(-1, keepdim=True), column)
+    torch.testing.assert_close(hidden[0], expected, atol=0, rtol=0)
