@@ -99,11 +99,19 @@ def shard_blocks(policy: Any, device: torch.device) -> list[torch.nn.Parameter]:
     trunks = [policy.lm] + ([policy.value_model.lm] if getattr(policy, "value_model", None) is not None else [])
     for trunk in trunks:
         for block in transformer_blocks(trunk):
-            # Each block is its own FSDP root (the embeddings and heads stay whole), and FSDP2 by default keeps a
-            # root's parameters gathered after its forward, so every block would stay whole from the rollout on:
-            # no memory saved. Explicitly True: gathered for the block's own call only, in rollout and training.
-            fully_shard(block, mesh=mesh, reshard_after_forward=True)
+            fully_shard(block, mesh=mesh)
+            block.register_forward_hook(_reshard_after_no_grad)
     return [p for p in policy.parameters() if p.requires_grad and type(p).__name__ != "DTensor"]
+
+
+def _reshard_after_no_grad(block: torch.nn.Module, args: object, output: object) -> None:
+    """Each sharded block is its own FSDP root (the embeddings and heads stay whole), and FSDP2 keeps a root's
+    gathered weights after its forward for the backward, which frees them. After a no-grad pass (a rollout, the
+    normalisation, an evaluation) nothing would: every rank would hold the whole trunk from then on, and
+    ``parameters()`` would list the gathered copies, not the shards the optimiser must update. So those passes
+    reshard each block as soon as it has run; training passes keep FSDP's own order."""
+    if not torch.is_grad_enabled():
+        block.reshard()
 
 
 def average_gradients(params: list[torch.nn.Parameter]) -> None:

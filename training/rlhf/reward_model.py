@@ -427,7 +427,7 @@ class _Ranks:
     def shard(self, model: RewardModel) -> None:
         """Shard the blocks (FSDP) once the model is on its device; list what stays whole."""
         if self.fsdp:
-            self.whole = dist.shard_blocks(model, self.device)  # blocks resharded after each call (shard_blocks)
+            self.whole = dist.shard_blocks(model, self.device)  # resharded after no-grad passes (shard_blocks)
         else:
             self.whole = [p for p in model.parameters() if p.requires_grad]
 
