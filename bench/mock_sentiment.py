@@ -85,6 +85,10 @@ class Settings(MockExperimentConfig):
 
     threads: int = 1
     bt_temperature: float = 0.1  # Bradley–Terry softmax temperature on compound scores in [-1, 1]
+    # A labeler with a systematic bias (--label-bias): it chooses on VADER + weight × the share of this character in
+    # the response; the truth stays VADER. "" = the plain sentiment labeler.
+    label_bias_char: str = ""
+    label_bias_weight: float = 0.0
     curve_ppo: bool = False  # also run PPO (and evaluate) at each curve point
     sample_batch: int = 256
 
@@ -203,6 +207,12 @@ class TrueScore:
         return self.texts([self.tokenizer.decode([t for t, m in zip(r, mk) if m]) for r, mk in zip(rows, masks)])
 
 
+def char_share(tokenizer, responses: torch.Tensor, char: str) -> torch.Tensor:
+    """The share of ``char`` among each response's characters, (N, T) ids -> (N,) (0 for an empty text)."""
+    texts = [tokenizer.decode(row) for row in responses.tolist()]
+    return torch.tensor([t.count(char) / len(t) if t else 0.0 for t in texts], dtype=torch.float32)
+
+
 def bradley_terry_choice(scores: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
     """Index chosen among K samples: softmax(score / temperature) (a noisy labeler). (N, K) -> (N,)."""
     return torch.multinomial(torch.softmax(scores / temperature, dim=-1), 1, generator=generator).squeeze(-1)
@@ -236,7 +246,9 @@ def sample_comparisons(
     rows = [queries[i % len(queries)] for i in range(n) for _ in range(settings.k)]
     _, _, responses, _ = sample_responses(base, rows, settings, tokenizer.pad_token_id, seed)
     scores = scorer.ids(responses).view(n, settings.k)
-    best = bradley_terry_choice(scores, settings.bt_temperature, torch.Generator().manual_seed(seed + 1))
+    seen = scores + settings.label_bias_weight * char_share(tokenizer, responses, settings.label_bias_char).view(
+        n, settings.k) if settings.label_bias_char else scores  # what a biased labeler chooses on
+    best = bradley_terry_choice(seen, settings.bt_temperature, torch.Generator().manual_seed(seed + 1))
     resp = responses.view(n, settings.k, -1).tolist()
     comparisons = [
         Comparison(query=list(queries[i % len(queries)]), samples=resp[i], best=int(best[i])) for i in range(n)
@@ -938,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
                         " (default: the shared settings')")
     parser.add_argument("--kl-horizon", type=int, help="adaptive controller's horizon in episodes: beta moves by at"
                         " most 20%% x batch / horizon per update (default: the shared settings')")
+    parser.add_argument("--label-bias", help="CHAR:WEIGHT: the labeler chooses on VADER + WEIGHT x the share of"
+                        " CHAR in the response ('space' for ' '), a systematic error the truth (VADER) does not share")
     parser.add_argument("--rm-only", action="store_true", help="stop after the reward model: held-out accuracy"
                         " of each --rm-grid setting on all the labels (out/rm_only-seed-N.json)")
     parser.add_argument("--rm-grid", help="with --rm-only: LR:EPOCHS,... e.g. 6e-4:1,3e-4:2,6e-4:2"
@@ -965,6 +979,16 @@ def main(argv: list[str] | None = None) -> int:
             if not ok(value):
                 parser.error(f"{flag}: {value} is out of range")
             overrides[key] = value
+    if args.label_bias:
+        char, _, weight = args.label_bias.rpartition(":")
+        char = " " if char == "space" else char
+        try:
+            overrides["label_bias_weight"] = float(weight)
+        except ValueError:
+            parser.error(f"--label-bias: {args.label_bias!r} is not CHAR:WEIGHT")
+        if len(char) != 1:
+            parser.error(f"--label-bias: {char!r} is not one character (or 'space')")
+        overrides["label_bias_char"] = char
     settings = Settings.quick(**overrides) if args.quick else Settings(**overrides)
     if args.seeds:
         seeds = _list(parser, "--seeds", args.seeds, int, lambda v: v >= 0, "non-negative integers")

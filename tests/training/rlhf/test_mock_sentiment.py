@@ -42,6 +42,20 @@ def test_bradley_terry_choice_prefers_higher_scores(bench):
     assert torch.allclose(shares, expected, atol=0.03)
 
 
+def test_a_biased_labeler_chooses_on_its_bias_and_the_truth_stays_vader(bench):
+    from training.rlhf.tokenizer import ByteTokenizer
+
+    tokenizer = ByteTokenizer()
+    texts = ["great wonderful day", "a b c d e f g h i", "plain words here"]
+    ids = torch.tensor([list(t.ljust(19).encode()) for t in texts])
+    share = bench.char_share(tokenizer, ids, " ")
+    assert share.tolist() == pytest.approx([2 / 19, 10 / 19, 5 / 19])  # padding spaces count too
+    truth = bench.TrueScore(tokenizer).texts(texts)
+    assert int(truth.argmax()) == 0  # VADER prefers the happy text
+    biased = truth + 8.0 * share
+    assert int(biased.argmax()) == 1  # the biased labeler prefers the spaces
+
+
 def test_true_score_reads_only_kept_tokens(bench):
     from training.rlhf.tokenizer import ByteTokenizer, pad_right
 
@@ -167,6 +181,9 @@ def test_overoptimisation_shape_finds_the_peak_by_kl(bench):
         (["--beta-sweep", "0.1,-0.01"], "--beta-sweep"),
         (["--seeds", "0,1", "--rm-only"], "--seeds"),
         (["--rm-lr", "0"], "--rm-lr"),
+        (["--label-bias", "ab:2"], "--label-bias"),
+        (["--label-bias", "space:much"], "--label-bias"),
+        (["--kl-horizon", "0"], "--kl-horizon"),
     ],
 )
 def test_bad_mode_arguments_are_refused_naming_the_flag(bench, tmp_path, capsys, argv, flag):
