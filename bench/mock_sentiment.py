@@ -699,13 +699,21 @@ def write_plots(results: dict, out: Path) -> dict[str, str]:
     points = [PolicyPoint(label, ev["kl"], ev["mean_score"], [(t["objective/kl"], t["true/score"]) for t in traj])
               for label, ev, traj in series]
     curve = results["curve"]
-    return {
+    written = {
         "score_vs_kl": plot_score_vs_kl(out / "score_vs_kl.png", base_score=results["base"]["mean_score"],
                                         points=points, ylabel="true score (VADER compound)", kl_limit=10.0),
         "rm_accuracy": plot_rm_accuracy(out / "rm_accuracy.png", labels=[p["labels"] for p in curve], series=[
             AccuracySeries("labeler's pick", [p["label_accuracy"] for p in curve], 1 / results["settings"]["k"]),
             AccuracySeries("pairs ordered like VADER", [p["pairwise_accuracy"] for p in curve], 0.5)]),
     }
+    return {name: _repo_relative(path) for name, path in written.items()}
+
+
+def _repo_relative(path) -> str:
+    """A written file's path as results.json keeps it: relative to the repository when inside it (results are
+    copied into bench/results/ and read on other machines), else as given."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def print_summary(results: dict, out: Path) -> None:
