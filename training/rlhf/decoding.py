@@ -178,17 +178,19 @@ _DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class KeptDecoders:
     """One ``generate`` shape's decoders, one per row chunk, and their graphs once captured."""
 
-    def __init__(self, lm: PreTrainedModel, chunk_rows: tuple[int, ...], length: int, device: torch.device) -> None:
+    def __init__(self, lm: PreTrainedModel, chunk_rows: tuple[int, ...], length: int, device: torch.device,
+                 graphed: bool) -> None:
         self.decoders = [StaticGPT2Decoder(lm, rows, length, device) for rows in chunk_rows]
+        self.graphed = graphed  # replay each step as a CUDA graph
         self.graphs: list[GraphedStep | None] = [None] * len(chunk_rows)
         self.graph_error: str | None = None  # set when a capture failed: these decoders then run eagerly
 
-    def step(self, chunk: int, graphed: bool, token: Tensor, position: Tensor, column: Tensor) -> Tensor:
-        """Chunk ``chunk``'s step, through its graph when ``graphed`` (captured on first use). A capture that
+    def step(self, chunk: int, token: Tensor, position: Tensor, column: Tensor) -> Tensor:
+        """Chunk ``chunk``'s step, through its graph when these decoders are ``graphed`` (captured on first use). A capture that
         fails (a driver or kernel that cannot be captured) leaves a warning and the eager step, which gives the
         same values: a rollout never fails for want of a graph."""
         decoder = self.decoders[chunk]
-        if not graphed or self.graph_error is not None:
+        if not self.graphed or self.graph_error is not None:
             return decoder.step(token, position, column)
         if self.graphs[chunk] is None:
             try:
@@ -212,7 +214,7 @@ def decoders_for(lm: PreTrainedModel, chunk_rows: tuple[int, ...], length: int, 
     )
     kept = _DECODERS.get(lm)
     if kept is None or kept[0] != key:
-        kept = (key, KeptDecoders(lm, chunk_rows, length, device))
+        kept = (key, KeptDecoders(lm, chunk_rows, length, device, graphed))
         _DECODERS[lm] = kept
     return kept[1]
 

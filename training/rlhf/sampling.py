@@ -139,7 +139,7 @@ def generate(
             column = torch.full((1,), Lq + t - 1, dtype=torch.long, device=queries.device)
             for i, rows_i in enumerate(chunks):
                 kept.decoders[i].open_column(column)
-                hidden_parts.append(kept.step(i, mode == "cuda-graph", input_ids[rows_i], positions[rows_i], column))
+                hidden_parts.append(kept.step(i, input_ids[rows_i], positions[rows_i], column))
         else:
             for i, rows_i in enumerate(chunks):
                 out = trunk_forward(

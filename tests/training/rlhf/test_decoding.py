@@ -148,7 +148,7 @@ def test_a_failed_graph_capture_warns_and_decodes_eagerly(monkeypatch):
             kept.decoders[0].prefill(queries, mask, (mask.cumsum(-1) - 1).clamp(min=0))
             column = torch.tensor([7])
             kept.decoders[0].open_column(column)
-            hidden.append(kept.step(0, True, eager.responses[:, :1], mask.sum(-1, keepdim=True), column))
+            hidden.append(kept.step(0, eager.responses[:, :1], mask.sum(-1, keepdim=True), column))
     assert kept.graph_error.startswith("RuntimeError") and kept.graphs == [None]
     fresh = StaticGPT2Decoder(lm, 3, 7 + 5, torch.device("cpu"))  # what the eager step gives
     with torch.no_grad():
