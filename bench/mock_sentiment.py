@@ -90,6 +90,10 @@ class Settings(MockExperimentConfig):
     label_bias_char: str = ""
     label_bias_weight: float = 0.0
     curve_ppo: bool = False  # also run PPO (and evaluate) at each curve point
+    # --beta-sweep: evaluate the policy on held-out queries every this many PPO steps (0 = at the end only), on the
+    # first checkpoint_queries evaluation queries: win rate, KL and reward-model score along each run.
+    checkpoint_every: int = 0
+    checkpoint_queries: int = 512
     sample_batch: int = 256
 
     @classmethod
@@ -323,9 +327,12 @@ def run_ppo(
     settings: Settings,
     scorer: TrueScore,
     name: str,
+    checkpoint: Callable[[int, PolicyWithValue], None] | None = None,
 ) -> tuple[PolicyWithValue, list[dict[str, float]]]:
     """PPO from the base against ``reward_fn``; each step's metrics gain ``true/score`` (VADER on
-    the rollout's responses, noise-free)."""
+    the rollout's responses, noise-free). With ``settings.checkpoint_every``, ``checkpoint(step, policy)``
+    runs after every that many steps and after the last (an evaluation with its own generator: the
+    training run is the same with or without it)."""
     policy_lm, tokenizer = load_lm(base_dir)
     ref, _ = load_lm(base_dir)
     policy = PolicyWithValue(policy_lm)
@@ -368,6 +375,9 @@ def run_ppo(
                 f" beta {metrics['objective/kl_coef']:.3f}",
                 flush=True,
             )
+        every = settings.checkpoint_every
+        if checkpoint is not None and every and (step % every == 0 or step == config.n_updates):
+            checkpoint(step, policy)
         return True
 
     trainer.train(on_step)
@@ -419,8 +429,10 @@ def evaluate_policy(
     kl = (logps - ref_logps).sum(-1)
     wins = (scores > base_scores).float()
     ties = (scores == base_scores).float()
+    outcome = wins + 0.5 * ties  # per query: 1, 1/2 or 0
     out = {
-        "win_rate": (wins + 0.5 * ties).mean().item(),
+        "win_rate": outcome.mean().item(),
+        "win_rate_se": (outcome.std() / len(queries) ** 0.5).item() if len(queries) > 1 else float("nan"),
         "strict_win_share": wins.mean().item(),
         "tie_share": ties.mean().item(),
         "mean_score": scores.mean().item(),
@@ -782,10 +794,63 @@ def overoptimisation_shape(rows: Sequence[dict]) -> dict:
     }
 
 
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1 (ties share their mean rank)."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson's on the ranks); nan when either side is constant."""
+    rx, ry = _ranks(xs), _ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return sxy / (sxx * syy) ** 0.5 if sxx and syy else float("nan")
+
+
+def checkpoint_shape(points: Sequence[dict], z: float = 2.0) -> dict:
+    """One run's held-out checkpoints in training order (``step``, ``kl``, ``rm_score``, ``win_rate``,
+    ``win_rate_se``): where the true win rate peaks, how far it falls by the last checkpoint (with the
+    standard error of that difference) and what the reward model's score did meanwhile. ``classic`` is
+    the over-optimisation shape: the win rate falls more than ``z`` standard errors after its peak while
+    the reward model's score at the end is above its score at the peak."""
+    peak = max(range(len(points)), key=lambda i: points[i]["win_rate"])
+    top, last = points[peak], points[-1]
+    drop = top["win_rate"] - last["win_rate"]
+    drop_se = (top["win_rate_se"] ** 2 + last["win_rate_se"] ** 2) ** 0.5
+    rm_after_peak = last["rm_score"] - top["rm_score"]
+    return {
+        "peak_step": top["step"],
+        "peak_kl": top["kl"],
+        "peak_win_rate": top["win_rate"],
+        "peak_rm_score": top["rm_score"],
+        "last_kl": last["kl"],
+        "last_win_rate": last["win_rate"],
+        "last_rm_score": last["rm_score"],
+        "win_drop": drop,
+        "win_drop_se": drop_se,
+        "rm_gain_after_peak": rm_after_peak,
+        "rm_kl_spearman": spearman([p["kl"] for p in points], [p["rm_score"] for p in points]),
+        "classic": peak < len(points) - 1 and drop > z * drop_se and rm_after_peak > 0,
+    }
+
+
 def run_beta_sweep(settings: Settings, out: Path, betas: Sequence[float], base_root: Path | None = None) -> dict:
     """One reward model (all the labels), then PPO against it at each fixed beta (no adaptive
     controller: it would pull every run towards the same KL target). Per beta: KL, sqrt(KL), the
-    reward model's mean score and the true win rate over the base. Writes ``beta_sweep-seed-N.json``."""
+    reward model's mean score and the true win rate over the base; with ``settings.checkpoint_every``
+    the same along each run on the first ``checkpoint_queries`` evaluation queries (``checkpoints``,
+    from the base at step 0, and their ``checkpoint_shape``). Writes ``beta_sweep-seed-N.json``."""
     ctx = prepare(settings, out, base_root)
     rm = ctx.phases.run("reward fit", fit_reward, ctx.base_dir, ctx.comparisons, settings)
     acc = reward_model_accuracy(rm, ctx.valid_comparisons, ctx.valid_scores, settings, ctx.tokenizer)
@@ -796,16 +861,40 @@ def run_beta_sweep(settings: Settings, out: Path, betas: Sequence[float], base_r
         "base_rm_score": reward_model_mean(rm, q, qm, ctx.base_resp),
         "beta_sweep": [],
     }
+    ck_q = ctx.eval_q[: settings.checkpoint_queries]
+    ck_base = ctx.base_eval_scores[: len(ck_q)]
+    ck_seed = settings.seed + 500
+
+    def held_out(step: int, model) -> dict:
+        start = time.perf_counter()
+        ev = evaluate_policy(model, ctx.base, ck_q, ck_base, settings, ctx.scorer, ctx.tokenizer.pad_token_id,
+                             ck_seed, rm)
+        return {"step": step, **ev, "sqrt_kl": max(ev["kl"], 0.0) ** 0.5, "wall_s": time.perf_counter() - start}
+
+    at_base = held_out(0, ctx.base) if settings.checkpoint_every else None
     for beta in betas:
         fixed = dataclasses.replace(settings, kl_coef=beta, kl_target=0.0)
+        points = [at_base] if at_base else []
+
+        def checkpoint(step: int, policy, points=points, beta=beta) -> None:
+            points.append(held_out(step, policy))  # its wall time counts in the PPO phase too
+            p = points[-1]
+            print(f"  [beta{beta:g}] checkpoint step {step}: win rate {p['win_rate']:.3f} ± {p['win_rate_se']:.3f},"
+                  f" RM score {p['rm_score']:+.3f}, KL {p['kl']:.2f}", flush=True)
+
         policy, history = ctx.phases.run(f"ppo (beta {beta:g})", run_ppo, ctx.base_dir, torch.no_grad()(rm.score),
-                                         ctx.train_q, fixed, ctx.scorer, f"beta{beta:g}")
+                                         ctx.train_q, fixed, ctx.scorer, f"beta{beta:g}", checkpoint)
         ev = ctx.phases.run(f"evaluate (beta {beta:g})", evaluate_policy, policy, ctx.base, ctx.eval_q,
                             ctx.base_eval_scores, fixed, ctx.scorer, ctx.tokenizer.pad_token_id, settings.seed + 400, rm)
         row = {"beta": beta, **ev, "sqrt_kl": max(ev["kl"], 0.0) ** 0.5, "trajectory": _trajectory(history)}
+        if points:
+            row["checkpoints"] = points
+            row["checkpoint_shape"] = checkpoint_shape(points)
         results["beta_sweep"].append(row)
         print(f"[bench] beta {beta:g}: {_fmt(ev)}, RM score {ev['rm_score']:+.3f}", flush=True)
     results["shape"] = overoptimisation_shape(results["beta_sweep"])
+    if settings.checkpoint_every:
+        results["plots"] = {"overoptimisation": _repo_relative(plot_checkpoints(results, out))}
     _finish(results, ctx)
     path = out / f"beta_sweep-seed-{settings.seed}.json"
     path.write_text(json.dumps(results, indent=2))
@@ -816,6 +905,15 @@ def run_beta_sweep(settings: Settings, out: Path, betas: Sequence[float], base_r
         print(f"{r['beta']:<6g} | {r['kl']:5.2f} | {r['sqrt_kl']:7.2f} | {r['rm_score']:+8.3f} | {r['mean_score']:+10.3f} |"
               f" {r['win_rate']:.3f} ({r['tie_share']:.2f})")
     print(f"shape: {results['shape']}")
+    for r in results["beta_sweep"]:
+        if "checkpoints" not in r:
+            continue
+        print(f"\nbeta {r['beta']:g}, held-out checkpoints ({settings.checkpoint_queries} queries):")
+        print("step | KL    | sqrt KL | RM score | win rate ± se")
+        for p in r["checkpoints"]:
+            print(f"{p['step']:4d} | {p['kl']:5.2f} | {p['sqrt_kl']:7.2f} | {p['rm_score']:+8.3f} |"
+                  f" {p['win_rate']:.3f} ± {p['win_rate_se']:.3f}")
+        print(f"shape along the run: {r['checkpoint_shape']}")
     print(f"total wall {results['total']['wall_s']:.0f} s; load average {results['machine']['load_average_start']}"
           f" -> {results['machine']['load_average_end']}; wrote {path}")
     return results
@@ -824,6 +922,18 @@ def run_beta_sweep(settings: Settings, out: Path, betas: Sequence[float], base_r
 # --- several seeds (--seeds) -------------------------------------------------------------------
 
 SEED_METRICS = ("win_rate", "kl", "rm_pairwise", "gain", "tie_share", "direct_win_rate", "wall_s")
+
+
+def plot_checkpoints(results: dict, out: Path) -> str:
+    """``overoptimisation.png``: each beta's held-out checkpoints, win rate and RM score against √KL."""
+    from training.rlhf.plots import SweepCurve, plot_overoptimisation
+
+    curves = [
+        SweepCurve(f"β={r['beta']:g}", [p["sqrt_kl"] for p in r["checkpoints"]],
+                   [p["win_rate"] for p in r["checkpoints"]], [p["rm_score"] for p in r["checkpoints"]])
+        for r in results["beta_sweep"] if r.get("checkpoints")
+    ]
+    return plot_overoptimisation(out / f"overoptimisation-seed-{results['settings']['seed']}.png", curves=curves)
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> dict:
@@ -966,12 +1076,18 @@ def main(argv: list[str] | None = None) -> int:
                         " (default: the one setting in force)")
     parser.add_argument("--beta-sweep", help="comma-separated fixed betas, e.g. 0.3,0.1,0.03,0.01: one reward"
                         " model, PPO per beta, KL / RM score / true win rate each (out/beta_sweep-seed-N.json)")
+    parser.add_argument("--checkpoint-every", type=int, help="with --beta-sweep: evaluate each run on held-out"
+                        " queries every N PPO steps (win rate, KL, RM score along training; overoptimisation-seed-N.png)")
+    parser.add_argument("--checkpoint-queries", type=int, help="held-out queries per checkpoint (default 512)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if sum(bool(x) for x in (args.seeds, args.rm_only, args.beta_sweep)) > 1:
         parser.error("--seeds, --rm-only and --beta-sweep are separate modes: give one")
     if args.rm_grid and not args.rm_only:
         parser.error("--rm-grid needs --rm-only")
+    for flag, value in (("--checkpoint-every", args.checkpoint_every), ("--checkpoint-queries", args.checkpoint_queries)):
+        if value is not None and not args.beta_sweep:
+            parser.error(f"{flag} needs --beta-sweep")
     overrides = {"seed": args.seed, "corpus": args.corpus, "threads": args.threads, "curve_ppo": args.curve_ppo}
     for flag, key, value, ok in (
         ("--rm-readout", "rm_readout", args.rm_readout, lambda v: True),
@@ -982,6 +1098,8 @@ def main(argv: list[str] | None = None) -> int:
         ("--kl-coef", "kl_coef", args.kl_coef, lambda v: v >= 0),
         ("--kl-target", "kl_target", args.kl_target, lambda v: v >= 0),
         ("--kl-horizon", "kl_horizon", args.kl_horizon, lambda v: v >= 1),
+        ("--checkpoint-every", "checkpoint_every", args.checkpoint_every, lambda v: v >= 1),
+        ("--checkpoint-queries", "checkpoint_queries", args.checkpoint_queries, lambda v: v >= 2),
     ):
         if value is not None:
             if not ok(value):

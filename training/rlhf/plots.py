@@ -22,6 +22,16 @@ class PolicyPoint:
 
 
 @dataclass
+class SweepCurve:
+    """One PPO run's held-out checkpoints: win rate over the base and the reward model's score at each √KL."""
+
+    label: str
+    sqrt_kl: Sequence[float]
+    win_rate: Sequence[float]
+    rm_score: Sequence[float]
+
+
+@dataclass
 class AccuracySeries:
     label: str
     values: Sequence[float]
@@ -81,3 +91,21 @@ def plot_rm_accuracy(path: Path | str, *, labels: Sequence[int], series: Sequenc
     ax.set_ylim(0, 1)
     return _finish(plt, fig, ax, path, xlabel="labels (best-of-K comparisons)", ylabel="held-out accuracy",
                    title="Reward-model validation accuracy against labels", legend_size=8)
+
+
+def plot_overoptimisation(path: Path | str, *, curves: Sequence[SweepCurve]) -> str:
+    """Over-optimisation along training: the true win rate over the base (left) and the reward model's
+    score (right) against √KL, one line per run, a point per held-out checkpoint."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for marker, curve in zip("os^vD<>p", curves):
+        line = left.plot(curve.sqrt_kl, curve.win_rate, marker=marker, markersize=3, label=curve.label)[0]
+        right.plot(curve.sqrt_kl, curve.rm_score, marker=marker, markersize=3, color=line.get_color(), label=curve.label)
+    left.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    left.set_ylim(0, 1)
+    left.set_xlabel("√KL from the base (√nats per response)")
+    left.set_ylabel("true win rate over the base")
+    left.set_title("Simulated labelers' truth (VADER)")
+    left.legend(fontsize=7)
+    return _finish(plt, fig, right, path, xlabel="√KL from the base (√nats per response)",
+                   ylabel="reward model score (normalised)", title="What PPO maximised", legend_size=7)

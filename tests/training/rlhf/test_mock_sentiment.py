@@ -208,3 +208,95 @@ def test_a_finished_seed_is_reused_only_with_the_same_settings(bench, tmp_path):
     assert bench.finished_seed(settings, folder)["tuned"]["win_rate"] == 0.8
     assert bench.finished_seed(dataclasses.replace(settings, rm_epochs=2), folder) is None
     assert bench.finished_seed(dataclasses.replace(settings, seed=3), folder) is None
+
+
+# --- over-optimisation along training (--checkpoint-every) ----------------------------------------
+
+
+def _points(wins, rms, se=0.02):
+    return [{"step": 4 * i, "kl": 10.0 * i, "win_rate": w, "win_rate_se": se, "rm_score": r}
+            for i, (w, r) in enumerate(zip(wins, rms))]
+
+
+def test_checkpoint_shape_calls_a_fall_classic_only_when_it_beats_the_noise_and_the_score_rose(bench):
+    shape = bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.7, 0.6], [0.0, 3.0, 5.0, 6.0, 7.0]))
+    assert shape["peak_step"] == 8 and shape["peak_kl"] == 20.0 and shape["peak_win_rate"] == 0.9
+    assert shape["win_drop"] == pytest.approx(0.3) and shape["win_drop_se"] == pytest.approx(0.02 * math.sqrt(2))
+    assert shape["rm_gain_after_peak"] == pytest.approx(2.0) and shape["rm_kl_spearman"] == pytest.approx(1.0)
+    assert shape["classic"]
+    # The same fall while the reward model's score fell too: the policy degraded for both judges.
+    assert not bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.7, 0.6], [0.0, 3.0, 5.0, 4.0, 4.5]))["classic"]
+    # A fall within noise (2 standard errors of the difference = 0.057) is not a fall.
+    assert not bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.88, 0.86], [0.0, 3.0, 5.0, 6.0, 7.0]))["classic"]
+    # Still at its best at the end: no peak to fall from.
+    rising = bench.checkpoint_shape(_points([0.5, 0.8, 0.9], [0.0, 3.0, 5.0]))
+    assert not rising["classic"] and rising["win_drop"] == 0.0
+
+
+def test_spearman_matches_a_hand_computation_with_ties(bench):
+    # Ranks of x: 1, 2.5, 2.5, 4; of y: 2, 1, 3, 4 -> Pearson on ranks = 0.7 / sqrt(0.5 * 1.25 ...) by hand:
+    # centred rx: -1.5, 0, 0, 1.5; centred ry: -0.5, -1.5, 0.5, 1.5; sxy = 0.75 + 2.25 = 3;
+    # sxx = 4.5; syy = 5 -> 3 / sqrt(22.5).
+    assert bench.spearman([1, 2, 2, 3], [2, 1, 3, 4]) == pytest.approx(3 / math.sqrt(22.5))
+    assert bench.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(bench.spearman([1, 1, 1], [1, 2, 3]))
+
+
+@pytest.mark.parametrize("argv", [["--checkpoint-every", "4"], ["--beta-sweep", "0.1", "--checkpoint-every", "0"],
+                                  ["--beta-sweep", "0.1", "--checkpoint-queries", "1"]])
+def test_checkpoint_flags_are_refused_outside_a_sweep_or_out_of_range(bench, tmp_path, capsys, argv):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        bench.main([*argv, "--out", str(out)])
+    assert exc.value.code == 2 and "--checkpoint-" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_held_out_checkpoints_do_not_change_the_training_run(bench, tmp_path):
+    """The checkpoints evaluate the policy in the middle of training: with their own generator and no
+    gradient they must leave the run exactly as it is without them (same metrics, same weights)."""
+    settings = bench.Settings(
+        corpus=str(FIXTURE), seed=0, n_layer=1, n_embd=32, n_head=2, pretrain_steps=20, pretrain_seconds=0,
+        query_bytes=16, query_length=20, response_length=8, ppo_episodes=64, ppo_batch=16, ppo_minibatches=2,
+        kl_coef=0.05, kl_target=0, sample_batch=64, checkpoint_every=2,
+    )
+    docs = bench.read_corpus(FIXTURE)
+    base_dir = tmp_path / "base"
+    bench.pretrain(settings.pretrain_config(base_dir), documents=docs)
+    base, tokenizer = bench.load_lm(base_dir)
+    scorer = bench.TrueScore(tokenizer)
+    train_q, held_q = bench.make_queries(docs, settings)
+    e = tokenizer.encode("e")[0]
+
+    def reward(queries, query_mask, responses, response_mask):
+        return (responses == e).float().sum(-1)  # likes the letter e
+
+    base_scores = scorer.ids(bench.sample_responses(base, held_q, settings, tokenizer.pad_token_id, 3)[2])
+    seen = []
+
+    def checkpoint(step, policy):
+        seen.append((step, bench.evaluate_policy(policy, base, held_q, base_scores, settings, scorer,
+                                                 tokenizer.pad_token_id, 5)["kl"]))
+
+    plain, plain_history = bench.run_ppo(base_dir, reward, train_q, settings, scorer, "plain")
+    checked, checked_history = bench.run_ppo(base_dir, reward, train_q, settings, scorer, "checked", checkpoint)
+    assert [s for s, _ in seen] == [2, 4] and seen[-1][1] != 0.0  # every 2 steps and the last; the policy moved
+    keys = ("objective/score", "objective/kl", "ppo/loss/policy", "true/score")
+    assert [[m[k] for k in keys] for m in checked_history] == [[m[k] for k in keys] for m in plain_history]
+    for (name, a), (_, b) in zip(plain.state_dict().items(), checked.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_the_checkpoint_plot_is_a_png_that_follows_the_points(bench, tmp_path):
+    def results(wins):
+        return {"settings": {"seed": 0}, "beta_sweep": [
+            {"beta": 0.01, "checkpoints": [dict(p, sqrt_kl=math.sqrt(p["kl"])) for p in _points(wins, [0, 1, 2])]},
+            {"beta": 0.1},  # a run without checkpoints is left out
+        ]}
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Path(bench.plot_checkpoints(results([0.5, 0.9, 0.6]), tmp_path / "a"))
+    b = Path(bench.plot_checkpoints(results([0.5, 0.6, 0.9]), tmp_path / "b"))
+    assert a.name == "overoptimisation-seed-0.png" and a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert a.read_bytes() != b.read_bytes()
