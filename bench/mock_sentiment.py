@@ -408,6 +408,8 @@ def evaluate_policy(
     pad_id: int,
     seed: int,
     reward_model: RewardModel | None = None,
+    tokenizer=None,
+    examples: int = 0,
 ) -> dict[str, float]:
     """Win rate over the base's samples on the same held-out queries (noise-free VADER; a tie counts
     half), mean true score, and KL from the base (nats per response) on the policy's samples; with
@@ -441,6 +443,8 @@ def evaluate_policy(
     }
     if reward_model is not None:
         out["rm_score"] = reward_model_mean(reward_model, q, qm, responses)
+    if examples:
+        out["examples"] = [tokenizer.decode(r) for r in responses[:examples].tolist()]
     return out
 
 
@@ -818,17 +822,33 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sxy / (sxx * syy) ** 0.5 if sxx and syy else float("nan")
 
 
-def checkpoint_shape(points: Sequence[dict], z: float = 2.0) -> dict:
+def checkpoint_shape(points: Sequence[dict], z: float = 3.0) -> dict:
     """One run's held-out checkpoints in training order (``step``, ``kl``, ``rm_score``, ``win_rate``,
-    ``win_rate_se``): where the true win rate peaks, how far it falls by the last checkpoint (with the
-    standard error of that difference) and what the reward model's score did meanwhile. ``classic`` is
-    the over-optimisation shape: the win rate falls more than ``z`` standard errors after its peak while
-    the reward model's score at the end is above its score at the peak."""
+    ``win_rate_se``): where the true win rate peaks and where it ends, and ``fall``: the largest fall of the
+    true win rate from one checkpoint to a later one while the reward model's score rose between them (the
+    over-optimisation shape; None when there is no such fall), with the standard error of that difference.
+    ``classic`` when the fall exceeds ``z`` standard errors (3: the largest of many differences is picked, so
+    2 would call noise a fall too often); ``recovered`` when the last checkpoint is back within ``z`` standard
+    errors of where the fall started (the policy later found a way to please both judges)."""
+    def se(a: dict, b: dict) -> float:
+        return (a["win_rate_se"] ** 2 + b["win_rate_se"] ** 2) ** 0.5
+
     peak = max(range(len(points)), key=lambda i: points[i]["win_rate"])
     top, last = points[peak], points[-1]
-    drop = top["win_rate"] - last["win_rate"]
-    drop_se = (top["win_rate_se"] ** 2 + last["win_rate_se"] ** 2) ** 0.5
-    rm_after_peak = last["rm_score"] - top["rm_score"]
+    worst = None
+    for i, a in enumerate(points):
+        for b in points[i + 1:]:
+            drop = a["win_rate"] - b["win_rate"]
+            if b["rm_score"] > a["rm_score"] and drop > 0 and (worst is None or drop > worst[2]):
+                worst = (a, b, drop)
+    fall = None
+    if worst is not None:
+        a, b, drop = worst
+        fall = {f"{end}_{key}": point[key] for end, point in (("from", a), ("to", b))
+                for key in ("step", "kl", "win_rate", "rm_score")}
+        fall.update(drop=drop, drop_se=se(a, b))
+    classic = fall is not None and fall["drop"] > z * fall["drop_se"]
+    start = worst[0] if worst else None
     return {
         "peak_step": top["step"],
         "peak_kl": top["kl"],
@@ -837,11 +857,10 @@ def checkpoint_shape(points: Sequence[dict], z: float = 2.0) -> dict:
         "last_kl": last["kl"],
         "last_win_rate": last["win_rate"],
         "last_rm_score": last["rm_score"],
-        "win_drop": drop,
-        "win_drop_se": drop_se,
-        "rm_gain_after_peak": rm_after_peak,
         "rm_kl_spearman": spearman([p["kl"] for p in points], [p["rm_score"] for p in points]),
-        "classic": peak < len(points) - 1 and drop > z * drop_se and rm_after_peak > 0,
+        "fall": fall,
+        "classic": classic,
+        "recovered": classic and last["win_rate"] >= start["win_rate"] - z * se(start, last),
     }
 
 
@@ -868,7 +887,7 @@ def run_beta_sweep(settings: Settings, out: Path, betas: Sequence[float], base_r
     def held_out(step: int, model) -> dict:
         start = time.perf_counter()
         ev = evaluate_policy(model, ctx.base, ck_q, ck_base, settings, ctx.scorer, ctx.tokenizer.pad_token_id,
-                             ck_seed, rm)
+                             ck_seed, rm, ctx.tokenizer, examples=3)
         return {"step": step, **ev, "sqrt_kl": max(ev["kl"], 0.0) ** 0.5, "wall_s": time.perf_counter() - start}
 
     at_base = held_out(0, ctx.base) if settings.checkpoint_every else None
@@ -880,7 +899,7 @@ def run_beta_sweep(settings: Settings, out: Path, betas: Sequence[float], base_r
             points.append(held_out(step, policy))  # its wall time counts in the PPO phase too
             p = points[-1]
             print(f"  [beta{beta:g}] checkpoint step {step}: win rate {p['win_rate']:.3f} ± {p['win_rate_se']:.3f},"
-                  f" RM score {p['rm_score']:+.3f}, KL {p['kl']:.2f}", flush=True)
+                  f" RM score {p['rm_score']:+.3f}, KL {p['kl']:.2f}; {json.dumps(p['examples'][0])}", flush=True)
 
         policy, history = ctx.phases.run(f"ppo (beta {beta:g})", run_ppo, ctx.base_dir, torch.no_grad()(rm.score),
                                          ctx.train_q, fixed, ctx.scorer, f"beta{beta:g}", checkpoint)

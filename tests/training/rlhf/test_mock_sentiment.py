@@ -221,16 +221,23 @@ def _points(wins, rms, se=0.02):
 def test_checkpoint_shape_calls_a_fall_classic_only_when_it_beats_the_noise_and_the_score_rose(bench):
     shape = bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.7, 0.6], [0.0, 3.0, 5.0, 6.0, 7.0]))
     assert shape["peak_step"] == 8 and shape["peak_kl"] == 20.0 and shape["peak_win_rate"] == 0.9
-    assert shape["win_drop"] == pytest.approx(0.3) and shape["win_drop_se"] == pytest.approx(0.02 * math.sqrt(2))
-    assert shape["rm_gain_after_peak"] == pytest.approx(2.0) and shape["rm_kl_spearman"] == pytest.approx(1.0)
-    assert shape["classic"]
+    fall = shape["fall"]  # from the peak (step 8) to the end, while the score went 5 -> 7
+    assert (fall["from_step"], fall["to_step"], fall["from_rm_score"], fall["to_rm_score"]) == (8, 16, 5.0, 7.0)
+    assert fall["drop"] == pytest.approx(0.3) and fall["drop_se"] == pytest.approx(0.02 * math.sqrt(2))
+    assert shape["rm_kl_spearman"] == pytest.approx(1.0)
+    assert shape["classic"] and not shape["recovered"]
+    # A fall in the middle of the run, then back up: classic, and recovered.
+    middle = bench.checkpoint_shape(_points([0.5, 0.9, 0.6, 0.95], [0.0, 2.0, 4.0, 6.0]))
+    assert (middle["fall"]["from_step"], middle["fall"]["to_step"]) == (4, 8)
+    assert middle["classic"] and middle["recovered"] and middle["peak_win_rate"] == 0.95
     # The same fall while the reward model's score fell too: the policy degraded for both judges.
-    assert not bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.7, 0.6], [0.0, 3.0, 5.0, 4.0, 4.5]))["classic"]
-    # A fall within noise (2 standard errors of the difference = 0.057) is not a fall.
-    assert not bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.88, 0.86], [0.0, 3.0, 5.0, 6.0, 7.0]))["classic"]
-    # Still at its best at the end: no peak to fall from.
-    rising = bench.checkpoint_shape(_points([0.5, 0.8, 0.9], [0.0, 3.0, 5.0]))
-    assert not rising["classic"] and rising["win_drop"] == 0.0
+    both = bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.7, 0.6], [0.0, 3.0, 5.0, 2.0, 1.0]))
+    assert both["fall"] is None and not both["classic"]
+    # A fall within noise (3 standard errors of the difference = 0.085) is not called one.
+    small = bench.checkpoint_shape(_points([0.5, 0.8, 0.9, 0.85, 0.84], [0.0, 3.0, 5.0, 6.0, 7.0]))
+    assert small["fall"]["drop"] == pytest.approx(0.06) and not small["classic"]
+    # Still at its best at the end: nothing fell.
+    assert bench.checkpoint_shape(_points([0.5, 0.8, 0.9], [0.0, 3.0, 5.0]))["fall"] is None
 
 
 def test_spearman_matches_a_hand_computation_with_ties(bench):
