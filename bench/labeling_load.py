@@ -113,9 +113,10 @@ def database_load(name: str, *, open_comparisons: int, history: int, labelers: i
             cur.execute(comparison_sql, {"project": project_id, "wanted": labels_wanted, "labels": labels,
                                          "open": open_slots, "batch": batch, "n": n, "queries": open_comparisons})
     cur.execute(
-        """INSERT INTO labeling_comparisonsample (comparison_id, sample_id, position)
-           SELECT c.id, s.id, s.position FROM labeling_comparison c
-           JOIN (SELECT id, query_id, row_number() OVER (PARTITION BY query_id ORDER BY id) - 1 AS position
+        """INSERT INTO labeling_comparisonsample (comparison_id, sample_id, position, sample_source, sample_text_length)
+           SELECT c.id, s.id, s.position, s.source, s.text_length FROM labeling_comparison c
+           JOIN (SELECT id, query_id, source, text_length,
+                        row_number() OVER (PARTITION BY query_id ORDER BY id) - 1 AS position
                  FROM labeling_sample) s ON s.query_id = c.query_id"""
     )
     cur.execute(

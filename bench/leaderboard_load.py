@@ -106,8 +106,10 @@ def database_load(*, labels: int, rounds: int, labelers: int = 80) -> None:
     cur.execute("""INSERT INTO labeling_sample (query_id, text, tokens, source, generation_params, created_at)
                    SELECT query_id, repeat('word ', words), NULL, source, '{}', now() FROM s
                    ORDER BY comparison_id, pos""")
-    cur.execute("""INSERT INTO labeling_comparisonsample (comparison_id, sample_id, position)
-                   SELECT cmp.id, sm.id, row_number() OVER (PARTITION BY cmp.id ORDER BY sm.id) - 1
+    cur.execute("""INSERT INTO labeling_comparisonsample (comparison_id, sample_id, position, sample_source,
+                                                         sample_text_length)
+                   SELECT cmp.id, sm.id, row_number() OVER (PARTITION BY cmp.id ORDER BY sm.id) - 1, sm.source,
+                          sm.text_length
                    FROM labeling_comparison cmp JOIN labeling_sample sm ON sm.query_id = cmp.query_id
                    WHERE cmp.project_id = %s""", (project,))
     cur.execute("""INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, last_name, email,

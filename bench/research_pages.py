@@ -96,7 +96,7 @@ def main() -> None:
         comparisons = Comparison.objects.bulk_create([
             Comparison(project=project, query=q, labels_wanted=args.labels, label_count=args.labels, open_slots=0,
                        source_run=run) for q in queries])
-        ComparisonSample.objects.bulk_create([ComparisonSample(comparison=c, sample=samples[4 * i + j], position=j)
+        ComparisonSample.objects.bulk_create([ComparisonSample.of(c, samples[4 * i + j], j)
                                               for i, c in enumerate(comparisons) for j in range(4)])
         assignments = Assignment.objects.bulk_create([
             Assignment(comparison=c, labeler=labelers[n], display_order=[0, 1, 2, 3], leased_at=now, expires_at=now,

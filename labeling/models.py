@@ -337,6 +337,12 @@ class ComparisonSample(models.Model):
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="entries")
     sample = models.ForeignKey(Sample, on_delete=models.PROTECT, related_name="+")
     position = models.PositiveSmallIntegerField(help_text="Canonical index within the comparison.")
+    # Copies of the sample's source and text length, written with the row (`ComparisonSample.of`; a comparison's
+    # samples never change): the leaderboard's first read of a project takes each sample's policy and length
+    # from here instead of joining every sample, half of that read's time at 200k samples
+    # (bench/leaderboard_load.py). No default: a writer that does not fill them fails on the NOT NULL length.
+    sample_source = models.CharField(max_length=200, editable=False, help_text="The sample's source, copied.")
+    sample_text_length = models.PositiveIntegerField(editable=False, help_text="The sample's text length, copied.")
 
     class Meta:
         ordering = ["comparison", "position"]
@@ -344,6 +350,12 @@ class ComparisonSample(models.Model):
             models.UniqueConstraint(fields=["comparison", "position"], name="comparison_sample_unique_position"),
             models.UniqueConstraint(fields=["comparison", "sample"], name="comparison_sample_unique_sample"),
         ]
+
+    @classmethod
+    def of(cls, comparison: Comparison, sample: Sample, position: int) -> "ComparisonSample":
+        """The row placing `sample` at `position` of `comparison`, with its copies of the sample's fields."""
+        return cls(comparison=comparison, sample=sample, position=position, sample_source=sample.source,
+                   sample_text_length=len(sample.text))
 
 
 class Assignment(models.Model):

@@ -86,6 +86,6 @@ def comparison_create(*, project: Project, query: Query, samples: list[Sample], 
             length_top=length_top, copy_top=copy_top, text_chars=text_chars,
         )
         ComparisonSample.objects.bulk_create(
-            ComparisonSample(comparison=comparison, sample=s, position=i) for i, s in enumerate(samples)
+            ComparisonSample.of(comparison, s, i) for i, s in enumerate(samples)
         )
     return comparison

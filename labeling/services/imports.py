@@ -920,7 +920,7 @@ def _comparisons_write(project: Project, rows: Sequence[_Row], samples: list[lis
         ))
     Comparison.objects.bulk_create(comparisons, batch_size=_BATCH)
     ComparisonSample.objects.bulk_create(
-        [ComparisonSample(comparison=c, sample=s, position=i)
+        [ComparisonSample.of(c, s, i)
          for c, entry in zip(comparisons, ordered, strict=True)
          for i, s in enumerate(entry["samples"])],
         batch_size=_BATCH,

@@ -113,7 +113,8 @@ def qualification_item_add(*, project: Project, comparison_id: int, note: str = 
             is_qualification=True, batch=f"qualification of {source.id}", length_top=source.length_top,
             copy_top=source.copy_top, text_chars=source.text_chars)
         ComparisonSample.objects.bulk_create(
-            ComparisonSample(comparison=copy, sample_id=e.sample_id, position=e.position)
+            ComparisonSample(comparison=copy, sample_id=e.sample_id, position=e.position, sample_source=e.sample_source,
+                             sample_text_length=e.sample_text_length)
             for e in ComparisonSample.objects.filter(comparison=source))
         GoldAnswer.objects.create(comparison=copy, chosen_index=answer, note=note.strip(), created_by=by)
     return copy

@@ -164,19 +164,18 @@ def _answers_with_ranks(project) -> tuple[np.ndarray, np.ndarray]:
 def _sample_columns(project, *, after: int, top: int) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray,
                                                                   np.ndarray]:
     """The samples of the project's comparisons with after < id ≤ top, one query: per sample its comparison
-    id, position, policy (an index into the returned names) and length in characters (`Sample.text_length`,
-    which the database keeps)."""
+    id, position, policy (an index into the returned names) and length in characters (the comparison's copies
+    of `Sample.source` and `Sample.text_length`: no join of the samples themselves)."""
     if _arrays_used(Comparison.objects.db):
         # Grouped by source, so that each policy name crosses once, with the arrays of its samples.
-        table = {"cs": ComparisonSample._meta.db_table, "c": Comparison._meta.db_table, "s": Sample._meta.db_table}
+        table = {"cs": ComparisonSample._meta.db_table, "c": Comparison._meta.db_table}
         with connections[Comparison.objects.db].cursor() as cursor:
             cursor.execute(
-                f"""SELECT s.source, array_send(array_agg(cs.comparison_id)), array_send(array_agg(cs.position)),
-                           array_send(array_agg(s.text_length))
+                f"""SELECT cs.sample_source, array_send(array_agg(cs.comparison_id)),
+                           array_send(array_agg(cs.position)), array_send(array_agg(cs.sample_text_length))
                     FROM {table['cs']} cs JOIN {table['c']} c ON c.id = cs.comparison_id
-                    JOIN {table['s']} s ON s.id = cs.sample_id
                     WHERE c.project_id = %s AND cs.comparison_id > %s AND cs.comparison_id <= %s
-                    GROUP BY s.source""", (project.id, after, top))
+                    GROUP BY cs.sample_source""", (project.id, after, top))
             groups = cursor.fetchall()
         names = [name for name, *_ in groups]
         columns = [[_array_parse(value) for value in arrays] for _, *arrays in groups]
@@ -187,7 +186,7 @@ def _sample_columns(project, *, after: int, top: int) -> tuple[np.ndarray, np.nd
         return concatenated[0], concatenated[1], names, policy, concatenated[2]
     rows = _rows(ComparisonSample.objects.filter(comparison__project=project, comparison_id__gt=after,
                                                  comparison_id__lte=top).order_by()
-                 .values_list("comparison_id", "position", "sample__source", "sample__text_length"))
+                 .values_list("comparison_id", "position", "sample_source", "sample_text_length"))
     index = {name: i for i, name in enumerate(dict.fromkeys(map(itemgetter(2), rows)))}
     n = len(rows)
     return (np.fromiter(map(itemgetter(0), rows), np.int64, count=n),
@@ -399,18 +398,24 @@ def project_leaderboard(*, project, draws: int = BOOTSTRAP_DRAWS, seed: int = 0)
         at = chosen = np.zeros(0, dtype=np.int64)
     valid = table[at, chosen] >= 0
     at, chosen = at[valid], chosen[valid]
+    others = table[at]  # (L, K)
+    present = others >= 0
     if answer_ranks is None:
-        ranks = np.where(np.arange(k) == chosen[:, None], 1, 2)
+        # Best-of-K: the chosen sample (rank 1) beat every other present sample (rank 2). The same pairs, in the
+        # same order, as the general case below, without its (L, K, K) arrays (a third of a warm board's time).
+        lost = present & (np.arange(k) != chosen[:, None])  # (L, K)
+        same_policy = others == others[np.arange(len(at)), chosen][:, None]
+        within = int((lost & same_policy).sum())
+        label_index, column = np.nonzero(lost & ~same_policy)
+        column_win = chosen[label_index]
     else:
         ranks = np.full((len(at), k), np.iinfo(np.int64).max)  # a position past the project's K: never ranked
         width = min(k, answer_ranks.shape[1])
         ranks[:, :width] = answer_ranks[known][valid][:, :width]
-    others = table[at]  # (L, K)
-    present = others >= 0
-    better = (ranks[:, :, None] < ranks[:, None, :]) & present[:, :, None] & present[:, None, :]  # (L, K, K)
-    same_policy = others[:, :, None] == others[:, None, :]
-    within = int((better & same_policy).sum())
-    label_index, column_win, column = np.nonzero(better & ~same_policy)
+        better = (ranks[:, :, None] < ranks[:, None, :]) & present[:, :, None] & present[:, None, :]  # (L, K, K)
+        same_policy = others[:, :, None] == others[:, None, :]
+        within = int((better & same_policy).sum())
+        label_index, column_win, column = np.nonzero(better & ~same_policy)
     group = at[label_index]
     winner_of, loser = others[label_index, column_win], others[label_index, column]
     win_length, lose_length = lengths_table[group, column_win], lengths_table[group, column]

@@ -37,7 +37,7 @@ def _bulk_comparisons(project, n):
         for _ in range(n)
     )
     ComparisonSample.objects.bulk_create(
-        ComparisonSample(comparison=c, sample=s, position=i) for c in comparisons for i, s in enumerate(samples)
+        ComparisonSample.of(c, s, i) for c in comparisons for i, s in enumerate(samples)
     )
     return comparisons
 
