@@ -254,10 +254,12 @@ _ENTRIES_CACHE_PROJECTS = 8
 _LOCK = threading.Lock()
 
 # ---------------------------------------------------------------- a snapshot shared by every process
-# Even as arrays, a process's first read of 200k samples costs ~200 ms of PostgreSQL's time (the join of
-# the samples, their lengths): more than the rest of the board. So every process shares what it read
-# through the dashboards' cache (settings.CACHES "dashboard": files under var/, or Redis), ~2 MB per 50k
-# comparisons, checked like the kept samples (the same count of the project's comparisons up to its top).
+# Even as arrays and without joining the samples (ComparisonSample keeps their sources and lengths), a
+# process's first read of 200k comparison samples costs ~100 ms of PostgreSQL's time (the join with the
+# project's comparisons, the grouping by policy): most of a warm board's time again. So every process
+# shares what it read through the dashboards' cache (settings.CACHES "dashboard": files under var/, or
+# Redis), ~2 MB per 50k comparisons, checked like the kept samples (the same count of the project's
+# comparisons up to its top).
 SNAPSHOT_CACHE = "dashboard"
 _SNAPSHOT_FORMAT = 1  # bump when _Entries or the packing changes
 # A process rewrites the snapshot once it holds this many comparisons more than the snapshot (or this share).
