@@ -1,6 +1,7 @@
-"""Builders shared by the reward-model tests (no Django)."""
+"""Builders shared by the reward-model tests (no Django), and the devices a test runs on."""
 import random
 
+import pytest
 import torch
 
 from training.rlhf.config import RewardFitConfig
@@ -8,6 +9,12 @@ from training.rlhf.data import Comparison
 from training.rlhf.models import RewardModel
 
 MARKER = "#"
+
+
+def devices() -> list:
+    """Parameters for a test that checks a device's behaviour: the CPU always, and CUDA (marked ``gpu``) where
+    there is one. No test is skipped for want of a GPU: on the CPU it checks what the CPU does instead."""
+    return ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.gpu)] if torch.cuda.is_available() else [])
 
 
 def marker_comparisons(n: int, k: int = 4, seed: int = 0, length: int = 16) -> list[Comparison]:

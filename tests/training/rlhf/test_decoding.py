@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tests.training.rlhf.helpers import devices
 from training.rlhf.decoding import StaticGPT2Decoder, decoders_for, forget_decoders, resolve_decoding
 from training.rlhf.models import PolicyWithValue, build_tiny
 from training.rlhf.sampling import generate
@@ -112,18 +113,19 @@ def test_prefill_fills_only_the_real_query_columns():
     assert torch.equal(decoder.key_real[:, 0, 0, :5], mask.bool()) and not decoder.key_real[:, 0, 0, 5:].any()
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_cuda_graph_replays_the_static_step(precision):
+def test_cuda_graph_decoding_gives_the_static_steps_samples(device, precision):
+    """On CUDA the step is captured as a graph and replayed (the second call replays the kept graph); on the CPU
+    "cuda-graph" decodes over the static cache eagerly. Either way: the static step's tokens and log-probs."""
     forget_decoders()
     torch.backends.cuda.matmul.allow_tf32 = False
-    policy = PolicyWithValue(build_tiny(seed=0, n_layer=3)[0]).cuda()
-    queries, mask = (t.cuda() for t in _queries())
+    policy = PolicyWithValue(build_tiny(seed=0, n_layer=3)[0]).to(device)
+    queries, mask = (t.to(device) for t in _queries())
     runs = []
-    for mode in ("static", "cuda-graph", "cuda-graph"):  # the second graph call replays the kept graph
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            runs.append(generate(policy, queries, mask, 9, 0.7, torch.Generator("cuda").manual_seed(3),
+    for mode in ("static", "cuda-graph", "cuda-graph"):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            runs.append(generate(policy, queries, mask, 9, 0.7, torch.Generator(device).manual_seed(3),
                                  decoding=mode))
     for graphed in runs[1:]:
         assert torch.equal(graphed.responses, runs[0].responses)

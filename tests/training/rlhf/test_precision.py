@@ -4,7 +4,7 @@ moves moves under bf16-mixed too) and tracks fp32; pure low-precision training i
 import pytest
 import torch
 
-from tests.training.rlhf.helpers import marker_comparisons, small_reward_config
+from tests.training.rlhf.helpers import devices, marker_comparisons, small_reward_config
 from tests.training.rlhf.test_ppo import make_trainer, small_config
 from training.rlhf.config import ConfigError, PPOConfig, RewardFitConfig
 from training.rlhf.models import RewardModel, build_tiny
@@ -137,10 +137,9 @@ def test_tf32_is_set_for_cuda_only(matmul_precision):
     assert PPOConfig().tf32 and RewardFitConfig().tf32  # on by default
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize(("tf32", "expected"), [(True, "high"), (False, "highest")])
-def test_a_cuda_reward_fit_applies_its_tf32_setting(matmul_precision, tf32, expected):
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize(("tf32", "on_cuda"), [(True, "high"), (False, "highest")])
+def test_a_reward_fit_applies_its_tf32_setting_on_cuda_only(matmul_precision, device, tf32, on_cuda):
     torch.set_float32_matmul_precision("medium")
-    fit(small_reward_config(device="cuda", tf32=tf32, epochs=1), marker_comparisons(16))
-    assert torch.get_float32_matmul_precision() == expected
+    fit(small_reward_config(device=device, tf32=tf32, epochs=1), marker_comparisons(16))
+    assert torch.get_float32_matmul_precision() == (on_cuda if device == "cuda" else "medium")
