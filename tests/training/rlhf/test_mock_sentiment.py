@@ -67,6 +67,16 @@ def test_true_score_reads_only_kept_tokens(bench):
     assert scores[0] > 0.3 and scores[1] == 0.0
 
 
+def _pretrained(bench, settings, tmp_path):
+    """A base pretrained on the fixture corpus with ``settings`` (folder, model, tokenizer), the true scorer, and
+    the train and held-out queries."""
+    docs = bench.read_corpus(FIXTURE)
+    base_dir = tmp_path / "base"
+    bench.pretrain(settings.pretrain_config(base_dir), documents=docs)
+    base, tokenizer = bench.load_lm(base_dir)
+    return (base_dir, base, tokenizer, bench.TrueScore(tokenizer), *bench.make_queries(docs, settings))
+
+
 @pytest.mark.slow
 def test_miniature_round_learns_the_hidden_preference(bench, tmp_path):
     settings = bench.Settings(
@@ -96,12 +106,7 @@ def test_miniature_round_learns_the_hidden_preference(bench, tmp_path):
         kl_target=0,
         sample_batch=128,
     )
-    docs = bench.read_corpus(FIXTURE)
-    base_dir = tmp_path / "base"
-    bench.pretrain(settings.pretrain_config(base_dir), documents=docs)
-    base, tokenizer = bench.load_lm(base_dir)
-    scorer = bench.TrueScore(tokenizer)
-    train_q, held_q = bench.make_queries(docs, settings)
+    base_dir, base, tokenizer, scorer, train_q, held_q = _pretrained(bench, settings, tmp_path)
     assert train_q and held_q and not {tuple(q) for q in train_q} & {tuple(q) for q in held_q}
 
     comparisons, _ = bench.sample_comparisons(base, tokenizer, train_q, settings.labels, settings, scorer, 1)
@@ -267,12 +272,7 @@ def test_held_out_checkpoints_do_not_change_the_training_run(bench, tmp_path):
         query_bytes=16, query_length=20, response_length=8, ppo_episodes=64, ppo_batch=16, ppo_minibatches=2,
         kl_coef=0.05, kl_target=0, sample_batch=64, checkpoint_every=2,
     )
-    docs = bench.read_corpus(FIXTURE)
-    base_dir = tmp_path / "base"
-    bench.pretrain(settings.pretrain_config(base_dir), documents=docs)
-    base, tokenizer = bench.load_lm(base_dir)
-    scorer = bench.TrueScore(tokenizer)
-    train_q, held_q = bench.make_queries(docs, settings)
+    base_dir, base, tokenizer, scorer, train_q, held_q = _pretrained(bench, settings, tmp_path)
     e = tokenizer.encode("e")[0]
 
     def reward(queries, query_mask, responses, response_mask):
