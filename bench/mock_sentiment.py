@@ -798,30 +798,6 @@ def overoptimisation_shape(rows: Sequence[dict]) -> dict:
     }
 
 
-def _ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1 (ties share their mean rank)."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's on the ranks); nan when either side is constant."""
-    rx, ry = _ranks(xs), _ranks(ys)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return sxy / (sxx * syy) ** 0.5 if sxx and syy else float("nan")
-
-
 def checkpoint_shape(points: Sequence[dict], z: float = 3.0) -> dict:
     """One run's held-out checkpoints in training order (``step``, ``kl``, ``rm_score``, ``win_rate``,
     ``win_rate_se``): where the true win rate peaks and where it ends, and ``fall``: the largest fall of the
@@ -857,7 +833,6 @@ def checkpoint_shape(points: Sequence[dict], z: float = 3.0) -> dict:
         "last_kl": last["kl"],
         "last_win_rate": last["win_rate"],
         "last_rm_score": last["rm_score"],
-        "rm_kl_spearman": spearman([p["kl"] for p in points], [p["rm_score"] for p in points]),
         "fall": fall,
         "classic": classic,
         "recovered": classic and last["win_rate"] >= start["win_rate"] - z * se(start, last),

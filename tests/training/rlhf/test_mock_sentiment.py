@@ -229,7 +229,6 @@ def test_checkpoint_shape_calls_a_fall_classic_only_when_it_beats_the_noise_and_
     fall = shape["fall"]  # from the peak (step 8) to the end, while the score went 5 -> 7
     assert (fall["from_step"], fall["to_step"], fall["from_rm_score"], fall["to_rm_score"]) == (8, 16, 5.0, 7.0)
     assert fall["drop"] == pytest.approx(0.3) and fall["drop_se"] == pytest.approx(0.02 * math.sqrt(2))
-    assert shape["rm_kl_spearman"] == pytest.approx(1.0)
     assert shape["classic"] and not shape["recovered"]
     # A fall in the middle of the run, then back up: classic, and recovered.
     middle = bench.checkpoint_shape(_points([0.5, 0.9, 0.6, 0.95], [0.0, 2.0, 4.0, 6.0]))
@@ -243,15 +242,6 @@ def test_checkpoint_shape_calls_a_fall_classic_only_when_it_beats_the_noise_and_
     assert small["fall"]["drop"] == pytest.approx(0.06) and not small["classic"]
     # Still at its best at the end: nothing fell.
     assert bench.checkpoint_shape(_points([0.5, 0.8, 0.9], [0.0, 3.0, 5.0]))["fall"] is None
-
-
-def test_spearman_matches_a_hand_computation_with_ties(bench):
-    # Ranks of x: 1, 2.5, 2.5, 4; of y: 2, 1, 3, 4 -> Pearson on ranks = 0.7 / sqrt(0.5 * 1.25 ...) by hand:
-    # centred rx: -1.5, 0, 0, 1.5; centred ry: -0.5, -1.5, 0.5, 1.5; sxy = 0.75 + 2.25 = 3;
-    # sxx = 4.5; syy = 5 -> 3 / sqrt(22.5).
-    assert bench.spearman([1, 2, 2, 3], [2, 1, 3, 4]) == pytest.approx(3 / math.sqrt(22.5))
-    assert bench.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert math.isnan(bench.spearman([1, 1, 1], [1, 2, 3]))
 
 
 @pytest.mark.parametrize("argv", [["--checkpoint-every", "4"], ["--beta-sweep", "0.1", "--checkpoint-every", "0"],
