@@ -317,3 +317,17 @@ def test_a_ranking_gives_every_ordered_pair_and_the_scale_midpoint_is_a_tie(labe
     assert board.outcomes == 1 and board.labels == 2
     by_name = {r.policy: r for r in board.rows}
     assert (by_name[POLICY].vs_base.hits, by_name[POLICY].vs_base.n) == (0, 1)
+
+
+def test_best_of_k_pairs_are_the_ranked_pairs_of_rank_1_for_the_chosen():
+    """The best-of-K shortcut gives exactly the general rule's outcomes (same arrays, same order: the bootstrap's
+    draws depend on it), with absent samples (−1) and repeated policies in the table."""
+    rng = np.random.default_rng(7)
+    others = rng.integers(-1, 4, size=(500, 4))
+    chosen = rng.integers(0, 4, size=500)
+    others[np.arange(500), chosen] = rng.integers(0, 4, size=500)  # the chosen sample is always present
+    ranks = np.where(np.arange(4) == chosen[:, None], 1, 2)
+    fast, general = leaderboard._chosen_pairs(others, chosen), leaderboard._ranked_pairs(others, ranks)
+    for got, expected in zip(fast[:3], general[:3]):
+        np.testing.assert_array_equal(got, expected)
+    assert fast[3] == general[3] > 0 and len(fast[0]) > 500
